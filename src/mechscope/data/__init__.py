@@ -1,0 +1,1 @@
+"""Token data: evaluation text bundled with the package or read from files."""

@@ -1,0 +1,80 @@
+"""Natural-text token batches for measurements that read a model on ordinary text.
+
+The default source is a small public-domain sample shipped in the package (see texts/README.md),
+so every analysis runs offline. `source` takes paths to .txt or .txt.gz files instead.
+"""
+
+from __future__ import annotations
+
+import functools
+import gzip
+import os
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import torch
+
+from mechscope.errors import InputError
+
+BUNDLED = Path(__file__).with_name("texts") / "public_domain_sample.txt"
+Source = None | str | os.PathLike | Sequence[str | os.PathLike]
+
+
+def read_text(source: Source = None) -> str:
+    """The text of `source` (paths, .gz allowed) or of the bundled sample when None."""
+    if source is None:
+        paths = [BUNDLED]
+    elif isinstance(source, (str, os.PathLike)):
+        paths = [Path(source)]
+    else:
+        paths = [Path(p) for p in source]
+    parts = []
+    for path in paths:
+        if not path.exists():
+            raise InputError(f"text file {path} does not exist")
+        opener = gzip.open if path.suffix == ".gz" else open
+        with opener(path, "rt", encoding="utf-8", errors="replace") as f:
+            parts.append(f.read())
+    return "\n\n".join(parts)
+
+
+@functools.lru_cache(maxsize=8)
+def _token_stream(tokenizer, key: tuple) -> torch.Tensor:
+    text = read_text(None if key == ("<bundled>",) else list(key))
+    return torch.tensor(tokenizer.encode(text, add_special_tokens=False, verbose=False), dtype=torch.long)
+
+
+def token_stream(model, source: Source = None) -> torch.Tensor:
+    """The whole source tokenized once (cached per tokenizer and source): [n_tokens]."""
+    if source is None:
+        key = ("<bundled>",)
+    elif isinstance(source, (str, os.PathLike)):
+        key = (str(source),)
+    else:
+        key = tuple(str(p) for p in source)
+    return _token_stream(model.tokenizer, key)
+
+
+def eval_tokens(model, seq_len: int = 64, n_sequences: int = 16, seed: int = 0,
+                source: Source = None) -> torch.Tensor:
+    """`n_sequences` random windows of the text, BOS first when the model has one: [n_sequences seq_len]."""
+    if seq_len > model.cfg.n_ctx:
+        raise InputError(f"seq_len {seq_len} exceeds the model's context {model.cfg.n_ctx}")
+    stream = token_stream(model, source)
+    bos = model.bos_token_id
+    body = seq_len - (1 if bos is not None else 0)
+    if len(stream) < body + 1:
+        raise InputError(f"the text has {len(stream)} tokens, fewer than one sequence of {seq_len}")
+    g = torch.Generator().manual_seed(seed)
+    starts = torch.randint(0, len(stream) - body, (n_sequences,), generator=g)
+    rows = torch.stack([stream[s: s + body] for s in starts.tolist()])
+    if bos is not None:
+        rows = torch.cat([torch.full((n_sequences, 1), bos, dtype=torch.long), rows], dim=1)
+    return rows.to(model.device)
+
+
+def eval_token_batches(model, seq_len: int = 64, n_sequences: int = 16, batch_size: int = 8, seed: int = 0,
+                       source: Source = None) -> Iterator[torch.Tensor]:
+    """`eval_tokens` in batches of `batch_size`: yields [batch seq_len]."""
+    tokens = eval_tokens(model, seq_len, n_sequences, seed, source)
+    yield from tokens.split(batch_size)

@@ -1,0 +1,31 @@
+"""Architecture tables, looked up by the HF model class name."""
+
+from __future__ import annotations
+
+from mechscope.errors import UnsupportedArchitectureError
+from mechscope.model.adapters.base import ArchitectureTable
+from mechscope.model.adapters.gpt2 import GPT2
+from mechscope.model.adapters.llama import GEMMA, LLAMA
+from mechscope.model.adapters.neox import NEOX
+
+TABLES: tuple[ArchitectureTable, ...] = (GPT2, NEOX, LLAMA, GEMMA)
+_BY_CLASS = {cls: table for table in TABLES for cls in table.hf_classes}
+
+
+def supported_classes() -> list[str]:
+    return sorted(_BY_CLASS)
+
+
+def table_for(hf_model) -> ArchitectureTable:
+    cls = type(hf_model).__name__
+    try:
+        return _BY_CLASS[cls]
+    except KeyError:
+        raise UnsupportedArchitectureError(
+            f"no adapter for {cls}. Supported: {', '.join(supported_classes())}. "
+            "To add one, write an ArchitectureTable in mechscope/model/adapters/ and list it in "
+            "adapters/__init__.py (see docs/adding-an-architecture.md)."
+        ) from None
+
+
+__all__ = ["ArchitectureTable", "TABLES", "supported_classes", "table_for"]

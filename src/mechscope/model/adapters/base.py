@@ -1,0 +1,70 @@
+"""The architecture table: everything that differs between HF causal-LM classes, as data.
+
+An adapter says where the pieces of a model live (module paths relative to the model, the
+block, the attention and the MLP), how the attention projections are laid out, and which config
+fields carry the sizes. Code that reads weights or attaches hooks consults the table; it never
+branches on the architecture's name.
+
+Adding an architecture is adding one table (see `docs/adding-an-architecture.md`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Literal
+
+QKVLayout = Literal["separate", "fused_conv1d", "fused_per_head"]
+"""How W_Q, W_K, W_V are stored.
+
+separate        q_proj, k_proj, v_proj nn.Linear (weight [out, in])            LLaMA, Mistral, Qwen, Gemma
+fused_conv1d    one Conv1D (weight [in, out]) whose output is [q | k | v]      GPT-2
+fused_per_head  one nn.Linear whose output is, per head, [q_h | k_h | v_h]     GPT-NeoX / Pythia
+"""
+
+
+@dataclasses.dataclass(frozen=True)
+class ArchitectureTable:
+    name: str                          # short name shown to users ("gpt2", "llama", ...)
+    hf_classes: tuple[str, ...]        # HF *ForCausalLM class names this table serves
+    # model-level module paths (dotted, relative to the *ForCausalLM)
+    embed: str
+    layers: str
+    final_norm: str
+    unembed: str = "lm_head"
+    pos_embed: str | None = None       # learned positional embedding, if any
+    # block-level paths (relative to one decoder layer)
+    ln1: str = "input_layernorm"
+    ln2: str = "post_attention_layernorm"
+    attn: str = "self_attn"
+    mlp: str = "mlp"
+    # attention-level paths (relative to the attention module)
+    qkv_layout: QKVLayout = "separate"
+    q_proj: str = "q_proj"             # for fused layouts: the fused projection
+    k_proj: str = "k_proj"
+    v_proj: str = "v_proj"
+    out_proj: str = "o_proj"
+    out_proj_is_conv1d: bool = False   # GPT-2's Conv1D stores weight as [in, out]
+    # mlp-level paths (relative to the MLP module)
+    mlp_in: str = "up_proj"            # the linear whose output is hook_pre (the gate for gated MLPs)
+    mlp_gate: str | None = None        # gated MLPs: the gate projection (hook_pre reads it)
+    mlp_out: str = "down_proj"         # its input is hook_post
+    mlp_is_conv1d: bool = False
+    # behaviour
+    norm: Literal["layernorm", "rmsnorm"] = "rmsnorm"
+    norm_eps_attr: str = "variance_epsilon"   # attribute of the norm module holding eps
+    norm_weight_offset: float = 0.0    # Gemma's RMSNorm multiplies by (1 + weight)
+    positional: Literal["learned", "rotary", "none"] = "rotary"
+    parallel_attn_mlp_attr: str | None = None  # config attribute that, when true, makes attn and mlp parallel
+    # config field names (HF configs disagree on them)
+    n_layers_key: str = "num_hidden_layers"
+    d_model_key: str = "hidden_size"
+    n_heads_key: str = "num_attention_heads"
+    n_kv_heads_key: str | None = "num_key_value_heads"
+    d_mlp_key: str = "intermediate_size"
+    n_ctx_key: str = "max_position_embeddings"
+    act_key: str = "hidden_act"
+
+    @property
+    def pre_hook_mlp_name(self) -> str:
+        """The MLP submodule whose output is hook_pre."""
+        return self.mlp_gate or self.mlp_in

@@ -1,0 +1,267 @@
+"""Attaching hook functions to the HF modules that produce each hook point.
+
+A `HookSet` holds the functions for one context (``model.hooks(...)`` or one ``run_with_cache``).
+An `Attachment` installs, for exactly the hook points in a HookSet, the PyTorch module hooks that
+surface them, and removes every one on exit, exceptions included. Nothing is attached for points
+nobody asked for, so an un-hooked forward is the plain HF forward.
+
+Where each point comes from (module paths come from the architecture table):
+
+    hook_embed / hook_pos_embed     output of the embedding modules
+    hook_resid_pre                  input of decoder block L (forward pre-hook)
+    hook_resid_post                 output of decoder block L
+    ln1/ln2/ln_final.hook_normalized  output of the norm module; hook_scale is computed from its input
+    attn.hook_q ... hook_z          inside our attention function (mechscope.model.attention)
+    attn.hook_result                computed from the output projection's input; if a hook replaces it,
+                                    the projection's output becomes sum over heads + bias
+    hook_attn_out                   output of the attention module
+    hook_resid_mid                  resid_pre + attn_out, formed in the attention module's hook; a
+                                    replacement is passed on as a changed attn_out (new_mid - resid_pre)
+    mlp.hook_pre / hook_post        output of the MLP's in (gate) projection / input of its out projection
+    hook_mlp_out                    output of the MLP module
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import defaultdict
+from collections.abc import Callable
+
+import torch
+
+from mechscope.errors import HookShapeError, InputError
+from mechscope.model.attention import STATE_ATTR
+from mechscope.model.names import ATTN_INTERNAL, HookPoint, parse
+from mechscope.model.structure import Structure
+
+HookFn = Callable[[torch.Tensor, HookPoint], "torch.Tensor | None"]
+
+
+class HookSet:
+    """Forward and backward hook functions keyed by hook name, applied in the order added."""
+
+    def __init__(self) -> None:
+        self.fwd: dict[str, list[HookFn]] = defaultdict(list)
+        self.bwd: dict[str, list[HookFn]] = defaultdict(list)
+        self._points: dict[str, HookPoint] = {}
+
+    def add(self, name: str, fn: HookFn, *, backward: bool = False) -> None:
+        (self.bwd if backward else self.fwd)[name].append(fn)
+        self._points.setdefault(name, parse(name))
+
+    @property
+    def names(self) -> set[str]:
+        return set(self.fwd) | set(self.bwd)
+
+    def apply(self, name: str, act: torch.Tensor) -> torch.Tensor:
+        point = self._points[name]
+        for fn in self.fwd.get(name, ()):
+            out = fn(act, point)
+            if out is None:
+                continue
+            if point.site.endswith("hook_scale"):
+                raise InputError(f"{name} is observe-only: its hook must return None (change "
+                                 f"the norm's input or output hook instead)")
+            if not isinstance(out, torch.Tensor) or out.shape != act.shape:
+                got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+                raise HookShapeError(f"hook on {name} returned {got}, expected a tensor of shape "
+                                     f"{tuple(act.shape)} (or None to leave the activation unchanged)")
+            act = out
+        if name in self.bwd and act.requires_grad:
+            for fn in self.bwd[name]:
+                act.register_hook(_backward_call(fn, point))
+        return act
+
+
+def _backward_call(fn: HookFn, point: HookPoint):
+    def call(grad: torch.Tensor):
+        out = fn(grad, point)
+        if out is not None and out.shape != grad.shape:
+            raise HookShapeError(f"backward hook on {point.name} returned shape {tuple(out.shape)}, "
+                                 f"expected {tuple(grad.shape)}")
+        return out
+    return call
+
+
+def _first(x):
+    return x[0] if isinstance(x, tuple) else x
+
+
+def _with_first(x, new):
+    return (new, *x[1:]) if isinstance(x, tuple) else new
+
+
+def _norm_scale(x: torch.Tensor, kind: str, eps: float) -> torch.Tensor:
+    """The divisor a LayerNorm / RMSNorm applies: [..., d_model] -> [..., 1]."""
+    x = x.float()
+    if kind == "layernorm":
+        x = x - x.mean(-1, keepdim=True)
+    return (x.pow(2).mean(-1, keepdim=True) + eps).sqrt()
+
+
+@dataclasses.dataclass
+class _AttnHooks:
+    """Set as STATE_ATTR on an attention module; our attention function calls `call`."""
+
+    entries: list[tuple[HookSet, str]]   # (hookset, "blocks.L.attn.hook_") per active attachment
+
+    def call(self, short: str, act: torch.Tensor) -> torch.Tensor:
+        for hookset, prefix in self.entries:
+            name = prefix + short
+            if name in hookset.fwd or name in hookset.bwd:
+                act = hookset.apply(name, act)
+        return act
+
+
+class Attachment:
+    """Context manager: install the module hooks a HookSet needs; always remove them on exit."""
+
+    def __init__(self, structure: Structure, hookset: HookSet, *, norm: str, eps_attr: str,
+                 out_proj_is_conv1d: bool, n_heads: int) -> None:
+        self.s, self.hs = structure, hookset
+        self.norm, self.eps_attr = norm, eps_attr
+        self.out_proj_is_conv1d, self.n_heads = out_proj_is_conv1d, n_heads
+        self._handles: list = []
+        self._attn_modules: list[torch.nn.Module] = []
+
+    # -- small factories for the module hooks ---------------------------------------------------
+    def _on_output(self, name: str):
+        hs = self.hs
+
+        def hook(_module, _args, output):
+            new = hs.apply(name, _first(output))
+            return _with_first(output, new)
+        return hook
+
+    def _on_input(self, name: str, stash: dict | None = None):
+        hs = self.hs
+
+        def hook(_module, args, kwargs):
+            if args:
+                new = hs.apply(name, args[0])
+                if stash is not None:
+                    stash["resid_pre"] = new
+                return (new, *args[1:]), kwargs
+            new = hs.apply(name, kwargs["hidden_states"])
+            if stash is not None:
+                stash["resid_pre"] = new
+            return args, {**kwargs, "hidden_states": new}
+        return hook
+
+    def _on_norm(self, prefix: str, module: torch.nn.Module, wanted: set[str]):
+        hs, kind = self.hs, self.norm
+        eps = float(getattr(module, self.eps_attr, 1e-5))
+        scale_name, normed_name = prefix + "hook_scale", prefix + "hook_normalized"
+
+        def hook(_module, args, output):
+            if scale_name in wanted:
+                hs.apply(scale_name, _norm_scale(args[0], kind, eps).to(args[0].dtype))
+            if normed_name in wanted:
+                return _with_first(output, hs.apply(normed_name, _first(output)))
+            return None
+        return hook
+
+    def _on_attn(self, layer: int, wanted: set[str], stash: dict):
+        hs = self.hs
+        out_name, mid_name = f"blocks.{layer}.hook_attn_out", f"blocks.{layer}.hook_resid_mid"
+
+        def hook(_module, _args, output):
+            attn_out = _first(output)
+            if out_name in wanted:
+                attn_out = hs.apply(out_name, attn_out)
+            if mid_name in wanted:
+                resid_pre = stash["resid_pre"]
+                mid = resid_pre + attn_out
+                new_mid = hs.apply(mid_name, mid)
+                if new_mid is not mid:
+                    attn_out = new_mid - resid_pre
+            return _with_first(output, attn_out)
+        return hook
+
+    def _on_out_proj(self, layer: int):
+        hs, n_heads, conv1d = self.hs, self.n_heads, self.out_proj_is_conv1d
+        name = f"blocks.{layer}.attn.hook_result"
+
+        def hook(module, args, output):
+            z = args[0]
+            w = module.weight if conv1d else module.weight.T          # [n_heads*d_head, d_model]
+            w_o = w.reshape(n_heads, -1, w.shape[-1])                  # [head d_head d_model]
+            z = z.reshape(*z.shape[:-1], n_heads, -1)                  # [batch pos head d_head]
+            result = torch.einsum("bphd,hdm->bphm", z, w_o)
+            new = hs.apply(name, result)
+            if new is result:
+                return None
+            bias = module.bias if module.bias is not None else 0.0
+            return new.sum(-2) + bias
+        return hook
+
+    # -- install / remove -----------------------------------------------------------------------
+    def __enter__(self) -> Attachment:
+        try:
+            self._install()
+        except BaseException:
+            self._remove()
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._remove()
+
+    def _install(self) -> None:
+        s, wanted, add = self.s, self.hs.names, self._handles.append
+        by_layer: dict[int, set[str]] = defaultdict(set)
+        for name in wanted:
+            point = parse(name)
+            if point.layer is not None:
+                by_layer[point.layer].add(point.site)
+        if "hook_embed" in wanted:
+            add(s.embed.register_forward_hook(self._on_output("hook_embed")))
+        if "hook_pos_embed" in wanted and s.pos_embed is not None:
+            add(s.pos_embed.register_forward_hook(self._on_output("hook_pos_embed")))
+        if wanted & {"ln_final.hook_scale", "ln_final.hook_normalized"}:
+            add(s.final_norm.register_forward_hook(self._on_norm("ln_final.", s.final_norm, wanted)))
+        for layer, sites in sorted(by_layer.items()):
+            self._install_block(layer, sites, wanted)
+
+    def _install_block(self, layer: int, sites: set[str], wanted: set[str]) -> None:
+        b, add, pre = self.s.blocks[layer], self._handles.append, f"blocks.{layer}."
+        stash: dict = {}
+        if sites & {"hook_resid_pre", "hook_resid_mid"}:
+            name = pre + "hook_resid_pre"
+            if name not in wanted:  # resid_mid needs resid_pre: capture it without a user hook
+                self.hs._points.setdefault(name, parse(name))
+            add(b.block.register_forward_pre_hook(self._on_input(name, stash), with_kwargs=True))
+        if "hook_resid_post" in sites:
+            add(b.block.register_forward_hook(self._on_output(pre + "hook_resid_post")))
+        for ln, module in (("ln1", b.ln1), ("ln2", b.ln2)):
+            if sites & {f"{ln}.hook_scale", f"{ln}.hook_normalized"}:
+                add(module.register_forward_hook(self._on_norm(f"{pre}{ln}.", module, wanted)))
+        if sites & set(ATTN_INTERNAL):
+            state = getattr(b.attn, STATE_ATTR, None)
+            if state is None:
+                state = _AttnHooks([])
+                setattr(b.attn, STATE_ATTR, state)
+            state.entries.append((self.hs, pre + "attn.hook_"))
+            self._attn_modules.append(b.attn)
+        if "attn.hook_result" in sites:
+            add(b.out_proj.register_forward_hook(self._on_out_proj(layer)))
+        if sites & {"hook_attn_out", "hook_resid_mid"}:
+            add(b.attn.register_forward_hook(self._on_attn(layer, {pre + s for s in sites}, stash)))
+        if "mlp.hook_pre" in sites:
+            add(b.mlp_pre.register_forward_hook(self._on_output(pre + "mlp.hook_pre")))
+        if "mlp.hook_post" in sites:
+            add(b.mlp_out.register_forward_pre_hook(self._on_input(pre + "mlp.hook_post"), with_kwargs=True))
+        if "hook_mlp_out" in sites:
+            add(b.mlp.register_forward_hook(self._on_output(pre + "hook_mlp_out")))
+
+    def _remove(self) -> None:
+        for handle in self._handles:
+            handle.remove()
+        self._handles.clear()
+        for module in self._attn_modules:
+            state = getattr(module, STATE_ATTR, None)
+            if state is not None:
+                state.entries = [e for e in state.entries if e[0] is not self.hs]
+                if not state.entries:
+                    delattr(module, STATE_ATTR)
+        self._attn_modules.clear()

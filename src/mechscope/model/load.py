@@ -1,0 +1,121 @@
+"""Turn a model spec into a HookedModel, safely.
+
+Specs: a local HF model directory, a hub id ("gpt2", "EleutherAI/pythia-70m"), or
+"organism:NAME" for a model organism shipped inside the package. Weights load through
+transformers with safetensors preferred; pickled checkpoints are only read with
+``torch.load(weights_only=True)`` (transformers' default); remote code runs only when
+``trust_remote_code=True`` is passed.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+from mechscope.errors import MechscopeError, ModelLoadError
+from mechscope.model.hooked import HookedModel
+
+ORGANISM_PREFIX = "organism:"
+_DTYPES = {"float32": torch.float32, "fp32": torch.float32, "float16": torch.float16, "fp16": torch.float16,
+           "bfloat16": torch.bfloat16, "bf16": torch.bfloat16, "float64": torch.float64}
+
+
+def _dtype(dtype) -> torch.dtype | None:
+    if dtype is None or isinstance(dtype, torch.dtype):
+        return dtype
+    try:
+        return _DTYPES[str(dtype)]
+    except KeyError:
+        raise ModelLoadError(f"unknown dtype {dtype!r}: use one of {', '.join(_DTYPES)}") from None
+
+
+def resolve_spec(spec: str) -> tuple[str, bool]:
+    """(path or hub id, is_local) for a spec."""
+    if spec.startswith(ORGANISM_PREFIX):
+        from mechscope.organisms import shipped_path
+
+        return str(shipped_path(spec[len(ORGANISM_PREFIX):])), True
+    path = Path(spec).expanduser()
+    if path.exists():
+        if not (path / "config.json").exists():
+            raise ModelLoadError(f"{spec} exists but has no config.json: point at a Hugging Face model "
+                                 "directory (config.json + weights + tokenizer files)")
+        return str(path), True
+    if spec.startswith((".", "/", "~")) or os.sep in spec.rstrip("/").split("/", 1)[-1]:
+        raise ModelLoadError(f"no model directory at {spec}: check the path")
+    return spec, False
+
+
+def _check_weights(path: Path) -> None:
+    names = {p.name for p in path.iterdir()}
+    has_safe = any(n.endswith(".safetensors") for n in names)
+    has_pickle = any(n.endswith((".bin", ".pt", ".pth")) for n in names)
+    if not has_safe and not has_pickle:
+        raise ModelLoadError(f"{path} has no weights (*.safetensors or pytorch_model.bin)")
+
+
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """Whether the Hugging Face hub (or $HF_ENDPOINT) answers a TCP connect within `timeout` seconds."""
+    import socket
+    from urllib.parse import urlparse
+
+    url = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
+    try:
+        with socket.create_connection((url.hostname, url.port or 443), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def _offline_error(spec: str) -> ModelLoadError:
+    return ModelLoadError(
+        f"could not load {spec!r} from the Hugging Face hub (no connection, and not cached here). "
+        f"Download it where the hub is reachable and pass the local directory instead, e.g. "
+        f"mechscope.load('/path/to/{spec.split('/')[-1]}')."
+    )
+
+
+def _cached_locally(spec: str) -> bool:
+    from huggingface_hub import try_to_load_from_cache
+
+    return isinstance(try_to_load_from_cache(spec, "config.json"), str)
+
+
+def load(spec: str, device: str | torch.device | None = None, dtype=None, *,
+         trust_remote_code: bool = False, tokenizer=None, local_files_only: bool | None = None) -> HookedModel:
+    """Load `spec` as a HookedModel on `device` (default: cuda if available, else cpu)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    target, is_local = resolve_spec(str(spec))
+    if is_local:
+        _check_weights(Path(target))
+    if local_files_only is None:
+        local_files_only = is_local or os.environ.get("HF_HUB_OFFLINE", "") in {"1", "true", "yes"}
+    if not is_local and not _cached_locally(target):
+        if local_files_only or not hub_reachable():
+            raise _offline_error(str(spec))
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    kwargs = dict(trust_remote_code=trust_remote_code, local_files_only=local_files_only)
+    try:
+        hf_model = AutoModelForCausalLM.from_pretrained(target, dtype=_dtype(dtype) or torch.float32, **kwargs)
+        if tokenizer is None:
+            tokenizer = AutoTokenizer.from_pretrained(target, **kwargs)
+    except MechscopeError:
+        raise
+    except (OSError, ValueError) as err:
+        text = str(err)
+        if not is_local and any(s in text for s in ("connect", "resolve", "offline", "Connection",
+                                                      "couldn't", "cannot find", "not a valid model")):
+            raise _offline_error(str(spec)) from None
+        if "trust_remote_code" in text:
+            raise ModelLoadError(f"{spec!r} needs custom code from its repository; if you trust it, pass "
+                                 "trust_remote_code=True") from None
+        raise ModelLoadError(f"could not load {spec!r}: {text.splitlines()[0] if text else type(err).__name__}. "
+                             "Is the checkpoint complete (config.json, weights, tokenizer)?") from None
+    except Exception as err:  # corrupt safetensors, truncated files, ...
+        raise ModelLoadError(f"could not load {spec!r}: {type(err).__name__}: {str(err).splitlines()[0][:300]}. "
+                             "The checkpoint may be corrupt or truncated; re-download or re-save it.") from None
+    hf_model.to(device)
+    return HookedModel(hf_model, tokenizer, spec=str(spec))

@@ -1,0 +1,155 @@
+"""Weight views in TransformerLens shapes, read from the HF modules through the architecture table.
+
+Views are detached tensors; they are recomputed on access (cheap reshapes of the live weights), so
+they always reflect the model as it is now. Grouped-query K/V weights are expanded to n_heads, so
+W_K[l, h] is the key weight query head h actually reads.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def in_out(module: torch.nn.Module, conv1d: bool) -> torch.Tensor:
+    """A projection's weight as [in, out] (nn.Linear stores [out, in]; GPT-2's Conv1D [in, out])."""
+    w = module.weight.detach()
+    return w if conv1d else w.T
+
+
+def _bias(module: torch.nn.Module, size: int, like: torch.Tensor) -> torch.Tensor:
+    b = getattr(module, "bias", None)
+    return b.detach() if b is not None else torch.zeros(size, dtype=like.dtype, device=like.device)
+
+
+class WeightViews:
+    """Mixin for HookedModel: needs self.structure, self.table, self.cfg."""
+
+    # -- embeddings and unembedding -------------------------------------------------------------
+    @property
+    def W_E(self) -> torch.Tensor:
+        """[d_vocab d_model]"""
+        return self.structure.embed.weight.detach()
+
+    @property
+    def W_pos(self) -> torch.Tensor | None:
+        """[n_ctx d_model], or None for models without learned positions."""
+        pe = self.structure.pos_embed
+        return pe.weight.detach() if pe is not None else None
+
+    @property
+    def W_U(self) -> torch.Tensor:
+        """[d_model d_vocab]"""
+        return self.structure.unembed.weight.detach().T
+
+    @property
+    def b_U(self) -> torch.Tensor:
+        """[d_vocab]"""
+        return _bias(self.structure.unembed, self.cfg.d_vocab, self.W_U)
+
+    # -- attention --------------------------------------------------------------------------------
+    def _qkv(self, layer: int) -> tuple[torch.Tensor, ...]:
+        """(W_Q, W_K, W_V) [head d_model d_head] and (b_Q, b_K, b_V) [head d_head] of one layer."""
+        t, c, attn = self.table, self.cfg, self.structure.blocks[layer].attn
+        H, KV, d, dm = c.n_heads, c.n_kv_heads, c.d_head, c.d_model
+        if t.qkv_layout == "separate":
+            ws, bs = [], []
+            for path, n in ((t.q_proj, H), (t.k_proj, KV), (t.v_proj, KV)):
+                m = attn.get_submodule(path)
+                w = in_out(m, False)
+                ws.append(w.reshape(dm, n, d).permute(1, 0, 2))
+                bs.append(_bias(m, n * d, w).reshape(n, d))
+        elif t.qkv_layout == "fused_conv1d":
+            m = attn.get_submodule(t.q_proj)
+            w = in_out(m, True)
+            ws = [part.reshape(dm, H, d).permute(1, 0, 2) for part in w.split(H * d, dim=1)]
+            bs = [part.reshape(H, d) for part in _bias(m, 3 * H * d, w).split(H * d)]
+        else:  # fused_per_head: output laid out as [head, (q|k|v), d_head]
+            m = attn.get_submodule(t.q_proj)
+            w = m.weight.detach().reshape(H, 3, d, dm)
+            ws = [w[:, i].transpose(1, 2) for i in range(3)]
+            b = _bias(m, 3 * H * d, w).reshape(H, 3, d)
+            bs = [b[:, i] for i in range(3)]
+        rep = H // KV
+        if rep > 1:
+            ws = [ws[0]] + [x.repeat_interleave(rep, dim=0) for x in ws[1:]]
+            bs = [bs[0]] + [x.repeat_interleave(rep, dim=0) for x in bs[1:]]
+        return (*ws, *bs)
+
+    def _stack_qkv(self, i: int) -> torch.Tensor:
+        return torch.stack([self._qkv(layer)[i] for layer in range(self.cfg.n_layers)])
+
+    @property
+    def W_Q(self) -> torch.Tensor:
+        """[layer head d_model d_head]"""
+        return self._stack_qkv(0)
+
+    @property
+    def W_K(self) -> torch.Tensor:
+        """[layer head d_model d_head] (GQA: expanded to n_heads)"""
+        return self._stack_qkv(1)
+
+    @property
+    def W_V(self) -> torch.Tensor:
+        """[layer head d_model d_head] (GQA: expanded to n_heads)"""
+        return self._stack_qkv(2)
+
+    @property
+    def b_Q(self) -> torch.Tensor:
+        return self._stack_qkv(3)
+
+    @property
+    def b_K(self) -> torch.Tensor:
+        return self._stack_qkv(4)
+
+    @property
+    def b_V(self) -> torch.Tensor:
+        return self._stack_qkv(5)
+
+    @property
+    def W_O(self) -> torch.Tensor:
+        """[layer head d_head d_model]"""
+        c = self.cfg
+        return torch.stack([
+            in_out(b.out_proj, self.table.out_proj_is_conv1d).reshape(c.n_heads, c.d_head, c.d_model)
+            for b in self.structure.blocks
+        ])
+
+    @property
+    def b_O(self) -> torch.Tensor:
+        """[layer d_model]"""
+        return torch.stack([_bias(b.out_proj, self.cfg.d_model, self.W_E) for b in self.structure.blocks])
+
+    # -- MLP ----------------------------------------------------------------------------------------
+    def _mlp_weight(self, path: str, conv1d: bool) -> torch.Tensor:
+        return torch.stack([in_out(b.mlp.get_submodule(path), conv1d) for b in self.structure.blocks])
+
+    @property
+    def W_in(self) -> torch.Tensor:
+        """[layer d_model d_mlp] (the up projection of gated MLPs)"""
+        return self._mlp_weight(self.table.mlp_in, self.table.mlp_is_conv1d)
+
+    @property
+    def W_gate(self) -> torch.Tensor | None:
+        """[layer d_model d_mlp] for gated MLPs, else None"""
+        if self.table.mlp_gate is None:
+            return None
+        return self._mlp_weight(self.table.mlp_gate, self.table.mlp_is_conv1d)
+
+    @property
+    def W_out(self) -> torch.Tensor:
+        """[layer d_mlp d_model]"""
+        return self._mlp_weight(self.table.mlp_out, self.table.mlp_is_conv1d)
+
+    @property
+    def b_in(self) -> torch.Tensor:
+        return torch.stack([_bias(b.mlp.get_submodule(self.table.mlp_in), self.cfg.d_mlp, self.W_E)
+                            for b in self.structure.blocks])
+
+    @property
+    def b_out(self) -> torch.Tensor:
+        return torch.stack([_bias(b.mlp_out, self.cfg.d_model, self.W_E) for b in self.structure.blocks])
+
+    # -- convenience ---------------------------------------------------------------------------------
+    def tokens_to_residual_directions(self, tokens: torch.Tensor | int) -> torch.Tensor:
+        """Unembedding columns of `tokens`: int -> [d_model]; [...] -> [... d_model]."""
+        return self.W_U[:, tokens].movedim(0, -1) if isinstance(tokens, torch.Tensor) else self.W_U[:, tokens]
