@@ -43,7 +43,7 @@ def _check(model, ref):
         plain = model(t, attention_mask=mask)
         sdpa = ref["sdpa"](input_ids=t, attention_mask=mask).logits
         eager_out = ref["eager"](input_ids=t, attention_mask=mask, output_hidden_states=True)
-        logits, cache = model.run_with_cache(t, attention_mask=mask)
+        logits, cache = model.run_with_cache(t, attention_mask=mask, names=lambda n: True)
     # no hooks: bit-identical to the HF sdpa forward
     assert torch.equal(plain, sdpa)
     # every hook point cached (eager attention internals): equal to HF eager
@@ -80,7 +80,7 @@ def test_weight_views_reproduce_activations(pair):
     """W_Q/W_K/W_V/W_O/W_in/W_out recompute the cached q, k, v, result and mlp pre-activation."""
     model, _ = pair
     c = model.cfg
-    _, cache = model.run_with_cache(model.to_tokens(TEXTS[0]))
+    _, cache = model.run_with_cache(model.to_tokens(TEXTS[0]), names=lambda n: True)
     layer = c.n_layers - 1
     x = cache["ln1.hook_normalized", layer] if False else cache["normalized", layer, "ln1"]
     if c.positional != "rotary":  # rotary q/k are rotated after the projection

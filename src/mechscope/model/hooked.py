@@ -18,7 +18,7 @@ from mechscope.model.adapters import ArchitectureTable, table_for
 from mechscope.model.cache import ActivationCache
 from mechscope.model.config import ModelConfig
 from mechscope.model.hook_points import Attachment, HookFn, HookSet
-from mechscope.model.names import act_name, all_names, unknown_name_error
+from mechscope.model.names import ON_REQUEST, act_name, all_names, unknown_name_error
 from mechscope.model.structure import Structure
 from mechscope.model.tokens import Tokenization
 from mechscope.model.weights import WeightViews
@@ -75,8 +75,8 @@ class HookedModel(WeightViews, Tokenization):
 
     def resolve_names(self, names: Names) -> list[str]:
         """A list of hook names from None (all), a name, a list, a regex string or a predicate."""
-        if names is None:
-            return self.hook_names()
+        if names is None:  # everything except what is computed only on request
+            return [n for n in self._hook_names if not n.endswith(ON_REQUEST)]
         if callable(names):
             return [n for n in self._hook_names if names(n)]
         if isinstance(names, str):
@@ -162,7 +162,10 @@ class HookedModel(WeightViews, Tokenization):
                        grad_metric: Callable[[torch.Tensor], torch.Tensor] | None = None,
                        attention_mask: torch.Tensor | None = None,
                        detach: bool = True) -> tuple[torch.Tensor, ActivationCache]:
-        """Logits and an ActivationCache of the named hook points (all when names is None).
+        """Logits and an ActivationCache of the named hook points.
+
+        names=None caches every point except ``attn.hook_result``, which costs a [batch pos head
+        d_model] tensor per layer and is computed only when named (e.g. names=r"hook_result|resid").
 
         device/dtype: where and how to store cached tensors (e.g. "cpu", torch.float16).
         grad_metric: a function logits -> scalar; when given, the gradient of that scalar with respect
@@ -207,6 +210,23 @@ class HookedModel(WeightViews, Tokenization):
         if cap:
             logits = torch.tanh(logits / cap) * cap
         return logits
+
+    # -- explicit, reversible weight transforms (see mechscope.model.folding) --------------------------
+    def fold_layer_norm(self):
+        """Fold norm weights into the projections that read them; returns a report with .undo()."""
+        from mechscope.model.folding import fold_layer_norm
+
+        return fold_layer_norm(self)
+
+    def center_unembed(self):
+        from mechscope.model.folding import center_unembed
+
+        return center_unembed(self)
+
+    def center_writing_weights(self):
+        from mechscope.model.folding import center_writing_weights
+
+        return center_writing_weights(self)
 
     def generate(self, inputs, **kwargs):
         """Pass-through to HF generate; text in gives text out."""

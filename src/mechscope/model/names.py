@@ -56,7 +56,8 @@ BLOCK_SITES = (
 )
 ATTN_INTERNAL = {"attn.hook_q": "q", "attn.hook_k": "k", "attn.hook_v": "v",
                  "attn.hook_attn_scores": "attn_scores", "attn.hook_pattern": "pattern", "attn.hook_z": "z"}
-OBSERVE_ONLY = ("hook_scale",)
+ON_REQUEST = ("attn.hook_result",)
+"""Points left out of ``names=None``: computing them costs real work, so they must be named."""
 
 _ALIASES = {
     "resid_pre": "hook_resid_pre", "resid_mid": "hook_resid_mid", "resid_post": "hook_resid_post",
