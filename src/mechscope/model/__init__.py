@@ -3,7 +3,7 @@
 from mechscope.model.cache import ActivationCache
 from mechscope.model.config import ModelConfig
 from mechscope.model.hooked import HookedModel
-from mechscope.model.load import load
+from mechscope.model.loading import load
 from mechscope.model.names import HookPoint, act_name
 
 __all__ = ["ActivationCache", "HookPoint", "HookedModel", "ModelConfig", "act_name", "load"]

@@ -1,0 +1,3 @@
+from mechscope.cli import main
+
+main()

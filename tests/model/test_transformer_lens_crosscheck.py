@@ -1,0 +1,44 @@
+"""Peer cross-check: the same GPT-2 weights give the same cached activations in TransformerLens.
+
+TransformerLens is a test/bench extra, never a run-time dependency: this test skips without it.
+TransformerLens 4 runs the HF modules through its TransformerBridge, unprocessed (no folding), so
+activations must agree to float tolerance, hook name by hook name.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from tests.conftest import small_hf_model
+
+from mechscope import HookedModel
+
+tl_bridge = pytest.importorskip("transformer_lens.model_bridge", reason="TransformerLens not installed (bench extra)")
+
+SHARED_POINTS = ("hook_resid_pre", "hook_resid_mid", "hook_resid_post", "hook_attn_out", "hook_mlp_out",
+                 "ln1.hook_normalized", "ln2.hook_normalized", "ln1.hook_scale", "attn.hook_q", "attn.hook_k",
+                 "attn.hook_v", "attn.hook_z", "attn.hook_pattern", "mlp.hook_pre", "mlp.hook_post")
+
+
+def test_cached_activations_equal_transformer_lens(tmp_path, tokenizer):
+    hf = small_hf_model("gpt2", seed=7)
+    hf.save_pretrained(tmp_path)
+    tokenizer.save_pretrained(tmp_path)
+    bridge = tl_bridge.TransformerBridge.boot_transformers(str(tmp_path), device="cpu")
+    model = HookedModel.from_hf(hf, tokenizer)
+    tokens = model.to_tokens("The quick brown fox jumps over the lazy dog")
+    with torch.no_grad():
+        tl_logits, tl_cache = bridge.run_with_cache(tokens)
+    logits, cache = model.run_with_cache(tokens)
+    torch.testing.assert_close(logits, tl_logits, atol=1e-5, rtol=0)
+    compared = 0
+    for layer in range(model.cfg.n_layers):
+        for site in SHARED_POINTS:
+            name = f"blocks.{layer}.{site}"
+            if name not in tl_cache.keys():
+                continue
+            ours, theirs = cache[name], tl_cache[name]
+            assert ours.shape == theirs.shape, name
+            torch.testing.assert_close(ours, theirs, atol=1e-5, rtol=1e-5, msg=name)
+            compared += 1
+    assert compared >= 10 * model.cfg.n_layers
