@@ -56,10 +56,17 @@ def small_hf_model(arch: str, *, seed: int = 0, n_layers: int = 2, d_model: int 
             num_hidden_layers=n_layers, hidden_size=d_model, num_attention_heads=n_heads,
             num_key_value_heads=n_heads // 2, intermediate_size=3 * d_model, vocab_size=vocab,
             max_position_embeddings=n_ctx)).eval()
+    if arch == "gemma":
+        from transformers import GemmaConfig, GemmaForCausalLM
+
+        return GemmaForCausalLM(GemmaConfig(
+            num_hidden_layers=n_layers, hidden_size=d_model, num_attention_heads=n_heads,
+            num_key_value_heads=1, head_dim=d_model // n_heads, intermediate_size=3 * d_model,
+            vocab_size=vocab, max_position_embeddings=n_ctx)).eval()
     raise ValueError(arch)
 
 
-ARCHES = ("gpt2", "neox", "neox-sequential", "llama", "qwen2")
+ARCHES = ("gpt2", "neox", "neox-sequential", "llama", "qwen2", "gemma")
 
 
 @pytest.fixture(scope="session")

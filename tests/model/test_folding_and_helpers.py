@@ -13,7 +13,7 @@ from mechscope.model.interventions import add_vector, mean_ablate, patch_from, r
 TEXT = "The cat sat on the mat because it was warm"
 
 
-@pytest.fixture(params=["gpt2", "neox", "llama"])
+@pytest.fixture(params=["gpt2", "neox", "llama", "gemma"])
 def model(request, tokenizer):
     m = HookedModel.from_hf(small_hf_model(request.param, seed=3), tokenizer)
     with torch.no_grad():  # non-trivial norm weights, so folding has something to do
