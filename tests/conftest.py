@@ -12,7 +12,8 @@ SHARED = REPO.parent / "shared"
 GPT2_TOKENIZER = SHARED / "tokenizers" / "gpt2"
 STORIES260K = SHARED / "models" / "stories260K"
 
-torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
+# One intra-op thread: on 2 shared cores, oversubscribed threads run tests many times slower.
+torch.set_num_threads(1)
 
 
 def gpt2_tokenizer():

@@ -6,9 +6,9 @@ import copy
 
 import pytest
 import torch
-from tests.conftest import ARCHES, small_hf_model
 
 from mechscope import HookedModel
+from tests.conftest import ARCHES, small_hf_model
 
 TEXTS = ["The quick brown fox jumps over the lazy dog, and then", "A short one"]
 
@@ -28,8 +28,9 @@ def pair(request, tokenizer):
 
 @pytest.fixture(scope="module")
 def stories_pair(stories260k):
-    from tests.conftest import STORIES260K
     from transformers import AutoModelForCausalLM
+
+    from tests.conftest import STORIES260K
 
     ref = {impl: AutoModelForCausalLM.from_pretrained(str(STORIES260K), attn_implementation=impl).eval()
            for impl in ("sdpa", "eager")}

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 import torch
-from tests.conftest import ARCHES, small_hf_model
 
 from mechscope import HookedModel, act_name
 from mechscope.errors import HookNameError, HookShapeError, InputError
+from tests.conftest import ARCHES, small_hf_model
 
 TEXT = "When Mary and John went to the store, John gave a drink to"
 

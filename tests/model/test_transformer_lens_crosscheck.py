@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import pytest
 import torch
-from tests.conftest import small_hf_model
 
 from mechscope import HookedModel
+from tests.conftest import small_hf_model
 
 tl_bridge = pytest.importorskip("transformer_lens.model_bridge", reason="TransformerLens not installed (bench extra)")
 
