@@ -1,0 +1,81 @@
+"""C01: the residual stream accumulates the prediction layer by layer (logit lens and tuned lens)."""
+
+from __future__ import annotations
+
+import math
+
+from mechscope.claims.base import Budget, ClaimResult
+from mechscope.data.text import eval_token_batches
+from mechscope.lens.logit_lens import LogitLensConfig
+from mechscope.lens.tuned_training import (
+    LensComparison,
+    TunedLensTrainConfig,
+    compare_lenses,
+    train_tuned_lens,
+)
+
+ID = "C01"
+SLUG = "residual-accumulation"
+TITLE = "The residual stream accumulates the prediction layer by layer"
+REFERENCE = ("nostalgebraist 2020; Belrose et al. 2023 (arXiv 2303.08112): tuned beats logit lens at every "
+             "layer; logit lens is poor on some models (GPT-Neo)")
+QUICK_STEPS = 60   # tuned-lens training steps under the quick budget
+RULE = ("inconclusive if the model's own CE is above 90% of log(vocab) (no prediction to "
+        "accumulate) or it has a single block; supported if the tuned-lens KL to the final distribution never rises by more than 5% "
+        "from one layer to the next, ends below half its embedding value, and the tuned lens is at or below "
+        "the logit lens at every layer; not supported if the tuned-lens KL before the last block is not "
+        "below its embedding value; otherwise inconclusive")
+
+
+def rule(cmp: LensComparison, d_vocab: int) -> str:
+    kl = cmp.tuned_kl[:-1]
+    if cmp.final_ce > 0.9 * math.log(d_vocab) or len(kl) < 2:
+        return "inconclusive"
+    if kl[-1] >= kl[0]:
+        return "not supported"
+    monotone = all(b <= a * 1.05 + 1e-6 for a, b in zip(kl, kl[1:], strict=False))
+    if monotone and kl[-1] < 0.5 * kl[0] and cmp.tuned_wins_everywhere:
+        return "supported"
+    return "inconclusive"
+
+
+def run(model, budget: Budget) -> ClaimResult:
+    common = dict(seq_len=budget.seq_len, batch_size=8)
+    train = list(eval_token_batches(model, n_sequences=2 * budget.n_sequences, seed=budget.seed + 1, **common))
+    held_out = list(eval_token_batches(model, n_sequences=budget.n_sequences, seed=budget.seed, **common))
+    quick = budget.name == "quick"
+    train_cfg = TunedLensTrainConfig(steps=QUICK_STEPS if quick else budget.train_steps,
+                                     tokens_per_step=128 if quick else 512, lr=2e-3 if quick else 1e-3,
+                                     seed=budget.seed)
+    lens, training = train_tuned_lens(model, train, train_cfg)
+    cmp, logit, tuned = compare_lenses(model, lens, held_out, LogitLensConfig())
+    verdict = rule(cmp, model.cfg.d_vocab)
+    mid = len(cmp.layer_labels) // 2
+    return ClaimResult(
+        ID, SLUG, TITLE, verdict,
+        metrics={
+            "layers": cmp.layer_labels,
+            "logit_lens_kl": [round(v, 4) for v in cmp.logit_kl],
+            "tuned_lens_kl": [round(v, 4) for v in cmp.tuned_kl],
+            "logit_lens_ce": [round(v, 4) for v in cmp.logit_ce],
+            "tuned_lens_ce": [round(v, 4) for v in cmp.tuned_ce],
+            "model_ce": round(cmp.final_ce, 4),
+            "tuned_beats_logit_everywhere": cmp.tuned_wins_everywhere,
+            "tuned_kl_mid": round(cmp.tuned_kl[mid], 4),
+            "logit_top1_agreement": [round(v, 3) for v in logit.top1_agreement],
+            "train_steps": training.steps, "n_tokens": logit.n_tokens,
+        },
+        key_metric="tuned_kl_mid",
+        evidence=(f"KL to the final distribution falls from {cmp.logit_kl[0]:.2f} nats at the embedding to "
+                  f"{cmp.logit_kl[-2]:.2f} before the last block under the logit lens, and from "
+                  f"{cmp.tuned_kl[0]:.2f} to {cmp.tuned_kl[-2]:.2f} under the tuned lens; the tuned lens is "
+                  f"{'at or below' if cmp.tuned_wins_everywhere else 'not everywhere below'} the logit lens "
+                  f"(model CE {cmp.final_ce:.2f} nats)."),
+        method=(f"Logit lens: the model's final norm and unembedding applied to the residual stream after "
+                f"every block, on {logit.n_tokens} held-out next-token predictions. Tuned lens: one affine "
+                f"translator h + A h + b per layer, zero-initialised, trained {training.steps} steps with Adam "
+                f"to minimise KL to the final distribution on separate text, then evaluated on the same "
+                f"held-out tokens."),
+        rule=RULE, reference=REFERENCE,
+        figures=[cmp.figure(), logit.figure()],
+    )

@@ -1,0 +1,122 @@
+"""Layer robustness (Lad et al. 2024): delete one block, or swap two adjacent blocks, and measure damage.
+
+Edits are made on the HookedModel's `model.layers` ModuleList, inside a context manager that always
+puts the original blocks back. Deleting block L means the residual stream skips it (resid_post =
+resid_pre); swapping L and L+1 runs them in the other order. Per edit we report the top-1
+agreement with the unedited model and the next-token cross-entropy.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+
+import torch
+
+from mechscope.errors import InputError
+from mechscope.lens.points import token_batches
+from mechscope.progress import progress
+from mechscope.results import Result
+
+
+@contextmanager
+def reordered_layers(model, order: Sequence[int]) -> Iterator[None]:
+    """Run the blocks in `order` (indices into the original blocks; omit one to delete it).
+
+    The ModuleList's contents are replaced for the duration of the block and restored on exit,
+    exceptions included. Hooks by layer name are not meaningful inside (they follow the modules).
+    """
+    layers = model.layers
+    original = list(layers)
+    if any(not 0 <= i < len(original) for i in order):
+        raise InputError(f"layer order {list(order)} refers to blocks outside 0..{len(original) - 1}")
+    try:
+        _set_contents(layers, [original[i] for i in order])
+        yield
+    finally:
+        _set_contents(layers, original)
+
+
+def _set_contents(layers: torch.nn.ModuleList, modules: list[torch.nn.Module]) -> None:
+    layers._modules.clear()
+    for i, module in enumerate(modules):
+        layers._modules[str(i)] = module
+
+
+@dataclasses.dataclass
+class LayerRobustnessResult(Result):
+    """Damage per edit, over n_tokens next-token predictions.
+
+    deleted_agreement[L] / deleted_ce[L]: with block L removed.
+    swapped_agreement[L] / swapped_ce[L]: with blocks L and L+1 exchanged (n_layers - 1 entries).
+    base_ce: the unedited model's cross-entropy.
+    """
+
+    n_layers: int
+    base_ce: float
+    deleted_agreement: list[float]
+    deleted_ce: list[float]
+    swapped_agreement: list[float]
+    swapped_ce: list[float]
+    n_tokens: int
+
+    def figure(self):
+        import plotly.graph_objects as go
+        from plotly.subplots import make_subplots
+
+        fig = make_subplots(rows=1, cols=2, subplot_titles=("top-1 agreement with the original",
+                                                            "cross-entropy (nats)"))
+        deleted_x = [str(i) for i in range(self.n_layers)]
+        swapped_x = [f"{i}↔{i + 1}" for i in range(self.n_layers - 1)]
+        fig.add_trace(go.Bar(x=deleted_x, y=self.deleted_agreement, name="delete block"), 1, 1)
+        fig.add_trace(go.Bar(x=swapped_x, y=self.swapped_agreement, name="swap blocks"), 1, 1)
+        fig.add_trace(go.Bar(x=deleted_x, y=self.deleted_ce, name="delete block (CE)", showlegend=False,
+                             marker_color="#636efa"), 1, 2)
+        fig.add_trace(go.Bar(x=swapped_x, y=self.swapped_ce, name="swap blocks (CE)", showlegend=False,
+                             marker_color="#ef553b"), 1, 2)
+        fig.add_hline(y=self.base_ce, line_dash="dot", row=1, col=2, annotation_text="original")
+        fig.update_yaxes(range=[0, 1], row=1, col=1)
+        fig.update_layout(title="layer robustness: delete one block / swap adjacent blocks", barmode="group")
+        return fig
+
+
+def _score(model, batches: list[torch.Tensor], base_top: list[torch.Tensor]) -> tuple[float, float]:
+    """(top-1 agreement with base_top, next-token CE) of the model as it is now."""
+    agree = ce = 0.0
+    n = 0
+    with torch.no_grad():
+        for batch, top in zip(batches, base_top, strict=True):
+            logp = torch.log_softmax(model(batch)[:, :-1].float(), dim=-1)
+            agree += float((logp.argmax(-1) == top).sum())
+            ce += float(-logp.gather(-1, batch[:, 1:, None]).sum())
+            n += top.numel()
+    return agree / n, ce / n
+
+
+def layer_robustness(model, tokens: torch.Tensor | Iterable[torch.Tensor], batch_size: int = 8
+                     ) -> LayerRobustnessResult:
+    """Delete each block and swap each adjacent pair; tokens [n pos] or batches [batch pos]."""
+    batches = [b.to(model.device) for b in token_batches(tokens, batch_size)]
+    if not batches:
+        raise InputError("layer robustness needs at least one batch of tokens")
+    n = model.cfg.n_layers
+    with torch.no_grad():
+        base_top = [model(b)[:, :-1].argmax(-1) for b in batches]
+    _, base_ce = _score(model, batches, base_top)
+    deleted, swapped = [], []
+    edits = [("delete", layer) for layer in range(n)] + [("swap", layer) for layer in range(n - 1)]
+    for kind, layer in progress(edits, desc="layer robustness"):
+        order = list(range(n))
+        if kind == "delete":
+            order.pop(layer)
+        else:
+            order[layer], order[layer + 1] = order[layer + 1], order[layer]
+        with reordered_layers(model, order):
+            (deleted if kind == "delete" else swapped).append(_score(model, batches, base_top))
+    return LayerRobustnessResult(
+        n_layers=n, base_ce=base_ce,
+        deleted_agreement=[a for a, _ in deleted], deleted_ce=[c for _, c in deleted],
+        swapped_agreement=[a for a, _ in swapped], swapped_ce=[c for _, c in swapped],
+        n_tokens=sum(t.numel() for t in base_top),
+    )

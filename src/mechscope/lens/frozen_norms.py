@@ -1,0 +1,165 @@
+"""Norms with a frozen scale: LayerNorm/RMSNorm whose data-dependent divisor is replaced by a constant.
+
+A norm computes y = g((x - μ) / s(x)) with an affine g (weight and bias; no centring for RMSNorm).
+Freezing it means y' = g((x - μ) / c) for a constant c, the norm's average s over data: the block
+becomes linear in x. We get y' from the module's own output without knowing its parametrisation:
+
+    y' = b + (s(x) / c) * (y - b),   b = g(0) = the module applied to a zero vector
+
+which holds for LayerNorm, RMSNorm and Gemma's (1 + w) RMSNorm alike, and autograd sees the exact
+linear map (the two s(x) cancel). Position 0 gets its own constant (its scale is usually an outlier).
+
+Sites are named ``blocks.{L}.ln1``, ``blocks.{L}.ln2`` and ``ln_final``, as in the hook names.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import torch
+
+from mechscope.errors import CheckpointError
+
+FROZEN_NORMS_FILE = "frozen_norms.json"
+
+
+def norm_sites(model) -> dict[str, torch.nn.Module]:
+    """Every norm of the model by site name, in forward order (ln1, ln2 per block, then ln_final)."""
+    sites = {}
+    for layer, block in enumerate(model.structure.blocks):
+        sites[f"blocks.{layer}.ln1"] = block.ln1
+        sites[f"blocks.{layer}.ln2"] = block.ln2
+    sites["ln_final"] = model.structure.final_norm
+    return sites
+
+
+def norm_scale(model, x: torch.Tensor, module: torch.nn.Module) -> torch.Tensor:
+    """The divisor s(x) [... 1] a norm of this model applies to x [... d_model] (fp32)."""
+    eps = float(getattr(module, model.table.norm_eps_attr, 1e-5))
+    x = x.float()
+    if model.cfg.norm == "layernorm":
+        return (x.var(-1, keepdim=True, unbiased=False) + eps).sqrt()
+    return (x.pow(2).mean(-1, keepdim=True) + eps).sqrt()
+
+
+@dataclasses.dataclass
+class FrozenScale:
+    """The constant that replaces one norm's divisor: `scale` for positions >= 1, `first_scale` for 0."""
+
+    scale: float
+    first_scale: float
+
+    def per_position(self, n_pos: int, device) -> torch.Tensor:
+        c = torch.full((n_pos, 1), self.scale, device=device)
+        c[0] = self.first_scale
+        return c
+
+
+@dataclasses.dataclass
+class FrozenNorms:
+    """A set of frozen norms by site name. Apply with `applied(model)` or, for good, `attach(model)`."""
+
+    scales: dict[str, FrozenScale] = dataclasses.field(default_factory=dict)
+
+    def _hook(self, model, site: str):
+        frozen = self.scales[site]
+
+        def hook(module, args, output):
+            x = args[0]
+            offset = module.forward(x.new_zeros((1, x.shape[-1])))          # g(0): the bias (0 for RMSNorm)
+            s = norm_scale(model, x, module)
+            c = frozen.per_position(x.shape[-2], x.device)
+            return (offset + (s / c) * (output.float() - offset)).to(output.dtype)
+        return hook
+
+    def attach(self, model) -> list:
+        """Register the frozen norms on the model's norm modules; returns handles (call .remove())."""
+        modules = norm_sites(model)
+        return [modules[site].register_forward_hook(self._hook(model, site)) for site in self.scales]
+
+    @contextmanager
+    def applied(self, model) -> Iterator[None]:
+        handles = self.attach(model)
+        try:
+            yield
+        finally:
+            for handle in handles:
+                handle.remove()
+
+    def to_dict(self) -> dict:
+        return {site: dataclasses.asdict(s) for site, s in self.scales.items()}
+
+
+def calibrate(model, site: str, batches: list[torch.Tensor], frozen: FrozenNorms | None = None) -> FrozenScale:
+    """Average divisor of the norm at `site` over token batches, with `frozen` norms already applied."""
+    module = norm_sites(model)[site]
+    total_rest = total_first = 0.0
+    n_rest = n_first = 0
+
+    def observe(mod, args):
+        nonlocal total_rest, total_first, n_rest, n_first
+        s = norm_scale(model, args[0], mod)[..., 0]          # [batch pos]
+        total_first += float(s[:, 0].sum())
+        total_rest += float(s[:, 1:].sum())
+        n_first += s.shape[0]
+        n_rest += s[:, 1:].numel()
+
+    handle = module.register_forward_pre_hook(observe)
+    try:
+        with torch.no_grad(), (frozen or FrozenNorms()).applied(model):
+            for batch in batches:
+                model(batch)
+    finally:
+        handle.remove()
+    rest = total_rest / n_rest if n_rest else total_first / max(n_first, 1)
+    return FrozenScale(scale=rest, first_scale=total_first / max(n_first, 1))
+
+
+def save_norm_free(model, frozen: FrozenNorms, directory: str | Path) -> Path:
+    """Write an HF checkpoint of the model's current weights plus frozen_norms.json, atomically
+    (a temporary directory renamed into place)."""
+    directory = Path(directory)
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
+    try:
+        model.hf_model.save_pretrained(tmp)
+        model.tokenizer.save_pretrained(tmp)
+        (tmp / FROZEN_NORMS_FILE).write_text(json.dumps(
+            {"format": "mechscope-frozen-norms", "version": 1, "scales": frozen.to_dict()}, indent=2))
+        if directory.exists():
+            shutil.rmtree(directory)
+        os.replace(tmp, directory)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+    return directory
+
+
+def load_norm_free(directory: str | Path, device: str | None = None):
+    """Load a checkpoint written by `save_norm_free` as a HookedModel whose norms stay frozen."""
+    import mechscope
+
+    directory = Path(directory)
+    path = directory / FROZEN_NORMS_FILE
+    if not path.is_file():
+        raise CheckpointError(f"{directory} has no {FROZEN_NORMS_FILE}: it is not a norm-free checkpoint "
+                              "(make one with `mechscope lens remove-norms`)")
+    try:
+        spec = json.loads(path.read_text())["scales"]
+        frozen = FrozenNorms({site: FrozenScale(**s) for site, s in spec.items()})
+    except (ValueError, KeyError, TypeError) as err:
+        raise CheckpointError(f"{path} is unreadable ({err})") from err
+    model = mechscope.load(str(directory), **({"device": device} if device else {}))
+    unknown = set(frozen.scales) - set(norm_sites(model))
+    if unknown:
+        raise CheckpointError(f"{path} names norms this model lacks: {sorted(unknown)}")
+    model.frozen_norms = frozen
+    model._frozen_norm_handles = frozen.attach(model)
+    return model

@@ -1,0 +1,159 @@
+"""Removing LayerNorm by fine-tuning (Heimersheim 2024, "You can remove GPT2's LayerNorm by fine-tuning").
+
+Norms are frozen one at a time (every block's ln2, then every ln1, then ln_final), each to its
+average scale measured just before it is frozen, with fine-tuning steps in between and after the
+last. The control is a plain fine-tune of the same length, data and learning rate, so the
+comparison isolates the cost of having no norms from the effect of more training. The model's
+weights are restored at the end; the norm-free weights can be saved as a checkpoint.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable
+from pathlib import Path
+
+import torch
+
+from mechscope.errors import InputError
+from mechscope.lens.frozen_norms import FrozenNorms, calibrate, norm_sites, save_norm_free
+from mechscope.lens.points import token_batches
+from mechscope.progress import progress
+from mechscope.results import Result
+
+
+@dataclasses.dataclass
+class NormRemovalConfig:
+    steps: int = 200                 # fine-tune steps of each run (norm-free and control)
+    removal_fraction: float = 0.5    # norms are frozen one by one over this share of the steps
+    lr: float = 3e-4
+    weight_decay: float = 0.0
+    grad_clip: float = 1.0
+    calibration_batches: int = 2     # batches used to measure each norm's average scale
+    seed: int = 0
+
+
+@dataclasses.dataclass
+class NormRemovalResult(Result):
+    """Held-out next-token cross-entropy (nats) of four models.
+
+    ce_original: the model as given.   ce_frozen_untrained: every norm frozen at once, no fine-tune.
+    ce_control: after a plain fine-tune.   ce_norm_free: after the norm-removal fine-tune (no norms).
+    scales: site -> frozen scale (positions >= 1) and first_scale (position 0).
+    losses_*: training loss per step.
+    """
+
+    ce_original: float
+    ce_frozen_untrained: float
+    ce_control: float
+    ce_norm_free: float
+    steps: int
+    sites: list[str]
+    scales: dict[str, dict[str, float]]
+    losses_norm_free: list[float]
+    losses_control: list[float]
+    checkpoint: str | None = None
+
+    @property
+    def gap(self) -> float:
+        """Cost of removing the norms: norm-free CE minus control CE."""
+        return self.ce_norm_free - self.ce_control
+
+    def figure(self):
+        import plotly.graph_objects as go
+        from plotly.subplots import make_subplots
+
+        fig = make_subplots(rows=1, cols=2, subplot_titles=("held-out cross-entropy", "training loss"))
+        names = ["original", "norms frozen, no fine-tune", "control fine-tune", "norm-free fine-tune"]
+        values = [self.ce_original, self.ce_frozen_untrained, self.ce_control, self.ce_norm_free]
+        fig.add_trace(go.Bar(x=names, y=values, showlegend=False, text=[f"{v:.3f}" for v in values]), 1, 1)
+        steps = list(range(1, len(self.losses_control) + 1))
+        fig.add_trace(go.Scatter(x=steps, y=self.losses_control, name="control"), 1, 2)
+        fig.add_trace(go.Scatter(x=steps, y=self.losses_norm_free, name="norm removal"), 1, 2)
+        fig.update_layout(title="removing the norms by fine-tuning")
+        return fig
+
+
+def removal_order(model) -> list[str]:
+    """Every ln2, then every ln1, then ln_final."""
+    sites = list(norm_sites(model))
+    return ([s for s in sites if s.endswith("ln2")] + [s for s in sites if s.endswith("ln1")] + ["ln_final"])
+
+
+def next_token_ce(model, batches: list[torch.Tensor], frozen: FrozenNorms | None = None) -> float:
+    """Mean next-token cross-entropy over batches, with `frozen` norms applied."""
+    total, n = 0.0, 0
+    with torch.no_grad(), (frozen or FrozenNorms()).applied(model):
+        for batch in batches:
+            logits = model(batch)[:, :-1].float()
+            total += float(torch.nn.functional.cross_entropy(
+                logits.reshape(-1, logits.shape[-1]), batch[:, 1:].reshape(-1), reduction="sum"))
+            n += batch[:, 1:].numel()
+    return total / n
+
+
+def _fine_tune(model, batches, cfg: NormRemovalConfig, schedule: dict[int, str] | None,
+               frozen: FrozenNorms, desc: str) -> list[float]:
+    """Train all weights for cfg.steps; at step k freeze the norm schedule[k] (if given)."""
+    params = [p for p in model.hf_model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    calib = batches[:cfg.calibration_batches]
+    losses = []
+    for step in progress(range(cfg.steps), desc=desc):
+        if schedule and step in schedule:
+            frozen.scales[schedule[step]] = calibrate(model, schedule[step], calib, frozen)
+        batch = batches[step % len(batches)]
+        with frozen.applied(model):
+            logits = model(batch)[:, :-1].float()
+        loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch[:, 1:].reshape(-1))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+        opt.step()
+        losses.append(loss.item())
+    return losses
+
+
+def remove_norms(model, train_tokens: torch.Tensor | Iterable[torch.Tensor],
+                 eval_tokens: torch.Tensor | Iterable[torch.Tensor], cfg: NormRemovalConfig | None = None,
+                 out_dir: str | Path | None = None) -> NormRemovalResult:
+    """Fine-tune the norms away and compare with a plain fine-tune; the model is restored afterwards.
+
+    train_tokens / eval_tokens: [n pos] or batches [batch pos]. With `out_dir`, the norm-free model
+    is saved there (HF checkpoint + frozen_norms.json; load it with `load_norm_free`).
+    """
+    cfg = cfg or NormRemovalConfig()
+    train = [b.to(model.device) for b in token_batches(train_tokens)]
+    held_out = [b.to(model.device) for b in token_batches(eval_tokens)]
+    if not train or not held_out:
+        raise InputError("norm removal needs training and evaluation tokens")
+    order = removal_order(model)
+    removal_steps = max(1, int(cfg.steps * cfg.removal_fraction))
+    schedule = {int(i * removal_steps / len(order)): site for i, site in enumerate(order)}
+    original = {k: v.detach().clone() for k, v in model.hf_model.state_dict().items()}
+    torch.manual_seed(cfg.seed)
+    try:
+        ce_original = next_token_ce(model, held_out)
+        all_at_once = FrozenNorms()
+        for site in order:
+            all_at_once.scales[site] = calibrate(model, site, train[:cfg.calibration_batches], all_at_once)
+        ce_frozen_untrained = next_token_ce(model, held_out, all_at_once)
+
+        frozen = FrozenNorms()
+        losses_free = _fine_tune(model, train, cfg, schedule, frozen, "norm removal")
+        for site in order:        # fewer steps than norms: freeze the rest now
+            if site not in frozen.scales:
+                frozen.scales[site] = calibrate(model, site, train[:cfg.calibration_batches], frozen)
+        ce_free = next_token_ce(model, held_out, frozen)
+        checkpoint = str(save_norm_free(model, frozen, out_dir)) if out_dir is not None else None
+
+        model.hf_model.load_state_dict(original)
+        losses_control = _fine_tune(model, train, cfg, None, FrozenNorms(), "control fine-tune")
+        ce_control = next_token_ce(model, held_out)
+    finally:
+        model.hf_model.load_state_dict(original)
+    return NormRemovalResult(
+        ce_original=ce_original, ce_frozen_untrained=ce_frozen_untrained, ce_control=ce_control,
+        ce_norm_free=ce_free, steps=cfg.steps, sites=order, scales=frozen.to_dict(),
+        losses_norm_free=losses_free, losses_control=losses_control, checkpoint=checkpoint,
+    )

@@ -1,0 +1,75 @@
+"""Frozen norms against closed forms; the removal fine-tune restores the model and its checkpoint reloads."""
+
+import pytest
+import torch
+
+from mechscope.errors import CheckpointError
+from mechscope.lens.frozen_norms import (
+    FrozenNorms,
+    FrozenScale,
+    calibrate,
+    load_norm_free,
+    norm_scale,
+    norm_sites,
+)
+from mechscope.lens.norm_removal import NormRemovalConfig, next_token_ce, removal_order, remove_norms
+
+
+def _tokens(n=4, pos=16, vocab=1000, seed=0):
+    return torch.randint(3, vocab, (n, pos), generator=torch.Generator().manual_seed(seed))
+
+
+def test_frozen_layernorm_is_the_closed_form(tiny_gpt2_model):
+    m = tiny_gpt2_model
+    ln = norm_sites(m)["blocks.1.ln2"]
+    with torch.no_grad():
+        ln.bias.normal_()        # a non-zero bias, so the offset is exercised (restored below)
+    try:
+        x = torch.randn(2, 5, m.cfg.d_model) * 3
+        frozen = FrozenNorms({"blocks.1.ln2": FrozenScale(scale=2.5, first_scale=7.0)})
+        with frozen.applied(m):
+            y = ln(x)
+        c = torch.tensor([7.0, 2.5, 2.5, 2.5, 2.5])[None, :, None]
+        expected = (x - x.mean(-1, keepdim=True)) / c * ln.weight + ln.bias
+        torch.testing.assert_close(y, expected, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(ln(x), torch.nn.functional.layer_norm(x, (m.cfg.d_model,), ln.weight, ln.bias))
+    finally:
+        with torch.no_grad():
+            ln.bias.zero_()
+
+
+def test_frozen_rmsnorm_is_the_closed_form(stories260k):
+    ln = norm_sites(stories260k)["ln_final"]
+    x = torch.randn(1, 4, stories260k.cfg.d_model)
+    with FrozenNorms({"ln_final": FrozenScale(scale=1.5, first_scale=1.5)}).applied(stories260k):
+        y = ln(x)
+    torch.testing.assert_close(y, x / 1.5 * ln.weight, rtol=1e-5, atol=1e-6)
+    s = norm_scale(stories260k, x, ln)
+    torch.testing.assert_close(s, (x.pow(2).mean(-1, keepdim=True) + ln.variance_epsilon).sqrt())
+
+
+def test_calibration_is_the_mean_scale(tiny_gpt2_model):
+    m = tiny_gpt2_model
+    tokens = _tokens()
+    fs = calibrate(m, "ln_final", [tokens])
+    _, cache = m.run_with_cache(tokens, names=["ln_final.hook_scale"])
+    scale = cache["ln_final.hook_scale"][..., 0]
+    assert fs.scale == pytest.approx(float(scale[:, 1:].mean()), rel=1e-5)
+    assert fs.first_scale == pytest.approx(float(scale[:, 0].mean()), rel=1e-5)
+
+
+def test_remove_norms_restores_model_and_checkpoint_reloads(tiny_gpt2_model, tmp_path):
+    m = tiny_gpt2_model
+    train, held_out = _tokens(8, seed=1), _tokens(4, seed=2)
+    before = m(held_out)
+    r = remove_norms(m, train.split(4), held_out, NormRemovalConfig(steps=6, lr=1e-3), out_dir=tmp_path / "nf")
+    torch.testing.assert_close(m(held_out), before, rtol=0, atol=0)         # weights restored exactly
+    assert set(r.scales) == set(norm_sites(m)) == set(removal_order(m))
+    assert removal_order(m)[-1] == "ln_final" and removal_order(m)[0] == "blocks.0.ln2"
+    assert r.ce_original == pytest.approx(next_token_ce(m, [held_out]))
+    assert len(r.losses_control) == len(r.losses_norm_free) == 6
+    loaded = load_norm_free(tmp_path / "nf", device="cpu")
+    assert next_token_ce(loaded, [held_out]) == pytest.approx(r.ce_norm_free, rel=1e-5)
+    r.figure()
+    with pytest.raises(CheckpointError, match="not a norm-free checkpoint"):
+        load_norm_free(tmp_path)

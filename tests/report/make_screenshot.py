@@ -1,0 +1,34 @@
+"""Regenerate the README screenshot from a real report (not a test).
+
+    mechscope report --out report.html
+    python -m tests.report.make_screenshot report.html docs/report-screenshot.png
+
+Captures the page from the top down to the end of the first figure, once every figure has drawn.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from tests.report.chromium_cdp import Chromium
+
+ALL_DRAWN = "Array.from(document.querySelectorAll('div.figure')).every(d => d.querySelector('.main-svg'))"
+FIRST_FIGURE_BOTTOM = ("(() => { const f = document.querySelector('div.figure');"
+                       " return f ? f.getBoundingClientRect().bottom + window.scrollY + 20 : 2000; })()")
+
+
+def main(report: str, out: str, width: int = 1280) -> None:
+    with Chromium() as browser:
+        page = browser.open(Path(report))
+        if not page.wait_for(ALL_DRAWN, timeout=120):
+            raise SystemExit("figures did not render")
+        browser.pump(1.0)
+        if page.errors:
+            raise SystemExit(f"page has errors: {page.errors}")
+        page.screenshot(out, width=width, max_height=int(page.evaluate(FIRST_FIGURE_BOTTOM)))
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:3])

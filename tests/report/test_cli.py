@@ -1,0 +1,67 @@
+"""`mechscope report` end to end on the real stories260K, with fake claims standing in for the catalogue."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from mechscope.claims import registry
+from mechscope.cli import app
+from mechscope.cli import report as report_cli
+from mechscope.errors import InputError
+from tests.conftest import STORIES260K
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def fake_discover(fake_claims_package, monkeypatch):
+    monkeypatch.setattr(report_cli, "discover", lambda: registry.discover(fake_claims_package))
+
+
+def test_report_end_to_end(tmp_path, fake_discover):
+    if not STORIES260K.exists():
+        pytest.skip(f"stories260K not found at {STORIES260K}")
+    out, js = tmp_path / "r.html", tmp_path / "r.json"
+    result = runner.invoke(app, ["report", str(STORIES260K), "--claims", "C01,c2,C05", "--out", str(out),
+                                 "--json", str(js), "--seed", "3"])
+    assert result.exit_code == 0, result.output
+    lines = [ln for ln in result.output.splitlines() if ln.startswith("[")]
+    assert [ln.split()[1:3] for ln in lines] == [["C01", "residual-accumulation"], ["C02", "norm-growth"],
+                                                 ["C05", "token-embeddings"]]
+    assert "ValueError: boom" in result.output  # the error is shown, and the run went on
+    data = json.loads(js.read_text())
+    assert [(c["id"], c["verdict"]) for c in data["claims"]] == [
+        ("C01", "supported"), ("C02", "error"), ("C05", "not implemented")]
+    assert data["model"]["arch"] == "llama" and data["model"]["n_layers"] == 5
+    assert data["model"]["n_params"] == 260032 and data["model"]["spec"] == str(STORIES260K)
+    assert data["run"]["seed"] == 3 and data["run"]["claims_requested"] == ["C01", "C02", "C05"]
+    page = out.read_text()
+    assert "stories260K" in page and 'id="fig-c01-0"' in page
+
+
+def test_unknown_claim_fails_before_loading_a_model(tmp_path):
+    result = runner.invoke(app, ["report", "/nonexistent/model", "--claims", "C77", "--out", str(tmp_path / "r.html")])
+    assert isinstance(result.exception, InputError) and "C77" in str(result.exception)
+    assert not (tmp_path / "r.html").exists()
+
+
+def test_unwritable_output_fails_before_loading_a_model(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    result = runner.invoke(app, ["report", "/nonexistent/model", "--out", str(blocker / "r.html")])
+    assert isinstance(result.exception, InputError) and "--out" in str(result.exception)
+
+
+def test_list_writes_the_catalogue(tmp_path):
+    result = runner.invoke(app, ["report", "--list", "--json", str(tmp_path / "c.json")])
+    assert result.exit_code == 0, result.output
+    claims = json.loads((tmp_path / "c.json").read_text())["claims"]
+    assert [c["id"] for c in claims][:21] == [f"C{i:02d}" for i in range(1, 22)]
+    assert {"slug", "title", "implemented", "reference"} <= set(claims[0])
+
+
+def test_default_model_is_the_shipped_organism():
+    assert report_cli.default_model_spec().startswith("organism:")

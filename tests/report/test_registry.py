@@ -1,0 +1,110 @@
+"""The registry: discovery, the catalogue, and running claims that succeed, fail or do not apply."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import torch
+
+from mechscope.claims.base import Budget, ClaimResult
+from mechscope.claims.catalogue import CATALOGUE
+from mechscope.claims.registry import discover, normalize_id, parse_ids, run_claims, select
+from mechscope.errors import InputError
+
+CLAIMS_MD = Path(__file__).resolve().parents[2].parent / "shared" / "CLAIMS.md"
+
+
+def test_catalogue_matches_claims_md():
+    if not CLAIMS_MD.exists():
+        pytest.skip(f"{CLAIMS_MD} not found")
+    rows = re.findall(r"^\| (C\d\d) ([a-z0-9-]+) \|", CLAIMS_MD.read_text(), flags=re.M)
+    assert len(rows) == 21
+    assert [(e.id, e.slug) for e in CATALOGUE] == rows
+
+
+def test_real_package_lists_every_claim_once():
+    specs = discover()
+    ids = [s.id for s in specs]
+    assert ids == sorted(set(ids))
+    assert {e.id for e in CATALOGUE} <= set(ids)
+    for spec in specs:
+        if spec.module is not None:  # whatever claim modules exist today must be well-formed
+            assert spec.module.ID == spec.id
+            assert callable(spec.module.run)
+
+
+def test_fake_package_discovery(fake_claims_package):
+    specs = {s.id: s for s in discover(fake_claims_package)}
+    assert len(specs) == 22  # 21 catalogue entries + C22 from its module
+    assert specs["C01"].module is not None and specs["C01"].entry.slug == "residual-accumulation"
+    assert specs["C04"].module is None and "import of c04_fake_broken_import failed" in specs["C04"].import_error
+    assert specs["C22"].entry.title == "An extra claim" and specs["C22"].entry.reference == "nobody"
+    assert not specs["C05"].implemented
+
+
+def test_run_claims_records_every_outcome_and_goes_on(fake_claims_package):
+    calls = []
+    results = run_claims(object(), budget=Budget(seed=3), specs=discover(fake_claims_package),
+                         on_progress=lambda i, n, spec, res: calls.append((i, n, spec.id, res is None)))
+    by_id = {r.id: r for r in results}
+    assert [r.id for r in results] == sorted(by_id)
+    assert all(isinstance(r, ClaimResult) for r in results)
+    assert by_id["C01"].verdict == "supported"
+    assert by_id["C02"].verdict == "error"
+    assert "ValueError: boom: shapes differ" in by_id["C02"].error
+    assert "c02_fake_boom.py" in by_id["C02"].error  # says where
+    assert by_id["C03"].verdict == "not applicable"
+    assert "rotary" in by_id["C03"].evidence
+    assert by_id["C04"].verdict == "error" and "this_module_does_not_exist" in by_id["C04"].error
+    assert by_id["C22"].verdict == "inconclusive"
+    assert by_id["C06"].verdict == "supported"
+    assert {by_id[f"C{i:02d}"].verdict for i in range(7, 22)} | {by_id["C05"].verdict} == {"not implemented"}
+    # catalogue reference filled in where the claim gave none; the claim's own kept otherwise
+    assert by_id["C02"].reference == next(e.reference for e in CATALOGUE if e.id == "C02")
+    assert by_id["C22"].reference == "nobody"
+    # one "start" and one "done" call per claim, in order
+    assert len(calls) == 2 * len(results)
+    assert calls[0] == (1, 22, "C01", True) and calls[1] == (1, 22, "C01", False)
+    assert calls[-1] == (22, 22, "C22", False)
+    assert by_id["C01"].seconds >= 0
+
+
+def test_each_claim_is_seeded_independently(fake_claims_package):
+    specs = discover(fake_claims_package)
+    alone = run_claims(None, ids=["C01"], budget=Budget(seed=7), specs=specs)[0].metrics["draw"]
+    torch.rand(5)  # disturb the global generator: the claim must not care
+    after_others = {r.id: r for r in run_claims(None, budget=Budget(seed=7), specs=specs)}["C01"].metrics["draw"]
+    torch.manual_seed(7)
+    expected = torch.rand(1).item()
+    assert alone == after_others == expected
+    other_seed = run_claims(None, ids=["C01"], budget=Budget(seed=8), specs=specs)[0].metrics["draw"]
+    assert other_seed != expected
+
+
+def test_ids_are_normalised_and_checked():
+    assert normalize_id(" c9 ") == "C09" and normalize_id("21") == "C21"
+    assert parse_ids("C01, c9") == ["C01", "C09"]
+    assert parse_ids(None) is None and parse_ids(" ") is None
+    specs = discover()
+    assert [s.id for s in select(specs, ["C09", "c01"])] == ["C01", "C09"]
+    with pytest.raises(InputError, match="C99"):
+        select(specs, ["C99"])
+    with pytest.raises(InputError, match="C09"):
+        normalize_id("induction")
+
+
+def test_a_claim_that_changes_the_model_is_undone_and_named(fake_claims_package):
+    from types import SimpleNamespace
+
+    torch.manual_seed(0)
+    hf = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.Linear(4, 2)).eval()
+    before = {k: v.clone() for k, v in hf.state_dict().items()}
+    model = SimpleNamespace(hf_model=hf)
+    results = {r.id: r for r in run_claims(model, ids=["C01", "C06", "C22"], specs=discover(fake_claims_package))}
+    assert "restored" in results["C06"].error and results["C06"].verdict == "supported"
+    assert results["C01"].error is None and results["C22"].error is None
+    assert not hf.training
+    for key, value in hf.state_dict().items():
+        assert torch.equal(value, before[key])
