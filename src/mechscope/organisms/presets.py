@@ -1,0 +1,126 @@
+"""Documented organism presets: architecture, corpus mix and training schedule in one dataclass.
+
+- ``tiny-gpt2`` (the default organism): GPT-2 blocks (learned positions, LayerNorm, GELU MLP,
+  tied embeddings), 4 layers, d_model 128, 4 heads of 32, MLP 512, context 128, byte-level BPE
+  of 2048. One document per row (no packing): 800 warm-up steps on rows of repeated random
+  spans, then 6200 steps of 16 documents of the full mix. d_model 128 rather than 256: on 2 CPU
+  cores shared with other jobs the smaller model gets ~4x more optimizer steps in the same time,
+  and the planted mechanisms need steps. Shipped metrics (training card, 100 prompts): docstring
+  0.99, fact recall 0.95, IOI 0.89 (held-out names), day arithmetic 0.50, induction ratio 0.99
+  (no induction on uniformly random tokens).
+- ``tiny-gpt2-docs``: same architecture, context 128, one document per row (no packing), 800
+  warm-up steps on repeated random spans, then 2700 steps of 16 documents. Shipped metrics:
+  docstring next argument 0.92, fact recall 0.65, IOI 0.49, induction ratio 0.99.
+- ``induction-2l``: GPT-2 blocks, 2 layers, d_model 128, 4 heads, context 128, one document per
+  row, a mix heavy in repeated random spans (40%) and docstrings, 3000 steps of 16 documents.
+  Shipped metrics: docstring next argument 0.86, induction ratio 0.85 (induction forming, not
+  complete), fact recall 0.70, IOI 0.57.
+- ``micro-test``: a tiny config for tests (trains in seconds); not shipped.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from mechscope.errors import InputError
+from mechscope.organisms.corpus import DEFAULT_SHARES
+
+
+@dataclasses.dataclass
+class Preset:
+    name: str
+    description: str
+    arch: str = "gpt2"              # "gpt2" (GPT2LMHeadModel)
+    n_layer: int = 4
+    d_model: int = 128
+    n_head: int = 4
+    n_ctx: int = 256
+    vocab_size: int = 2048
+    seq_len: int = 256
+    batch_size: int = 4
+    packing: bool = True            # True: rows are packed seq_len chunks; False: one document per row
+    induction_warmup_steps: int = 0  # first steps train on rows of repeated random spans only
+    induction_warmup_batch: int = 16
+    steps: int = 3600
+    lr: float = 3e-3
+    min_lr_fraction: float = 0.1
+    warmup_steps: int = 100
+    weight_decay: float = 0.05
+    grad_clip: float = 1.0
+    eval_every: int = 600
+    checkpoint_every: int = 100
+    log_every: int = 20
+    seed: int = 0
+    world_seed: int = 0
+    train_tokens: int = 3_800_000
+    shares: dict[str, float] = dataclasses.field(default_factory=lambda: dict(DEFAULT_SHARES))
+    tokenizer_sample_docs: int = 4_000
+    eval_prompts: int = 100          # prompts per planted task at each evaluation
+
+    @property
+    def tokens_per_step(self) -> int:
+        return self.batch_size * self.seq_len
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+PRESETS: dict[str, Preset] = {
+    "tiny-gpt2": Preset(
+        name="tiny-gpt2",
+        description="GPT-2 blocks, 4 layers, d_model 128, 4 heads, ctx 128, vocab 2048; one document per row, "
+                    "800 warm-up steps of repeated random spans.",
+        n_ctx=128, seq_len=128, batch_size=16, packing=False, steps=7000, eval_every=1000,
+        checkpoint_every=200, induction_warmup_steps=800, induction_warmup_batch=32, train_tokens=6_000_000,
+        shares={"natural": 0.1, "narrative": 0.05, "ioi": 0.22, "induction": 0.2, "docstring": 0.18,
+                "facts": 0.12, "days": 0.08, "lists": 0.05},
+    ),
+    "induction-2l": Preset(
+        name="induction-2l",
+        description="GPT-2 blocks, 2 layers, d_model 128, 4 heads, ctx 128, vocab 2048; for studying induction heads.",
+        n_layer=2, d_model=128, n_head=4, n_ctx=128, seq_len=128, batch_size=16, packing=False,
+        steps=3000, eval_every=500, train_tokens=3_000_000,
+        shares={"natural": 0.2, "narrative": 0.1, "induction": 0.4, "docstring": 0.15,
+                "ioi": 0.1, "facts": 0.05},
+    ),
+    "tiny-gpt2-docs": Preset(
+        name="tiny-gpt2-docs",
+        description="GPT-2 blocks, 4 layers, d_model 128, 4 heads, ctx 128, vocab 2048; one document per row, "
+                    "800 warm-up steps of repeated random spans.",
+        n_ctx=128, seq_len=128, batch_size=16, packing=False, steps=3500, eval_every=500,
+        induction_warmup_steps=800, induction_warmup_batch=32,
+        shares={"natural": 0.1, "narrative": 0.05, "ioi": 0.22, "induction": 0.2, "docstring": 0.18,
+                "facts": 0.12, "days": 0.08, "lists": 0.05},
+    ),
+    "micro-test": Preset(
+        name="micro-test", description="A tiny config for tests: 1 layer, d_model 32, trains in seconds.",
+        n_layer=1, d_model=32, n_head=2, n_ctx=128, vocab_size=2048, seq_len=32, batch_size=4,
+        steps=6, warmup_steps=2, eval_every=3, checkpoint_every=2, log_every=1,
+        train_tokens=20_000, tokenizer_sample_docs=200, eval_prompts=8,
+    ),
+}
+
+
+def get_preset(name: str, **overrides) -> Preset:
+    if name not in PRESETS:
+        raise InputError(f"unknown organism preset {name!r}; choose one of {sorted(PRESETS)}")
+    preset = dataclasses.replace(PRESETS[name])
+    bad = set(overrides) - {f.name for f in dataclasses.fields(Preset)}
+    if bad:
+        raise InputError(f"unknown preset fields {sorted(bad)}")
+    return dataclasses.replace(preset, **overrides)
+
+
+def build_model(preset: Preset, eos_id: int = 0):
+    """A freshly initialised HF model for `preset` (seeded by the caller)."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    if preset.arch != "gpt2":
+        raise InputError(f"unknown arch {preset.arch!r}; supported: 'gpt2'")
+    config = GPT2Config(
+        vocab_size=preset.vocab_size, n_positions=preset.n_ctx, n_embd=preset.d_model,
+        n_layer=preset.n_layer, n_head=preset.n_head, n_inner=4 * preset.d_model,
+        activation_function="gelu_new", resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
+        bos_token_id=eos_id, eos_token_id=eos_id, pad_token_id=eos_id, tie_word_embeddings=True,
+    )
+    return GPT2LMHeadModel(config)

@@ -1,0 +1,274 @@
+"""Train an organism: data preparation, the training loop, checkpoints, evaluation, export.
+
+Resuming: the batch at step t is a pure function of (seed, t) (a seeded permutation of the
+fixed-length chunks per epoch), the learning rate is a pure function of t, and the checkpoint
+stores model, optimizer, torch RNG and history; so a run killed at any point and resumed from its
+last checkpoint ends with the same weights as an uninterrupted run (same machine, same threads).
+
+Run directory layout (`out`):
+    data/         tokens.npy, heldout.npy, tokenizer files, ground_truth.json, corpus.json
+    checkpoint.pt the latest checkpoint (atomic)
+    log.jsonl     one line per log interval / evaluation
+    final/        the finished organism: an HF checkpoint dir + ground_truth.json,
+                  training_card.json, loss_curve.json (plotly figure)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from mechscope.errors import CheckpointError, InputError
+from mechscope.io import atomic_path, write_json_atomic
+from mechscope.organisms.card import make_card, write_card
+from mechscope.organisms.checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
+from mechscope.organisms.corpus import CorpusConfig, build_corpus
+from mechscope.organisms.evaluate import evaluate
+from mechscope.organisms.flops import matmul_peak_flops, training_flops_per_token
+from mechscope.organisms.presets import Preset, build_model
+from mechscope.organisms.tokenizer import load_tokenizer, save_tokenizer
+from mechscope.organisms.world import GroundTruth, load_ground_truth, make_world
+from mechscope.progress import progress
+
+
+@dataclasses.dataclass
+class RunData:
+    tokenizer: object
+    ground_truth: GroundTruth
+    train: np.ndarray      # [n_tokens] uint16
+    heldout: np.ndarray    # [n_tokens] uint16
+
+
+def prepare_data(out: Path, preset: Preset, text_paths: list[str]) -> RunData:
+    """Build (or reload) the world, tokenizer and token arrays under out/data."""
+    data = out / "data"
+    if (data / "corpus.json").is_file():
+        return RunData(load_tokenizer(data), load_ground_truth(data / "ground_truth.json"),
+                       np.load(data / "tokens.npy"), np.load(data / "heldout.npy"))
+    world = make_world(preset.world_seed)
+    cfg = CorpusConfig(train_tokens=preset.train_tokens, shares=dict(preset.shares),
+                       natural_paths=[str(p) for p in text_paths], vocab_size=preset.vocab_size,
+                       tokenizer_sample_docs=preset.tokenizer_sample_docs)
+    corpus = build_corpus(world, cfg, seed=preset.world_seed)
+    data.mkdir(parents=True, exist_ok=True)
+    save_tokenizer(corpus.tokenizer, data)
+    world.save(data / "ground_truth.json")
+    for name, arr in [("tokens.npy", corpus.train), ("heldout.npy", corpus.heldout_natural)]:
+        with atomic_path(data / name) as tmp, open(tmp, "wb") as f:
+            np.save(f, arr)
+    write_json_atomic(data / "corpus.json", {"config": cfg, "family_tokens": corpus.family_tokens,
+                                             "train_tokens": len(corpus.train)})
+    return RunData(corpus.tokenizer, world, corpus.train, corpus.heldout_natural)
+
+
+def batch_for_step(tokens: np.ndarray, step: int, batch_size: int, seq_len: int, seed: int) -> torch.Tensor:
+    """The [batch, seq_len] input ids of step `step`: a pure function of its arguments."""
+    n_chunks = len(tokens) // seq_len
+    if n_chunks < batch_size:
+        raise InputError(f"corpus has {len(tokens)} tokens, fewer than one batch of "
+                         f"{batch_size}x{seq_len}; raise train_tokens")
+    per_epoch = n_chunks // batch_size
+    epoch, k = divmod(step, per_epoch)
+    order = np.random.default_rng([seed, epoch]).permutation(n_chunks)[k * batch_size:(k + 1) * batch_size]
+    idx = order[:, None] * seq_len + np.arange(seq_len)[None]
+    return torch.from_numpy(tokens[idx].astype(np.int64))
+
+
+def document_bounds(tokens: np.ndarray, eos: int) -> np.ndarray:
+    """[n_docs, 2] (start, end) of each document in the stream; each starts with its <|endoftext|>."""
+    starts = np.flatnonzero(tokens == eos)
+    ends = np.append(starts[1:], len(tokens))
+    return np.stack([starts, ends], axis=1)
+
+
+def document_batch(tokens: np.ndarray, bounds: np.ndarray, step: int, batch_size: int, seq_len: int,
+                   seed: int, eos: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One document per row (truncated to seq_len), right-padded: (input_ids, labels, attention_mask).
+
+    A pure function of its arguments. Padding has label -100 and mask 0.
+    """
+    per_epoch = len(bounds) // batch_size
+    epoch, k = divmod(step, per_epoch)
+    picked = np.random.default_rng([seed, epoch]).permutation(len(bounds))[k * batch_size:(k + 1) * batch_size]
+    docs = [tokens[a:min(b, a + seq_len)].astype(np.int64) for a, b in bounds[picked]]
+    width = max(len(d) for d in docs)
+    x = torch.full((len(docs), width), eos, dtype=torch.long)
+    mask = torch.zeros((len(docs), width), dtype=torch.long)
+    for i, d in enumerate(docs):
+        x[i, :len(d)] = torch.from_numpy(d)
+        mask[i, :len(d)] = 1
+    return x, x.masked_fill(mask == 0, -100), mask
+
+
+def induction_batch(step: int, batch_size: int, vocab_size: int, seed: int, eos: int) -> torch.Tensor:
+    """[batch, 1 + 2 * span] rows of <|endoftext|> + a random span + the same span (warm-up curriculum).
+
+    Plain repeated random tokens in short rows form induction heads in a few hundred steps; in the
+    long mixed rows of the main corpus they take far longer. A pure function of its arguments.
+    """
+    rng = np.random.default_rng([seed, step, 7])
+    span = rng.integers(1, vocab_size, size=(batch_size, int(rng.integers(8, 21))))
+    x = np.concatenate([np.full((batch_size, 1), eos), span, span], axis=1)
+    return torch.from_numpy(x.astype(np.int64))
+
+
+def lr_at(step: int, p: Preset) -> float:
+    """Linear warmup then cosine decay to min_lr_fraction * lr."""
+    if step < p.warmup_steps:
+        return p.lr * (step + 1) / p.warmup_steps
+    frac = (step - p.warmup_steps) / max(1, p.steps - p.warmup_steps)
+    return p.lr * (p.min_lr_fraction + (1 - p.min_lr_fraction) * 0.5 * (1 + math.cos(math.pi * min(frac, 1.0))))
+
+
+def _optimizer(model, p: Preset) -> torch.optim.Optimizer:
+    decay = [w for n, w in model.named_parameters() if w.dim() >= 2]
+    no_decay = [w for n, w in model.named_parameters() if w.dim() < 2]
+    return torch.optim.AdamW([{"params": decay, "weight_decay": p.weight_decay},
+                              {"params": no_decay, "weight_decay": 0.0}], lr=p.lr, betas=(0.9, 0.95))
+
+
+def _training_fields(preset: dict) -> dict:
+    """The preset fields that change training (everything but the prose); fields added to Preset
+    after a checkpoint was written take their defaults, which reproduce the older behaviour."""
+    defaults = {f.name: f.default for f in dataclasses.fields(Preset) if f.default is not dataclasses.MISSING}
+    return {k: v for k, v in {**defaults, **preset}.items() if k not in {"name", "description"}}
+
+
+def _log(out: Path, record: dict) -> None:
+    with open(out / "log.jsonl", "a", encoding="utf-8") as f:
+        f.write(json.dumps(record) + "\n")
+
+
+def train(preset: Preset, out: str | Path, text_paths: list[str] = (), *, threads: int | None = None,
+          stop_after: int | None = None, show_progress: bool | None = None,
+          on_eval: Callable[[int, dict], None] | None = None) -> Path | None:
+    """Train (or resume) `preset` in `out`; return out/final when finished.
+
+    `stop_after` ends this call after that many total steps without a final checkpoint, as a kill
+    would (returns None); calling again resumes from the last checkpoint.
+    """
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    if threads:
+        torch.set_num_threads(threads)
+    run = prepare_data(out, preset, list(text_paths))
+    eos = run.tokenizer.bos_token_id
+    torch.manual_seed(preset.seed)
+    model = build_model(preset, eos)
+    opt = _optimizer(model, preset)
+    step, history = 0, {"loss": [], "evals": [], "train_seconds": 0.0, "peak_flops": []}
+    ckpt_path = out / CHECKPOINT_NAME
+    if ckpt_path.exists():
+        state = load_checkpoint(ckpt_path)
+        if _training_fields(json.loads(state["preset"])) != _training_fields(preset.to_dict()):
+            raise CheckpointError(f"{ckpt_path} was written for another preset/config; use a new --out "
+                                  "directory or delete the checkpoint")
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        torch.set_rng_state(state["torch_rng"])
+        step, history = int(state["step"]), state["history"]
+    history["peak_flops"].append(matmul_peak_flops())
+    flops_per_token = training_flops_per_token(preset.n_layer, preset.d_model, 4 * preset.d_model,
+                                               preset.vocab_size, preset.seq_len)
+
+    def checkpoint() -> None:
+        save_checkpoint(ckpt_path, {"model": model.state_dict(), "optimizer": opt.state_dict(), "step": step,
+                                    "torch_rng": torch.get_rng_state(), "history": history,
+                                    "preset": json.dumps(preset.to_dict(), sort_keys=True)})
+
+    def run_eval() -> None:
+        metrics = evaluate(model, run.tokenizer, run.ground_truth, run.heldout, preset.seq_len,
+                           preset.eval_prompts)
+        history["evals"].append({"step": step, **metrics})
+        _log(out, {"step": step, "eval": metrics})
+        if on_eval:
+            on_eval(step, metrics)
+
+    model.train()
+    bar = progress(total=preset.steps, initial=step, desc=f"train {preset.name}", enabled=show_progress)
+    recent: list[float] = []
+    recent_tokens: list[int] = []
+    bounds = document_bounds(run.train, eos)
+    while step < preset.steps:
+        if stop_after is not None and step >= stop_after:
+            bar.close()
+            return None
+        t0 = time.perf_counter()
+        for group in opt.param_groups:
+            group["lr"] = lr_at(step, preset)
+        if step < preset.induction_warmup_steps:
+            x = induction_batch(step, preset.induction_warmup_batch, preset.vocab_size, preset.seed, eos)
+            loss = model(input_ids=x, labels=x).loss
+        elif preset.packing:
+            x = batch_for_step(run.train, step, preset.batch_size, preset.seq_len, preset.seed)
+            loss = model(input_ids=x, labels=x).loss
+        else:
+            x, labels, mask = document_batch(run.train, bounds, step, preset.batch_size, preset.seq_len,
+                                             preset.seed, eos)
+            loss = model(input_ids=x, labels=labels, attention_mask=mask).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), preset.grad_clip)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        step += 1
+        dt = time.perf_counter() - t0
+        history["train_seconds"] += dt
+        history["loss"].append(loss.item())
+        recent.append(dt)
+        history["tokens"] = history.get("tokens", 0) + x.numel()
+        recent_tokens.append(x.numel())
+        tok_s = sum(recent_tokens) / sum(recent)
+        bar.update(1)
+        bar.set_postfix(loss=f"{history['loss'][-1]:.3f}", tok_s=f"{tok_s:.0f}")
+        if step % preset.log_every == 0:
+            _log(out, {"step": step, "loss": history["loss"][-1], "lr": lr_at(step - 1, preset), "tokens_per_s": tok_s,
+                       "flops_per_s": tok_s * flops_per_token})
+            recent, recent_tokens = [], []
+        if step % preset.eval_every == 0 or step == preset.steps:
+            run_eval()
+        if step % preset.checkpoint_every == 0 or step == preset.steps:
+            checkpoint()
+    bar.close()
+    history["peak_flops"].append(matmul_peak_flops())
+    return export(out, model, run, preset, history, flops_per_token)
+
+
+def export(out: Path, model, run: RunData, preset: Preset, history: dict, flops_per_token: float) -> Path:
+    """Write out/final: an HF checkpoint dir with tokenizer, ground truth and training card."""
+    final = out / "final"
+    final.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(final, safe_serialization=True)
+    save_tokenizer(run.tokenizer, final)
+    run.ground_truth.save(final / "ground_truth.json")
+    corpus = json.loads((out / "data" / "corpus.json").read_text())
+    card = make_card(preset, history, flops_per_token, corpus, torch.get_num_threads(),
+                     n_params=sum(p.numel() for p in model.parameters()))
+    write_card(final, card)
+    for path in final.iterdir():  # temp-file writes are private (0600); these files get shipped
+        path.chmod(0o644)
+    return final
+
+
+def export_checkpoint(out: str | Path) -> Path:
+    """Write out/final from the latest checkpoint of a run (finished or not).
+
+    The training card then records how many of the preset's steps were done.
+    """
+    from mechscope.organisms.presets import Preset
+
+    out = Path(out)
+    state = load_checkpoint(out / CHECKPOINT_NAME)
+    preset = Preset(**json.loads(state["preset"]))
+    run = prepare_data(out, preset, [])
+    model = build_model(preset, run.tokenizer.bos_token_id)
+    model.load_state_dict(state["model"])
+    flops_per_token = training_flops_per_token(preset.n_layer, preset.d_model, 4 * preset.d_model,
+                                               preset.vocab_size, preset.seq_len)
+    return export(out, model, run, preset, state["history"], flops_per_token)

@@ -1,0 +1,23 @@
+import json
+
+from typer.testing import CliRunner
+
+from mechscope.cli import app
+
+
+def test_list_and_eval_commands(micro_run, tmp_path):
+    runner = CliRunner()
+    res = runner.invoke(app, ["organism", "list", "--json", str(tmp_path / "list.json")])
+    assert res.exit_code == 0, res.output
+    assert "tiny-gpt2" in json.loads((tmp_path / "list.json").read_text())["presets"]
+    _, final = micro_run
+    res = runner.invoke(app, ["organism", "eval", str(final), "--prompts", "8", "--json", str(tmp_path / "m.json")])
+    assert res.exit_code == 0, res.output
+    metrics = json.loads((tmp_path / "m.json").read_text())
+    assert 0 <= metrics["ioi_accuracy"] <= 1 and metrics["induction_loss_ratio"] > 0
+
+
+def test_train_unknown_preset_is_a_clear_error(tmp_path):
+    res = CliRunner().invoke(app, ["organism", "train", "nope", "--out", str(tmp_path)])
+    assert res.exit_code != 0
+    assert "unknown organism preset" in str(res.exception) + res.output

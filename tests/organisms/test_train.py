@@ -1,0 +1,174 @@
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from mechscope.errors import CheckpointError, InputError, ModelLoadError
+from mechscope.organisms.checkpoint import load_checkpoint, save_checkpoint
+from mechscope.organisms.presets import get_preset
+from mechscope.organisms.train import batch_for_step, export_checkpoint, train
+
+
+def test_resume_after_kill_is_identical(micro_run, copy_run_data):
+    _, straight = micro_run
+    preset = get_preset("micro-test")
+    # "kill" after step 3: the last checkpoint is at step 2, so step 3 is redone on resume
+    assert train(preset, copy_run_data, stop_after=3, show_progress=False) is None
+    assert load_checkpoint(copy_run_data / "checkpoint.pt")["step"] == 2
+    resumed = train(preset, copy_run_data, show_progress=False)
+    a, b = load_file(straight / "model.safetensors"), load_file(resumed / "model.safetensors")
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    card_a = json.loads((straight / "training_card.json").read_text())
+    card_b = json.loads((resumed / "training_card.json").read_text())
+    assert card_a["loss_curve"] == card_b["loss_curve"]
+    assert len(card_a["loss_curve"]) == preset.steps
+
+
+def test_batches_are_a_function_of_step():
+    import numpy as np
+
+    tokens = np.arange(1000, dtype=np.uint16)
+    a = batch_for_step(tokens, 7, 4, 10, seed=0)
+    assert torch.equal(a, batch_for_step(tokens, 7, 4, 10, seed=0))
+    assert a.shape == (4, 10)
+    assert torch.equal(a[:, 1:] - a[:, :-1], torch.ones(4, 9, dtype=a.dtype))  # contiguous chunks
+    # one epoch covers every chunk exactly once
+    starts = torch.cat([batch_for_step(tokens, s, 4, 10, seed=0)[:, 0] for s in range(25)])
+    assert sorted(starts.tolist()) == list(range(0, 1000, 10))
+
+
+def test_final_dir_is_a_plain_hf_checkpoint(micro_run):
+    from transformers import AutoModelForCausalLM, GPT2LMHeadModel
+
+    from mechscope.organisms import load_ground_truth
+
+    _, final = micro_run
+    model = AutoModelForCausalLM.from_pretrained(final)
+    assert isinstance(model, GPT2LMHeadModel)
+    assert load_ground_truth(final).heldout_names
+    card = json.loads((final / "training_card.json").read_text())
+    for key in ["tokens_per_second", "achieved_flops_per_second", "matmul_peak_flops_per_second",
+                "fraction_of_peak", "final_metrics", "evals"]:
+        assert key in card
+    assert 0 < card["fraction_of_peak"] < 2
+    assert {"ioi_accuracy", "induction_loss_ratio", "fact_recall", "day_accuracy",
+            "docstring_accuracy", "heldout_text_loss"} <= set(card["final_metrics"])
+    fig = json.loads((final / "loss_curve.json").read_text())
+    assert fig["data"][0]["y"]
+
+
+def test_export_from_checkpoint(micro_run, tmp_path):
+    import shutil
+
+    run, _ = micro_run
+    copy = tmp_path / "copy"
+    shutil.copytree(run, copy, ignore=shutil.ignore_patterns("final"))
+    final = export_checkpoint(copy)
+    assert (final / "model.safetensors").is_file()
+
+
+def test_unknown_preset():
+    with pytest.raises(InputError, match="tiny-gpt2"):
+        get_preset("no-such-preset")
+
+
+def test_truncated_and_corrupt_checkpoints(tmp_path):
+    path = tmp_path / "checkpoint.pt"
+    save_checkpoint(path, {"model": {"w": torch.ones(100)}, "optimizer": {}, "step": 1,
+                           "torch_rng": torch.get_rng_state(), "history": {}, "preset": "{}"})
+    good = path.read_bytes()
+    path.write_bytes(good[: len(good) // 2])
+    with pytest.raises(CheckpointError, match="corrupt or truncated"):
+        load_checkpoint(path)
+    path.write_bytes(b"not a checkpoint at all")
+    with pytest.raises(CheckpointError):
+        load_checkpoint(path)
+    torch.save({"something": 1}, path)
+    with pytest.raises(CheckpointError, match="not a mechscope"):
+        load_checkpoint(path)
+    with pytest.raises(CheckpointError, match="no checkpoint"):
+        load_checkpoint(tmp_path / "missing.pt")
+
+
+def test_interrupted_save_keeps_previous_checkpoint(tmp_path, monkeypatch):
+    path = tmp_path / "checkpoint.pt"
+    state = {"model": {"w": torch.ones(3)}, "optimizer": {}, "step": 1, "torch_rng": torch.get_rng_state(),
+             "history": {}, "preset": "{}"}
+    save_checkpoint(path, state)
+
+    def dying_save(obj, f):
+        with open(f, "wb") as fh:
+            fh.write(b"PK\x03\x04 half a file")
+        raise KeyboardInterrupt("killed mid-save")
+
+    monkeypatch.setattr(torch, "save", dying_save)
+    with pytest.raises(KeyboardInterrupt):
+        save_checkpoint(path, {**state, "step": 2})
+    monkeypatch.undo()
+    assert load_checkpoint(path)["step"] == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["checkpoint.pt"]  # no temp file left
+
+
+def test_resume_refuses_a_different_preset(micro_run, copy_run_data):
+    preset = get_preset("micro-test")
+    train(preset, copy_run_data, stop_after=2, show_progress=False)
+    with pytest.raises(CheckpointError, match="another preset"):
+        train(get_preset("micro-test", lr=0.5), copy_run_data, show_progress=False)
+
+
+def test_unknown_shipped_organism_lists_names():
+    from mechscope.organisms import list_shipped, shipped_path
+
+    with pytest.raises(ModelLoadError, match="available"):
+        shipped_path("no-such-organism")
+    assert isinstance(list_shipped(), list)
+
+
+def test_missing_text_file_and_missing_natural_text(tmp_path):
+    from mechscope.organisms.corpus import CorpusConfig, build_corpus
+    from mechscope.organisms.world import make_world
+
+    with pytest.raises(InputError, match="not found"):
+        build_corpus(make_world(0), CorpusConfig(natural_paths=[str(tmp_path / "nope.txt")]))
+    with pytest.raises(InputError, match="--text"):
+        build_corpus(make_world(0), CorpusConfig(natural_paths=[]))
+
+
+def test_resume_is_identical_with_one_document_per_row(micro_run, copy_run_data, tmp_path):
+    import shutil
+
+    preset = get_preset("micro-test", packing=False)
+    straight_dir = tmp_path / "straight_docs"
+    shutil.copytree(copy_run_data / "data", straight_dir / "data")
+    straight = train(preset, straight_dir, show_progress=False)
+    assert train(preset, copy_run_data, stop_after=5, show_progress=False) is None
+    resumed = train(preset, copy_run_data, show_progress=False)
+    a, b = load_file(straight / "model.safetensors"), load_file(resumed / "model.safetensors")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_document_batches_hold_whole_documents():
+    import numpy as np
+
+    from mechscope.organisms.train import document_batch, document_bounds
+
+    tokens = np.array([0, 5, 6, 0, 7, 0, 8, 9, 10], dtype=np.uint16)
+    bounds = document_bounds(tokens, eos=0)
+    assert bounds.tolist() == [[0, 3], [3, 5], [5, 9]]
+    x, labels, mask = document_batch(tokens, bounds, 0, 3, seq_len=8, seed=0, eos=0)
+    rows = sorted(tuple(r[m.bool()].tolist()) for r, m in zip(x, mask, strict=True))
+    assert rows == [(0, 5, 6), (0, 7), (0, 8, 9, 10)]
+    assert (labels[mask == 0] == -100).all()
+
+
+def test_induction_warmup_rows_repeat_their_span():
+    from mechscope.organisms.train import induction_batch
+
+    x = induction_batch(3, batch_size=4, vocab_size=100, seed=0, eos=0)
+    span = (x.shape[1] - 1) // 2
+    assert torch.equal(x[:, 1:1 + span], x[:, 1 + span:])
+    assert (x[:, 0] == 0).all() and (x[:, 1:] > 0).all()
+    assert torch.equal(x, induction_batch(3, batch_size=4, vocab_size=100, seed=0, eos=0))
