@@ -1,0 +1,130 @@
+"""`mechscope patch grid|attribute|path MODEL`: activation, attribution and path patching on a task."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+from mechscope.io import write_json_atomic
+
+patch_app = typer.Typer(help="Activation patching, attribution patching and path patching on a built-in task.",
+                        no_args_is_help=True)
+
+TASK_HELP = "induction, ioi, docstring, facts or days"
+
+
+def _setup(model: str | None, task: str, n_prompts: int, seed: int, device: str):
+    import mechscope
+    from mechscope.cli.model import default_model_spec
+    from mechscope.tasks import get_task
+
+    m = mechscope.load(model or default_model_spec(), device=device)
+    return m, get_task(m, task, n_prompts=n_prompts, seed=seed)
+
+
+def _save(result, json_path: Path | None, html_path: Path | None) -> None:
+    if json_path:
+        write_json_atomic(json_path, result.to_dict())
+    if html_path:
+        from mechscope.io import write_text_atomic
+
+        write_text_atomic(html_path, result.figure().to_html(include_plotlyjs="cdn"))
+
+
+def _print_top(result, label: str, k: int = 8) -> None:
+    console = Console()
+    console.print(f"{label}: clean metric {result.clean_metric:.3f}, corrupt {result.corrupt_metric:.3f}")
+    for idx, value in result.top(k):
+        console.print(f"  {'.'.join(str(i) for i in idx):>10}  {value:+.3f}")
+
+
+@patch_app.command("grid")
+def grid(
+    model: str = typer.Argument(None, help="model spec (default: the shipped organism)"),
+    task: str = typer.Option("ioi", help=TASK_HELP),
+    site: str = typer.Option("resid_pre", help="resid_pre, resid_mid, resid_post, attn_out, mlp_out, z, q, k, v, pattern"),
+    direction: str = typer.Option("denoise", help="denoise (clean into corrupt) or noise (corrupt into clean)"),
+    per_position: bool = typer.Option(False, help="head sites: one entry per (layer, head, position)"),
+    n_prompts: int = typer.Option(16),
+    seed: int = typer.Option(0),
+    json_path: Path = typer.Option(None, "--json"),
+    html_path: Path = typer.Option(None, "--html"),
+    device: str = typer.Option("cpu"),
+) -> None:
+    """Patch every (layer, position) or (layer, head) site; print the largest effects."""
+    from mechscope.patching import PatchingConfig, activation_patching
+
+    m, t = _setup(model, task, n_prompts, seed, device)
+    result = activation_patching(m, t, site, PatchingConfig(direction=direction, per_position=per_position))
+    _print_top(result, f"{task} {direction} patching of {site} (fraction of effect; index = layer.pos or layer.head)")
+    _save(result, json_path, html_path)
+
+
+@patch_app.command("attribute")
+def attribute(
+    model: str = typer.Argument(None, help="model spec (default: the shipped organism)"),
+    task: str = typer.Option("ioi", help=TASK_HELP),
+    sites: str = typer.Option("resid_pre,attn_out,mlp_out,z", help="comma-separated sites"),
+    compare: bool = typer.Option(False, help="also run exact patching and report the agreement"),
+    n_prompts: int = typer.Option(16),
+    seed: int = typer.Option(0),
+    json_path: Path = typer.Option(None, "--json"),
+    html_path: Path = typer.Option(None, "--html"),
+    device: str = typer.Option("cpu"),
+) -> None:
+    """Attribution patching: a first-order estimate of every site from one forward + one backward."""
+    from mechscope.patching import attribution_patching, compare_with_exact
+
+    m, t = _setup(model, task, n_prompts, seed, device)
+    names = tuple(s.strip() for s in sites.split(",") if s.strip())
+    result = compare_with_exact(m, t, names) if compare else attribution_patching(m, t, names)
+    console = Console()
+    console.print(f"{task}: clean {result.clean_metric:.3f}, corrupt {result.corrupt_metric:.3f}")
+    import torch
+
+    for name, values in result.values.items():
+        flat = values.reshape(-1)
+        best = flat.abs().argsort(descending=True)[:5]
+        where = [".".join(str(int(i)) for i in torch.unravel_index(b, values.shape)) for b in best]
+        console.print(f"  {name} (index = layer.pos or layer.head): "
+                      + ", ".join(f"{w} {float(flat[b]):+.3f}" for w, b in zip(where, best, strict=True)))
+        if name in result.agreement:
+            a = result.agreement[name]
+            console.print(f"    vs exact: pearson {a.pearson:.3f}, spearman {a.spearman:.3f}, "
+                          f"sign agreement {a.sign_agreement:.2f}, top-{a.k} overlap {a.top_k_overlap:.2f}")
+    _save(result, json_path, html_path)
+
+
+@patch_app.command("path")
+def path(
+    model: str = typer.Argument(None, help="model spec (default: the shipped organism)"),
+    task: str = typer.Option("ioi", help=TASK_HELP),
+    receivers: str = typer.Option("logits", help="'logits' or comma-separated layer.head.q|k|v, e.g. 3.0.q,3.5.q"),
+    direction: str = typer.Option("noise"),
+    n_prompts: int = typer.Option(16),
+    seed: int = typer.Option(0),
+    json_path: Path = typer.Option(None, "--json"),
+    html_path: Path = typer.Option(None, "--html"),
+    device: str = typer.Option("cpu"),
+) -> None:
+    """Path patching from every head (sender) to the receivers, other paths frozen."""
+    from mechscope.errors import InputError
+    from mechscope.patching import PathPatchingConfig, path_patching
+
+    m, t = _setup(model, task, n_prompts, seed, device)
+    if receivers == "logits":
+        parsed = "logits"
+    else:
+        try:
+            parsed = [(int(a), int(b), c) for a, b, c in (r.strip().split(".") for r in receivers.split(","))]
+        except ValueError:
+            raise InputError(f"receivers must be 'logits' or like '3.0.q,3.5.k'; got {receivers!r}") from None
+    result = path_patching(m, t, parsed, config=PathPatchingConfig(direction=direction))
+    _print_top(result, f"{task} path patching -> {receivers} (index = layer.head)")
+    _save(result, json_path, html_path)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(patch_app, name="patch")

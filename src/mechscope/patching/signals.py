@@ -1,0 +1,118 @@
+"""Internal variables in the residual stream (C19): is the IOI name order (ABBA vs BABA) linearly
+readable, and does the model pass it on as a position signal or a token signal?
+
+- ``order_probe``: a linear probe (ridge classifier with a shuffled-label control) for the order
+  label at every layer's resid_pre (and the final resid_post) and every position. At layer 0
+  (embeddings only) no position can know the order, since the names are random: that is the
+  built-in control.
+- ``position_vs_token``: noising patches of resid_pre at S2 and at END, layer by layer, from two
+  counterfactual prompts: ``order`` (A and B swapped: same tokens, S1 moves, the answer stays) and
+  ``rename`` (fresh names in the same order: positions stay, tokens change). Effect = fraction of
+  the clean logit difference lost. A model that tracks "which position held the subject" breaks
+  under the order patch; one that tracks "which token is the subject" breaks under the rename.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+
+from mechscope.patching.partial_forward import Site, run_patched
+from mechscope.results import Result
+from mechscope.tasks.ioi import ioi_task
+
+
+@dataclasses.dataclass
+class OrderProbe(Result):
+    """accuracy, control: [n_layers + 1, n_pos] held-out accuracy of the probe and of the same probe
+    on shuffled labels (row L = resid_pre of block L; the last row = final resid_post)."""
+
+    accuracy: torch.Tensor
+    control: torch.Tensor
+    pos_labels: list[str]
+    n_prompts: int
+
+    def best(self, min_layer: int = 1) -> tuple[int, int, float]:
+        sub = self.accuracy[min_layer:]
+        i = int(sub.argmax())
+        return min_layer + i // sub.shape[1], i % sub.shape[1], float(sub.reshape(-1)[i])
+
+    def figure(self):
+        import plotly.graph_objects as go
+
+        fig = go.Figure(go.Heatmap(z=self.accuracy.tolist(), x=self.pos_labels, zmin=0.5, zmax=1.0,
+                                   colorscale="Viridis", colorbar={"title": "accuracy"}))
+        fig.update_layout(title="linear probe for ABBA vs BABA order (held-out accuracy)",
+                          xaxis_title="position", yaxis_title="layer (resid_pre; last row: final)")
+        return fig
+
+
+def order_probe(model, n_prompts: int = 128, seed: int = 0, template_ids: list[int] | None = (0,)) -> OrderProbe:
+    from mechscope.geometry.probes import probe_accuracy
+
+    task = ioi_task(model, n_prompts=n_prompts, seed=seed, template_ids=list(template_ids) if template_ids else None)
+    L = model.cfg.n_layers
+    names = [f"blocks.{layer}.hook_resid_pre" for layer in range(L)] + [f"blocks.{L - 1}.hook_resid_post"]
+    with torch.no_grad():
+        _, cache = model.run_with_cache(task.clean_tokens.to(model.device), names=names)
+    labels = task.labels["order"].numpy().astype(bool)
+    acc = torch.zeros(len(names), task.n_pos)
+    ctl = torch.zeros_like(acc)
+    for i, name in enumerate(names):
+        acts = cache[name].float().cpu().numpy()
+        for p in range(task.n_pos):
+            score = probe_accuracy(acts[:, p], labels, seed=seed)
+            acc[i, p], ctl[i, p] = score.accuracy, score.control_accuracy
+    toks = model.to_str_tokens(task.clean_tokens[0])
+    return OrderProbe(accuracy=acc, control=ctl, pos_labels=[f"{i}:{t}" for i, t in enumerate(toks)],
+                      n_prompts=len(task))
+
+
+@dataclasses.dataclass
+class SignalPatching(Result):
+    """effect[kind][where]: [n_layers] fraction of the clean logit difference lost when resid_pre at
+    that position and layer comes from the `kind` counterfactual ("order" or "rename")."""
+
+    effect: dict[str, dict[str, torch.Tensor]]
+    clean_logit_diff: float
+    n_prompts: int
+
+    def figure(self):
+        import plotly.graph_objects as go
+
+        fig = go.Figure()
+        for kind, by_pos in self.effect.items():
+            for where, values in by_pos.items():
+                fig.add_scatter(y=values.tolist(), mode="lines+markers", name=f"{kind} @ {where}")
+        fig.update_layout(title="position signal (order swap) vs token signal (rename)",
+                          xaxis_title="layer (resid_pre)", yaxis_title="fraction of logit diff lost")
+        return fig
+
+
+def position_vs_token(model, n_prompts: int = 32, seed: int = 0, template_ids=(0,)) -> SignalPatching:
+    tasks = {kind: ioi_task(model, n_prompts=n_prompts, seed=seed, corrupt=kind, template_ids=list(template_ids))
+             for kind in ("order", "rename")}
+    base_task = tasks["order"]
+    n = min(len(t) for t in tasks.values())
+    L = model.cfg.n_layers
+    effect: dict[str, dict[str, torch.Tensor]] = {}
+    clean_ld = None
+    for kind, task in tasks.items():
+        task = task.subset(slice(0, n))
+        if not torch.equal(task.clean_tokens, base_task.clean_tokens[:n]):
+            raise RuntimeError("order and rename counterfactuals were drawn for different clean prompts")
+        names = [f"blocks.{layer}.hook_resid_pre" for layer in range(L)]
+        with torch.no_grad():
+            _, cache = model.run_with_cache(task.corrupt_tokens.to(model.device), names=names)
+        effect[kind] = {}
+        for where in ("S2", "END"):
+            pos = task.positions[where]
+            if not bool((pos == pos[0]).all()):
+                continue
+            sites = [Site(names[layer], pos=int(pos[0])) for layer in range(L)]
+            scores, base = run_patched(model, task.clean_tokens.to(model.device), {k: cache[k] for k in names},
+                                       sites, lambda lg, i, t=task: t.score(lg, i), task.answer_pos)
+            clean_ld = base.mean().item()
+            effect[kind][where] = (clean_ld - scores.mean(1)) / clean_ld
+    return SignalPatching(effect=effect, clean_logit_diff=float(clean_ld), n_prompts=n)
