@@ -1,0 +1,90 @@
+"""Sparse kernels for TopK SAEs: only the k active latents of each token are touched.
+
+A dense TopK SAE multiplies by the full decoder and back-propagates through the full encoder
+pre-activations: five [n d_in] x [d_in d_sae]-sized matmuls per step. Here the forward keeps one
+dense matmul (the encoder, needed to choose the top k) and everything else is gather/scatter over
+[n k] indices: the decoder is an `embedding_bag` (a weighted sum of k decoder rows), and the
+encoder gradient is a sparse [d_sae n] x [n d_in] product. This is the trick of EleutherAI's
+sparsify, written with stock PyTorch ops so it runs on CPU and GPU.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+
+def sparse_decode(indices: Tensor, values: Tensor, W_dec: Tensor) -> Tensor:
+    """sum_j values[n, j] * W_dec[indices[n, j]]: indices, values [n k], W_dec [d_sae d_in] -> [n d_in]."""
+    if not (values.requires_grad or W_dec.requires_grad) or not torch.is_grad_enabled():
+        return _bag(indices, values, W_dec)
+    return SparseDecode.apply(indices, values, W_dec)
+
+
+def _bag(indices: Tensor, values: Tensor, W: Tensor) -> Tensor:
+    return F.embedding_bag(indices, W, per_sample_weights=values, mode="sum")
+
+
+class SparseDecode(torch.autograd.Function):
+    """embedding_bag forward; a backward that avoids embedding_bag's slow sort-based weight gradient:
+    grad W_dec is a sparse [d_sae n] x [n d_in] product, grad values a batched gather-dot."""
+
+    @staticmethod
+    def forward(ctx, indices: Tensor, values: Tensor, W_dec: Tensor):
+        ctx.save_for_backward(indices, values, W_dec)
+        return _bag(indices, values, W_dec)
+
+    @staticmethod
+    def backward(ctx, grad_out: Tensor):
+        indices, values, W_dec = ctx.saved_tensors
+        grad_values = grad_W = None
+        if ctx.needs_input_grad[1]:
+            grad_values = torch.bmm(W_dec[indices], grad_out.unsqueeze(-1)).squeeze(-1)
+        if ctx.needs_input_grad[2]:
+            grad_W = _sparse_rows_matmul(indices, values, grad_out, W_dec.shape[0])
+        return None, grad_values, grad_W
+
+
+def _sparse_rows_matmul(indices: Tensor, weights: Tensor, dense: Tensor, n_rows: int) -> Tensor:
+    """out[r] = sum over (n, j) with indices[n, j] == r of weights[n, j] * dense[n]: -> [n_rows d]."""
+    n, k = indices.shape
+    cols = torch.arange(n, device=indices.device).repeat_interleave(k)
+    sparse = torch.sparse_coo_tensor(torch.stack([indices.reshape(-1), cols]), weights.reshape(-1),
+                                     (n_rows, n), is_coalesced=False, check_invariants=False)
+    return torch.sparse.mm(sparse, dense)
+
+
+class TopKEncode(torch.autograd.Function):
+    """(x_in [n d_in], W_enc [d_in d_sae], b_enc [d_sae], k) -> top-k pre-activations and indices [n k].
+
+    The backward only reads the k selected columns: grad W_enc is a sparse product, grad b_enc an
+    index_add, grad x_in an embedding_bag over W_enc's columns.
+    """
+
+    @staticmethod
+    def forward(ctx, x_in: Tensor, W_enc: Tensor, b_enc: Tensor, k: int):
+        pre = torch.addmm(b_enc, x_in, W_enc)
+        values, indices = pre.topk(k, dim=-1, sorted=False)
+        ctx.save_for_backward(x_in, W_enc, indices)
+        ctx.mark_non_differentiable(indices)
+        return values, indices
+
+    @staticmethod
+    def backward(ctx, grad_values: Tensor, _grad_indices):
+        x_in, W_enc, indices = ctx.saved_tensors
+        d_sae = W_enc.shape[1]
+        grad_x = grad_W = grad_b = None
+        if ctx.needs_input_grad[0]:
+            grad_x = sparse_decode(indices, grad_values, W_enc.T)  # W_enc.T is contiguous (latent-major storage)
+        if ctx.needs_input_grad[1]:
+            grad_W = _sparse_rows_matmul(indices, grad_values, x_in, d_sae).T
+        if ctx.needs_input_grad[2]:
+            grad_b = torch.zeros(d_sae, dtype=grad_values.dtype, device=grad_values.device)
+            grad_b.index_add_(0, indices.reshape(-1), grad_values.reshape(-1))
+        return grad_x, grad_W, grad_b, None
+
+
+def topk_encode(x_in: Tensor, W_enc: Tensor, b_enc: Tensor, k: int) -> tuple[Tensor, Tensor]:
+    """Top-k pre-activations and their latent indices, each [n k], with a sparse backward."""
+    return TopKEncode.apply(x_in, W_enc, b_enc, k)

@@ -1,0 +1,180 @@
+"""SAE variants against hand-written reference computations."""
+
+import math
+
+import pytest
+import torch
+
+from mechscope.dictionary import ARCHITECTURES, SAEConfig, create_sae
+from mechscope.dictionary.geometric_median import geometric_median
+from mechscope.dictionary.latent_stats import LatentStats
+from mechscope.dictionary.sparse_ops import sparse_decode, topk_encode
+from mechscope.errors import InputError
+
+
+def _sae(arch, d_in=12, d_sae=40, **kw):
+    sae = create_sae(SAEConfig(d_in=d_in, d_sae=d_sae, architecture=arch, k=kw.pop("k", 4), seed=1, **kw))
+    x = torch.randn(64, d_in, generator=torch.Generator().manual_seed(2)) * 3 + 1
+    sae.initialize_from_data(x)
+    with torch.no_grad():  # break the tied init so encoder and decoder differ
+        sae.b_enc.normal_(0, 0.1, generator=torch.Generator().manual_seed(3))
+    return sae, x
+
+
+@pytest.mark.parametrize("arch", ARCHITECTURES)
+def test_forward_matches_encode_then_decode(arch):
+    sae, x = _sae(arch)
+    sae.eval()
+    x3 = x.reshape(4, 16, -1)
+    out = sae(x3)
+    assert out.reconstruction.shape == x3.shape
+    torch.testing.assert_close(out.reconstruction, sae.decode(sae.encode(x3)), atol=1e-5, rtol=1e-5)
+    assert out.latents is not None and out.latents.shape == (4, 16, 40)
+    assert out.fire_counts.sum() == (sae.encode(x) > 0).sum()
+
+
+def test_encode_is_the_written_formula_for_relu():
+    sae, x = _sae("relu_l1")
+    x_n = x * sae.input_scale
+    expected = torch.relu((x_n - sae.b_dec) @ sae.W_enc + sae.b_enc)
+    torch.testing.assert_close(sae.encode(x), expected)
+    torch.testing.assert_close(sae.decode(expected), (expected @ sae.W_dec + sae.b_dec) / sae.input_scale)
+
+
+def test_input_scale_normalises_mean_squared_norm():
+    sae, x = _sae("topk")
+    assert float((x * sae.input_scale).pow(2).sum(-1).mean()) == pytest.approx(12, rel=1e-5)
+
+
+def test_topk_has_exactly_k_active_and_sparse_grads_match_dense():
+    sae, x = _sae("topk", k=5)
+    sae.train()
+    out = sae(x)
+    assert out.latents is None and float(out.l0) <= 5
+    out.loss.backward()
+    sparse_grads = {n: p.grad.clone() for n, p in sae.named_parameters()}
+    sae.zero_grad()
+    # dense reference written from the definition
+    x_n = x * sae.input_scale
+    pre = (x_n - sae.b_dec) @ sae.W_enc + sae.b_enc
+    vals, idx = pre.topk(5, dim=-1)
+    f = torch.zeros_like(pre).scatter(-1, idx, torch.relu(vals))
+    loss = (f @ sae.W_dec + sae.b_dec - x_n).pow(2).sum(-1).mean()
+    loss.backward()
+    assert float(out.loss.detach()) == pytest.approx(float(loss.detach()), rel=1e-5)
+    for n, p in sae.named_parameters():
+        torch.testing.assert_close(sparse_grads[n], p.grad, atol=1e-5, rtol=1e-4)
+
+
+def test_sparse_ops_against_gather():
+    g = torch.Generator().manual_seed(0)
+    x, W, b, Wd = (torch.randn(*s, generator=g, dtype=torch.double, requires_grad=True)
+                   for s in [(9, 6), (6, 20), (20,), (20, 6)])
+    v, i = topk_encode(x, W, b, 3)
+    out = sparse_decode(i, v, Wd)
+    pre = x @ W + b
+    v2, i2 = pre.topk(3, dim=-1)
+    ref = (v2[..., None] * Wd[i2]).sum(1)
+    torch.testing.assert_close(out, ref)
+    assert torch.autograd.gradcheck(lambda x, W, b, Wd: sparse_decode(*reversed(topk_encode(x, W, b, 3)), Wd),
+                                    (x, W, b, Wd))
+
+
+def test_batch_topk_keeps_k_per_token_on_average_and_learns_threshold():
+    sae, x = _sae("batch_topk", k=3)
+    sae.train()
+    out = sae(x)
+    assert float(out.l0) == pytest.approx(3.0)
+    assert float(sae.threshold) > 0
+    sae.eval()
+    f = sae.encode(x)
+    assert bool(((f == 0) | (f > sae.threshold)).all())
+
+
+def test_decoder_norm_aware_l1():
+    sae, x = _sae("relu_l1", l1_coefficient=0.7, normalize_decoder=False)
+    with torch.no_grad():
+        sae.W_dec.mul_(torch.linspace(0.5, 2.0, 40)[:, None])
+    sae.train()
+    out = sae(x)
+    f = sae.encode(x)
+    expected = 0.7 * (f * sae.W_dec.norm(dim=-1)).sum(-1).mean()
+    assert float(out.sparsity_loss) == pytest.approx(float(expected), rel=1e-5)
+
+
+def test_jumprelu_pseudo_gradient_is_the_rectangle_kernel():
+    sae, x = _sae("jumprelu", l0_coefficient=0.3, jumprelu_bandwidth=0.5, jumprelu_init_threshold=0.2)
+    sae.train()
+    out = sae(x)
+    pre = ((x * sae.input_scale - sae.b_dec) @ sae.W_enc + sae.b_enc).detach()
+    theta = sae.threshold.detach()
+    # L0 term alone: d/dlog_theta = theta * sum_n -(1/eps) K((pre - theta)/eps) * 0.3 / n
+    l0 = 0.3 * (pre > theta).float().sum(-1).mean()
+    assert float(out.sparsity_loss) == pytest.approx(float(l0), rel=1e-5)
+    sae.zero_grad()
+    sae.sparsity_loss(None, pre).backward()
+    in_window = ((pre - theta).abs() < 0.25).float()
+    expected = theta * (-(1 / 0.5) * in_window).sum(0) * 0.3 / x.shape[0]
+    torch.testing.assert_close(sae.log_threshold.grad, expected, atol=1e-5, rtol=1e-4)
+    # activation: exact gradient for pre, kernel term -(theta/eps) K for theta
+    sae.zero_grad()
+    sae.activation(pre).sum().backward()
+    expected_act = theta * (-(theta / 0.5) * in_window).sum(0)
+    torch.testing.assert_close(sae.log_threshold.grad, expected_act, atol=1e-5, rtol=1e-4)
+
+
+def test_auxk_only_with_dead_latents():
+    sae, x = _sae("topk")
+    sae.train()
+    assert float(sae(x).auxk_loss) == 0.0
+    dead = torch.zeros(40, dtype=torch.bool)
+    dead[:10] = True
+    out = sae(x, dead_mask=dead)
+    assert float(out.auxk_loss) > 0
+    out.loss.backward()
+    # only dead columns receive an AuxK gradient beyond the main top-k ones; live dead columns get some
+    assert sae.W_enc.grad[:, :10].abs().sum() > 0
+
+
+def test_unit_norm_projection():
+    sae, x = _sae("relu_l1")
+    sae(x).loss.backward()
+    sae.remove_gradient_parallel_to_decoder_rows()
+    assert float((sae.W_dec.grad * sae.W_dec).sum(-1).abs().max()) < 1e-5
+    with torch.no_grad():
+        sae.W_dec.mul_(3)
+    sae.normalize_decoder_rows()
+    torch.testing.assert_close(sae.decoder_norms, torch.ones(40))
+
+
+def test_geometric_median_beats_mean_and_is_optimal():
+    g = torch.Generator().manual_seed(0)
+    pts = torch.cat([torch.randn(50, 3, generator=g), torch.full((5, 3), 100.0)])
+    med = geometric_median(pts)
+
+    def cost(m):
+        return float((pts - m).norm(dim=-1).sum())
+
+    assert cost(med) < cost(pts.mean(0))
+    for _ in range(20):  # no random nearby point is better
+        assert cost(med) <= cost(med + 0.01 * torch.randn(3, generator=g)) + 1e-4
+    assert float(med.norm()) < 1.0  # not dragged towards the outliers
+
+
+def test_latent_stats_dead_and_dense():
+    s = LatentStats(3)
+    s.update(torch.tensor([5, 0, 100]), 100)
+    s.update(torch.tensor([0, 0, 100]), 100)
+    assert s.dead_mask(150).tolist() == [False, True, False]
+    assert s.dead_mask(100).tolist() == [True, True, False]
+    assert s.dense_mask(0.5).tolist() == [False, False, True]
+    assert s.frequencies().tolist() == pytest.approx([0.025, 0, 1.0])
+
+
+def test_bad_config_names_the_fix():
+    with pytest.raises(InputError, match="architecture"):
+        SAEConfig(d_in=4, architecture="gated")
+    with pytest.raises(InputError, match="k="):
+        SAEConfig(d_in=4, d_sae=8, k=9)
+    assert SAEConfig(d_in=4).d_sae == 64
+    assert math.isclose(SAEConfig(d_in=4).auxk_coefficient, 1 / 32)
