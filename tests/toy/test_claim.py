@@ -1,0 +1,35 @@
+"""C08: the verdict rule on hand-written metrics, and (slow) the quick run end to end."""
+
+import pytest
+
+from mechscope.claims import c08_superposition as c08
+from mechscope.claims.base import Budget
+
+
+def metrics(dense=1.0, sparse=0.33, represented=5, shape="pentagon"):
+    return {"dims_per_feature_dense": dense, "dims_per_feature_sparsest": sparse, "n_hidden": 2,
+            "represented_sparsest": represented, "shape_sparsest": shape}
+
+
+def test_rule():
+    assert c08.verdict(metrics()) == "supported"
+    assert c08.verdict(metrics(shape="two antipodal pairs", sparse=0.5, represented=4)) == "supported"
+    assert c08.verdict(metrics(sparse=0.95, represented=2, shape="orthogonal pair")) == "not supported"
+    assert c08.verdict(metrics(shape="irregular 5")) == "inconclusive"
+    assert c08.verdict(metrics(sparse=0.7, represented=3)) == "inconclusive"
+    assert c08.verdict(metrics(dense=0.6)) == "inconclusive"
+
+
+def test_module_surface():
+    assert (c08.ID, c08.SLUG) == ("C08", "superposition")
+    assert c08.TITLE and c08.REFERENCE and c08.RULE
+
+
+@pytest.mark.slow
+def test_quick_run_supports_and_is_fast():
+    result = c08.run(None, Budget.named("quick"))
+    assert result.verdict == "supported", result.evidence
+    assert result.metrics["shape_sparsest"] == "pentagon"
+    assert result.metrics["shapes"][0] == "orthogonal pair"
+    assert result.seconds < 20
+    assert result.to_dict()["key_metric"] == "dims_per_feature_sparsest"
