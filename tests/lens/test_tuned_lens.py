@@ -31,6 +31,7 @@ def test_tuned_lens_at_init_equals_logit_lens(tiny_gpt2_model):
 
 def test_training_beats_logit_lens_at_every_layer(stories260k):
     train, held_out = _stories_tokens(stories260k, 0), _stories_tokens(stories260k, 1)
+    stories260k.hf_model.zero_grad(set_to_none=True)  # the fixture is shared; start from no grads
     before = {n: p.clone() for n, p in stories260k.hf_model.named_parameters()}
     lens, record = train_tuned_lens(stories260k, train, TunedLensTrainConfig(steps=30, lr=3e-3))
     assert record.losses[-1] < record.losses[0]

@@ -111,6 +111,7 @@ def _fine_tune(model, batches, cfg: NormRemovalConfig, schedule: dict[int, str] 
         torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
         opt.step()
         losses.append(loss.item())
+    opt.zero_grad(set_to_none=True)  # leave no .grad behind on the caller's model
     return losses
 
 
