@@ -34,7 +34,7 @@ def main(out_path: str) -> None:
     if r == 0:
         save_file({f"{n}.{k}": v.contiguous() for n, s in saes.items() for k, v in s.state_dict().items()
                    if v.dtype != torch.bool}, out_path)
-    ddp.barrier()
+    ddp.shutdown()
 
 
 if __name__ == "__main__":

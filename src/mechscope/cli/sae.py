@@ -129,6 +129,7 @@ def train(
         Console().print(table)
         if json_path:
             history.save_json(json_path)
+    ddp.shutdown()
 
 
 @sae_app.command("eval")

@@ -76,3 +76,10 @@ def broadcast_module_(module: nn.Module, src: int = 0) -> None:
 def barrier() -> None:
     if is_distributed():
         dist.barrier()
+
+
+def shutdown() -> None:
+    """Leave the process group cleanly; a process that exits with gloo threads alive can abort."""
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
