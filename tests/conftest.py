@@ -12,8 +12,16 @@ SHARED = REPO.parent / "shared"
 GPT2_TOKENIZER = SHARED / "tokenizers" / "gpt2"
 STORIES260K = SHARED / "models" / "stories260K"
 
-# One intra-op thread: on 2 shared cores, oversubscribed threads run tests many times slower.
-torch.set_num_threads(1)
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """One intra-op thread in every test, restored afterwards: on a shared, loaded 2-core machine
+    two OpenMP threads spin-wait and ran up to 40x slower (30 tuned-lens steps: 0.7 s vs 30 s)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 def gpt2_tokenizer():
