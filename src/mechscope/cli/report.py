@@ -20,20 +20,13 @@ from rich.table import Table
 
 from mechscope.claims.base import Budget, ClaimResult
 from mechscope.claims.registry import ClaimSpec, discover, parse_ids, run_claims, select
+from mechscope.cli.model import default_model_spec
 from mechscope.errors import InputError
 
 _STYLE = {"supported": "green", "not supported": "red", "inconclusive": "yellow", "not applicable": "dim",
           "not implemented": "dim", "error": "magenta"}
 
 
-def default_model_spec() -> str:
-    """The spec of the shipped default organism ("organism:tiny-gpt2")."""
-    try:
-        from mechscope.organisms import DEFAULT_ORGANISM
-    except ImportError:  # organisms not installed in this build
-        DEFAULT_ORGANISM = "tiny-gpt2"
-    name = str(DEFAULT_ORGANISM)
-    return name if name.startswith("organism:") else f"organism:{name}"
 
 
 def report(
