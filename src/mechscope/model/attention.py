@@ -34,6 +34,23 @@ def _additive_mask(mask: torch.Tensor | None, q_len: int, k_len: int, dtype, dev
     return mask
 
 
+def _masked_scores(query: torch.Tensor, key: torch.Tensor, mask: torch.Tensor, scaling: float) -> torch.Tensor:
+    """mask + scaling * query @ keyᵀ: [batch head q d], [batch head k d] -> [batch head q k].
+
+    The same sum as HF's eager ``matmul(q, kᵀ) * scaling + mask`` without its two intermediate
+    [batch head q k] tensors, which dominate the cost of caching attention internals: one baddbmm
+    when the mask is shared by the whole batch (no padding), else scaling and mask in place.
+    """
+    b, h, q_len, d = query.shape
+    k_len = key.shape[2]
+    if mask.dim() == 2 or mask.shape[0] == 1:
+        bias = mask.expand(b, h, q_len, k_len).reshape(b * h, q_len, k_len)  # a view: strides 0
+        out = torch.baddbmm(bias, query.reshape(b * h, q_len, d),
+                            key.reshape(b * h, k_len, d).transpose(1, 2), alpha=scaling)
+        return out.view(b, h, q_len, k_len)
+    return torch.matmul(query, key.transpose(2, 3)).mul_(scaling).add_(mask)
+
+
 def hooked_attention(module, query, key, value, attention_mask, scaling=None, dropout=0.0, **kwargs):
     """query [batch head q d_head], key/value [batch kv_head k d_head] -> (z [batch q head d_head], pattern)."""
     state = getattr(module, STATE_ATTR, None)
@@ -51,14 +68,16 @@ def hooked_attention(module, query, key, value, attention_mask, scaling=None, dr
     if n_rep > 1:  # grouped-query attention: each kv head serves n_rep query heads
         key = key.repeat_interleave(n_rep, dim=1)
         value = value.repeat_interleave(n_rep, dim=1)
-    scores = torch.matmul(query, key.transpose(2, 3)) * scaling
-    softcap = kwargs.get("softcap")
-    if softcap is not None:
-        scores = torch.tanh(scores / softcap) * softcap
-    mask = _additive_mask(attention_mask, query.shape[2], key.shape[2], scores.dtype, scores.device)
+    mask = _additive_mask(attention_mask, query.shape[2], key.shape[2], query.dtype, query.device)
     if mask.dim() == 4:
         mask = mask[:, :, :, : key.shape[2]]
-    scores = call("attn_scores", scores + mask)
+    softcap = kwargs.get("softcap")
+    if softcap is None:  # one fused kernel: mask + scaling * q kᵀ, written once
+        scores = _masked_scores(query, key, mask, scaling)
+    else:
+        scores = torch.matmul(query, key.transpose(2, 3)) * scaling
+        scores = torch.tanh(scores / softcap) * softcap + mask
+    scores = call("attn_scores", scores)
     pattern = torch.softmax(scores, dim=-1, dtype=torch.float32).to(query.dtype)
     pattern = call("pattern", pattern)
     if dropout and module.training:

@@ -92,11 +92,13 @@ def _with_first(x, new):
 
 
 def _norm_scale(x: torch.Tensor, kind: str, eps: float) -> torch.Tensor:
-    """The divisor a LayerNorm / RMSNorm applies: [..., d_model] -> [..., 1]."""
+    """The divisor a LayerNorm / RMSNorm applies: [..., d_model] -> [..., 1] (one reduction pass)."""
     x = x.float()
     if kind == "layernorm":
         x = x - x.mean(-1, keepdim=True)
-    return (x.pow(2).mean(-1, keepdim=True) + eps).sqrt()
+    # vector_norm is one fast reduction (torch.var_mean is ~5x slower on CPU than the pow/mean pair)
+    var = torch.linalg.vector_norm(x, dim=-1, keepdim=True).square_().div_(x.shape[-1])
+    return var.add_(eps).sqrt_()
 
 
 @dataclasses.dataclass
