@@ -44,20 +44,22 @@ def list_cmd(json_path: Path = typer.Option(None, "--json", help="Write the list
 def train_cmd(
     preset: str = typer.Argument(..., help="Preset name (see `mechscope organism list`)."),
     out: Path = typer.Option(..., "--out", help="Run directory: data, checkpoints, log and final/ go here."),
-    text: list[Path] = typer.Option(None, "--text", help="Natural-text files (.txt or .txt.gz); repeatable."),
+    text: list[Path] = typer.Option(None, "--text", help="Natural-text files (.txt or .txt.gz) or folders of "
+                                                        "them; repeatable."),
     threads: int = typer.Option(None, "--threads", help="torch CPU threads (default: torch's choice)."),
     steps: int = typer.Option(None, "--steps", help="Override the preset's number of steps."),
     json_path: Path = typer.Option(None, "--json", help="Write the training card here too."),
 ) -> None:
     """Train PRESET into OUT (resumes from OUT/checkpoint.pt if present); writes OUT/final."""
     from mechscope.organisms.card import read_card
+    from mechscope.organisms.corpus import text_files
     from mechscope.organisms.presets import get_preset
     from mechscope.organisms.train import train
 
     p = get_preset(preset, **({"steps": steps} if steps else {}))
     console = _console()
     console.print(f"training {p.name} ({p.description}) -> {out}")
-    final = train(p, out, [str(t) for t in text or []], threads=threads, show_progress=True,
+    final = train(p, out, text_files(text or []), threads=threads, show_progress=True,
                   on_eval=lambda step, m: console.print(f"step {step}: " + ", ".join(
                       f"{k}={v:.3g}" for k, v in m.items())))
     card = read_card(final)

@@ -25,8 +25,8 @@ def make_card(preset, history: dict, flops_per_token: float, corpus: dict, threa
         "description": preset.description,
         "preset": preset.to_dict(),
         "n_params": n_params,
-        "reproduce": f"mechscope organism train {preset.name} --out RUN_DIR --text FILE... "
-                     "(dev: ../shared/corpora/*.txt.gz); then copy RUN_DIR/final",
+        "reproduce": f"mechscope organism train {preset.name} --out RUN_DIR --text FILE_OR_FOLDER... "
+                     "(dev: ../shared/corpora); then copy RUN_DIR/final",
         "corpus": corpus,
         "steps": steps,
         "tokens_seen": tokens,

@@ -49,6 +49,20 @@ def read_text(path: str | Path) -> str:
     return raw.decode("utf-8", errors="replace")
 
 
+def text_files(paths: list[str | Path]) -> list[str]:
+    """Expand directories to their *.txt and *.txt.gz files (sorted); files pass through in order."""
+    out: list[str] = []
+    for path in map(Path, paths):
+        if path.is_dir():
+            found = sorted(p for p in path.iterdir() if p.name.endswith((".txt", ".txt.gz")))
+            if not found:
+                raise InputError(f"no .txt or .txt.gz files in {path}; pass text files or a folder of them")
+            out += [str(p) for p in found]
+        else:
+            out.append(str(path))
+    return out
+
+
 def natural_chunks(paths: list[str], chunk_chars: int) -> list[str]:
     """Split each file into ~chunk_chars pieces on line boundaries, whitespace normalised."""
     chunks = []
