@@ -18,7 +18,7 @@ TARGETS = {  # metric -> (direction, threshold)
     "docstring_accuracy": (">=", 0.8),
 }
 PLANTED = {
-    "tiny-gpt2": {"fact_recall", "docstring_accuracy"},
+    "tiny-gpt2": set(TARGETS) - {"induction_loss_ratio"},
     "tiny-gpt2-docs": {"docstring_accuracy"},
     "induction-2l": {"docstring_accuracy"},
 }

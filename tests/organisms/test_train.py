@@ -167,8 +167,62 @@ def test_document_batches_hold_whole_documents():
 def test_induction_warmup_rows_repeat_their_span():
     from mechscope.organisms.train import induction_batch
 
-    x = induction_batch(3, batch_size=4, vocab_size=100, seed=0, eos=0)
+    x, _ = induction_batch(3, batch_size=4, vocab_size=100, seed=0, eos=0)
     span = (x.shape[1] - 1) // 2
     assert torch.equal(x[:, 1:1 + span], x[:, 1 + span:])
     assert (x[:, 0] == 0).all() and (x[:, 1:] > 0).all()
-    assert torch.equal(x, induction_batch(3, batch_size=4, vocab_size=100, seed=0, eos=0))
+    assert torch.equal(x, induction_batch(3, batch_size=4, vocab_size=100, seed=0, eos=0)[0])
+
+
+def test_induction_labels_score_only_the_second_copy_when_masked():
+    from mechscope.organisms.train import induction_batch, induction_labels
+
+    x, n_prefix = induction_batch(5, batch_size=3, vocab_size=100, seed=0, eos=0)
+    assert n_prefix == 0
+    span = (x.shape[1] - 1) // 2
+    assert torch.equal(induction_labels(x, mask_first_copy=False), x)
+    labels = induction_labels(x, mask_first_copy=True)
+    assert (labels[:, :1 + span] == -100).all()
+    assert torch.equal(labels[:, 1 + span:], x[:, 1 + span:])
+    assert not torch.equal(x, induction_batch(5, batch_size=3, vocab_size=100, seed=0, eos=0, stream=8)[0])
+
+
+def test_induction_rows_with_a_random_prefix_repeat_after_it():
+    from mechscope.organisms.train import induction_batch, induction_labels
+
+    prefixes = set()
+    for step in range(20):
+        x, n_prefix = induction_batch(step, batch_size=2, vocab_size=100, seed=0, eos=0, max_prefix=9)
+        assert 0 <= n_prefix <= 9
+        prefixes.add(n_prefix)
+        span = (x.shape[1] - 1 - n_prefix) // 2
+        start = 1 + n_prefix
+        assert torch.equal(x[:, start:start + span], x[:, start + span:])
+        labels = induction_labels(x, True, n_prefix)
+        assert (labels[:, :start + span] == -100).all() and (labels[:, start + span:] > 0).all()
+    assert len(prefixes) > 3  # the offset varies, so absolute position cannot predict the copy
+
+
+def test_join_rows_pads_each_group_to_the_widest():
+    from mechscope.organisms.train import join_rows
+
+    a = (torch.tensor([[1, 2, 3]]), torch.tensor([[1, 2, 3]]), torch.ones(1, 3, dtype=torch.long))
+    b = (torch.tensor([[4], [5]]), torch.tensor([[-100], [5]]), torch.ones(2, 1, dtype=torch.long))
+    x, labels, mask = join_rows([a, b], pad=0)
+    assert x.tolist() == [[1, 2, 3], [4, 0, 0], [5, 0, 0]]
+    assert labels.tolist() == [[1, 2, 3], [-100, -100, -100], [5, -100, -100]]
+    assert mask.tolist() == [[1, 1, 1], [1, 0, 0], [1, 0, 0]]
+
+
+def test_resume_is_identical_with_induction_rows_in_every_batch(micro_run, copy_run_data, tmp_path):
+    import shutil
+
+    preset = get_preset("micro-test", packing=False, induction_warmup_steps=2, induction_rows_per_step=2,
+                        induction_mask_first_copy=True, induction_max_prefix=5)
+    straight_dir = tmp_path / "straight_rows"
+    shutil.copytree(copy_run_data / "data", straight_dir / "data")
+    straight = train(preset, straight_dir, show_progress=False)
+    assert train(preset, copy_run_data, stop_after=3, show_progress=False) is None
+    resumed = train(preset, copy_run_data, show_progress=False)
+    a, b = load_file(straight / "model.safetensors"), load_file(resumed / "model.safetensors")
+    assert all(torch.equal(a[k], b[k]) for k in a)

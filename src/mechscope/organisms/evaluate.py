@@ -8,7 +8,8 @@ Metrics (names as they appear in training cards):
 - ``heldout_text_loss``: mean next-token loss (nats) on held-out natural text.
 - ``ioi_accuracy``: fraction of IOI prompts (held-out names, all templates) with logit(IO) > logit(S);
   ``ioi_logit_diff``: mean logit(IO) - logit(S); ``ioi_heldout_template_accuracy``.
-- ``induction_loss_ratio``: loss on the 2nd copy of a repeated random-token span / loss on the 1st.
+- ``induction_loss_ratio``: loss on the 2nd copy of a repeated random-token span / loss on the 1st,
+  the span placed after random prefixes of 0, 7 and 23 tokens.
 - ``fact_recall``: top-1 accuracy of the statement prompt on every fact;
   ``fact_question_heldout``: top-1 of the question form on facts whose question was never trained.
 - ``day_accuracy`` / ``month_accuracy``: top-1 on every "N days after X is" (n 1..6) / months (n 1..11).
@@ -92,17 +93,27 @@ def ioi_metrics(model, tokenizer, gt: GroundTruth, n: int = 200) -> dict[str, fl
 
 
 @torch.no_grad()
-def induction_loss_ratio(model, vocab_size: int, n: int = 32, span: int = 20, seed: int = EVAL_SEED) -> float:
-    """Mean loss over the 2nd copy / over the 1st copy of a random span (first token of each excluded)."""
+def induction_loss_ratio(model, vocab_size: int, n: int = 32, span: int = 20, seed: int = EVAL_SEED,
+                         prefixes: tuple[int, ...] = (0, 7, 23)) -> float:
+    """Mean loss over the 2nd copy / over the 1st copy of a random span (first token of each excluded).
+
+    Each sequence is <|endoftext|> + P random tokens + span + span, for every P in `prefixes`: a span
+    that always starts right after <|endoftext|> can be copied by absolute position alone, which
+    is not induction.
+    """
     g = torch.Generator().manual_seed(seed)
-    spans = torch.randint(1, vocab_size, (n, span), generator=g)
-    x = torch.cat([torch.zeros(n, 1, dtype=torch.long), spans, spans], dim=1)  # BOS = id 0
-    logits = model(input_ids=x).logits[:, :-1]
-    loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), x[:, 1:].reshape(-1),
-                           reduction="none").view(n, -1)
-    first = loss[:, 1:span].mean()          # predicting span tokens 2..span (token 1 is unguessable)
-    second = loss[:, span + 1:].mean()      # predicting copy tokens 2..span
-    return float(second / first)
+    first, second = [], []
+    for n_prefix in prefixes:
+        spans = torch.randint(1, vocab_size, (n, span), generator=g)
+        prefix = torch.randint(1, vocab_size, (n, n_prefix), generator=g)
+        x = torch.cat([torch.zeros(n, 1, dtype=torch.long), prefix, spans, spans], dim=1)  # BOS = id 0
+        logits = model(input_ids=x).logits[:, :-1]
+        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), x[:, 1:].reshape(-1),
+                               reduction="none").view(n, -1)
+        start = 1 + n_prefix  # loss[:, t] predicts x[:, t + 1]
+        first.append(loss[:, start:start + span - 1])              # span tokens 2..span
+        second.append(loss[:, start + span:start + 2 * span - 1])   # copy tokens 2..span
+    return float(torch.cat(second).mean() / torch.cat(first).mean())
 
 
 def fact_metrics(model, tokenizer, gt: GroundTruth) -> dict[str, float]:

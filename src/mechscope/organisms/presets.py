@@ -2,19 +2,21 @@
 
 - ``tiny-gpt2`` (the default organism): GPT-2 blocks (learned positions, LayerNorm, GELU MLP,
   tied embeddings), 4 layers, d_model 128, 4 heads of 32, MLP 512, context 128, byte-level BPE
-  of 2048. One document per row (no packing): 800 warm-up steps on rows of repeated random
-  spans, then 6200 steps of 16 documents of the full mix. d_model 128 rather than 256: on 2 CPU
-  cores shared with other jobs the smaller model gets ~4x more optimizer steps in the same time,
-  and the planted mechanisms need steps. Shipped metrics (training card, 100 prompts): docstring
-  0.99, fact recall 0.95, IOI 0.89 (held-out names), day arithmetic 0.50, induction ratio 0.99
-  (no induction on uniformly random tokens).
+  of 2048. 15000 steps; each batch is 16 documents of the mix (one per row, no packing) plus 8
+  rows of a random span repeated after a random prefix of 0-40 tokens, scored on the second copy
+  only. No random-token warm-up: it delayed everything else and taught a positional shortcut.
+  d_model 128 rather than 256: on 2 CPU cores the smaller model gets ~4x more optimizer steps
+  in the same time, and the planted mechanisms need steps. 29 min on 2 idle cores. Shipped
+  metrics (training card, 200 prompts): IOI 0.965 (held-out names), fact recall 1.0, day and
+  month arithmetic 1.0, docstring 0.93, held-out English 5.15 nats, induction ratio 0.74.
 - ``tiny-gpt2-docs``: same architecture, context 128, one document per row (no packing), 800
   warm-up steps on repeated random spans, then 2700 steps of 16 documents. Shipped metrics:
   docstring next argument 0.92, fact recall 0.65, IOI 0.49, induction ratio 0.99.
 - ``induction-2l``: GPT-2 blocks, 2 layers, d_model 128, 4 heads, context 128, one document per
   row, a mix heavy in repeated random spans (40%) and docstrings, 3000 steps of 16 documents.
-  Shipped metrics: docstring next argument 0.86, induction ratio 0.85 (induction forming, not
-  complete), fact recall 0.70, IOI 0.57.
+  Shipped metrics: docstring next argument 0.86, induction ratio 0.85 with the span right after
+  <|endoftext|> (0.89 after random prefixes; induction forming, not complete), fact recall 0.70,
+  IOI 0.57.
 - ``micro-test``: a tiny config for tests (trains in seconds); not shipped.
 """
 
@@ -41,6 +43,9 @@ class Preset:
     packing: bool = True            # True: rows are packed seq_len chunks; False: one document per row
     induction_warmup_steps: int = 0  # first steps train on rows of repeated random spans only
     induction_warmup_batch: int = 16
+    induction_mask_first_copy: bool = False  # score only the second copy of induction rows
+    induction_rows_per_step: int = 0  # repeated-span rows added to every batch after the warm-up
+    induction_max_prefix: int = 0    # random tokens before the span (0..this), so position cannot stand in
     steps: int = 3600
     lr: float = 3e-3
     min_lr_fraction: float = 0.1
@@ -69,11 +74,13 @@ PRESETS: dict[str, Preset] = {
     "tiny-gpt2": Preset(
         name="tiny-gpt2",
         description="GPT-2 blocks, 4 layers, d_model 128, 4 heads, ctx 128, vocab 2048; one document per row, "
-                    "800 warm-up steps of repeated random spans.",
-        n_ctx=128, seq_len=128, batch_size=16, packing=False, steps=7000, eval_every=1000,
-        checkpoint_every=200, induction_warmup_steps=800, induction_warmup_batch=32, train_tokens=6_000_000,
-        shares={"natural": 0.1, "narrative": 0.05, "ioi": 0.22, "induction": 0.2, "docstring": 0.18,
-                "facts": 0.12, "days": 0.08, "lists": 0.05},
+                    "plus 8 rows of a span repeated after a random-length random prefix in every batch.",
+        n_ctx=128, seq_len=128, batch_size=16, packing=False, steps=15000, eval_every=1000,
+        checkpoint_every=200, induction_mask_first_copy=True, induction_rows_per_step=8,
+        induction_max_prefix=40, train_tokens=8_000_000,
+        shares={"natural": 0.21, "narrative": 0.05, "ioi": 0.24, "docstring": 0.1,
+                "facts": 0.14, "days": 0.16, "lists": 0.05},
+        eval_prompts=200,
     ),
     "induction-2l": Preset(
         name="induction-2l",

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from mechscope.errors import CheckpointError, InputError
 from mechscope.io import atomic_path, write_json_atomic
@@ -107,16 +108,48 @@ def document_batch(tokens: np.ndarray, bounds: np.ndarray, step: int, batch_size
     return x, x.masked_fill(mask == 0, -100), mask
 
 
-def induction_batch(step: int, batch_size: int, vocab_size: int, seed: int, eos: int) -> torch.Tensor:
-    """[batch, 1 + 2 * span] rows of <|endoftext|> + a random span + the same span (warm-up curriculum).
+def induction_batch(step: int, batch_size: int, vocab_size: int, seed: int, eos: int,
+                    stream: int = 7, max_prefix: int = 0) -> tuple[torch.Tensor, int]:
+    """Rows of <|endoftext|> + P random tokens + a random span + the same span, and P.
 
-    Plain repeated random tokens in short rows form induction heads in a few hundred steps; in the
-    long mixed rows of the main corpus they take far longer. A pure function of its arguments.
+    Returns ([batch, 1 + P + 2 * span] ids, P). P is drawn per step from 0..max_prefix: with the
+    span always right after <|endoftext|> a model can predict the copy from absolute positions alone
+    (attend to position i - span + 1) instead of forming induction heads; a random offset rules
+    that shortcut out. A pure function of its arguments; `stream` separates warm-up rows from the
+    rows mixed into later batches.
     """
-    rng = np.random.default_rng([seed, step, 7])
+    rng = np.random.default_rng([seed, step, stream])
     span = rng.integers(1, vocab_size, size=(batch_size, int(rng.integers(8, 21))))
-    x = np.concatenate([np.full((batch_size, 1), eos), span, span], axis=1)
-    return torch.from_numpy(x.astype(np.int64))
+    n_prefix = int(rng.integers(0, max_prefix + 1)) if max_prefix else 0
+    prefix = rng.integers(1, vocab_size, size=(batch_size, n_prefix))
+    x = np.concatenate([np.full((batch_size, 1), eos), prefix, span, span], axis=1)
+    return torch.from_numpy(x.astype(np.int64)), n_prefix
+
+
+def induction_labels(x: torch.Tensor, mask_first_copy: bool, n_prefix: int = 0) -> torch.Tensor:
+    """Labels for `induction_batch` rows; with `mask_first_copy` only the second copy is scored.
+
+    Everything before the second copy is unpredictable noise (loss ln(vocab) at best); leaving it
+    out of the loss leaves only the signal that builds the induction circuit.
+    """
+    if not mask_first_copy:
+        return x
+    span = (x.shape[1] - 1 - n_prefix) // 2
+    labels = x.clone()
+    labels[:, :1 + n_prefix + span] = -100
+    return labels
+
+
+def join_rows(parts: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]], pad: int
+              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Stack (input_ids, labels, attention_mask) row groups of different widths, right-padding."""
+    width = max(x.shape[1] for x, _, _ in parts)
+    out = []
+    for x, labels, mask in parts:
+        extra = width - x.shape[1]
+        out.append((F.pad(x, (0, extra), value=pad), F.pad(labels, (0, extra), value=-100),
+                    F.pad(mask, (0, extra), value=0)))
+    return tuple(torch.cat(group) for group in zip(*out, strict=True))
 
 
 def lr_at(step: int, p: Preset) -> float:
@@ -204,14 +237,21 @@ def train(preset: Preset, out: str | Path, text_paths: list[str] = (), *, thread
         for group in opt.param_groups:
             group["lr"] = lr_at(step, preset)
         if step < preset.induction_warmup_steps:
-            x = induction_batch(step, preset.induction_warmup_batch, preset.vocab_size, preset.seed, eos)
-            loss = model(input_ids=x, labels=x).loss
+            x, n_prefix = induction_batch(step, preset.induction_warmup_batch, preset.vocab_size, preset.seed,
+                                          eos, max_prefix=preset.induction_max_prefix)
+            loss = model(input_ids=x, labels=induction_labels(x, preset.induction_mask_first_copy, n_prefix)).loss
         elif preset.packing:
             x = batch_for_step(run.train, step, preset.batch_size, preset.seq_len, preset.seed)
             loss = model(input_ids=x, labels=x).loss
         else:
-            x, labels, mask = document_batch(run.train, bounds, step, preset.batch_size, preset.seq_len,
-                                             preset.seed, eos)
+            parts = [document_batch(run.train, bounds, step, preset.batch_size, preset.seq_len,
+                                    preset.seed, eos)]
+            if preset.induction_rows_per_step:
+                rows, n_prefix = induction_batch(step, preset.induction_rows_per_step, preset.vocab_size,
+                                                 preset.seed, eos, stream=8, max_prefix=preset.induction_max_prefix)
+                parts.append((rows, induction_labels(rows, preset.induction_mask_first_copy, n_prefix),
+                              torch.ones_like(rows)))
+            x, labels, mask = join_rows(parts, eos)
             loss = model(input_ids=x, labels=labels, attention_mask=mask).loss
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), preset.grad_clip)
