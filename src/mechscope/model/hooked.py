@@ -18,6 +18,7 @@ from mechscope.model.adapters import ArchitectureTable, table_for
 from mechscope.model.cache import ActivationCache
 from mechscope.model.config import ModelConfig
 from mechscope.model.hook_points import Attachment, HookFn, HookSet
+from mechscope.model.memory import keep_freed_memory
 from mechscope.model.names import ON_REQUEST, act_name, all_names, unknown_name_error
 from mechscope.model.structure import Structure
 from mechscope.model.tokens import Tokenization
@@ -170,7 +171,11 @@ class HookedModel(WeightViews, Tokenization):
         device/dtype: where and how to store cached tensors (e.g. "cpu", torch.float16).
         grad_metric: a function logits -> scalar; when given, the gradient of that scalar with respect
         to each cached activation is cached too, under ``name + "_grad"`` (parameter .grad untouched).
+
+        The first call asks glibc to keep freed memory for reuse (see `mechscope.model.memory`;
+        MECHSCOPE_KEEP_FREED_MEMORY=0 turns that off).
         """
+        keep_freed_memory()
         resolved = self.resolve_names(names)
         store: dict[str, torch.Tensor] = {}
         live: dict[str, torch.Tensor] = {}
