@@ -226,3 +226,29 @@ def test_resume_is_identical_with_induction_rows_in_every_batch(micro_run, copy_
     resumed = train(preset, copy_run_data, show_progress=False)
     a, b = load_file(straight / "model.safetensors"), load_file(resumed / "model.safetensors")
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_llama_preset_builds_a_llama_that_mechscope_hooks(tokenizer):
+    from mechscope import HookedModel
+    from mechscope.organisms.presets import build_model
+
+    torch.manual_seed(0)
+    preset = get_preset("micro-test", arch="llama", d_model=32, n_head=2)
+    hf = build_model(preset, eos_id=0).eval()
+    assert type(hf).__name__ == "LlamaForCausalLM" and hf.config.intermediate_size == 88
+    model = HookedModel.from_hf(hf, tokenizer)
+    assert model.cfg.gated_mlp and model.cfg.positional == "rotary"
+    tokens = torch.randint(1, preset.vocab_size, (2, 12))
+    logits, cache = model.run_with_cache(tokens)
+    assert torch.allclose(logits, hf(input_ids=tokens).logits, atol=1e-5)
+    assert cache["pattern", 0].shape == (2, 2, 12, 12)
+
+
+def test_unknown_arch_is_a_clear_error():
+    import pytest
+
+    from mechscope.errors import InputError
+    from mechscope.organisms.presets import build_model
+
+    with pytest.raises(InputError, match="supported: 'gpt2', 'llama'"):
+        build_model(get_preset("micro-test", arch="mamba"))
