@@ -137,17 +137,22 @@ def test_missing_text_file_and_missing_natural_text(tmp_path):
         build_corpus(make_world(0), CorpusConfig(natural_paths=[]))
 
 
-def test_resume_is_identical_with_one_document_per_row(micro_run, copy_run_data, tmp_path):
+def _assert_resume_is_identical(preset, run_dir, straight_dir, stop_after: int) -> None:
+    """Train `preset` straight through in `straight_dir` (same data) and with a kill at `stop_after`
+    plus a resume in `run_dir`; the final weights must be equal."""
     import shutil
 
-    preset = get_preset("micro-test", packing=False)
-    straight_dir = tmp_path / "straight_docs"
-    shutil.copytree(copy_run_data / "data", straight_dir / "data")
+    shutil.copytree(run_dir / "data", straight_dir / "data")
     straight = train(preset, straight_dir, show_progress=False)
-    assert train(preset, copy_run_data, stop_after=5, show_progress=False) is None
-    resumed = train(preset, copy_run_data, show_progress=False)
+    assert train(preset, run_dir, stop_after=stop_after, show_progress=False) is None
+    resumed = train(preset, run_dir, show_progress=False)
     a, b = load_file(straight / "model.safetensors"), load_file(resumed / "model.safetensors")
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_resume_is_identical_with_one_document_per_row(micro_run, copy_run_data, tmp_path):
+    _assert_resume_is_identical(get_preset("micro-test", packing=False), copy_run_data,
+                                tmp_path / "straight_docs", stop_after=5)
 
 
 def test_document_batches_hold_whole_documents():
@@ -215,17 +220,9 @@ def test_join_rows_pads_each_group_to_the_widest():
 
 
 def test_resume_is_identical_with_induction_rows_in_every_batch(micro_run, copy_run_data, tmp_path):
-    import shutil
-
     preset = get_preset("micro-test", packing=False, induction_warmup_steps=2, induction_rows_per_step=2,
                         induction_mask_first_copy=True, induction_max_prefix=5)
-    straight_dir = tmp_path / "straight_rows"
-    shutil.copytree(copy_run_data / "data", straight_dir / "data")
-    straight = train(preset, straight_dir, show_progress=False)
-    assert train(preset, copy_run_data, stop_after=3, show_progress=False) is None
-    resumed = train(preset, copy_run_data, show_progress=False)
-    a, b = load_file(straight / "model.safetensors"), load_file(resumed / "model.safetensors")
-    assert all(torch.equal(a[k], b[k]) for k in a)
+    _assert_resume_is_identical(preset, copy_run_data, tmp_path / "straight_rows", stop_after=3)
 
 
 def test_llama_preset_builds_a_llama_that_mechscope_hooks(tokenizer):

@@ -75,29 +75,24 @@ class Preset:
         return dataclasses.asdict(self)
 
 
+_TINY_GPT2 = Preset(
+    name="tiny-gpt2",
+    description="GPT-2 blocks, 4 layers, d_model 128, 4 heads, ctx 128, vocab 2048; one document per row, "
+                "plus 8 rows of a span repeated after a random-length random prefix in every batch.",
+    n_ctx=128, seq_len=128, batch_size=16, packing=False, steps=15000, eval_every=1000,
+    checkpoint_every=200, induction_mask_first_copy=True, induction_rows_per_step=8,
+    induction_max_prefix=40, train_tokens=8_000_000,
+    shares={"natural": 0.21, "narrative": 0.05, "ioi": 0.24, "docstring": 0.1,
+            "facts": 0.14, "days": 0.16, "lists": 0.05},
+    eval_prompts=200,
+)
+
 PRESETS: dict[str, Preset] = {
-    "tiny-gpt2": Preset(
-        name="tiny-gpt2",
-        description="GPT-2 blocks, 4 layers, d_model 128, 4 heads, ctx 128, vocab 2048; one document per row, "
-                    "plus 8 rows of a span repeated after a random-length random prefix in every batch.",
-        n_ctx=128, seq_len=128, batch_size=16, packing=False, steps=15000, eval_every=1000,
-        checkpoint_every=200, induction_mask_first_copy=True, induction_rows_per_step=8,
-        induction_max_prefix=40, train_tokens=8_000_000,
-        shares={"natural": 0.21, "narrative": 0.05, "ioi": 0.24, "docstring": 0.1,
-                "facts": 0.14, "days": 0.16, "lists": 0.05},
-        eval_prompts=200,
-    ),
-    "tiny-llama": Preset(
-        name="tiny-llama",
+    "tiny-gpt2": _TINY_GPT2,
+    "tiny-llama": dataclasses.replace(
+        _TINY_GPT2, name="tiny-llama", arch="llama", shares=dict(_TINY_GPT2.shares),
         description="LLaMA blocks (RoPE, RMSNorm, SwiGLU), 4 layers, d_model 128, 4 heads, ctx 128, vocab 2048; "
-                    "the tiny-gpt2 recipe.",
-        arch="llama", n_ctx=128, seq_len=128, batch_size=16, packing=False, steps=15000, eval_every=1000,
-        checkpoint_every=200, induction_mask_first_copy=True, induction_rows_per_step=8,
-        induction_max_prefix=40, train_tokens=8_000_000,
-        shares={"natural": 0.21, "narrative": 0.05, "ioi": 0.24, "docstring": 0.1,
-                "facts": 0.14, "days": 0.16, "lists": 0.05},
-        eval_prompts=200,
-    ),
+                    "the tiny-gpt2 recipe."),
     "induction-2l": Preset(
         name="induction-2l",
         description="GPT-2 blocks, 2 layers, d_model 128, 4 heads, ctx 128, vocab 2048; for studying induction heads.",
