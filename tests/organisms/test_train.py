@@ -5,9 +5,10 @@ import torch
 from safetensors.torch import load_file
 
 from mechscope.errors import CheckpointError, InputError, ModelLoadError
+from mechscope.organisms.batches import batch_for_step
 from mechscope.organisms.checkpoint import load_checkpoint, save_checkpoint
 from mechscope.organisms.presets import get_preset
-from mechscope.organisms.train import batch_for_step, export_checkpoint, train
+from mechscope.organisms.train import export_checkpoint, train
 
 
 def test_resume_after_kill_is_identical(micro_run, copy_run_data):
@@ -151,14 +152,14 @@ def _assert_resume_is_identical(preset, run_dir, straight_dir, stop_after: int) 
 
 
 def test_resume_is_identical_with_one_document_per_row(micro_run, copy_run_data, tmp_path):
-    _assert_resume_is_identical(get_preset("micro-test", packing=False), copy_run_data,
+    _assert_resume_is_identical(get_preset("micro-test", packing="row-per-document"), copy_run_data,
                                 tmp_path / "straight_docs", stop_after=5)
 
 
 def test_document_batches_hold_whole_documents():
     import numpy as np
 
-    from mechscope.organisms.train import document_batch, document_bounds
+    from mechscope.organisms.batches import document_batch, document_bounds
 
     tokens = np.array([0, 5, 6, 0, 7, 0, 8, 9, 10], dtype=np.uint16)
     bounds = document_bounds(tokens, eos=0)
@@ -170,7 +171,7 @@ def test_document_batches_hold_whole_documents():
 
 
 def test_induction_warmup_rows_repeat_their_span():
-    from mechscope.organisms.train import induction_batch
+    from mechscope.organisms.batches import induction_batch
 
     x, _ = induction_batch(3, batch_size=4, vocab_size=100, seed=0, eos=0)
     span = (x.shape[1] - 1) // 2
@@ -180,7 +181,7 @@ def test_induction_warmup_rows_repeat_their_span():
 
 
 def test_induction_labels_score_only_the_second_copy_when_masked():
-    from mechscope.organisms.train import induction_batch, induction_labels
+    from mechscope.organisms.batches import induction_batch, induction_labels
 
     x, n_prefix = induction_batch(5, batch_size=3, vocab_size=100, seed=0, eos=0)
     assert n_prefix == 0
@@ -193,7 +194,7 @@ def test_induction_labels_score_only_the_second_copy_when_masked():
 
 
 def test_induction_rows_with_a_random_prefix_repeat_after_it():
-    from mechscope.organisms.train import induction_batch, induction_labels
+    from mechscope.organisms.batches import induction_batch, induction_labels
 
     prefixes = set()
     for step in range(20):
@@ -209,7 +210,7 @@ def test_induction_rows_with_a_random_prefix_repeat_after_it():
 
 
 def test_join_rows_pads_each_group_to_the_widest():
-    from mechscope.organisms.train import join_rows
+    from mechscope.organisms.batches import join_rows
 
     a = (torch.tensor([[1, 2, 3]]), torch.tensor([[1, 2, 3]]), torch.ones(1, 3, dtype=torch.long))
     b = (torch.tensor([[4], [5]]), torch.tensor([[-100], [5]]), torch.ones(2, 1, dtype=torch.long))
@@ -220,7 +221,7 @@ def test_join_rows_pads_each_group_to_the_widest():
 
 
 def test_resume_is_identical_with_induction_rows_in_every_batch(micro_run, copy_run_data, tmp_path):
-    preset = get_preset("micro-test", packing=False, induction_warmup_steps=2, induction_rows_per_step=2,
+    preset = get_preset("micro-test", packing="row-per-document", induction_warmup_steps=2, induction_rows_per_step=2,
                         induction_mask_first_copy=True, induction_max_prefix=5)
     _assert_resume_is_identical(preset, copy_run_data, tmp_path / "straight_rows", stop_after=3)
 
@@ -249,3 +250,80 @@ def test_unknown_arch_is_a_clear_error():
 
     with pytest.raises(InputError, match="supported: 'gpt2', 'llama'"):
         build_model(get_preset("micro-test", arch="mamba"))
+
+
+def test_packed_documents_visit_every_document_once_per_epoch():
+    import numpy as np
+
+    from mechscope.organisms.batches import IGNORE, PackedDocuments, document_bounds
+
+    rng = np.random.default_rng(0)
+    docs = [np.concatenate([[0], rng.integers(1, 50, size=int(n))]) for n in rng.integers(1, 12, size=40)]
+    tokens = np.concatenate(docs).astype(np.uint16)
+    packed = PackedDocuments(tokens, document_bounds(tokens, 0), batch_size=2, seq_len=16, seed=3, pad=0)
+    seen = []
+    for step in range(packed.rows_per_epoch() // 2):
+        x, labels, positions = packed.batch(step)
+        assert x.shape == labels.shape == positions.shape == (2, 16)
+        for row, row_labels, row_positions in zip(x, labels, positions, strict=True):
+            starts = (row_positions == 0).nonzero().flatten().tolist() + [16]
+            for a, b in zip(starts, starts[1:], strict=False):
+                if (row_labels[a:b] != IGNORE).any():  # a document, not the padding at the end
+                    assert torch.equal(row_labels[a:b], row[a:b]) and row[a] == 0
+                    seen.append(tuple(row[a:b].tolist()))
+    assert len(seen) >= len(docs) - 2 * 2  # whole batches only; the leftover rows wait for the next epoch
+    assert set(seen) <= {tuple(d.tolist()) for d in docs}
+    assert len(set(seen)) == len(seen)
+    assert torch.equal(packed.batch(1)[0], PackedDocuments(tokens, document_bounds(tokens, 0), 2, 16, 3, 0).batch(1)[0])
+
+
+@pytest.mark.parametrize("arch", ["gpt2", "llama"])
+def test_packed_rows_give_each_document_the_logits_it_has_alone(arch):
+    import numpy as np
+
+    from mechscope.organisms.batches import pack_rows
+    from mechscope.organisms.presets import build_model
+
+    torch.manual_seed(0)
+    hf = build_model(get_preset("micro-test", n_layer=2, arch=arch), eos_id=0).eval()
+    a, b = np.array([0, 5, 9, 4]), np.array([0, 7, 7, 8, 1, 2])
+    x, _, positions = pack_rows([[(a, a), (b, b)]], seq_len=12, pad=0)
+    with torch.no_grad():
+        packed = hf(input_ids=x, position_ids=positions, use_cache=False).logits[0]
+        alone = [hf(input_ids=torch.tensor(d)[None]).logits[0] for d in (a, b)]
+    torch.testing.assert_close(packed[:4], alone[0], atol=1e-5, rtol=0)
+    torch.testing.assert_close(packed[4:10], alone[1], atol=1e-5, rtol=0)
+
+
+def test_packed_induction_rows_repeat_each_span_after_its_own_prefix():
+    from mechscope.organisms.batches import IGNORE, packed_induction_rows
+
+    x, labels, positions = packed_induction_rows(4, n_rows=3, seq_len=96, vocab_size=100, seed=0, eos=0,
+                                                 max_prefix=20, mask_first_copy=True, min_span=2)
+    prefixes, spans = set(), set()
+    for row, row_labels, row_positions in zip(x, labels, positions, strict=True):
+        starts = (row_positions == 0).nonzero().flatten().tolist() + [96]
+        for a, b in zip(starts, starts[1:], strict=False):
+            scored = (row_labels[a:b] != IGNORE).nonzero().flatten()
+            if len(scored) == 0:
+                continue  # padding
+            span = len(scored)
+            assert row[a] == 0 and b - a - 1 - 2 * span >= 0
+            assert torch.equal(row[b - span:b], row[b - 2 * span:b - span])
+            assert torch.equal(row_labels[b - span:b], row[b - span:b])
+            prefixes.add(b - a - 1 - 2 * span)
+            spans.add(span)
+    assert len(prefixes) > 2 and min(spans) < 8 and max(spans) <= 20
+    with pytest.raises(InputError, match="too short for induction segments"):
+        packed_induction_rows(0, 1, seq_len=40, vocab_size=100, seed=0, eos=0, max_prefix=20, mask_first_copy=True)
+
+
+def test_resume_is_identical_with_packed_documents_and_induction_rows(micro_run, copy_run_data, tmp_path):
+    preset = get_preset("micro-test", packing="documents", induction_rows_per_step=1, seq_len=64,
+                        induction_mask_first_copy=True, induction_max_prefix=5)
+    _assert_resume_is_identical(preset, copy_run_data, tmp_path / "straight_packed", stop_after=3)
+
+
+def test_unknown_packing_is_a_clear_error():
+    with pytest.raises(InputError, match="unknown packing 'rows'"):
+        get_preset("micro-test", packing="rows")

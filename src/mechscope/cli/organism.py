@@ -52,14 +52,13 @@ def train_cmd(
 ) -> None:
     """Train PRESET into OUT (resumes from OUT/checkpoint.pt if present); writes OUT/final."""
     from mechscope.organisms.card import read_card
-    from mechscope.organisms.corpus import text_files
     from mechscope.organisms.presets import get_preset
     from mechscope.organisms.train import train
 
     p = get_preset(preset, **({"steps": steps} if steps else {}))
     console = _console()
     console.print(f"training {p.name} ({p.description}) -> {out}")
-    final = train(p, out, text_files(text or []), threads=threads, show_progress=True,
+    final = train(p, out, text or [], threads=threads, show_progress=True,
                   on_eval=lambda step, m: console.print(f"step {step}: " + ", ".join(
                       f"{k}={v:.3g}" for k, v in m.items())))
     card = read_card(final)

@@ -24,16 +24,25 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from mechscope.errors import CheckpointError, InputError
+from mechscope.errors import CheckpointError
 from mechscope.io import atomic_path, write_json_atomic
+from mechscope.organisms.batches import (
+    PackedDocuments,
+    batch_for_step,
+    document_batch,
+    document_bounds,
+    induction_batch,
+    induction_labels,
+    join_rows,
+    packed_induction_rows,
+)
 from mechscope.organisms.card import make_card, write_card
 from mechscope.organisms.checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
-from mechscope.organisms.corpus import CorpusConfig, build_corpus
+from mechscope.organisms.corpus import CorpusConfig, build_corpus, text_files
 from mechscope.organisms.evaluate import evaluate
 from mechscope.organisms.flops import matmul_peak_flops, training_flops_per_token
-from mechscope.organisms.presets import Preset, build_model
+from mechscope.organisms.presets import LEGACY_PACKING, Preset, build_model
 from mechscope.organisms.tokenizer import load_tokenizer, save_tokenizer
 from mechscope.organisms.world import GroundTruth, load_ground_truth, make_world
 from mechscope.progress import progress
@@ -48,14 +57,15 @@ class RunData:
 
 
 def prepare_data(out: Path, preset: Preset, text_paths: list[str]) -> RunData:
-    """Build (or reload) the world, tokenizer and token arrays under out/data."""
+    """Build (or reload) the world, tokenizer and token arrays under out/data; `text_paths` are
+    natural-text files or folders of them."""
     data = out / "data"
     if (data / "corpus.json").is_file():
         return RunData(load_tokenizer(data), load_ground_truth(data / "ground_truth.json"),
                        np.load(data / "tokens.npy"), np.load(data / "heldout.npy"))
     world = make_world(preset.world_seed)
     cfg = CorpusConfig(train_tokens=preset.train_tokens, shares=dict(preset.shares),
-                       natural_paths=[str(p) for p in text_paths], vocab_size=preset.vocab_size,
+                       natural_paths=text_files(text_paths), vocab_size=preset.vocab_size,
                        tokenizer_sample_docs=preset.tokenizer_sample_docs)
     corpus = build_corpus(world, cfg, seed=preset.world_seed)
     data.mkdir(parents=True, exist_ok=True)
@@ -67,89 +77,6 @@ def prepare_data(out: Path, preset: Preset, text_paths: list[str]) -> RunData:
     write_json_atomic(data / "corpus.json", {"config": cfg, "family_tokens": corpus.family_tokens,
                                              "train_tokens": len(corpus.train)})
     return RunData(corpus.tokenizer, world, corpus.train, corpus.heldout_natural)
-
-
-def batch_for_step(tokens: np.ndarray, step: int, batch_size: int, seq_len: int, seed: int) -> torch.Tensor:
-    """The [batch, seq_len] input ids of step `step`: a pure function of its arguments."""
-    n_chunks = len(tokens) // seq_len
-    if n_chunks < batch_size:
-        raise InputError(f"corpus has {len(tokens)} tokens, fewer than one batch of "
-                         f"{batch_size}x{seq_len}; raise train_tokens")
-    per_epoch = n_chunks // batch_size
-    epoch, k = divmod(step, per_epoch)
-    order = np.random.default_rng([seed, epoch]).permutation(n_chunks)[k * batch_size:(k + 1) * batch_size]
-    idx = order[:, None] * seq_len + np.arange(seq_len)[None]
-    return torch.from_numpy(tokens[idx].astype(np.int64))
-
-
-def document_bounds(tokens: np.ndarray, eos: int) -> np.ndarray:
-    """[n_docs, 2] (start, end) of each document in the stream; each starts with its <|endoftext|>."""
-    starts = np.flatnonzero(tokens == eos)
-    ends = np.append(starts[1:], len(tokens))
-    return np.stack([starts, ends], axis=1)
-
-
-def document_batch(tokens: np.ndarray, bounds: np.ndarray, step: int, batch_size: int, seq_len: int,
-                   seed: int, eos: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """One document per row (truncated to seq_len), right-padded: (input_ids, labels, attention_mask).
-
-    A pure function of its arguments. Padding has label -100 and mask 0.
-    """
-    per_epoch = len(bounds) // batch_size
-    epoch, k = divmod(step, per_epoch)
-    picked = np.random.default_rng([seed, epoch]).permutation(len(bounds))[k * batch_size:(k + 1) * batch_size]
-    docs = [tokens[a:min(b, a + seq_len)].astype(np.int64) for a, b in bounds[picked]]
-    width = max(len(d) for d in docs)
-    x = torch.full((len(docs), width), eos, dtype=torch.long)
-    mask = torch.zeros((len(docs), width), dtype=torch.long)
-    for i, d in enumerate(docs):
-        x[i, :len(d)] = torch.from_numpy(d)
-        mask[i, :len(d)] = 1
-    return x, x.masked_fill(mask == 0, -100), mask
-
-
-def induction_batch(step: int, batch_size: int, vocab_size: int, seed: int, eos: int,
-                    stream: int = 7, max_prefix: int = 0) -> tuple[torch.Tensor, int]:
-    """Rows of <|endoftext|> + P random tokens + a random span + the same span, and P.
-
-    Returns ([batch, 1 + P + 2 * span] ids, P). P is drawn per step from 0..max_prefix: with the
-    span always right after <|endoftext|> a model can predict the copy from absolute positions alone
-    (attend to position i - span + 1) instead of forming induction heads; a random offset rules
-    that shortcut out. A pure function of its arguments; `stream` separates warm-up rows from the
-    rows mixed into later batches.
-    """
-    rng = np.random.default_rng([seed, step, stream])
-    span = rng.integers(1, vocab_size, size=(batch_size, int(rng.integers(8, 21))))
-    n_prefix = int(rng.integers(0, max_prefix + 1)) if max_prefix else 0
-    prefix = rng.integers(1, vocab_size, size=(batch_size, n_prefix))
-    x = np.concatenate([np.full((batch_size, 1), eos), prefix, span, span], axis=1)
-    return torch.from_numpy(x.astype(np.int64)), n_prefix
-
-
-def induction_labels(x: torch.Tensor, mask_first_copy: bool, n_prefix: int = 0) -> torch.Tensor:
-    """Labels for `induction_batch` rows; with `mask_first_copy` only the second copy is scored.
-
-    Everything before the second copy is unpredictable noise (loss ln(vocab) at best); leaving it
-    out of the loss leaves only the signal that builds the induction circuit.
-    """
-    if not mask_first_copy:
-        return x
-    span = (x.shape[1] - 1 - n_prefix) // 2
-    labels = x.clone()
-    labels[:, :1 + n_prefix + span] = -100
-    return labels
-
-
-def join_rows(parts: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]], pad: int
-              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Stack (input_ids, labels, attention_mask) row groups of different widths, right-padding."""
-    width = max(x.shape[1] for x, _, _ in parts)
-    out = []
-    for x, labels, mask in parts:
-        extra = width - x.shape[1]
-        out.append((F.pad(x, (0, extra), value=pad), F.pad(labels, (0, extra), value=-100),
-                    F.pad(mask, (0, extra), value=0)))
-    return tuple(torch.cat(group) for group in zip(*out, strict=True))
 
 
 def lr_at(step: int, p: Preset) -> float:
@@ -171,7 +98,9 @@ def _training_fields(preset: dict) -> dict:
     """The preset fields that change training (everything but the prose); fields added to Preset
     after a checkpoint was written take their defaults, which reproduce the older behaviour."""
     defaults = {f.name: f.default for f in dataclasses.fields(Preset) if f.default is not dataclasses.MISSING}
-    return {k: v for k, v in {**defaults, **preset}.items() if k not in {"name", "description"}}
+    fields = {k: v for k, v in {**defaults, **preset}.items() if k not in {"name", "description"}}
+    fields["packing"] = LEGACY_PACKING.get(fields["packing"], fields["packing"])
+    return fields
 
 
 def _log(out: Path, record: dict) -> None:
@@ -229,6 +158,7 @@ def train(preset: Preset, out: str | Path, text_paths: list[str] = (), *, thread
     recent: list[float] = []
     recent_tokens: list[int] = []
     bounds = document_bounds(run.train, eos)
+    packed_documents = PackedDocuments(run.train, bounds, preset.batch_size, preset.seq_len, preset.seed, eos)
     while step < preset.steps:
         if stop_after is not None and step >= stop_after:
             bar.close()
@@ -240,9 +170,18 @@ def train(preset: Preset, out: str | Path, text_paths: list[str] = (), *, thread
             x, n_prefix = induction_batch(step, preset.induction_warmup_batch, preset.vocab_size, preset.seed,
                                           eos, max_prefix=preset.induction_max_prefix)
             loss = model(input_ids=x, labels=induction_labels(x, preset.induction_mask_first_copy, n_prefix)).loss
-        elif preset.packing:
+        elif preset.packing == "chunks":
             x = batch_for_step(run.train, step, preset.batch_size, preset.seq_len, preset.seed)
             loss = model(input_ids=x, labels=x).loss
+        elif preset.packing == "documents":
+            x, labels, positions = packed_documents.batch(step)
+            if preset.induction_rows_per_step:
+                rows = packed_induction_rows(step, preset.induction_rows_per_step, preset.seq_len,
+                                             preset.vocab_size, preset.seed, eos, preset.induction_max_prefix,
+                                             preset.induction_mask_first_copy, min_span=preset.induction_min_span)
+                x, labels, positions = (torch.cat(pair) for pair in zip((x, labels, positions), rows, strict=True))
+            # no KV cache: HF reads restarting position_ids as packed sequences only without one
+            loss = model(input_ids=x, labels=labels, position_ids=positions, use_cache=False).loss
         else:
             parts = [document_batch(run.train, bounds, step, preset.batch_size, preset.seq_len,
                                     preset.seed, eos)]
