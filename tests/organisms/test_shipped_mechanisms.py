@@ -20,7 +20,7 @@ TARGETS = {  # metric -> (direction, threshold)
 PLANTED = {
     "tiny-gpt2": set(TARGETS) - {"induction_loss_ratio"},
     "tiny-gpt2-docs": {"docstring_accuracy"},
-    "induction-2l": {"docstring_accuracy"},
+    "induction-2l": {"induction_loss_ratio", "fact_recall", "docstring_accuracy"},
 }
 
 
@@ -84,3 +84,19 @@ def test_default_organism_is_shipped():
     from mechscope.organisms import DEFAULT_ORGANISM
 
     assert DEFAULT_ORGANISM in list_shipped()
+
+
+@pytest.mark.parametrize("organism", sorted(PLANTED))
+def test_shipped_weights_come_from_the_preset_of_the_same_name(organism):
+    """The training card of a shipped organism records the preset it was trained with; it must be the
+    preset that `mechscope organism train NAME` uses now, or the documented command does not reproduce it."""
+    import json
+
+    from mechscope.organisms import shipped_path
+    from mechscope.organisms.presets import PRESETS
+    from mechscope.organisms.train import _training_fields
+
+    if organism not in list_shipped():
+        pytest.skip(f"{organism} is not shipped")
+    card = json.loads((shipped_path(organism) / "training_card.json").read_text())
+    assert _training_fields(card["preset"]) == _training_fields(PRESETS[organism].to_dict())
