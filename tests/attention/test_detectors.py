@@ -101,3 +101,27 @@ def test_copying_score_sign_of_planted_ov():
     assert scores.eigen[0, 0] > 0.9
     assert scores.eigen[0, 1] < -0.9
     assert scores.top1[0, 0] > scores.top1[0, 1]
+
+
+def test_lagged_detectors_find_the_lag_a_head_uses():
+    """Head 0 looks back 3; head 1 attends 3 after the earlier occurrence (a shifted induction head);
+    head 2 is the textbook induction head. The lagged detectors score each 1 at its own lag."""
+    from types import SimpleNamespace
+
+    from mechscope.attention.detectors import lagged_induction_scores, lookback_scores
+
+    n, start = 10, 1
+    T = start + 2 * n
+    pattern = torch.zeros(1, 1, 3, T, T)
+    for q in range(T):
+        pattern[0, 0, 0, q, max(0, q - 3)] = 1.0
+        pattern[0, 0, 1, q, q - n + 3 if q >= start + n else 0] = 1.0
+        pattern[0, 0, 2, q, q - n + 1 if q >= start + n else 0] = 1.0
+    rep = SimpleNamespace(second_copy=range(start + n, T), half_len=n, tokens=None)
+    look = lookback_scores(None, patterns=pattern, max_lag=5)
+    assert look.scores[0, 0] == 1.0 and look.lags[0, 0] == 3
+    induction = lagged_induction_scores(None, rep, patterns=pattern, max_lag=5)
+    assert induction.scores[0, 1:].tolist() == [1.0, 1.0]
+    assert induction.lags[0, 1:].tolist() == [3, 1]
+    assert induction.scores[0, 0] < 0.2
+    assert "lag 3" in str(induction.figure().data[0].text)

@@ -8,6 +8,16 @@ Pattern scores (mean attention weight, in [0, 1]; uniform attention over t keys 
 - induction (prefix matching, Olsson et al. 2022): from q in the second copy to q - n + 1, the
   token after the earlier occurrence.
 
+Lagged variants, each with the best lag per head (``HeadScores.lags``):
+
+- lookback: attention from q to q - k, best k in 1..max_lag (previous-token is k = 1);
+- lagged induction: from q in the second copy to q - n + d, the position d after the earlier
+  occurrence, best d in 1..max_lag (d = 1 is the textbook induction head). A model with rotary
+  positions can solve the copy with a shifted pair instead: a layer-0 head that looks back d tells
+  key j which token sat at j - d, the induction head matches it against the current token and
+  reads out the token at j - d + 1 through a lookback d - 1 head. The induction-2l organism does
+  exactly this (d = 5), and the lag-1 detector scores it ~0.03.
+
 Weight scores:
 
 - copying (OV circuit, Elhage et al. 2021): for sampled tokens t, the map W_E[t] -> W_V W_O -> W_U
@@ -35,6 +45,7 @@ class HeadScores(Result):
     name: str
     scores: torch.Tensor
     description: str = ""
+    lags: torch.Tensor | None = None  # [n_layers n_heads] the best lag, for lagged detectors
 
     def top(self, k: int = 5) -> list[tuple[int, int, float]]:
         """The k highest-scoring heads as (layer, head, score)."""
@@ -46,7 +57,9 @@ class HeadScores(Result):
     def figure(self):
         import plotly.graph_objects as go
 
-        fig = go.Figure(go.Heatmap(z=self.scores.tolist(), colorscale="Viridis", colorbar={"title": "score"}))
+        text = None if self.lags is None else [[f"lag {int(v)}" for v in row] for row in self.lags]
+        fig = go.Figure(go.Heatmap(z=self.scores.tolist(), colorscale="Viridis", colorbar={"title": "score"},
+                                   text=text, texttemplate="%{text}" if text else None))
         fig.update_layout(title=f"{self.name} score per head", xaxis_title="head", yaxis_title="layer")
         return fig
 
@@ -93,6 +106,35 @@ def induction_scores(model, rep: RepeatedTokens | None = None, patterns: torch.T
     queries = torch.arange(rep.second_copy.start, rep.second_copy.stop)
     return HeadScores("induction", offset_score(patterns, queries, rep.half_len - 1),
                       "mean attention from the second copy to the token after the first occurrence")
+
+
+def _best_lag(per_lag: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """per_lag[k - 1]: [L H] scores at lag k. Returns (best score, its lag), each [L H]."""
+    best, index = torch.stack(per_lag).max(0)
+    return best, index + 1
+
+
+def lookback_scores(model, tokens: torch.Tensor | None = None, patterns: torch.Tensor | None = None,
+                    max_lag: int = 8, seed: int = 0) -> HeadScores:
+    """Attention from q to q - k at the best k in 1..max_lag per head (queries q >= max_lag)."""
+    if patterns is None:
+        tokens = tokens if tokens is not None else repeated_tokens(model, 8, 20, seed).tokens
+        patterns = attention_patterns(model, tokens)
+    queries = torch.arange(max_lag, patterns.shape[-2])
+    best, lags = _best_lag([offset_score(patterns, queries, k) for k in range(1, max_lag + 1)])
+    return HeadScores("lookback", best, f"mean attention from q to q-k, best k in 1..{max_lag}", lags=lags)
+
+
+def lagged_induction_scores(model, rep: RepeatedTokens | None = None, patterns: torch.Tensor | None = None,
+                            max_lag: int = 8, seed: int = 0) -> HeadScores:
+    """Attention from the second copy to the position d after the earlier occurrence, best d in 1..max_lag."""
+    rep = rep or repeated_tokens(model, 8, 20, seed)
+    patterns = attention_patterns(model, rep.tokens) if patterns is None else patterns
+    queries = torch.arange(rep.second_copy.start, rep.second_copy.stop)
+    max_lag = min(max_lag, rep.half_len)
+    best, lags = _best_lag([offset_score(patterns, queries, rep.half_len - d) for d in range(1, max_lag + 1)])
+    return HeadScores("lagged induction", best, "mean attention from the second copy to the position d after the "
+                      f"earlier occurrence, best d in 1..{max_lag}", lags=lags)
 
 
 @dataclasses.dataclass

@@ -10,6 +10,8 @@ from mechscope.attention.detectors import (
     copying_scores,
     duplicate_token_scores,
     induction_scores,
+    lagged_induction_scores,
+    lookback_scores,
     previous_token_scores,
 )
 from mechscope.attention.icl import ICLScore, RepeatLoss, icl_score, per_token_loss, repeat_loss
@@ -48,8 +50,8 @@ class HeadReport(Result):
 
 def head_report(model, n_sequences: int = 16, half_len: int = 24, seed: int = 0,
                 copying_tokens: int = 200) -> HeadReport:
-    """Previous-token, duplicate-token, induction and copying scores, plus the repeat loss and the
-    in-context-learning score on [BOS] r r sequences."""
+    """Previous-token, duplicate-token, induction, lookback, lagged-induction and copying scores, plus
+    the repeat loss and the in-context-learning score on [BOS] r r sequences."""
     half_len = min(half_len, (model.cfg.n_ctx - 1) // 2)
     rep = repeated_tokens(model, n_sequences, half_len, seed)
     patterns = attention_patterns(model, rep.tokens)
@@ -57,6 +59,8 @@ def head_report(model, n_sequences: int = 16, half_len: int = 24, seed: int = 0,
         "previous-token": previous_token_scores(model, patterns=patterns),
         "duplicate-token": duplicate_token_scores(model, rep, patterns=patterns),
         "induction": induction_scores(model, rep, patterns=patterns),
+        "lookback": lookback_scores(model, patterns=patterns),
+        "lagged induction": lagged_induction_scores(model, rep, patterns=patterns),
         "copying": copying_scores(model, copying_tokens, seed).as_head_scores(),
     }
     del patterns

@@ -10,7 +10,7 @@ from rich.table import Table
 
 from mechscope.io import write_json_atomic
 
-DETECTORS = ("previous-token", "duplicate-token", "induction", "copying", "name-mover")
+DETECTORS = ("previous-token", "duplicate-token", "induction", "lookback", "lagged induction", "copying", "name-mover")
 
 
 def _load(spec: str | None, device: str):
@@ -31,7 +31,8 @@ def heads(
     html_path: Path = typer.Option(None, "--html", help="write the layer x head heatmaps as HTML here"),
     device: str = typer.Option("cpu"),
 ) -> None:
-    """Score every head as previous-token, duplicate-token, induction, copying and name-mover head."""
+    """Score every head as previous-token, duplicate-token, induction, lookback, lagged-induction, copying
+    and name-mover head (lagged detectors also report the best lag)."""
     from mechscope.attention import head_report, name_mover_scores
     from mechscope.errors import InputError, NotApplicableError
     from mechscope.tasks.ioi import ioi_task
@@ -54,7 +55,9 @@ def heads(
     table.add_column(f"top {top} heads (layer.head: score)")
     for name in chosen:
         if name in scores:
-            table.add_row(name, ", ".join(f"{a}.{b}: {s:.2f}" for a, b, s in scores[name].top(top)))
+            lags = scores[name].lags
+            table.add_row(name, ", ".join(f"{a}.{b}: {s:.2f}" + ("" if lags is None else f" (lag {int(lags[a, b])})")
+                                          for a, b, s in scores[name].top(top)))
         else:
             table.add_row(name, notes.get(name, "-"))
     console.print(table)
@@ -65,6 +68,7 @@ def heads(
     if json_path:
         write_json_atomic(json_path, {
             "model": model, "scores": {k: v.scores for k, v in scores.items() if k in chosen},
+            "lags": {k: v.lags for k, v in scores.items() if k in chosen and v.lags is not None},
             "top": {k: v.top(top) for k, v in scores.items() if k in chosen}, "notes": notes,
             "repeat_loss": report.repeat.to_dict(), "icl": report.icl.to_dict()})
     if html_path:
