@@ -59,7 +59,7 @@ def document_batch(tokens: np.ndarray, bounds: np.ndarray, step: int, batch_size
     for i, d in enumerate(docs):
         x[i, :len(d)] = torch.from_numpy(d)
         mask[i, :len(d)] = 1
-    return x, x.masked_fill(mask == 0, -100), mask
+    return x, x.masked_fill(mask == 0, IGNORE), mask
 
 
 def induction_batch(step: int, batch_size: int, vocab_size: int, seed: int, eos: int,
@@ -90,7 +90,7 @@ def induction_labels(x: torch.Tensor, mask_first_copy: bool, n_prefix: int = 0) 
         return x
     span = (x.shape[1] - 1 - n_prefix) // 2
     labels = x.clone()
-    labels[:, :1 + n_prefix + span] = -100
+    labels[:, :1 + n_prefix + span] = IGNORE
     return labels
 
 
@@ -101,7 +101,7 @@ def join_rows(parts: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]], pad:
     out = []
     for x, labels, mask in parts:
         extra = width - x.shape[1]
-        out.append((F.pad(x, (0, extra), value=pad), F.pad(labels, (0, extra), value=-100),
+        out.append((F.pad(x, (0, extra), value=pad), F.pad(labels, (0, extra), value=IGNORE),
                     F.pad(mask, (0, extra), value=0)))
     return tuple(torch.cat(group) for group in zip(*out, strict=True))
 
@@ -155,9 +155,11 @@ class PackedDocuments:
         self.batch_size, self.seq_len, self.seed, self.pad = batch_size, seq_len, seed, pad
         self.lengths = np.minimum(bounds[:, 1] - bounds[:, 0], seq_len)
         self._epoch: tuple[int, np.ndarray, np.ndarray] | None = None
+        self._steps_per_epoch: int | None = None
 
     def _plan(self, epoch: int) -> tuple[np.ndarray, np.ndarray]:
-        """(documents in visiting order, first index into it of each row) for `epoch`."""
+        """(documents in visiting order, first index into it of each row) for `epoch`; the last epoch's
+        plan is kept, so each is computed once."""
         if self._epoch is None or self._epoch[0] != epoch:
             order = np.random.default_rng([self.seed, epoch]).permutation(len(self.bounds))
             rows = greedy_rows(self.lengths[order], self.seq_len)
@@ -168,18 +170,25 @@ class PackedDocuments:
             self._epoch = (epoch, order, starts)
         return self._epoch[1], self._epoch[2]
 
-    def rows_per_epoch(self) -> int:
-        return len(self._plan(0)[1]) - 1
+    def steps_per_epoch(self) -> int:
+        """Whole batches in epoch 0's packing; every epoch is this many steps."""
+        if self._steps_per_epoch is None:
+            self._steps_per_epoch = (len(self._plan(0)[1]) - 1) // self.batch_size
+        return self._steps_per_epoch
 
     def batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(input_ids, labels, position_ids) of `step`, each [batch_size, seq_len]."""
-        per_epoch = self.rows_per_epoch() // self.batch_size
-        epoch, k = divmod(step, per_epoch)
+        """(input_ids, labels, position_ids) of `step`, each [batch_size, seq_len].
+
+        Another epoch's permutation can pack into a few rows fewer than epoch 0's; a step past its
+        last row takes rows from the start of that epoch again.
+        """
+        epoch, k = divmod(step, self.steps_per_epoch())
         order, starts = self._plan(epoch)
+        n_rows = len(starts) - 1
         rows = []
         for r in range(k * self.batch_size, (k + 1) * self.batch_size):
             segments = []
-            for doc in order[starts[r]:starts[r + 1]]:
+            for doc in order[starts[r % n_rows]:starts[r % n_rows + 1]]:
                 a = self.bounds[doc, 0]
                 ids = self.tokens[a:a + self.lengths[doc]].astype(np.int64)
                 segments.append((ids, ids))
