@@ -62,7 +62,7 @@ def test_detectors_find_the_induction_circuit_of_induction_2l():
     model = mechscope.load("organism:induction-2l", device="cpu")
     report = head_report(model, n_sequences=8, half_len=20)
     assert report.repeat.second_copy_loss <= 0.3 * report.repeat.first_copy_loss
-    induction = report.scores["lagged induction"]
+    induction = report.scores["lagged-induction"]
     layer, head, score = induction.top(1)[0]
     lag = int(induction.lags[layer, head])
     assert layer == 1 and score >= 0.5, induction.top(4)

@@ -1,7 +1,7 @@
 """Attention motifs: head detectors (layer x head scores), the ICL score and an HTML pattern viewer.
 
     from mechscope.attention import head_report
-    report = head_report(model)          # previous-token, duplicate, induction, lookback, lagged induction, copying
+    report = head_report(model)          # previous-token, duplicate, induction, lookback, lagged-induction, copying
 """
 
 from mechscope.attention.detectors import (
@@ -22,5 +22,5 @@ from mechscope.attention.viewer import attention_html, save_attention_html
 
 __all__ = ["CopyingScores", "HeadReport", "HeadScores", "ICLScore", "NameMoverScores", "RepeatLoss",
            "attention_html", "attention_patterns", "copying_scores", "duplicate_token_scores", "head_report",
-           "icl_score", "induction_scores", "lagged_induction_scores", "lookback_scores", "name_mover_scores", "per_token_loss", "previous_token_scores",
-           "repeat_loss", "save_attention_html"]
+           "icl_score", "induction_scores", "lagged_induction_scores", "lookback_scores", "name_mover_scores",
+           "per_token_loss", "previous_token_scores", "repeat_loss", "save_attention_html"]

@@ -133,7 +133,7 @@ def lagged_induction_scores(model, rep: RepeatedTokens | None = None, patterns: 
     queries = torch.arange(rep.second_copy.start, rep.second_copy.stop)
     max_lag = min(max_lag, rep.half_len)
     best, lags = _best_lag([offset_score(patterns, queries, rep.half_len - d) for d in range(1, max_lag + 1)])
-    return HeadScores("lagged induction", best, "mean attention from the second copy to the position d after the "
+    return HeadScores("lagged-induction", best, "mean attention from the second copy to the position d after the "
                       f"earlier occurrence, best d in 1..{max_lag}", lags=lags)
 
 

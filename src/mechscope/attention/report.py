@@ -60,7 +60,7 @@ def head_report(model, n_sequences: int = 16, half_len: int = 24, seed: int = 0,
         "duplicate-token": duplicate_token_scores(model, rep, patterns=patterns),
         "induction": induction_scores(model, rep, patterns=patterns),
         "lookback": lookback_scores(model, patterns=patterns),
-        "lagged induction": lagged_induction_scores(model, rep, patterns=patterns),
+        "lagged-induction": lagged_induction_scores(model, rep, patterns=patterns),
         "copying": copying_scores(model, copying_tokens, seed).as_head_scores(),
     }
     del patterns

@@ -69,7 +69,7 @@ def run(model, budget: Budget) -> ClaimResult:
     prev = report.scores["previous-token"].top(1)[0]
     copying = report.scores["copying"].scores[layer, head].item()
     v = verdict(best, drop, share)
-    lagged = report.scores["lagged induction"]
+    lagged = report.scores["lagged-induction"]
     (lag_layer, lag_head, lag_score) = lagged.top(1)[0]
     lag = int(lagged.lags[lag_layer, lag_head])
     lookback = report.scores["lookback"]
@@ -94,7 +94,7 @@ def run(model, budget: Budget) -> ClaimResult:
         f"mean-ablating it undoes {share:.0%} of the drop. The best previous-token head is {prev[0]}.{prev[1]} "
         f"(score {prev[2]:.2f}).")
     if lag > 1 and lag_score >= STRONG_SCORE and best < STRONG_SCORE:
-        evidence += (f" The copying is done by shifted induction heads instead: {lag_layer}.{lag_head} attends {lag} "
+        evidence += (f" Shifted induction heads are present: {lag_layer}.{lag_head} attends {lag} "
                      f"tokens after the earlier occurrence (score {lag_score:.2f}); the strongest lookback heads "
                      f"are {', '.join(metrics['top_lookback_heads'])}.")
     return ClaimResult(

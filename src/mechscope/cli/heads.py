@@ -10,7 +10,8 @@ from rich.table import Table
 
 from mechscope.io import write_json_atomic
 
-DETECTORS = ("previous-token", "duplicate-token", "induction", "lookback", "lagged induction", "copying", "name-mover")
+DETECTORS = ("previous-token", "duplicate-token", "induction", "lookback", "lagged-induction", "copying",
+             "name-mover")
 
 
 def _load(spec: str | None, device: str):

@@ -23,6 +23,7 @@ from mechscope.errors import InputError
 
 IGNORE = -100  # label of positions that are not scored
 
+
 def batch_for_step(tokens: np.ndarray, step: int, batch_size: int, seq_len: int, seed: int) -> torch.Tensor:
     """The [batch, seq_len] input ids of step `step`: a pure function of its arguments."""
     n_chunks = len(tokens) // seq_len
@@ -47,7 +48,7 @@ def document_batch(tokens: np.ndarray, bounds: np.ndarray, step: int, batch_size
                    seed: int, eos: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """One document per row (truncated to seq_len), right-padded: (input_ids, labels, attention_mask).
 
-    A pure function of its arguments. Padding has label -100 and mask 0.
+    A pure function of its arguments. Padding has label IGNORE and mask 0.
     """
     per_epoch = len(bounds) // batch_size
     epoch, k = divmod(step, per_epoch)
