@@ -27,6 +27,10 @@ def test_heads_json(app, tmp_path):
     data = json.loads(out.read_text())
     assert len(data["scores"]["previous-token"]) == 5
     assert "not applicable" in data["notes"]["name-mover"]
+    for lagged in ("lookback", "lagged-induction"):
+        lags = [lag for row in data["lags"][lagged] for lag in row]
+        assert len(data["lags"][lagged]) == 5 and all(1 <= lag <= 8 for lag in lags)
+    assert "(lag " in res.output
 
 
 def test_patch_commands_json(app, tmp_path):
