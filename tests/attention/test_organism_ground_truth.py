@@ -22,35 +22,12 @@ def organism():
     return _organism()
 
 
-def _mean_ablated_second_copy_loss(model, rep, heads: list[tuple[int, int]]) -> float:
-    """Second-copy loss with each (layer, head) replaced by its mean output over the sequences."""
-    from mechscope.attention import per_token_loss, repeat_loss
-
-    names = sorted({f"blocks.{layer}.attn.hook_z" for layer, _ in heads})
-    with torch.no_grad():
-        _, cache = model.run_with_cache(rep.tokens, names=names)
-    hooks = {}
-    for name in names:
-        layer = int(name.split(".")[1])
-        picked = [h for l_, h in heads if l_ == layer]
-        mean = cache[name].mean(0)
-
-        def hook(act, _hook, picked=picked, mean=mean):
-            act = act.clone()
-            act[:, :, picked] = mean[:, picked]
-            return act
-
-        hooks[name] = hook
-    with model.hooks(fwd=hooks):
-        return repeat_loss(model, rep, per_token_loss(model, rep.tokens)).second_copy_loss
-
-
 def test_detectors_find_the_induction_circuit_of_induction_2l():
     """induction-2l copies repeated random spans (second-copy loss < 0.3 x first). The detectors must
     find the heads that do it, whatever lag the model chose: induction heads in layer 1 that attend
     d after the earlier occurrence, and a layer-0 head that looks back d (it tells each key which token
     sat d before it, K-composition). Mean-ablating those layer-0 heads must break the copying."""
-    from mechscope.attention import head_report
+    from mechscope.attention import head_report, repeat_loss_with_heads_ablated
     from mechscope.organisms import list_shipped
     from mechscope.tasks.induction import repeated_tokens
 
@@ -73,7 +50,7 @@ def test_detectors_find_the_induction_circuit_of_induction_2l():
         matchers = [(0, h) for h in range(model.cfg.n_heads) if report.scores["previous-token"].scores[0, h] >= 0.3]
     assert matchers, (lag, lookback.top(4))
     rep = repeated_tokens(model, 8, 20, seed=0)
-    broken = _mean_ablated_second_copy_loss(model, rep, matchers)
+    broken = repeat_loss_with_heads_ablated(model, rep, matchers).second_copy_loss
     assert broken >= 0.5 * report.repeat.first_copy_loss, (matchers, broken, report.repeat)
 
 

@@ -15,7 +15,14 @@ from mechscope.attention.detectors import (
                                            lookback_scores,
                                            previous_token_scores,
 )
-from mechscope.attention.icl import ICLScore, RepeatLoss, icl_score, per_token_loss, repeat_loss
+from mechscope.attention.icl import (
+    ICLScore,
+    RepeatLoss,
+    icl_score,
+    per_token_loss,
+    repeat_loss,
+    repeat_loss_with_heads_ablated,
+)
 from mechscope.attention.name_movers import NameMoverScores, name_mover_scores
 from mechscope.attention.report import HeadReport, head_report
 from mechscope.attention.viewer import attention_html, save_attention_html
@@ -23,4 +30,5 @@ from mechscope.attention.viewer import attention_html, save_attention_html
 __all__ = ["CopyingScores", "HeadReport", "HeadScores", "ICLScore", "NameMoverScores", "RepeatLoss",
            "attention_html", "attention_patterns", "copying_scores", "duplicate_token_scores", "head_report",
            "icl_score", "induction_scores", "lagged_induction_scores", "lookback_scores", "name_mover_scores",
-           "per_token_loss", "previous_token_scores", "repeat_loss", "save_attention_html"]
+           "per_token_loss", "previous_token_scores", "repeat_loss", "repeat_loss_with_heads_ablated",
+           "save_attention_html"]

@@ -102,3 +102,25 @@ def repeat_loss(model, rep: RepeatedTokens, loss: torch.Tensor | None = None) ->
     first = by_pos[s: s + n - 1].mean().item()
     second = by_pos[s + n: s + 2 * n - 1].mean().item()
     return RepeatLoss(first_copy_loss=first, second_copy_loss=second, loss_by_position=by_pos)
+
+
+def repeat_loss_with_heads_ablated(model, rep: RepeatedTokens, heads: list[tuple[int, int]]) -> RepeatLoss:
+    """`repeat_loss` with each (layer, head) mean-ablated: its hook_z replaced, per position, by its
+    mean over the same sequences."""
+    names = sorted({f"blocks.{layer}.attn.hook_z" for layer, _ in heads})
+    with torch.no_grad():
+        _, cache = model.run_with_cache(rep.tokens.to(model.device), names=names)
+    hooks = {}
+    for name in names:
+        layer = int(name.split(".")[1])
+        picked = [h for at, h in heads if at == layer]
+        mean = cache[name].mean(0)                                    # [pos head d_head]
+
+        def hook(act, _hook, picked=picked, mean=mean):
+            act = act.clone()
+            act[:, :, picked] = mean[:, picked]
+            return act
+
+        hooks[name] = hook
+    with model.hooks(fwd=hooks):
+        return repeat_loss(model, rep, per_token_loss(model, rep.tokens))

@@ -11,9 +11,7 @@ shifted heads (d > 1) that the textbook score misses; the verdict stays with the
 
 from __future__ import annotations
 
-import torch
-
-from mechscope.attention.icl import per_token_loss, repeat_loss
+from mechscope.attention.icl import repeat_loss_with_heads_ablated
 from mechscope.attention.report import head_report
 from mechscope.claims.base import Budget, ClaimResult
 from mechscope.tasks.induction import repeated_tokens
@@ -40,30 +38,13 @@ def verdict(max_score: float, drop: float, ablation_share: float) -> str:
     return "inconclusive"
 
 
-def ablate_head_repeat_loss(model, rep, layer: int, head: int) -> float:
-    """Second-copy loss with head (layer, head) mean-ablated (mean over sequences, per position)."""
-    name = f"blocks.{layer}.attn.hook_z"
-    with torch.no_grad():
-        _, cache = model.run_with_cache(rep.tokens.to(model.device), names=[name])
-    mean = cache[name][:, :, head].mean(0)
-
-    def hook(act, _h):
-        act = act.clone()
-        act[:, :, head] = mean
-        return act
-
-    with model.hooks(fwd={name: hook}):
-        loss = per_token_loss(model, rep.tokens)
-    return repeat_loss(model, rep, loss).second_copy_loss
-
-
 def run(model, budget: Budget) -> ClaimResult:
     half_len = min(max(16, budget.seq_len // 2), (model.cfg.n_ctx - 1) // 2, 32)
     report = head_report(model, n_sequences=budget.n_sequences, half_len=half_len, seed=budget.seed)
     induction = report.scores["induction"]
     (layer, head, best) = induction.top(1)[0]
     rep = repeated_tokens(model, budget.n_sequences, half_len, budget.seed)
-    ablated = ablate_head_repeat_loss(model, rep, layer, head)
+    ablated = repeat_loss_with_heads_ablated(model, rep, [(layer, head)]).second_copy_loss
     drop = report.repeat.drop
     share = (ablated - report.repeat.second_copy_loss) / drop if drop > 0 else 0.0
     prev = report.scores["previous-token"].top(1)[0]
