@@ -44,10 +44,8 @@ def test_detectors_find_the_induction_circuit_of_induction_2l():
     lag = int(induction.lags[layer, head])
     assert layer == 1 and score >= 0.5, induction.top(4)
     lookback = report.scores["lookback"]
-    matchers = [(0, h) for h in range(model.cfg.n_heads)
+    matchers = [(0, h) for h in range(model.cfg.n_heads)  # lag 1: the textbook previous-token head
                 if lookback.lags[0, h] == lag and lookback.scores[0, h] >= 0.3]
-    if lag == 1:  # the textbook pair: a previous-token head
-        matchers = [(0, h) for h in range(model.cfg.n_heads) if report.scores["previous-token"].scores[0, h] >= 0.3]
     assert matchers, (lag, lookback.top(4))
     rep = repeated_tokens(model, 8, 20, seed=0)
     broken = repeat_loss_with_heads_ablated(model, rep, matchers).second_copy_loss

@@ -346,3 +346,10 @@ def test_packed_documents_plan_each_epoch_once(monkeypatch):
     for step in range(3 * packed.steps_per_epoch()):
         packed.batch(step)
     assert len(calls) == 3
+
+
+def test_padded_induction_rows_take_the_preset_minimum_span():
+    from mechscope.organisms.batches import induction_batch
+
+    spans = {(induction_batch(step, 2, 100, seed=0, eos=0, min_span=2)[0].shape[1] - 1) // 2 for step in range(40)}
+    assert min(spans) < 8 and max(spans) <= 20

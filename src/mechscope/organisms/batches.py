@@ -64,17 +64,17 @@ def document_batch(tokens: np.ndarray, bounds: np.ndarray, step: int, batch_size
 
 
 def induction_batch(step: int, batch_size: int, vocab_size: int, seed: int, eos: int,
-                    stream: int = 7, max_prefix: int = 0) -> tuple[torch.Tensor, int]:
+                    stream: int = 7, max_prefix: int = 0, min_span: int = 8) -> tuple[torch.Tensor, int]:
     """Rows of <|endoftext|> + P random tokens + a random span + the same span, and P.
 
     Returns ([batch, 1 + P + 2 * span] ids, P). P is drawn per step from 0..max_prefix: with the
     span always right after <|endoftext|> a model can predict the copy from absolute positions alone
     (attend to position i - span + 1) instead of forming induction heads; a random offset rules
-    that shortcut out. A pure function of its arguments; `stream` separates warm-up rows from the
-    rows mixed into later batches.
+    that shortcut out. The span length is drawn per step from min_span..20. A pure function of its
+    arguments; `stream` separates warm-up rows from the rows mixed into later batches.
     """
     rng = np.random.default_rng([seed, step, stream])
-    span = rng.integers(1, vocab_size, size=(batch_size, int(rng.integers(8, 21))))
+    span = rng.integers(1, vocab_size, size=(batch_size, int(rng.integers(min_span, 21))))
     n_prefix = int(rng.integers(0, max_prefix + 1)) if max_prefix else 0
     prefix = rng.integers(1, vocab_size, size=(batch_size, n_prefix))
     x = np.concatenate([np.full((batch_size, 1), eos), prefix, span, span], axis=1)
@@ -203,11 +203,11 @@ def packed_induction_rows(step: int, n_rows: int, seq_len: int, vocab_size: int,
     """Rows packed with segments <|endoftext|> + P random tokens + a random span + the same span.
 
     Each segment draws its own span length (min_span..max_span) and prefix length P (0..max_prefix),
-    so neither absolute position nor the distance to <|endoftext|> predicts the copy. Short spans
-    matter: with spans of 8 or more, a circuit that matches the token k < 8 back (not the previous
-    one) and copies the one k - 1 back solves the task as well as the textbook induction circuit,
-    and a model may form that instead; spans down to 2 leave k = 1 as the one offset that always
-    works. With `mask_first_copy` only the second copy is scored. A pure function of its arguments.
+    so neither absolute position nor the distance to <|endoftext|> predicts the copy. With spans of
+    8 or more, a circuit that matches the token k < 8 back (not the previous one) and copies the one
+    k - 1 back does as well as the textbook induction circuit; shorter spans penalise it, though in
+    induction-2l spans down to 2 still gave the k = 5 circuit. With `mask_first_copy` only the
+    second copy is scored. A pure function of its arguments.
     Returns (input_ids, labels, position_ids), each [n_rows, seq_len].
     """
     if not 1 <= min_span <= max_span:

@@ -64,7 +64,7 @@ class Preset:
     induction_mask_first_copy: bool = False  # score only the second copy of induction rows
     induction_rows_per_step: int = 0  # repeated-span rows added to every batch after the warm-up
     induction_max_prefix: int = 0    # random tokens before the span (0..this), so position cannot stand in
-    induction_min_span: int = 8      # span lengths of packed induction rows (min..20)
+    induction_min_span: int = 8      # span lengths of induction rows: min..20
     steps: int = 3600
     lr: float = 3e-3
     min_lr_fraction: float = 0.1

@@ -168,7 +168,8 @@ def train(preset: Preset, out: str | Path, text_paths: list[str] = (), *, thread
             group["lr"] = lr_at(step, preset)
         if step < preset.induction_warmup_steps:
             x, n_prefix = induction_batch(step, preset.induction_warmup_batch, preset.vocab_size, preset.seed,
-                                          eos, max_prefix=preset.induction_max_prefix)
+                                          eos, max_prefix=preset.induction_max_prefix,
+                                          min_span=preset.induction_min_span)
             loss = model(input_ids=x, labels=induction_labels(x, preset.induction_mask_first_copy, n_prefix)).loss
         elif preset.packing == "chunks":
             x = batch_for_step(run.train, step, preset.batch_size, preset.seq_len, preset.seed)
@@ -187,7 +188,8 @@ def train(preset: Preset, out: str | Path, text_paths: list[str] = (), *, thread
                                     preset.seed, eos)]
             if preset.induction_rows_per_step:
                 rows, n_prefix = induction_batch(step, preset.induction_rows_per_step, preset.vocab_size,
-                                                 preset.seed, eos, stream=8, max_prefix=preset.induction_max_prefix)
+                                                 preset.seed, eos, stream=8, max_prefix=preset.induction_max_prefix,
+                                                 min_span=preset.induction_min_span)
                 parts.append((rows, induction_labels(rows, preset.induction_mask_first_copy, n_prefix),
                               torch.ones_like(rows)))
             x, labels, mask = join_rows(parts, eos)
