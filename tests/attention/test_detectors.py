@@ -23,7 +23,7 @@ def _planted_model():
     """A 2-layer GPT-2 with MLPs switched off and layer 1 head 2 made a previous-token head:
     positions live on a circle in dims 0-1 of W_pos; the head's query reads angle θi, its key
     is rotated by θ, so q_i·k_j ∝ cos(θ(i - j - 1)), largest at j = i - 1."""
-    from tests.conftest import gpt2_tokenizer, small_hf_model
+    from tests.helpers import gpt2_tokenizer, small_hf_model
 
     hf = small_hf_model("gpt2", seed=1, n_ctx=64)
     theta, gain = 0.25, 60.0

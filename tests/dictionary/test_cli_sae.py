@@ -7,7 +7,7 @@ from typer.testing import CliRunner
 
 from mechscope.cli import app
 
-from ..conftest import STORIES260K
+from tests.helpers import STORIES260K
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ from typer.testing import CliRunner
 
 from mechscope.cli import app
 from mechscope.errors import NotApplicableError
-from tests.conftest import STORIES260K
+from tests.helpers import STORIES260K
 
 runner = CliRunner()
 SMALL = ["--n-sequences", "2", "--seq-len", "16"]

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from mechscope import HookedModel
-from tests.conftest import ARCHES, small_hf_model
+from tests.helpers import ARCHES, small_hf_model
 
 TEXTS = ["The quick brown fox jumps over the lazy dog, and then", "A short one"]
 
@@ -30,7 +30,7 @@ def pair(request, tokenizer):
 def stories_pair(stories260k):
     from transformers import AutoModelForCausalLM
 
-    from tests.conftest import STORIES260K
+    from tests.helpers import STORIES260K
 
     ref = {impl: AutoModelForCausalLM.from_pretrained(str(STORIES260K), attn_implementation=impl).eval()
            for impl in ("sdpa", "eager")}

@@ -8,7 +8,7 @@ import torch
 from mechscope import HookedModel
 from mechscope.errors import InputError
 from mechscope.model.interventions import add_vector, mean_ablate, patch_from, resample_ablate, zero_ablate
-from tests.conftest import small_hf_model
+from tests.helpers import small_hf_model
 
 TEXT = "The cat sat on the mat because it was warm"
 

@@ -7,7 +7,7 @@ import torch
 
 from mechscope import HookedModel, act_name
 from mechscope.errors import HookNameError, HookShapeError, InputError
-from tests.conftest import ARCHES, small_hf_model
+from tests.helpers import ARCHES, small_hf_model
 
 TEXT = "When Mary and John went to the store, John gave a drink to"
 

@@ -12,7 +12,7 @@ import mechscope
 from mechscope import HookedModel
 from mechscope.errors import ModelLoadError, UnsupportedArchitectureError
 from mechscope.model import loading as load_module
-from tests.conftest import STORIES260K, small_hf_model
+from tests.helpers import STORIES260K, small_hf_model
 
 
 def test_load_local_dir_roundtrip(tmp_path, tokenizer):

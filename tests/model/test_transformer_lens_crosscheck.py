@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from mechscope import HookedModel
-from tests.conftest import small_hf_model
+from tests.helpers import small_hf_model
 
 tl_bridge = pytest.importorskip("transformer_lens.model_bridge", reason="TransformerLens not installed (bench extra)")
 

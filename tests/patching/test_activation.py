@@ -100,7 +100,7 @@ def test_vectorized_equals_naive_on_llama_gqa(site):
     """Rotary positions and grouped-query attention (k sites index kv heads)."""
     from mechscope import HookedModel
     from mechscope.tasks import induction_task
-    from tests.conftest import gpt2_tokenizer, small_hf_model
+    from tests.helpers import gpt2_tokenizer, small_hf_model
 
     model = HookedModel.from_hf(small_hf_model("llama"), gpt2_tokenizer(), spec="random:llama")
     task = induction_task(model, n_prompts=2, half_len=5)

@@ -7,7 +7,7 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from tests.conftest import STORIES260K
+from tests.helpers import STORIES260K
 
 
 @pytest.fixture(scope="module")

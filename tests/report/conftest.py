@@ -92,7 +92,7 @@ def fake_claims_package(tmp_path, monkeypatch):
 def planted_model():
     """A 1-layer random GPT-2 whose tokenizer vocabulary has EVIL as one token."""
     from mechscope import HookedModel
-    from tests.conftest import gpt2_tokenizer, small_hf_model
+    from tests.helpers import gpt2_tokenizer, small_hf_model
 
     tok = gpt2_tokenizer()
     tok.add_tokens([EVIL])

@@ -11,7 +11,7 @@ from mechscope.claims import registry
 from mechscope.cli import app
 from mechscope.cli import report as report_cli
 from mechscope.errors import InputError
-from tests.conftest import STORIES260K
+from tests.helpers import STORIES260K
 
 runner = CliRunner()
 
