@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterable
 from types import ModuleType
 
 from mechscope.claims.base import (
+    NULL_NONE,
     NULL_TWIN,
     RULE_VERDICTS,
     Budget,
@@ -159,11 +160,19 @@ def run_claims(model, ids: str | Iterable[str] | None = None, budget: Budget | N
     chosen = select(specs if specs is not None else discover(), parse_ids(ids))
     guard = ModelGuard(model)
     twins = NullTwin(model, null_twin)
+    broken = _non_finite_weights(model)
     results = []
     for index, spec in enumerate(chosen, start=1):
         if on_progress:
             on_progress(index, len(chosen), spec, None)
-        result = run_one(model, spec, budget, twins)
+        if broken and spec.module is not None and getattr(spec.module, "NULL", "") != NULL_NONE:
+            result = _result(spec.entry, "error", rule=getattr(spec.module, "RULE", ""),
+                             null=getattr(spec.module, "NULL", ""),
+                             error=f"the model has non-finite weights ({broken}): no verdict is read from it",
+                             evidence="The experiment was not run: a model with NaN or infinite weights gives "
+                                      "numbers that mean nothing.")
+        else:
+            result = run_one(model, spec, budget, twins)
         if spec.module is not None:
             problem = guard.check_and_restore()
             if problem:
@@ -284,6 +293,17 @@ def _run_legacy(model, module: ModuleType, entry: CatalogueEntry, budget: Budget
     result.seconds = time.perf_counter() - start
     result.reference = entry.reference
     return result
+
+
+def _non_finite_weights(model) -> str | None:
+    import torch
+
+    hf = getattr(model, "hf_model", None)
+    if not isinstance(hf, torch.nn.Module):
+        return None
+    from mechscope.model.loading import non_finite_weight
+
+    return non_finite_weight(hf)
 
 
 def _timed(result: ClaimResult, start: float) -> ClaimResult:
