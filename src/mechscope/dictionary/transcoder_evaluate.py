@@ -11,15 +11,12 @@ that MLP's output zeroed (SAEBench / Dunefsky et al. convention); KL is KL(clean
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import Tensor
 
-from mechscope.dictionary.evaluate import SAEEvaluation, _finish, _next_token_ce, _ReconstructionTotals
+from mechscope.dictionary.evaluate import SAEEvaluation, _finish, _ReconstructionTotals, spliced_ce
 from mechscope.dictionary.latent_stats import LatentStats
 from mechscope.errors import InputError
-from mechscope.model.interventions import zero_ablate
 
 
 @torch.no_grad()
@@ -32,8 +29,6 @@ def evaluate_transcoder(tc, model, tokens: Tensor, batch_size: int = 8) -> SAEEv
     tc.eval()
     totals, stats = _ReconstructionTotals(), LatentStats(tc.d_sae)
     stash: dict[str, Tensor] = {}
-    ce = {"clean": 0.0, "tc": 0.0, "zero": 0.0}
-    kl_sum, n_pred = 0.0, 0
 
     def capture(act, hook):
         stash["x"] = act
@@ -46,22 +41,6 @@ def evaluate_transcoder(tc, model, tokens: Tensor, batch_size: int = 8) -> SAEEv
         stats.update((latents.reshape(-1, tc.d_sae) > 0).sum(0), latents.shape[0] * latents.shape[1])
         return y_hat.to(act.dtype)
 
-    for batch in tokens.split(batch_size):
-        batch = batch.to(model.device)
-        clean = model(batch)
-        with model.hooks(fwd={in_name: capture, out_name: replace}):
-            spliced = model(batch)
-        with model.hooks(fwd={out_name: zero_ablate()}):
-            zeroed = model(batch)
-        for key, logits in (("clean", clean), ("tc", spliced), ("zero", zeroed)):
-            ce[key] += float(_next_token_ce(logits, batch).sum())
-        logp_clean = clean[:, :-1].float().log_softmax(-1)
-        logp_tc = spliced[:, :-1].float().log_softmax(-1)
-        kl_sum += float((logp_clean.exp() * (logp_clean - logp_tc)).sum())
-        n_pred += batch.shape[0] * (batch.shape[1] - 1)
+    ce = spliced_ce(model, tokens, {in_name: capture, out_name: replace}, out_name, batch_size)
     tc.train(was_training)
-    ce_clean, ce_tc, ce_zero = (ce[k] / max(n_pred, 1) for k in ("clean", "tc", "zero"))
-    gap = ce_zero - ce_clean
-    recovered = (ce_zero - ce_tc) / gap if abs(gap) > 1e-9 else math.nan
-    return _finish(tc, totals, stats, hook_name=out_name, ce_clean=ce_clean, ce_with_sae=ce_tc,
-                   ce_zero_ablation=ce_zero, ce_loss_recovered=recovered, kl_with_sae=kl_sum / max(n_pred, 1))
+    return _finish(tc, totals, stats, hook_name=out_name, **ce)

@@ -13,16 +13,13 @@ are folded into the weights, so the file computes the same function on raw activ
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
 
-from mechscope.dictionary.saelens_format import CFG_FILENAME, WEIGHTS_FILENAME
+from mechscope.dictionary.saelens_format import load_threshold, read_saelens_folder, write_saelens_folder
 from mechscope.dictionary.transcoder import TranscoderConfig, create_transcoder
-from mechscope.errors import CheckpointError, InputError
-from mechscope.io import atomic_path, write_json_atomic
+from mechscope.errors import InputError
 
 _BASE = {"relu_l1": "transcoder", "jumprelu": "jumprelu_transcoder", "batch_topk": "jumprelu_transcoder"}
 
@@ -52,21 +49,13 @@ def save_saelens_transcoder(tc, path: str | Path) -> Path:
            "metadata": {"hook_name": tc.cfg.hook_name, "hook_name_out": tc.cfg.output_hook_name,
                         "model_name": tc.cfg.model_name, "mechscope_architecture": arch,
                         "mechscope_config": tc.cfg.to_dict()}}
-    path = Path(path)
-    path.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path / WEIGHTS_FILENAME) as tmp:
-        save_file(tensors, str(tmp))
-    write_json_atomic(path / CFG_FILENAME, cfg)
-    return path
+    return write_saelens_folder(path, tensors, cfg)
 
 
 @torch.no_grad()
 def load_saelens_transcoder(path: str | Path):
     """Load a SAELens transcoder folder (ours or SAELens's) as a mechscope transcoder, in eval mode."""
-    path = Path(path)
-    if not (path / CFG_FILENAME).exists() or not (path / WEIGHTS_FILENAME).exists():
-        raise CheckpointError(f"{path} is not a SAELens folder: it needs {CFG_FILENAME} and {WEIGHTS_FILENAME}")
-    cfg = json.loads((path / CFG_FILENAME).read_text())
+    cfg, w = read_saelens_folder(path)
     meta = cfg.get("metadata") or {}
     theirs = cfg.get("architecture", "")
     by_name = {"transcoder": "relu_l1", "skip_transcoder": "relu_l1",
@@ -80,7 +69,6 @@ def load_saelens_transcoder(path: str | Path):
     arch = by_name[theirs]
     if arch == "jumprelu" and meta.get("mechscope_architecture") == "batch_topk":
         arch = "batch_topk"
-    w = {k: v.float() for k, v in load_file(str(path / WEIGHTS_FILENAME)).items()}
     ours = dict(meta.get("mechscope_config") or {})
     ours.update(d_in=int(cfg["d_in"]), d_sae=int(cfg["d_sae"]), architecture=arch, normalize_activations=False,
                 skip_connection="W_skip" in w,
@@ -95,10 +83,6 @@ def load_saelens_transcoder(path: str | Path):
     tc.b_dec.copy_(w["b_dec"])
     if tc.W_skip is not None:
         tc.W_skip.copy_(w["W_skip"].T)
-    if arch == "jumprelu":
-        tc.log_threshold.copy_(w["threshold"].clamp_min(1e-30).log())
-    elif arch == "batch_topk":
-        tc.threshold.fill_(float(w["threshold"][0]))
-        tc.threshold_set.fill_(True)
+    load_threshold(tc, w)
     tc.initialized.fill_(True)
     return tc.eval()
