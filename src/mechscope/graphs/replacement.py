@@ -152,6 +152,13 @@ def replacement_forward(model, transcoders: dict[int, object], tokens: Tensor, *
     fwd["ln_final.hook_scale"] = [keep("ln_final.hook_scale")]
     fwd["ln_final.hook_normalized"] = [_frozen_norm(model.structure.final_norm, kind, frozen,
                                                     "ln_final.hook_normalized", last, stash)]
-    with torch.enable_grad(), model.hooks(fwd=fwd):
-        logits = model(tokens)
+    modes = {layer: tc.training for layer, tc in transcoders.items()}
+    try:
+        for tc in transcoders.values():
+            tc.eval()                      # inference activations (BatchTopK's threshold, dense TopK)
+        with torch.enable_grad(), model.hooks(fwd=fwd):
+            logits = model(tokens)
+    finally:
+        for layer, tc in transcoders.items():
+            tc.train(modes[layer])
     return ReplacementTrace(logits, pre, leaves, errors, embed["e"], frozen)
