@@ -172,17 +172,16 @@ def harvest_pairs(model, tokens: Tensor, transcoders, batch_size: int = 16) -> d
 
     tokens [n_seq seq] -> {hook_name: [n_seq*seq d_in]} for each transcoder's two hooks.
     """
+    from mechscope.data.activation_store import capture_activations
+
     names = sorted({n for tc in transcoders for n in (tc.cfg.hook_name, tc.cfg.output_hook_name)})
-    parts: dict[str, list[Tensor]] = {n: [] for n in names}
-    for batch in tokens.split(batch_size):
-        _, cache = model.run_with_cache(batch.to(model.device), names=names)
-        for n in names:
-            parts[n].append(cache[n].reshape(-1, cache[n].shape[-1]).float().cpu())
-    return {n: torch.cat(v) for n, v in parts.items()}
+    parts = [capture_activations(model, batch.to(model.device), names) for batch in tokens.split(batch_size)]
+    return {n: torch.cat([p[n] for p in parts]) for n in names}
 
 
 def pair_batches(acts: Mapping[str, Tensor], batch_size: int, *, seed: int = 0) -> Iterator[dict[str, Tensor]]:
-    """Endless shuffled minibatches {hook: [batch_size d]} from harvested activations (one seed, one order)."""
+    """Endless shuffled minibatches {hook: [batch_size d]} of harvested activations {hook: [n d]}, rows
+    kept aligned across hooks (a transcoder's input and output, a crosscoder's sources); one seed, one order."""
     n = next(iter(acts.values())).shape[0]
     gen = torch.Generator().manual_seed(seed)
     while True:
