@@ -86,3 +86,32 @@ def load_saelens_transcoder(path: str | Path):
     load_threshold(tc, w)
     tc.initialized.fill_(True)
     return tc.eval()
+
+
+def save_transcoders(transcoders: dict[int, object], path: str | Path) -> Path:
+    """Write one transcoder per layer, any architecture, as `path/L{layer}/` (safetensors + cfg.json)."""
+    path = Path(path)
+    for layer, tc in transcoders.items():
+        tensors = {k: v.detach().float().contiguous() if v.is_floating_point() else v.detach().contiguous()
+                   for k, v in tc.state_dict().items()}
+        write_saelens_folder(path / f"L{layer}", tensors, {"mechscope_transcoder": tc.cfg.to_dict()})
+    return path
+
+
+def load_transcoders(path: str | Path) -> dict[int, object]:
+    """Read what `save_transcoders` wrote: {layer: transcoder} in eval mode."""
+    path = Path(path)
+    folders = sorted(p for p in path.glob("L*") if p.is_dir() and p.name[1:].isdigit())
+    if not folders:
+        raise InputError(f"{path} holds no transcoder folders L0, L1, ...; write them with save_transcoders "
+                         "(or `mechscope graph ... --save-transcoders DIR`)")
+    out = {}
+    for folder in folders:
+        cfg, tensors = read_saelens_folder(folder)
+        if "mechscope_transcoder" not in cfg:
+            raise InputError(f"{folder} is not a mechscope transcoder; load SAELens transcoders with load_saelens_transcoder")
+        tc = create_transcoder(TranscoderConfig.from_dict(cfg["mechscope_transcoder"]))
+        state = tc.state_dict()
+        tc.load_state_dict({k: tensors[k].to(state[k].dtype) for k in state})
+        out[int(folder.name[1:])] = tc.eval()
+    return out
