@@ -13,6 +13,7 @@ import dataclasses
 import torch
 
 from mechscope.errors import InputError
+from mechscope.model.interventions import mean_ablate
 from mechscope.results import Result
 from mechscope.tasks.induction import RepeatedTokens
 
@@ -114,13 +115,6 @@ def repeat_loss_with_heads_ablated(model, rep: RepeatedTokens, heads: list[tuple
     for name in names:
         layer = int(name.split(".")[1])
         picked = [h for at, h in heads if at == layer]
-        mean = cache[name].mean(0)                                    # [pos head d_head]
-
-        def hook(act, _hook, picked=picked, mean=mean):
-            act = act.clone()
-            act[:, :, picked] = mean[:, picked]
-            return act
-
-        hooks[name] = hook
+        hooks[name] = mean_ablate(cache[name].mean(0), heads=picked)   # mean [pos head d_head]
     with model.hooks(fwd=hooks):
         return repeat_loss(model, rep, per_token_loss(model, rep.tokens))
