@@ -123,3 +123,21 @@ def test_organism_ground_truth_is_used(tiny_gpt2_model, tmp_path):
         assert facts.clean_prompts[0] in {f["prompt"] for f in gt.facts}
     finally:
         model.spec = old
+
+
+def test_organism_ground_truth_is_read_or_absent_never_swallowed(tmp_path):
+    """organism:NAME reads its ground truth; a directory without one has none; a corrupt one is an error."""
+    from types import SimpleNamespace
+
+    from mechscope.errors import ModelLoadError
+    from mechscope.tasks.vocab import ground_truth_for
+
+    assert ground_truth_for(SimpleNamespace(spec="organism:tiny-gpt2")).names
+    assert ground_truth_for(SimpleNamespace(spec=str(tmp_path))) is None
+    assert ground_truth_for(SimpleNamespace(spec=None)) is None
+    (tmp_path / "ground_truth.json").write_text('{"names": ["Ann"', encoding="utf-8")
+    with pytest.raises(ModelLoadError, match="not a readable ground truth"):
+        ground_truth_for(SimpleNamespace(spec=str(tmp_path)))
+    (tmp_path / "ground_truth.json").write_text('["not", "an", "object"]', encoding="utf-8")
+    with pytest.raises(ModelLoadError, match="not a readable ground truth"):
+        ground_truth_for(SimpleNamespace(spec=str(tmp_path)))
