@@ -15,9 +15,9 @@ from pathlib import Path
 
 import torch
 
+from mechscope.data.text import token_batches
 from mechscope.errors import InputError
 from mechscope.lens.frozen_norms import FrozenNorms, calibrate, norm_sites, save_norm_free
-from mechscope.lens.points import token_batches
 from mechscope.progress import progress
 from mechscope.results import Result
 
