@@ -32,6 +32,7 @@ import torch
 from mechscope.errors import BatchGrowthError, HookShapeError, InputError, InterventionError
 from mechscope.model.attention import STATE_ATTR
 from mechscope.model.names import ATTN_INTERNAL, HookPoint, parse
+from mechscope.model.norms import norm_eps, norm_scale
 from mechscope.model.structure import Structure
 
 HookFn = Callable[[torch.Tensor, HookPoint], "torch.Tensor | None"]
@@ -122,16 +123,6 @@ def _with_first(x, new):
     return (new, *x[1:]) if isinstance(x, tuple) else new
 
 
-def _norm_scale(x: torch.Tensor, kind: str, eps: float) -> torch.Tensor:
-    """The divisor a LayerNorm / RMSNorm applies: [..., d_model] -> [..., 1] (one reduction pass)."""
-    x = x.float()
-    if kind == "layernorm":
-        x = x - x.mean(-1, keepdim=True)
-    # vector_norm is one fast reduction (torch.var_mean is ~5x slower on CPU than the pow/mean pair)
-    var = torch.linalg.vector_norm(x, dim=-1, keepdim=True).square_().div_(x.shape[-1])
-    return var.add_(eps).sqrt_()
-
-
 def _check_broadcastable(name: str, args: tuple, kwargs: dict, rows: int) -> None:
     """Raise BatchGrowthError if a block input besides the residual stream has one entry per row."""
     if rows == 1:
@@ -195,12 +186,12 @@ class Attachment:
 
     def _on_norm(self, prefix: str, module: torch.nn.Module, wanted: set[str]):
         hs, kind = self.hs, self.norm
-        eps = float(getattr(module, self.eps_attr, 1e-5))
+        eps = norm_eps(module, self.eps_attr)
         scale_name, normed_name = prefix + "hook_scale", prefix + "hook_normalized"
 
         def hook(_module, args, output):
             if scale_name in wanted:
-                hs.apply(scale_name, _norm_scale(args[0], kind, eps).to(args[0].dtype))
+                hs.apply(scale_name, norm_scale(args[0], kind, eps).to(args[0].dtype))
             if normed_name in wanted:
                 return _with_first(output, hs.apply(normed_name, _first(output)))
             return None

@@ -20,6 +20,7 @@ from mechscope.model.config import ModelConfig
 from mechscope.model.hook_points import Attachment, HookFn, HookSet
 from mechscope.model.memory import keep_freed_memory
 from mechscope.model.names import ON_REQUEST, act_name, all_names, unknown_name_error
+from mechscope.model.norms import norm_eps, norm_modules, norm_scale
 from mechscope.model.structure import Structure
 from mechscope.model.tokens import Tokenization
 from mechscope.model.weights import WeightViews
@@ -213,6 +214,16 @@ class HookedModel(WeightViews, Tokenization):
         return (logits if grad_metric is not None else logits.detach()), ActivationCache(store, self)
 
     # -- pieces of the forward pass that analyses reuse --------------------------------------------
+    def norms(self) -> dict[str, torch.nn.Module]:
+        """The norm modules by site ("blocks.L.ln1", "blocks.L.ln2", "ln_final"), in forward order."""
+        return norm_modules(self.structure)
+
+    def norm_scale(self, site: str, x: torch.Tensor) -> torch.Tensor:
+        """The divisor s(x) [... 1] (fp32) that the norm at `site` applies to x [... d_model]; the
+        value ``{site}.hook_scale`` reports."""
+        module = self.norms()[site]
+        return norm_scale(x, self.cfg.norm, norm_eps(module, self.table.norm_eps_attr))
+
     def ln_final(self, resid: torch.Tensor) -> torch.Tensor:
         """Apply the model's final norm (with its weight and bias) to [... d_model]."""
         return self.structure.final_norm(resid)
