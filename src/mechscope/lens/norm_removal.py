@@ -15,9 +15,9 @@ from pathlib import Path
 
 import torch
 
+from mechscope.data.text import token_batches
 from mechscope.errors import InputError
-from mechscope.lens.frozen_norms import FrozenNorms, calibrate, norm_sites, save_norm_free
-from mechscope.lens.points import token_batches
+from mechscope.lens.frozen_norms import FrozenNorms, calibrate, save_norm_free
 from mechscope.progress import progress
 from mechscope.results import Result
 
@@ -76,7 +76,7 @@ class NormRemovalResult(Result):
 
 def removal_order(model) -> list[str]:
     """Every ln2, then every ln1, then ln_final."""
-    sites = list(norm_sites(model))
+    sites = list(model.norms())
     return ([s for s in sites if s.endswith("ln2")] + [s for s in sites if s.endswith("ln1")] + ["ln_final"])
 
 

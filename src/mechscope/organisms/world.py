@@ -194,6 +194,10 @@ def load_ground_truth(path_or_name: str | Path) -> GroundTruth:
 
     path = organism_file(path_or_name, "ground_truth.json",
                          "pass an organism directory that was written by `mechscope organism train`")
-    data = json.loads(path.read_text(encoding="utf-8"))
-    fields = {f.name for f in dataclasses.fields(GroundTruth)}
-    return GroundTruth(**{k: v for k, v in data.items() if k in fields})
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        fields = {f.name for f in dataclasses.fields(GroundTruth)}
+        return GroundTruth(**{k: v for k, v in data.items() if k in fields})
+    except (ValueError, TypeError, AttributeError) as e:  # bad JSON / encoding, missing or extra fields
+        raise ModelLoadError(f"{path} is not a readable ground truth ({type(e).__name__}: {e}); restore it "
+                             "from the organism's training run or retrain with `mechscope organism train`") from e
