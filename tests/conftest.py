@@ -38,3 +38,19 @@ def stories260k():
     if not STORIES260K.exists():
         pytest.skip(f"stories260K not found at {STORIES260K}")
     return mechscope.load(str(STORIES260K), device="cpu")
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Headless Debian chromium driven by Playwright (skips without one); pages come from OfflinePage."""
+    from tests.helpers import CHROMIUM_ARGS, browser_missing, find_chromium
+
+    why = browser_missing()
+    if why:
+        pytest.skip(why)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=find_chromium(), args=CHROMIUM_ARGS)
+        yield b
+        b.close()

@@ -6,7 +6,6 @@ import pytest
 from typer.testing import CliRunner
 
 from mechscope.cli import app
-
 from tests.helpers import STORIES260K
 
 
