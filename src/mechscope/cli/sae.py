@@ -30,6 +30,7 @@ from mechscope.cli.common import (
 sae_app = typer.Typer(help="Sparse autoencoders: harvest activations, train, evaluate, dashboards.",
                       no_args_is_help=True)
 
+
 def _tokens(model, seq_len: int, n_sequences: int, seed: int, text: list[Path] | None):
     if seq_len > model.cfg.n_ctx:
         Console(stderr=True).print(f"note: --seq-len {seq_len} is longer than the model's context; "
@@ -74,7 +75,8 @@ def train(
     seq_len: int = typer.Option(128), n_sequences: int = typer.Option(1024),
     text: list[Path] = TEXT_OPT,
     store: Path = typer.Option(None, "--store", help="harvest to this directory first and train from disk"),
-    checkpoint_every: int = typer.Option(500), seed: int = typer.Option(0), device: str = DEVICE_OPT, dtype: str = DTYPE_OPT,
+    checkpoint_every: int = typer.Option(500), seed: int = typer.Option(0),
+    device: str = DEVICE_OPT, dtype: str = DTYPE_OPT,
     json_path: Path = typer.Option(None, "--json", help="write the training curves here"),
 ) -> None:
     """Train SAEs (every hook × architecture at once, from one activation stream); resumes from --out."""
