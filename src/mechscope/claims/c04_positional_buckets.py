@@ -18,8 +18,9 @@ import torch
 
 from mechscope.claims.base import Budget, ClaimResult
 from mechscope.data.text import token_stream
-from mechscope.dictionary import SAEConfig, create_sae
-from mechscope.dictionary.trainer import SAETrainer, TrainerConfig
+from mechscope.dictionary import SAEConfig
+from mechscope.dictionary.pipeline import train_saes
+from mechscope.dictionary.trainer import TrainerConfig
 from mechscope.results import Result
 
 ID = "C04"
@@ -136,9 +137,11 @@ def run(model, budget: Budget) -> ClaimResult:
             p = torch.randint(0, n_pos, (batch,), generator=gen)
             yield W_E[t] + W_pos[p]
 
-    sae = create_sae(SAEConfig(d_in=d, d_sae=4 * d, architecture="topk", k=8, seed=budget.seed,
-                               dead_after_tokens=20 * batch, hook_name="hook_embed+hook_pos_embed"))
-    SAETrainer(sae, TrainerConfig(steps=budget.train_steps, lr=2e-3, warmup_steps=10)).fit(batches())
+    sae_cfg = SAEConfig(d_in=d, d_sae=4 * d, architecture="topk", k=8, seed=budget.seed,
+                        dead_after_tokens=20 * batch, hook_name="hook_embed+hook_pos_embed")
+    saes, _ = train_saes({"embeddings": sae_cfg}, batches(),
+                         TrainerConfig(steps=budget.train_steps, lr=2e-3, warmup_steps=10))
+    sae = saes["embeddings"]
     grid_tokens = stream[torch.randint(0, stream.numel(), (32,), generator=gen)]
     r = _grid_analysis(sae, W_E, W_pos, grid_tokens)
     verdict = rule(r)

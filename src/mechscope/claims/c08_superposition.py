@@ -12,15 +12,8 @@ from contextlib import contextmanager
 import torch
 
 from mechscope.claims.base import Budget, ClaimResult
-from mechscope.toy import (
-    FeatureGeometry,
-    SuperpositionSweep,
-    ToyConfig,
-    replicate,
-    sweep_probabilities,
-    train_toy,
-)
-from mechscope.toy.measures import lowest_loss_instances
+from mechscope.toy import SuperpositionSweep, ToyConfig, sweep_probabilities
+from mechscope.toy.sweep import superposition_sweep
 
 ID = "C08"
 SLUG = "superposition"
@@ -60,22 +53,16 @@ def _threads(n: int):
 def _small_sweep(budget: Budget):
     replicas = 4 if budget.name == "quick" else 12
     cfg = ToyConfig(n_features=5, n_hidden=2, importance_decay=0.9,
-                    n_instances=len(SMALL_DENSITIES) * replicas,
-                    feature_probability=replicate(SMALL_DENSITIES, replicas),
                     steps=1500 if budget.name == "quick" else 4000, batch_size=512, lr=1e-2,
                     lr_schedule="cosine", seed=budget.seed, eval_samples=32768)
-    trained = train_toy(cfg)
-    keys = torch.cat([cfg.probabilities(), cfg.importances()], dim=1)
-    keep = lowest_loss_instances(keys, trained.final_loss)
-    return (SuperpositionSweep.from_trained(trained, best_of_replicas=True),
-            FeatureGeometry.from_trained(trained, keep), trained.seconds)
+    run = superposition_sweep(cfg, SMALL_DENSITIES, replicas)
+    return run.sweep, run.geometry, run.trained.seconds
 
 
 def _large_sweep(budget: Budget) -> SuperpositionSweep:
-    cfg = ToyConfig(n_features=200, n_hidden=20, n_instances=20, importance_decay=1.0,
-                    feature_probability=sweep_probabilities(20), steps=10_000, batch_size=1024, lr=1e-3,
+    cfg = ToyConfig(n_features=200, n_hidden=20, importance_decay=1.0, steps=10_000, batch_size=1024, lr=1e-3,
                     seed=budget.seed)
-    return SuperpositionSweep.from_trained(train_toy(cfg))
+    return superposition_sweep(cfg, sweep_probabilities(20)).sweep
 
 
 def run(model, budget: Budget) -> ClaimResult:

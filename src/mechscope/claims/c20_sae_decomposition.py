@@ -13,11 +13,10 @@ import math
 import torch
 
 from mechscope.claims.base import Budget, ClaimResult
-from mechscope.data.activation_store import ShuffleBuffer, capture_activations
 from mechscope.data.text import eval_tokens
-from mechscope.dictionary import SAEConfig, create_sae
 from mechscope.dictionary.evaluate import SAEEvaluation, evaluate_sae
-from mechscope.dictionary.trainer import SAETrainer, TrainerConfig
+from mechscope.dictionary.pipeline import SAEPipelineConfig, train_on_model
+from mechscope.dictionary.trainer import TrainerConfig
 
 ID = "C20"
 SLUG = "sae-decomposition"
@@ -58,21 +57,14 @@ def run(model, budget: Budget) -> ClaimResult:
     seq_len = min(budget.seq_len, model.cfg.n_ctx)
     train_tokens = eval_tokens(model, seq_len=seq_len, n_sequences=8 * budget.n_sequences, seed=budget.seed + 1)
     held_out = eval_tokens(model, seq_len=seq_len, n_sequences=budget.n_sequences, seed=budget.seed)
-    acts = [capture_activations(model, b, hooks) for b in train_tokens.split(16)]  # in memory: small
     k = max(4, d // 16)
-    saes = {f"{arch}@{layer}": create_sae(SAEConfig(
-        d_in=d, expansion_factor=8, architecture=arch, k=k, hook_name=f"blocks.{layer}.hook_resid_post",
-        seed=budget.seed, dead_after_tokens=50_000, model_name=getattr(model, "spec", "") or ""))
-        for layer in layers for arch in archs}
     batch = min(512, train_tokens.numel() // 2)
-
-    def batches():
-        epoch = 0
-        while True:  # re-shuffled epochs over the harvested activations
-            yield from ShuffleBuffer(1 << 14, batch, seed=budget.seed + epoch)(iter(acts))
-            epoch += 1
-
-    training = SAETrainer(saes, TrainerConfig(steps=budget.train_steps, lr=1e-3, warmup_steps=10)).fit(batches())
+    cfg = SAEPipelineConfig(hooks=tuple(hooks), architectures=archs, expansion_factor=8, k=k, dead_after_tokens=50_000,
+                            batch_size=batch, activations="memory", shuffle_buffer_tokens=1 << 14, seed=budget.seed)
+    saes, training = train_on_model(model, train_tokens, cfg,
+                                    TrainerConfig(steps=budget.train_steps, lr=1e-3, warmup_steps=10))
+    layer_of = dict(zip(hooks, layers, strict=True))
+    saes = {f"{sae.cfg.architecture}@{layer_of[sae.cfg.hook_name]}": sae for sae in saes.values()}
     results: dict[str, SAEEvaluation] = {name: evaluate_sae(sae, model, held_out) for name, sae in saes.items()}
     topk = [results[f"topk@{layer}"] for layer in layers]
     ev, ce_rec, l0 = (_median([getattr(r, f) for r in topk]) for f in ("explained_variance", "ce_loss_recovered", "l0"))

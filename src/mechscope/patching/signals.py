@@ -41,7 +41,10 @@ class OrderProbe(Result):
     def figure(self):
         import plotly.graph_objects as go
 
-        fig = go.Figure(go.Heatmap(z=self.accuracy.tolist(), x=self.pos_labels, zmin=0.5, zmax=1.0,
+        from mechscope.report.escape import safe_tokens
+
+        fig = go.Figure(go.Heatmap(z=self.accuracy.tolist(), x=safe_tokens(self.pos_labels, show_whitespace=True),
+                                   zmin=0.5, zmax=1.0,
                                    colorscale="Viridis", colorbar={"title": "accuracy"}))
         fig.update_layout(title="linear probe for ABBA vs BABA order (held-out accuracy)",
                           xaxis_title="position", yaxis_title="layer (resid_pre; last row: final)")
