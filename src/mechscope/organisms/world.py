@@ -42,6 +42,7 @@ import random
 from pathlib import Path
 from typing import Any
 
+from mechscope.errors import ModelLoadError
 from mechscope.io import write_json_atomic
 
 NAMES = [
