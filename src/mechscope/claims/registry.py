@@ -254,7 +254,11 @@ def run_one(model, spec: ClaimSpec, budget: Budget, twins: NullTwin | None = Non
         result.error = ("the rule was not applied: a number it reads is not finite or missing "
                         f"({'; '.join(problems)})" if result.error is None else result.error)
         return result
-    verdict = module.verdict(measured.metrics, result.null_metrics)
+    try:
+        verdict = module.verdict(measured.metrics, result.null_metrics)
+    except Exception as err:  # noqa: BLE001 - a broken rule is an error result, not a crash
+        result.verdict, result.error = "error", f"the verdict rule failed: {_describe(err)}"
+        return result
     if verdict not in RULE_VERDICTS:
         result.verdict, result.error = "error", f"verdict() returned {verdict!r}, not one of {RULE_VERDICTS}"
     else:
