@@ -20,6 +20,7 @@ from mechscope.organisms.compiled.circuit import Circuit, load_circuit
 COMPILED = {  # name -> (module, compile function)
     "compiled-induction": ("induction", "compile_induction"),
     "compiled-boolean": ("boolean", "compile_boolean"),
+    "compiled-memory": ("memory", "compile_memory"),
 }
 
 
