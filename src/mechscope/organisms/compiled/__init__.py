@@ -21,6 +21,7 @@ COMPILED = {  # name -> (module, compile function)
     "compiled-induction": ("induction", "compile_induction"),
     "compiled-boolean": ("boolean", "compile_boolean"),
     "compiled-memory": ("memory", "compile_memory"),
+    "compiled-geometry": ("geometry", "compile_geometry"),
 }
 
 
