@@ -30,6 +30,7 @@ from mechscope.organisms.compiled.gpt2_writer import SPECIAL, UNKNOWN, CompiledG
 from mechscope.organisms.compiled.residual import Layout
 
 NAME = "compiled-boolean"
+CLAIMS = ("C15",)   # the claims this organism is the planted ground truth for
 N_FEATURES, N_GATES, D_MODEL, N_CTX = 6, 16, 48, 32
 LOGIT = 10.0
 THRESHOLD = LOGIT / 2

@@ -35,6 +35,7 @@ from mechscope.organisms.compiled.gpt2_writer import SPECIAL, UNKNOWN, CompiledG
 from mechscope.organisms.compiled.residual import Layout
 
 NAME = "compiled-geometry"
+CLAIMS = ("C07", "C06")   # the claims this organism is the planted ground truth for
 DAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
 MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August", "September",
           "October", "November", "December"]

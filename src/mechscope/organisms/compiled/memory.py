@@ -33,6 +33,7 @@ from mechscope.organisms.compiled.gpt2_writer import SPECIAL, UNKNOWN, CompiledG
 from mechscope.organisms.compiled.residual import Layout
 
 NAME = "compiled-memory"
+CLAIMS = ("C14", "C12")   # the claims this organism is the planted ground truth for
 SUBJECTS = ["zorvin", "blakee", "mundro", "pelquo", "raksil", "temwob", "grifen", "luxnar",
             "othyip", "hubcra", "vinbla", "keemun", "dropel", "quorak", "siltem", "wobgri"]
 RELATIONS = {"color": ["red", "blue", "green", "yellow", "purple", "orange"],
