@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-MODEL_OPT = typer.Option(None, "--model", help="HF model directory, hub id or organism:NAME (default: the shipped organism)")
+from mechscope.cli.common import DEVICE_OPT, DTYPE_OPT, MODEL_OPT, SEED_OPT, TEXT_OPT, load_model, text_tokens
 
 
 def graph_cmd(
@@ -25,13 +25,10 @@ def graph_cmd(
     max_n_logits: int = typer.Option(10, help="at most this many logit targets"),
     desired_logit_prob: float = typer.Option(0.95, help="logit targets until their probability reaches this"),
     batch_size: int = typer.Option(64, help="targets per backward pass"),
-    device: str = typer.Option("cpu", help="device to load the model on"),
-    seed: int = typer.Option(0, help="seed for training text and transcoder init"),
+    text: list[Path] = TEXT_OPT,
+    device: str = DEVICE_OPT, dtype: str = DTYPE_OPT, seed: int = SEED_OPT,
 ) -> None:
     """Attribution graph of PROMPT through per-layer transcoders (circuit-tracer semantics)."""
-    import mechscope
-    from mechscope.cli.model import default_model_spec
-    from mechscope.data.text import eval_tokens
     from mechscope.dictionary.transcoder_format import load_transcoders, save_transcoders
     from mechscope.dictionary.transcoder_training import TranscoderRun, train_mlp_transcoders
     from mechscope.graphs.attribute import attribute
@@ -39,12 +36,12 @@ def graph_cmd(
     from mechscope.io import write_json_atomic, write_text_atomic
 
     console = Console(stderr=True)
-    m = mechscope.load(model or default_model_spec(), device=device)
+    m = load_model(model, device, dtype)
     if transcoders:
         tcs = load_transcoders(transcoders)
     else:
         console.print(f"training {m.cfg.n_layers} transcoders for {train_steps} steps (pass --transcoders to reuse some)")
-        tokens = eval_tokens(m, seq_len=min(64, m.cfg.n_ctx), n_sequences=128, seed=seed + 1)
+        tokens = text_tokens(m, min(64, m.cfg.n_ctx), 128, seed + 1, text)
         tcs = train_mlp_transcoders(m, tokens, TranscoderRun(steps=train_steps, k=k, seed=seed))
     if save_transcoders_to:
         save_transcoders(tcs, save_transcoders_to)

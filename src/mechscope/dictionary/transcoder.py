@@ -36,6 +36,9 @@ from mechscope.dictionary.registry import SAE_CLASSES
 from mechscope.dictionary.sparse_ops import sparse_decode, topk_encode
 from mechscope.errors import InputError
 
+MLP_INPUT_SITES = ("ln2.hook_normalized", "hook_mlp_in")
+"""Where an MLP transcoder reads, within blocks.L. (hook_mlp_in where the model names the MLP input)."""
+
 
 @dataclasses.dataclass
 class TranscoderConfig(SAEConfig):

@@ -92,9 +92,7 @@ def save_transcoders(transcoders: dict[int, object], path: str | Path) -> Path:
     """Write one transcoder per layer, any architecture, as `path/L{layer}/` (safetensors + cfg.json)."""
     path = Path(path)
     for layer, tc in transcoders.items():
-        tensors = {k: v.detach().float().contiguous() if v.is_floating_point() else v.detach().contiguous()
-                   for k, v in tc.state_dict().items()}
-        write_saelens_folder(path / f"L{layer}", tensors, {"mechscope_transcoder": tc.cfg.to_dict()})
+        _write_state(tc, path / f"L{layer}", "mechscope_transcoder")
     return path
 
 
@@ -105,13 +103,46 @@ def load_transcoders(path: str | Path) -> dict[int, object]:
     if not folders:
         raise InputError(f"{path} holds no transcoder folders L0, L1, ...; write them with save_transcoders "
                          "(or `mechscope graph ... --save-transcoders DIR`)")
-    out = {}
-    for folder in folders:
-        cfg, tensors = read_saelens_folder(folder)
-        if "mechscope_transcoder" not in cfg:
-            raise InputError(f"{folder} is not a mechscope transcoder; load SAELens transcoders with load_saelens_transcoder")
-        tc = create_transcoder(TranscoderConfig.from_dict(cfg["mechscope_transcoder"]))
-        state = tc.state_dict()
-        tc.load_state_dict({k: tensors[k].to(state[k].dtype) for k in state})
-        out[int(folder.name[1:])] = tc.eval()
+    out = {int(folder.name[1:]): load_dictionary(folder) for folder in folders}
+    if not all(getattr(tc, "is_transcoder", False) for tc in out.values()):
+        raise InputError(f"{path} holds folders that are not transcoders")
     return out
+
+
+def _write_state(d, path: Path, key: str) -> Path:
+    tensors = {k: v.detach().float().contiguous() if v.is_floating_point() else v.detach().contiguous()
+               for k, v in d.state_dict().items()}
+    return write_saelens_folder(path, tensors, {key: d.cfg.to_dict()})
+
+
+def save_dictionary(d, path: str | Path) -> Path:
+    """Save an SAE, transcoder or crosscoder: the SAELens format where it has one, else mechscope's
+    (safetensors state + cfg.json, read back by `load_dictionary`)."""
+    from mechscope.dictionary.saelens_format import save_saelens
+
+    if getattr(d, "is_transcoder", False):
+        if d.cfg.architecture in _BASE:
+            return save_saelens_transcoder(d, path)
+    elif not hasattr(d.cfg, "sources"):
+        return save_saelens(d, path)
+    key = "mechscope_transcoder" if getattr(d, "is_transcoder", False) else "mechscope_crosscoder"
+    return _write_state(d, Path(path), key)
+
+
+def load_dictionary(path: str | Path):
+    """Read what `save_dictionary` wrote (any kind), in eval mode."""
+    from mechscope.dictionary.crosscoder import CrosscoderConfig, create_crosscoder
+    from mechscope.dictionary.saelens_format import load_saelens
+
+    cfg, tensors = read_saelens_folder(path)
+    if "mechscope_transcoder" in cfg or "mechscope_crosscoder" in cfg:
+        if "mechscope_transcoder" in cfg:
+            d = create_transcoder(TranscoderConfig.from_dict(cfg["mechscope_transcoder"]))
+        else:
+            d = create_crosscoder(CrosscoderConfig.from_dict(cfg["mechscope_crosscoder"]))
+        state = d.state_dict()
+        d.load_state_dict({k: tensors[k].to(state[k].dtype) for k in state})
+        return d.eval()
+    if "transcoder" in str(cfg.get("architecture", "")):
+        return load_saelens_transcoder(path)
+    return load_saelens(path)

@@ -8,7 +8,6 @@ logits, links {"source", "target", "weight"} over the pruned graph.
 
 from __future__ import annotations
 
-import html
 from pathlib import Path
 
 from mechscope.io import write_json_atomic, write_text_atomic
@@ -113,15 +112,10 @@ def graph_figure(graph, node_threshold: float = 0.8, edge_threshold: float = 0.9
 
 
 def graph_html(graph, title: str = "attribution graph") -> str:
-    """A self-contained page (plotly.js inlined, figure data in a JSON block) for `graph`."""
-    from mechscope.report.figures import LOADER_JS, figure_json, figures_block, plotly_js
+    """A self-contained page (plotly.js inlined, no CDN; every string escaped) showing `graph`."""
+    from mechscope.report.page import figures_page
 
-    block = figures_block({"graph": figure_json(graph_figure(graph))})
-    prompt = html.escape(graph.prompt or " ".join(graph.token_strings))
-    return (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-            f"<script>{plotly_js()}</script></head><body><h1>{html.escape(title)}</h1><p>{prompt}</p>"
-            f"<div id='graph'></div><script type='application/json' id='mechscope-figures'>{block}</script>"
-            f"<script>{LOADER_JS}</script></body></html>")
+    return figures_page(title, [graph_figure(graph)], notes=[graph.prompt or " ".join(graph.token_strings)])
 
 
 def save_graph(graph, json_path: str | Path | None = None, html_path: str | Path | None = None,

@@ -28,9 +28,8 @@ import dataclasses
 import torch
 from torch import Tensor
 
+from mechscope.dictionary.transcoder import MLP_INPUT_SITES
 from mechscope.errors import InputError
-
-MLP_INPUT_SITES = ("ln2.hook_normalized", "hook_mlp_in")
 
 
 @dataclasses.dataclass
