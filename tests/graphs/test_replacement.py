@@ -70,3 +70,45 @@ def test_missing_layer_says_which(tiny_gpt2_model):
     del tcs[1]
     with pytest.raises(InputError, match="every layer"):
         replacement_forward(tiny_gpt2_model, tcs, torch.zeros(1, 3, dtype=torch.long))
+
+
+@pytest.mark.parametrize("arch", ["gpt2", "llama", "gemma"])
+def test_frozen_norm_has_the_derivative_of_the_norm_at_fixed_scale(arch):
+    """Against the norm module itself: along a direction v that leaves the divisor unchanged to first
+    order (v orthogonal to the input and, for LayerNorm, to the all-ones vector), the real norm and
+    the frozen one move alike. Covers LayerNorm, RMSNorm and Gemma's (1 + weight) RMSNorm."""
+    from mechscope import HookedModel
+    from mechscope.graphs.replacement import _frozen_norm
+    from tests.helpers import gpt2_tokenizer, small_hf_model
+
+    hf = small_hf_model(arch, vocab=5000)
+    with torch.no_grad():
+        for name, p in hf.named_parameters():
+            if "norm" in name or "ln_" in name:
+                p.normal_(0.3, 0.5, generator=torch.Generator().manual_seed(1))   # a non-trivial gain
+    model = HookedModel.from_hf(hf, gpt2_tokenizer(), spec=f"random:{arch}")
+    module = model.structure.blocks[0].ln2
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(3, model.cfg.d_model, generator=gen)
+    v = torch.randn(3, model.cfg.d_model, generator=gen)
+    layernorm = model.cfg.norm == "layernorm"
+    basis = [torch.ones_like(x), x - x.mean(-1, keepdim=True)] if layernorm else [x]   # orthogonal pairs
+    for b in basis:
+        b = b / b.norm(dim=-1, keepdim=True)
+        v = v - (v * b).sum(-1, keepdim=True) * b
+    s = torch.sqrt((x - x.mean(-1, keepdim=True) if layernorm else x).pow(2).mean(-1, keepdim=True)
+                   + getattr(module, "eps", getattr(module, "variance_epsilon", 1e-5)))
+    frozen, stash = {}, {"x": x, "blocks.0.ln2.hook_scale": s}
+    with torch.no_grad():
+        out = module(x)
+    fn = _frozen_norm(module, model.cfg.norm, frozen, "blocks.0.ln2.hook_normalized", "x", stash,
+                      float(model.table.norm_weight_offset))
+    fn(out, None)
+    eps = 1e-3
+    with torch.no_grad():      # central differences: the frozen norm is linear, the real one has curvature
+        real = (module(x + eps * v) - module(x - eps * v)) / (2 * eps)
+        stash["x"] = x + eps * v
+        up = fn(out, None)
+        stash["x"] = x - eps * v
+        linear = (up - fn(out, None)) / (2 * eps)
+    torch.testing.assert_close(linear, real, atol=1e-3, rtol=1e-3)

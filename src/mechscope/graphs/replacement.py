@@ -65,10 +65,14 @@ def check_transcoders(model, transcoders: dict[int, object]) -> None:
                              f"the replacement model needs blocks.{layer}.{MLP_INPUT_SITES[0]} -> blocks.{layer}.hook_mlp_out")
 
 
-def _frozen_norm(module, kind: str, frozen: dict[str, Tensor], name: str, input_key: str, stash: dict):
+def _frozen_norm(module, kind: str, frozen: dict[str, Tensor], name: str, input_key: str, stash: dict,
+                 weight_offset: float = 0.0):
     """Hook for `name` (a norm output): out_0 + w * P(x - x_0) / s_0, with x_0, out_0, s_0 the input,
-    output and divisor on the prompt (recorded in `frozen` on the first run, read on reruns)."""
+    output and divisor on the prompt (recorded in `frozen` on the first run, read on reruns); w is the
+    norm's weight plus the architecture's offset (Gemma multiplies by 1 + weight)."""
     gain = getattr(module, "weight", None)
+    if gain is not None and weight_offset:
+        gain = gain + weight_offset
     scale_name = name.replace("hook_normalized", "hook_scale")
 
     def fn(out: Tensor, hook) -> Tensor:
@@ -96,6 +100,7 @@ def replacement_forward(model, transcoders: dict[int, object], tokens: Tensor, *
     """
     check_transcoders(model, transcoders)
     n_layers, kind = model.cfg.n_layers, model.cfg.norm
+    offset = float(getattr(model.table, "norm_weight_offset", 0.0))
     blocks = model.structure.blocks
     frozen = {} if frozen is None else frozen
     stash: dict[str, Tensor] = {}
@@ -141,16 +146,17 @@ def replacement_forward(model, transcoders: dict[int, object], tokens: Tensor, *
         for site in ("hook_resid_pre", "hook_resid_mid", "ln1.hook_scale", "ln2.hook_scale"):
             fwd[b + site] = [keep(b + site)]
         fwd[b + "ln1.hook_normalized"] = [_frozen_norm(blocks[layer].ln1, kind, frozen, b + "ln1.hook_normalized",
-                                                       b + "hook_resid_pre", stash)]
+                                                       b + "hook_resid_pre", stash, offset)]
         fwd[b + "ln2.hook_normalized"] = [_frozen_norm(blocks[layer].ln2, kind, frozen, b + "ln2.hook_normalized",
-                                                       b + "hook_resid_mid", stash), keep(b + "ln2.hook_normalized")]
+                                                       b + "hook_resid_mid", stash, offset),
+                                          keep(b + "ln2.hook_normalized")]
         fwd[b + "attn.hook_pattern"] = [pattern]
         fwd[b + "hook_mlp_out"] = [mlp_out(layer)]
     last = f"blocks.{n_layers - 1}.hook_resid_post"
     fwd[last] = [keep(last)]
     fwd["ln_final.hook_scale"] = [keep("ln_final.hook_scale")]
     fwd["ln_final.hook_normalized"] = [_frozen_norm(model.structure.final_norm, kind, frozen,
-                                                    "ln_final.hook_normalized", last, stash)]
+                                                    "ln_final.hook_normalized", last, stash, offset)]
     modes = {layer: tc.training for layer, tc in transcoders.items()}
     try:
         for tc in transcoders.values():
