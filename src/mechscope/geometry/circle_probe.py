@@ -7,7 +7,7 @@ Given activations x_i [n d] of examples labelled α_i ∈ {0..P-1} (day of the w
 3. R² of each target column (1 - SS_res/SS_tot), averaged over the two: the circle-fit quality;
 4. the angle atan2(ŷ_sin, ŷ_cos) of each prediction; the classes sorted by their mean angle give the
    angular order, compared with the calendar order (exact when it is 0, 1, ..., P-1 up to rotation);
-5. the leave-one-class-out R² (each class predicted by a probe fitted without it), and
+5. the leave-one-class-out R²: each class predicted by a PCA and probe fitted on the other classes only, and
 6. the shuffled-label control: the same fit with the labels permuted (mean R² over shuffles), which says
    how much R² the probe gets from its capacity alone.
 
@@ -133,8 +133,14 @@ def fit_circle(acts, labels, period: int, *, n_components: int = 5, n_shuffles: 
                 for _ in range(n_shuffles)]
     heldout = np.zeros_like(targets)
     for c in range(period):
-        w_c = _lstsq(p.scores[labels != c], targets[labels != c])
-        heldout[labels == c] = p.scores[labels == c] @ w_c
+        # PCA, centring and probe (with an intercept) from the other classes only: centring over all classes
+        # would leak the held-out class (centred class means sum to zero, and so do the circle targets)
+        train = labels != c
+        p_c = pca(x[train], k)
+        design = np.hstack([p_c.scores, np.ones((int(train.sum()), 1))])
+        w_c = _lstsq(design, targets[train])
+        test = (x[~train] - p_c.mean) @ p_c.components.T
+        heldout[~train] = np.hstack([test, np.ones((len(test), 1))]) @ w_c
     heldout_r2 = 1 - float(((targets - heldout) ** 2).sum() / ((targets - targets.mean(0)) ** 2).sum())
     angles = np.arctan2(pred[:, 1], pred[:, 0])
     class_angles = np.array([np.angle(np.exp(1j * angles[labels == c]).mean()) for c in range(period)])

@@ -68,7 +68,7 @@ def mixture_index(points, epsilon: float = 0.1, *, n_steps: int = 10_000, lr: fl
         proj = x @ a + b
         z = proj / torch.sqrt(torch.mean(proj**2))
         hard = float((z.abs() < epsilon).float().mean())
-    return MixtureIndex(index=float(value.detach()), hard=hard, direction=a.detach().numpy(), offset=float(b))
+    return MixtureIndex(index=float(value.detach()), hard=hard, direction=a.detach().numpy(), offset=float(b.detach()))
 
 
 def binned_mutual_information(xy: torch.Tensor, n_bins: int = 20, bound: float = 3.0) -> torch.Tensor:
