@@ -5,8 +5,9 @@ Given activations x_i [n d] of examples labelled α_i ∈ {0..P-1} (day of the w
 1. PCA of the activations to k dimensions (centred; k = 5 by default, as in the paper);
 2. least squares W [k 2] from the PCA scores onto the targets (cos 2πα/P, sin 2πα/P);
 3. R² of each target column (1 - SS_res/SS_tot), averaged over the two: the circle-fit quality;
-4. the angle atan2(ŷ_sin, ŷ_cos) of each prediction; the classes sorted by their mean angle give the
-   angular order, compared with the calendar order (exact when it is 0, 1, ..., P-1 up to rotation);
+4. the angle atan2(ŷ_sin, ŷ_cos) of each prediction; the classes sorted by the mean angle of their
+   held-out predictions (step 5) give the angular order, compared with the calendar order (exact when it
+   is 0, 1, ..., P-1 up to rotation; in sample, any P points would come out in order);
 5. the leave-one-class-out R²: each class predicted by a PCA and probe fitted on the other classes only, and
 6. the shuffled-label control: the same fit with the labels permuted (mean R² over shuffles), which says
    how much R² the probe gets from its capacity alone.
@@ -67,7 +68,8 @@ class CircleFit:
     """A fitted circle probe.
 
     r2: mean R² of the cos and sin targets; r2_cos, r2_sin apart. control_r2: mean R² with shuffled labels.
-    angles: [n] predicted angle (radians) per example; class_angles: [P] circular mean angle per class.
+    angles: [n] predicted angle (radians) per example (in sample); class_angles: [P] circular mean angle
+    per class of the held-out predictions.
     order: the classes sorted by class angle, starting at class 0; order_exact: it is 0, 1, ..., P-1.
     angular_error: mean |predicted - true angle| (radians, wrapped). predictions: [n 2] probe outputs.
     components: [k d] PCA directions; mean: [d]; weights: [k 2] the probe on the PCA scores;
@@ -143,7 +145,8 @@ def fit_circle(acts, labels, period: int, *, n_components: int = 5, n_shuffles: 
         heldout[~train] = np.hstack([test, np.ones((len(test), 1))]) @ w_c
     heldout_r2 = 1 - float(((targets - heldout) ** 2).sum() / ((targets - targets.mean(0)) ** 2).sum())
     angles = np.arctan2(pred[:, 1], pred[:, 0])
-    class_angles = np.array([np.angle(np.exp(1j * angles[labels == c]).mean()) for c in range(period)])
+    heldout_angles = np.arctan2(heldout[:, 1], heldout[:, 0])
+    class_angles = np.array([np.angle(np.exp(1j * heldout_angles[labels == c]).mean()) for c in range(period)])
     relative = np.mod(class_angles - class_angles[0], 2 * np.pi)
     order = [int(c) for c in np.argsort(relative, kind="stable")]
     true = 2 * np.pi * labels / period
