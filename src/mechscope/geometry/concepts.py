@@ -100,6 +100,22 @@ def concept_pairs(model, name: str, pairs: Sequence[tuple[str, str]], *, prefix:
                         [b for _, b, _ in kept], [t for _, _, t in kept])
 
 
+def read_pairs(path) -> list[tuple[str, str]]:
+    """Word pairs from a text file: one "base<TAB>target" (or "base target") per line; # starts a comment."""
+    from pathlib import Path
+
+    pairs = []
+    for n, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        parts = line.split("\t") if "\t" in line else line.split()
+        if len(parts) != 2:
+            raise InputError(f"{path}:{n}: expected two words (base and target), got {line!r}")
+        pairs.append((parts[0].strip(), parts[1].strip()))
+    return pairs
+
+
 def default_concepts(model, min_concepts: int = 2) -> dict[str, ConceptPairs]:
     """The DEFAULT_CONCEPTS whose single-token pairs number at least 3 for this model.
 
