@@ -24,7 +24,7 @@ import torch
 from mechscope.errors import InputError, NotApplicableError
 from mechscope.geometry.circle_probe import CircleFit, circle_plane_edit, engels_replacement, fit_circle
 from mechscope.geometry.irreducibility import mixture_index, separability_index
-from mechscope.model.interventions import add_vector
+from mechscope.model.interventions import add_vector, mean_ablate
 from mechscope.results import Result
 from mechscope.tasks import vocab as V
 
@@ -126,10 +126,12 @@ def circle_intervention(model, cp: CyclePrompts, hook: str, acts: np.ndarray, fi
         rows = np.flatnonzero(cp.starts != new)
         if mode == "edit":
             moved = circle_plane_edit(acts[rows], fit, np.full(len(rows), new))
-        else:
-            moved = engels_replacement(fit, np.full(len(rows), new))
-        delta = torch.from_numpy(moved - acts[rows]).to(model.device, model.dtype)[:, None, :]
-        with torch.no_grad(), model.hooks(fwd={hook: add_vector(delta, positions=cp.position)}):
+            delta = torch.from_numpy(moved - acts[rows]).to(model.device, model.dtype)[:, None, :]
+            edit = add_vector(delta, positions=cp.position)
+        else:   # one replacement vector for every prompt: set it there exactly
+            patch = torch.from_numpy(engels_replacement(fit, [new])[0]).to(model.device, model.dtype)
+            edit = mean_ablate(patch, positions=cp.position)
+        with torch.no_grad(), model.hooks(fwd={hook: edit}):
             logits = model(cp.tokens[rows].to(model.device))[:, -1].float()
         target = (new + cp.counts[rows]) % cp.period
         correct.append(_top1(logits, cp).numpy() == target)
