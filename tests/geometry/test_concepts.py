@@ -83,3 +83,19 @@ def test_bad_pairs_give_clear_errors(tiny_gpt2_model):
         concept_pairs(tiny_gpt2_model, "x", [("cat", "cat"), ("dog", "dogs"), ("man", "men")])
     ok = concept_pairs(tiny_gpt2_model, "plural", [("cat", "cats"), ("dog", "dogs"), ("man", "men")])
     assert len(ok) == 3 and ok.base_ids[0] == tiny_gpt2_model.tokenizer.encode(" cat")[0]
+
+
+def test_residual_space_vectors_are_the_activation_of_the_word_after_bos():
+    import mechscope
+    from mechscope.geometry.concepts import default_concepts, linear_concepts, word_vectors
+
+    m = mechscope.load("organism:tiny-gpt2")
+    hook = "blocks.1.hook_resid_post"
+    ids = m.tokenizer.encode(" apples dog", add_special_tokens=False)
+    vecs = word_vectors(m, hook, ids)
+    for row, i in enumerate(ids):
+        _, cache = m.run_with_cache(torch.tensor([[m.bos_token_id, i]]), names=[hook])
+        torch.testing.assert_close(vecs[row], cache[hook][0, -1].double())
+    r = linear_concepts(m, default_concepts(m), space=hook)
+    assert r.space == hook and len(r.causal) == len(r.names) and r.cos_euclidean.shape == (3, 3)
+    assert all(0.5 <= s.loo_accuracy <= 1.0 for s in r.euclidean)

@@ -251,21 +251,24 @@ class LinearConceptsResult(Result):
 
 
 def word_vectors(model, space: str = "unembedding", ids: Sequence[int] | None = None) -> torch.Tensor:
-    """[V d] vectors per token: rows of W_U ("unembedding"), or the activation at a hook for each token of
-    `ids` alone after BOS (rows for other tokens are zero)."""
+    """Vectors per token (float64): rows of W_U, [V d] ("unembedding"), or, for a hook name, the activation
+    there for each token of `ids` alone after BOS, [len(ids) d] in the order of `ids`."""
     if space == "unembedding":
-        return model.W_U.detach().T.to(torch.float64) if model.W_U.shape[0] != model.cfg.d_vocab \
-            else model.W_U.detach().to(torch.float64)
+        w = model.W_U.detach().to(torch.float64)
+        return w.T if w.shape[0] != model.cfg.d_vocab else w
     if space not in model.hook_names():
         raise InputError(f"space {space!r} is neither 'unembedding' nor a hook name of this model "
                          f"(e.g. 'blocks.0.hook_resid_post')")
-    ids = sorted(set(ids or []))
+    ids = list(ids or [])
     bos = [model.bos_token_id] if model.bos_token_id is not None else []
     tokens = torch.tensor([[*bos, i] for i in ids], device=model.device)
     _, cache = model.run_with_cache(tokens, names=[space])
-    out = torch.zeros(model.cfg.d_vocab, cache[space].shape[-1], dtype=torch.float64)
-    out[ids] = cache[space][:, -1].detach().to(torch.float64).cpu()
-    return out
+    return cache[space][:, -1].detach().to(torch.float64).cpu()
+
+
+def _reindexed(c: ConceptPairs, row: dict[int, int]) -> ConceptPairs:
+    return ConceptPairs(c.name, c.base_words, c.target_words, [row[i] for i in c.base_ids],
+                        [row[i] for i in c.target_ids])
 
 
 def linear_concepts(model, concepts: Mapping[str, ConceptPairs] | None = None, *, space: str = "unembedding",
@@ -278,9 +281,13 @@ def linear_concepts(model, concepts: Mapping[str, ConceptPairs] | None = None, *
     gen = torch.Generator().manual_seed(seed)
     if space == "unembedding":
         vectors, pool = gamma, torch.arange(gamma.shape[0])
-    else:
-        pool = torch.randperm(model.cfg.d_vocab, generator=gen)[:max(200, len(used))]
-        vectors = word_vectors(model, space, used + pool.tolist())
+    else:   # activations of the pair words and of a random pool of tokens, one row each
+        others = [i for i in torch.randperm(model.cfg.d_vocab, generator=gen).tolist() if i not in set(used)]
+        ids = used + others[:max(200, len(used))]
+        vectors = word_vectors(model, space, ids)
+        row = {t: r for r, t in enumerate(ids)}
+        concepts = {k: _reindexed(c, row) for k, c in concepts.items()}
+        pool = torch.arange(len(used), len(ids))
     pick = pool[torch.randint(len(pool), (n_random, 2), generator=gen)]
     random_diffs = vectors[pick[:, 1]] - vectors[pick[:, 0]]
     whitened, random_g = cip.whiten(vectors), cip.whiten(random_diffs)
