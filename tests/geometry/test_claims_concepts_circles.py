@@ -2,19 +2,13 @@
 
 from __future__ import annotations
 
-import copy
-
 import pytest
-import torch
 
 import mechscope
 from mechscope.claims import base
-
-if not hasattr(base, "Measurement"):   # the claim contract (CONTRACTS.md A) lands with the verdicts work
-    pytest.skip("mechscope.claims.base.Measurement is not on this branch yet", allow_module_level=True)
-
-from mechscope.claims import c06_linear_representation as c06  # noqa: E402
-from mechscope.claims import c07_circular_features as c07  # noqa: E402
+from mechscope.claims import c06_linear_representation as c06
+from mechscope.claims import c07_circular_features as c07
+from mechscope.claims.null_twin import build_null_twin
 
 C06_OK = {"loo_share_causal": 0.6, "steer_slope": 2.0, "steer_selectivity": 0.3, "additivity_error": 0.2}
 C06_NULL = {"loo_share_causal": 0.05, "steer_slope": 0.1, "steer_selectivity": 0.9, "additivity_error": 0.1}
@@ -49,19 +43,9 @@ def test_c07_rule_at_its_thresholds():
     assert c07.verdict(C07_OK, {**C07_NULL, "intervention_accuracy": 0.31}) == "inconclusive"
 
 
-def _twin(model):
-    from transformers import AutoModelForCausalLM
-
-    from mechscope.model.hooked import HookedModel
-
-    torch.manual_seed(1234)
-    hf = AutoModelForCausalLM.from_config(copy.deepcopy(model.hf_model.config))
-    return HookedModel(hf, model.tokenizer, spec=f"null-twin:{model.spec}")
-
-
 def test_c06_and_c07_on_the_organism_against_its_twin():
     model = mechscope.load("organism:tiny-gpt2")
-    twin = _twin(model)
+    twin = build_null_twin(model)
     budget = base.Budget()
     m6, n6 = c06.measure(model, budget), c06.measure(twin, budget)
     assert n6.metrics["loo_share_causal"] < 0.2 < 0.5 < m6.metrics["loo_share_causal"]

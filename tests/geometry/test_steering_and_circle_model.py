@@ -73,7 +73,7 @@ def test_day_prompts_and_the_circle_plane_edit_in_the_model(organism):
         seen["act"] = act[:, cp.position].detach().double().numpy()
 
     delta = torch.from_numpy(moved - acts).float()[:, None, :]
-    with torch.no_grad(), organism.hooks(fwd={hook: [add_vector(delta, positions=cp.position), capture]}):
+    with torch.no_grad(), organism.hooks(fwd={hook: [add_vector(delta, positions=[cp.position]), capture]}):
         organism(cp.tokens)
     reading = ((seen["act"] - fit.mean) @ fit.components.T) @ fit.weights
     np.testing.assert_allclose(reading, circle_targets(np.full(len(acts), 3), 7), atol=1e-4)

@@ -72,9 +72,7 @@ def cycle_prompts(model, kind: str = "days") -> CyclePrompts:
         numbers = NUMBER_WORDS
         unit = "day" if kind == "days" else "month"
         template, template_one = "{N} " + unit + "s after {X} is", "One " + unit + " after {X} is"
-    tok = model.tokenizer
-    ids = [tok.encode(" " + w, add_special_tokens=False) for w in words]
-    multi = [w for w, i in zip(words, ids, strict=True) if len(i) != 1]
+    multi = [w for w in words if not model.is_single_token(" " + w)]
     if multi:
         raise NotApplicableError(f"the {kind} circle needs every {kind[:-1]} name to be one token; "
                                  f"{', '.join(multi)} are not for this model")
@@ -85,7 +83,7 @@ def cycle_prompts(model, kind: str = "days") -> CyclePrompts:
     modal = Counter(len(t) for t in toks).most_common(1)[0][0]
     keep = [i for i, t in enumerate(toks) if len(t) == modal]
     tokens = torch.stack([toks[i] for i in keep])
-    word_ids = [i[0] for i in ids]
+    word_ids = [model.to_single_token(" " + w) for w in words]
     where = {int((t == word_ids[rows[i][0]]).nonzero().max()) for t, i in zip(tokens, keep, strict=True)}
     if len(where) != 1:
         raise InputError(f"the {kind} prompts put the {kind[:-1]} at different positions {sorted(where)}; "
@@ -127,7 +125,7 @@ def circle_intervention(model, cp: CyclePrompts, hook: str, acts: np.ndarray, fi
         if mode == "edit":
             moved = circle_plane_edit(acts[rows], fit, np.full(len(rows), new))
             delta = torch.from_numpy(moved - acts[rows]).to(model.device, model.dtype)[:, None, :]
-            edit = add_vector(delta, positions=cp.position)
+            edit = add_vector(delta, positions=[cp.position])   # a list keeps the position axis: [b 1 d]
         else:   # one replacement vector for every prompt: set it there exactly
             patch = torch.from_numpy(engels_replacement(fit, [new])[0]).to(model.device, model.dtype)
             edit = mean_ablate(patch, positions=cp.position)

@@ -75,19 +75,18 @@ def concept_pairs(model, name: str, pairs: Sequence[tuple[str, str]], *, prefix:
     strict: raise InputError naming every multi-token word; otherwise drop the pairs that have one.
     Raises InputError when fewer than 3 pairs remain or a pair has the same token twice.
     """
-    tok = model.tokenizer
     kept, bad = [], []
     for pair in pairs:
         if len(pair) != 2:
             raise InputError(f"concept {name!r}: each pair must be (base word, target word); got {pair!r}")
-        ids = [tok.encode(prefix + w, add_special_tokens=False) for w in pair]
-        multi = [w for w, i in zip(pair, ids, strict=True) if len(i) != 1]
+        multi = [w for w in pair if not model.is_single_token(prefix + w)]
         if multi:
             bad.extend(multi)
             continue
+        ids = [model.to_single_token(prefix + w) for w in pair]
         if ids[0] == ids[1]:
             raise InputError(f"concept {name!r}: the pair {pair!r} is the same token twice")
-        kept.append((pair, ids[0][0], ids[1][0]))
+        kept.append((pair, ids[0], ids[1]))
     if bad and strict:
         raise InputError(
             f"concept {name!r}: these words are not single tokens for this model (with prefix {prefix!r}): "
