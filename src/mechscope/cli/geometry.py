@@ -146,11 +146,11 @@ def concept_cmd(model: str = MODEL_ARG, json_path: Path = JSON_OPT, html_path: P
                 pairs: list[Path] = PAIRS_OPT,
                 space: str = typer.Option("unembedding", help="'unembedding' (Park's γ) or a hook name such as "
                                           "blocks.1.hook_resid_post"),
-                seed: int = SEED_OPT, device: str = DEVICE_OPT) -> None:
+                seed: int = SEED_OPT, device: str = DEVICE_OPT, dtype: str = DTYPE_OPT) -> None:
     """Concept directions from word pairs: leave-one-out test, Euclidean vs causal inner product."""
     from mechscope.geometry.concepts import linear_concepts
 
-    m = load_model(model, device)
+    m = load_model(model, device, dtype)
     r = linear_concepts(m, _concepts(m, pairs), space=space, seed=seed)
     table = Table(title=f"concept directions in {r.space}: held-out pairs above the random-pair 95th percentile")
     for col in ("concept", "pairs", "Euclidean", "causal", "LOO accuracy (causal)"):
@@ -163,7 +163,7 @@ def concept_cmd(model: str = MODEL_ARG, json_path: Path = JSON_OPT, html_path: P
         for j in range(i + 1, len(r.names)):
             console.print(f"cos({a}, {r.names[j]}): Euclidean {r.cos_euclidean[i, j]:+.3f}, causal "
                           f"{r.cos_causal[i, j]:+.3f}", markup=False)
-    emit(r, json_path, html_path)
+    emit(r, json_path, html_path, title=f"Concept directions ({r.space}): {m.spec}")
 
 
 @geometry_app.command("steer")
@@ -175,12 +175,12 @@ def steer_cmd(model: str = MODEL_ARG, json_path: Path = JSON_OPT, html_path: Pat
               kind: str = typer.Option("causal", help="'causal' (Cov(γ)⁻¹γ̄) or 'euclidean' (γ̄) direction"),
               alpha: list[float] = typer.Option(None, "--alpha", help="steering strengths (× the stream's mean norm)"),
               prompt: list[str] = typer.Option(None, "--prompt", help="prompts to steer at their last position"),
-              device: str = DEVICE_OPT) -> None:
+              device: str = DEVICE_OPT, dtype: str = DTYPE_OPT) -> None:
     """Add α·v at a hook; target/base log-odds against α, off-target log-odds of the other concepts."""
     from mechscope.errors import InputError
     from mechscope.geometry.steering import DEFAULT_ALPHAS, DEFAULT_PROMPTS, steer, steering_direction
 
-    m = load_model(model, device)
+    m = load_model(model, device, dtype)
     concepts = _concepts(m, pairs)
     name = concept or next(iter(concepts))
     if name not in concepts:
@@ -196,7 +196,7 @@ def steer_cmd(model: str = MODEL_ARG, json_path: Path = JSON_OPT, html_path: Pat
     console = Console()
     console.print(table)
     console.print(f"slope {r.slope:+.3f} per unit α; off-target/target {r.selectivity:.3f}")
-    emit(r, json_path, html_path)
+    emit(r, json_path, html_path, title=f"Steering {name}: {m.spec}")
 
 
 @geometry_app.command("circle")
@@ -205,11 +205,11 @@ def circle_cmd(model: str = MODEL_ARG, json_path: Path = JSON_OPT, html_path: Pa
                components: int = typer.Option(5, help="PCA components under the circle probe"),
                mode: str = typer.Option("edit", help="intervention: 'edit' (move inside the circle plane) or "
                                         "'engels' (the paper's mean-activation patch)"),
-               seed: int = SEED_OPT, device: str = DEVICE_OPT) -> None:
+               seed: int = SEED_OPT, device: str = DEVICE_OPT, dtype: str = DTYPE_OPT) -> None:
     """Circle probe of day/month tokens per layer, irreducibility indices, and the "move the day" intervention."""
     from mechscope.geometry.circle import circle_features
 
-    m = load_model(model, device)
+    m = load_model(model, device, dtype)
     r = circle_features(m, cycle, n_components=components, mode=mode, seed=seed)
     table = Table(title=f"{cycle} circle ({r.n_prompts} prompts; unedited accuracy {r.task_accuracy:.2f})")
     for col in ("hook", "R²", "held-out R²", "shuffled R²", "intervention accuracy"):
@@ -222,4 +222,4 @@ def circle_cmd(model: str = MODEL_ARG, json_path: Path = JSON_OPT, html_path: Pa
     console.print(f"at {r.best_hook}: order {r.order} ({'exact' if r.order_exact else 'not the calendar order'}); "
                   f"ε-mixture index {r.mixture_index:.3f}, separability index {r.separability_index:.3f} bits",
                   markup=False)
-    emit(r, json_path, html_path)
+    emit(r, json_path, html_path, title=f"{cycle.capitalize()} circle: {m.spec}")
