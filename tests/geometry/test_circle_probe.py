@@ -60,3 +60,15 @@ def test_period_that_does_not_match_the_labels_is_an_error():
         fit_circle(acts, labels, 5)
     with pytest.raises(InputError, match="labels"):
         fit_circle(acts[:10], labels, 7)
+
+
+def test_an_uninformative_probe_does_not_come_out_in_calendar_order():
+    # the held-out intercept alone (the other classes' mean target, -t_c/(P-1)) would put every class
+    # exactly opposite its own point, i.e. in calendar order; the order is read without it
+    rng = np.random.default_rng(4)
+    labels = np.repeat(np.arange(7), 6)
+    noise = 1e-3 * rng.normal(size=(42, 64))
+    fit = fit_circle(noise + 3.0, labels, 7)
+    assert fit.heldout_r2 < 0 and not fit.order_exact
+    constant = fit_circle(np.ones((42, 8)), labels, 7)
+    assert constant.degenerate and not constant.order_exact and constant.r2 == 0.0

@@ -6,8 +6,11 @@
 2. Activations of the X token at each residual hook; the circle probe (`circle_probe.fit_circle`) per hook.
 3. At the hook with the best held-out circle R², Engels' irreducibility indices of the points projected onto
    the circle plane (`irreducibility`).
-4. The intervention: at each hook, move X's activation inside the circle plane to the point of another start
-   X' and read whether the model now answers X' + N (top-1 among the P cycle words), for every prompt and X'.
+   The circle is read at one of two token sites (Engels' a and c): the X word labelled by X ("start"), or the
+   last position, where the model computes the answer, labelled by X + N ("answer").
+4. The intervention: at each hook, move the site's activation inside the circle plane to the point of another
+   label and read whether the model now answers accordingly (X' + N for "start", the new answer for "answer";
+   top-1 among the P cycle words), for every prompt and every other label.
    mode "edit" keeps everything outside the plane (`circle_plane_edit`); "engels" replaces the activation with
    the paper's patch (`engels_replacement`).
 """
@@ -95,10 +98,24 @@ def cycle_prompts(model, kind: str = "days") -> CyclePrompts:
                         position=where.pop())
 
 
-def cycle_activations(model, cp: CyclePrompts, hooks: Sequence[str]) -> dict[str, np.ndarray]:
-    """hook -> [n d] activation at the cycle word's position."""
+TOKENS = ("start", "answer")
+
+
+def site(cp: CyclePrompts, token: str = "start") -> tuple[int, np.ndarray]:
+    """(position, labels [n]) of the circle read at `token`: "start" = the X word, labelled by X (Engels'
+    circle in a); "answer" = the last position, where the model computes X + N, labelled by the answer (their c)."""
+    if token == "start":
+        return cp.position, cp.starts
+    if token == "answer":
+        return cp.tokens.shape[1] - 1, cp.answers
+    raise InputError(f"unknown token {token!r}: use 'start' (the day/month word) or 'answer' (the last position)")
+
+
+def cycle_activations(model, cp: CyclePrompts, hooks: Sequence[str], token: str = "start") -> dict[str, np.ndarray]:
+    """hook -> [n d] activation at the `token` site (see `site`)."""
+    position, _ = site(cp, token)
     _, cache = model.run_with_cache(cp.tokens.to(model.device), names=list(hooks))
-    return {h: cache[h][:, cp.position].detach().double().cpu().numpy() for h in hooks}
+    return {h: cache[h][:, position].detach().double().cpu().numpy() for h in hooks}
 
 
 def _top1(logits: torch.Tensor, cp: CyclePrompts) -> torch.Tensor:
@@ -114,24 +131,26 @@ def task_accuracy(model, cp: CyclePrompts) -> float:
 
 
 def circle_intervention(model, cp: CyclePrompts, hook: str, acts: np.ndarray, fit: CircleFit,
-                        mode: str = "edit") -> tuple[float, np.ndarray]:
-    """Move each prompt's start to every other start X' on the circle; (top-1 accuracy on X' + N among the
-    cycle words, [m] logit(new answer) - logit(old answer) per edited prompt)."""
+                        mode: str = "edit", token: str = "start") -> tuple[float, np.ndarray]:
+    """Move each prompt's label to every other label on the circle, at the `token` site; returns (top-1
+    accuracy among the cycle words on the answer the move implies: X' + N for "start", the new answer itself
+    for "answer"; [m] logit(new answer) - logit(old answer) per edited prompt)."""
     if mode not in ("edit", "engels"):
         raise InputError(f"unknown intervention mode {mode!r}: use 'edit' or 'engels'")
+    position, labels = site(cp, token)
     correct, diffs = [], []
     for new in range(cp.period):
-        rows = np.flatnonzero(cp.starts != new)
+        rows = np.flatnonzero(labels != new)
         if mode == "edit":
             moved = circle_plane_edit(acts[rows], fit, np.full(len(rows), new))
             delta = torch.from_numpy(moved - acts[rows]).to(model.device, model.dtype)[:, None, :]
-            edit = add_vector(delta, positions=[cp.position])   # a list keeps the position axis: [b 1 d]
+            edit = add_vector(delta, positions=[position])   # a list keeps the position axis: [b 1 d]
         else:   # one replacement vector for every prompt: set it there exactly
             patch = torch.from_numpy(engels_replacement(fit, [new])[0]).to(model.device, model.dtype)
-            edit = mean_ablate(patch, positions=cp.position)
+            edit = mean_ablate(patch, positions=position)
         with torch.no_grad(), model.hooks(fwd={hook: edit}):
             logits = model(cp.tokens[rows].to(model.device))[:, -1].float()
-        target = (new + cp.counts[rows]) % cp.period
+        target = (new + cp.counts[rows]) % cp.period if token == "start" else np.full(len(rows), new)
         correct.append(_top1(logits, cp).numpy() == target)
         new_ids = torch.tensor([cp.word_ids[t] for t in target], device=logits.device)
         old_ids = torch.tensor([cp.word_ids[a] for a in cp.answers[rows]], device=logits.device)
@@ -142,9 +161,10 @@ def circle_intervention(model, cp: CyclePrompts, hook: str, acts: np.ndarray, fi
 
 @dataclasses.dataclass
 class CircleResult(Result):
-    """The circle probe at every residual hook and the intervention there.
+    """The circle probe at every residual hook and the intervention there, at one token site (`site`).
 
-    hooks: [L] hooks examined; r2, heldout_r2, control_r2, intervention_accuracy: [L] per hook.
+    hooks: [L] hooks examined; r2, heldout_r2, control_r2, intervention_accuracy: [L] per hook (accuracy NaN
+    where the probe is degenerate, e.g. the same activation for every prompt).
     best_hook: the hook with the highest held-out R²; order / order_exact / class_angles at it.
     task_accuracy: unedited top-1 accuracy among the cycle words. mixture_index / separability_index:
     Engels' indices of the points in the circle plane at best_hook (separability in bits).
@@ -152,6 +172,7 @@ class CircleResult(Result):
     """
 
     kind: str
+    token: str
     period: int
     words: list[str]
     n_prompts: int
@@ -190,7 +211,7 @@ class CircleResult(Result):
                                          marker={"size": 8, "color": c, "cmin": 0, "cmax": self.period - 1,
                                                  "colorscale": "HSV"}), row=1, col=col)
         i = self.best
-        fig.update_layout(title=(f"{self.kind}: circle R² {self.r2[i]:.2f} (held-out {self.heldout_r2[i]:.2f}, "
+        fig.update_layout(title=(f"{self.kind} at the {self.token} token: circle R² {self.r2[i]:.2f} (held-out {self.heldout_r2[i]:.2f}, "
                                  f"shuffled {self.control_r2[i]:.2f}), intervention accuracy "
                                  f"{self.intervention_accuracy[i]:.2f}"))
         fig.update_yaxes(scaleanchor="x")
@@ -201,23 +222,29 @@ def residual_hooks(model) -> list[str]:
     return ["blocks.0.hook_resid_pre"] + [f"blocks.{i}.hook_resid_post" for i in range(model.cfg.n_layers)]
 
 
-def circle_features(model, kind: str = "days", *, hooks: Sequence[str] | None = None, n_components: int = 5,
-                    mode: str = "edit", seed: int = 0, mixture_steps: int = 10_000) -> CircleResult:
-    """Circle probe, irreducibility and intervention for the `kind` cycle at each of `hooks`
-    (default: the embedding and every block's resid_post)."""
+def circle_features(model, kind: str = "days", *, token: str = "start", hooks: Sequence[str] | None = None,
+                    n_components: int = 5, mode: str = "edit", seed: int = 0,
+                    mixture_steps: int = 10_000) -> CircleResult:
+    """Circle probe, irreducibility and intervention for the `kind` cycle at the `token` site, at each of
+    `hooks` (default: the embedding and every block's resid_post)."""
     cp = cycle_prompts(model, kind)
+    _, labels = site(cp, token)
     hooks = list(hooks or residual_hooks(model))
-    acts = cycle_activations(model, cp, hooks)
-    fits = {h: fit_circle(acts[h], cp.starts, cp.period, n_components=n_components, seed=seed) for h in hooks}
-    accuracy = [circle_intervention(model, cp, h, acts[h], fits[h], mode)[0] for h in hooks]
-    best = max(hooks, key=lambda h: fits[h].heldout_r2)
+    acts = cycle_activations(model, cp, hooks, token)
+    fits = {h: fit_circle(acts[h], labels, cp.period, n_components=n_components, seed=seed) for h in hooks}
+    accuracy = [float("nan") if fits[h].degenerate else circle_intervention(model, cp, h, acts[h], fits[h], mode,
+                                                                               token)[0] for h in hooks]
+    usable = [h for h in hooks if not fits[h].degenerate] or hooks
+    best = max(usable, key=lambda h: fits[h].heldout_r2)
     fit = fits[best]
     plane = (acts[best] - fit.mean) @ fit.plane_basis().T
+    spread = not fit.degenerate and float(plane.var()) > 0
     return CircleResult(
-        kind=kind, period=cp.period, words=cp.words, n_prompts=len(cp.prompts), hooks=hooks,
+        kind=kind, token=token, period=cp.period, words=cp.words, n_prompts=len(cp.prompts), hooks=hooks,
         r2=[fits[h].r2 for h in hooks], heldout_r2=[fits[h].heldout_r2 for h in hooks],
         control_r2=[fits[h].control_r2 for h in hooks], intervention_accuracy=accuracy, best_hook=best,
         order=fit.order, order_exact=fit.order_exact, task_accuracy=task_accuracy(model, cp),
-        mixture_index=mixture_index(plane, n_steps=mixture_steps, seed=seed).index,
-        separability_index=separability_index(plane).index, plane=plane, pca_plane=fit.scores[:, :2],
-        labels=cp.starts)
+        mixture_index=mixture_index(plane, n_steps=mixture_steps, seed=seed).index if spread else float("nan"),
+        separability_index=separability_index(plane).index if spread else float("nan"), plane=plane,
+        pca_plane=fit.scores[:, :2],
+        labels=labels)

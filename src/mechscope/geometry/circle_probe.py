@@ -97,10 +97,22 @@ class CircleFit:
     scores: np.ndarray
     explained: np.ndarray
 
+    @property
+    def degenerate(self) -> bool:
+        """The probe does not span a plane (e.g. constant activations): there is no circle to move along."""
+        sv = np.linalg.svd(self.r, compute_uv=False)
+        return bool(sv[-1] <= 1e-9 * max(sv[0], 1e-300))
+
+    def inverse_r(self) -> np.ndarray:
+        if self.degenerate:
+            raise InputError("the circle probe is degenerate (its two outputs do not span a plane, e.g. the "
+                             "activations are constant): there is no circle plane to move along at this site")
+        return np.linalg.inv(self.r)
+
     def circle_point(self, label: int) -> np.ndarray:
         """[d] offset from the mean activation where the probe reads `label` exactly (in the circle plane)."""
         t = circle_targets(np.array([label]), self.period)[0]
-        return (t @ np.linalg.inv(self.r)) @ self.q.T @ self.components
+        return (t @ self.inverse_r()) @ self.q.T @ self.components
 
     def plane_basis(self) -> np.ndarray:
         """[2 d] orthonormal basis of the circle plane in activation space."""
@@ -134,6 +146,7 @@ def fit_circle(acts, labels, period: int, *, n_components: int = 5, n_shuffles: 
     controls = [float(np.mean(_fit_r2(p.scores, targets[rng.permutation(len(labels))])[2]))
                 for _ in range(n_shuffles)]
     heldout = np.zeros_like(targets)
+    offsets = np.zeros_like(targets)
     for c in range(period):
         # PCA, centring and probe (with an intercept) from the other classes only: centring over all classes
         # would leak the held-out class (centred class means sum to zero, and so do the circle targets)
@@ -143,18 +156,23 @@ def fit_circle(acts, labels, period: int, *, n_components: int = 5, n_shuffles: 
         w_c = _lstsq(design, targets[train])
         test = (x[~train] - p_c.mean) @ p_c.components.T
         heldout[~train] = np.hstack([test, np.ones((len(test), 1))]) @ w_c
+        # the angle of the held-out class comes from its offset from the training mean, without the intercept:
+        # the intercept is the training classes' mean target, -t_c/(P-1), which points exactly away from the
+        # held-out class and would put any uninformative probe's angles in calendar order (rotated by π)
+        offsets[~train] = test @ w_c[:-1]
     heldout_r2 = 1 - float(((targets - heldout) ** 2).sum() / ((targets - targets.mean(0)) ** 2).sum())
     angles = np.arctan2(pred[:, 1], pred[:, 0])
-    heldout_angles = np.arctan2(heldout[:, 1], heldout[:, 0])
+    heldout_angles = np.arctan2(offsets[:, 1], offsets[:, 0])
     class_angles = np.array([np.angle(np.exp(1j * heldout_angles[labels == c]).mean()) for c in range(period)])
     relative = np.mod(class_angles - class_angles[0], 2 * np.pi)
     order = [int(c) for c in np.argsort(relative, kind="stable")]
+    distinct = bool(np.all(np.diff(np.sort(relative)) > 1e-6))   # tied angles (e.g. constant input) order nothing
     true = 2 * np.pi * labels / period
     q, r = np.linalg.qr(w)
     return CircleFit(
         period=period, n_components=k, r2=float((r2_cos + r2_sin) / 2), r2_cos=float(r2_cos), r2_sin=float(r2_sin),
         control_r2=float(np.mean(controls)) if controls else float("nan"), heldout_r2=heldout_r2, angles=angles,
-        class_angles=class_angles, order=order, order_exact=order == list(range(period)),
+        class_angles=class_angles, order=order, order_exact=distinct and order == list(range(period)),
         angular_error=float(np.mean(np.abs(_wrap(angles - true)))), predictions=pred,
         components=p.components, mean=p.mean, weights=w, q=q, r=r, scores=p.scores, explained=p.explained)
 
@@ -169,7 +187,7 @@ def circle_plane_edit(acts, fit: CircleFit, new_labels) -> np.ndarray:
     x = np.asarray(acts, dtype=np.float64)
     basis = fit.plane_basis()                          # [2 d]
     coords = (x - fit.mean) @ basis.T                  # [n 2]
-    targets = circle_targets(np.asarray(new_labels), fit.period) @ np.linalg.inv(fit.r)   # [n 2] in Q coords
+    targets = circle_targets(np.asarray(new_labels), fit.period) @ fit.inverse_r()   # [n 2] in Q coords
     return x + (targets - coords) @ basis
 
 
@@ -178,6 +196,6 @@ def engels_replacement(fit: CircleFit, new_labels) -> np.ndarray:
     point, x' = μ - μ P Q Qᵀ Pᵀ + t R⁻¹ Qᵀ Pᵀ (the uncentred plane coordinates set to t R⁻¹, as in
     their `patch_in_subspace_activations`)."""
     basis = fit.plane_basis()
-    targets = circle_targets(np.asarray(new_labels), fit.period) @ np.linalg.inv(fit.r)
+    targets = circle_targets(np.asarray(new_labels), fit.period) @ fit.inverse_r()
     mean = fit.mean[None, :]
     return mean - (mean @ basis.T) @ basis + targets @ basis

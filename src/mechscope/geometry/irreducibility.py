@@ -100,6 +100,8 @@ def separability_index(points, *, n_bins: int = 20, bound: float = 3.0, angular_
         raise InputError(f"the separability index is defined for 2-d features; got {x.shape[1]} dimensions "
                          "(project onto the feature's plane first, e.g. its top 2 principal components)")
     x = x - x.mean(0)
+    if not float(torch.mean(x**2)) > 0:
+        raise InputError("the points have no spread (all equal): their separability is undefined")
     x = x / torch.mean(x**2)
     turn = torch.tensor([[0.0, -1.0], [1.0, 0.0]], dtype=x.dtype)
     eye = torch.eye(2, dtype=x.dtype)
