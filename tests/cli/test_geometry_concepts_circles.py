@@ -26,7 +26,7 @@ def test_concept_steer_and_circle_write_json_and_self_contained_html(tmp_path):
                 "--alpha", "0.5", "--json", str(tmp_path / "s.json"), "--html", str(tmp_path / "s.html")])
     steer = json.loads((tmp_path / "s.json").read_text())
     assert steer["alphas"] == [-0.5, 0.0, 0.5] and steer["slope"] > 0, out.output
-    _run(["geometry", "circle", MODEL, "--json", str(tmp_path / "d.json"), "--html", str(tmp_path / "d.html")])
+    _run(["geometry", "circle", MODEL, "--token", "answer", "--json", str(tmp_path / "d.json"), "--html", str(tmp_path / "d.html")])
     circle = json.loads((tmp_path / "d.json").read_text())
     assert circle["period"] == 7 and circle["task_accuracy"] == 1.0 and len(circle["r2"]) == len(circle["hooks"])
     for name in ("c", "s", "d"):

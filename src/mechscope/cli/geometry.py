@@ -202,6 +202,8 @@ def steer_cmd(model: str = MODEL_ARG, json_path: Path = JSON_OPT, html_path: Pat
 @geometry_app.command("circle")
 def circle_cmd(model: str = MODEL_ARG, json_path: Path = JSON_OPT, html_path: Path = HTML_OPT,
                cycle: str = typer.Option("days", help="'days' or 'months'"),
+               token: str = typer.Option("start", help="where to read the circle: 'start' (the day/month word) or "
+                                         "'answer' (the last position, labelled by the answer)"),
                components: int = typer.Option(5, help="PCA components under the circle probe"),
                mode: str = typer.Option("edit", help="intervention: 'edit' (move inside the circle plane) or "
                                         "'engels' (the paper's mean-activation patch)"),
@@ -210,8 +212,9 @@ def circle_cmd(model: str = MODEL_ARG, json_path: Path = JSON_OPT, html_path: Pa
     from mechscope.geometry.circle import circle_features
 
     m = load_model(model, device, dtype)
-    r = circle_features(m, cycle, n_components=components, mode=mode, seed=seed)
-    table = Table(title=f"{cycle} circle ({r.n_prompts} prompts; unedited accuracy {r.task_accuracy:.2f})")
+    r = circle_features(m, cycle, token=token, n_components=components, mode=mode, seed=seed)
+    table = Table(title=f"{cycle} circle at the {token} token ({r.n_prompts} prompts; unedited accuracy "
+                        f"{r.task_accuracy:.2f})")
     for col in ("hook", "R²", "held-out R²", "shuffled R²", "intervention accuracy"):
         table.add_column(col)
     for i, h in enumerate(r.hooks):
