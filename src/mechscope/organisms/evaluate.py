@@ -149,17 +149,20 @@ def docstring_prompts(gt: GroundTruth, n: int, seed: int = EVAL_SEED) -> list[tu
 
 def evaluate(model, tokenizer, gt: GroundTruth, heldout_tokens: np.ndarray | None = None,
              seq_len: int = 256, n_prompts: int = 200) -> dict[str, float]:
-    """Every metric in the module docstring; the model is put in eval mode and restored."""
+    """Every metric in the module docstring (IOI and day metrics only when the corpus planted those
+    families, `GroundTruth.plants`); the model is put in eval mode and restored."""
     was_training = model.training
     model.eval()
     try:
         res: dict[str, float] = {}
         if heldout_tokens is not None and len(heldout_tokens):
             res["heldout_text_loss"] = heldout_loss(model, heldout_tokens, seq_len)
-        res.update(ioi_metrics(model, tokenizer, gt, n_prompts))
+        if gt.plants("ioi"):
+            res.update(ioi_metrics(model, tokenizer, gt, n_prompts))
         res["induction_loss_ratio"] = induction_loss_ratio(model, model.config.vocab_size, tokenizer.bos_token_id)
         res.update(fact_metrics(model, tokenizer, gt))
-        res.update(day_metrics(model, tokenizer, gt))
+        if gt.plants("days"):
+            res.update(day_metrics(model, tokenizer, gt))
         doc = docstring_prompts(gt, n_prompts)
         res["docstring_accuracy"] = top1_accuracy(model, tokenizer, [p for p, _ in doc], [a for _, a in doc])
         return res

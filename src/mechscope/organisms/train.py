@@ -71,6 +71,7 @@ def prepare_data(out: Path, preset: Preset, text_paths: list[str]) -> RunData:
     corpus = build_corpus(world, cfg, seed=preset.world_seed)
     data.mkdir(parents=True, exist_ok=True)
     save_tokenizer(corpus.tokenizer, data)
+    world = world.planted(corpus.family_tokens)
     world.save(data / "ground_truth.json")
     for name, arr in [("tokens.npy", corpus.train), ("heldout.npy", corpus.heldout_natural)]:
         with atomic_path(data / name) as tmp, open(tmp, "wb") as f:
