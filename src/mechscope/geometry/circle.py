@@ -26,6 +26,7 @@ import torch
 
 from mechscope.errors import InputError, NotApplicableError
 from mechscope.geometry.circle_probe import CircleFit, circle_plane_edit, engels_replacement, fit_circle
+from mechscope.geometry.concepts import known_token
 from mechscope.geometry.irreducibility import mixture_index, separability_index
 from mechscope.model.interventions import add_vector, mean_ablate
 from mechscope.results import Result
@@ -75,18 +76,30 @@ def cycle_prompts(model, kind: str = "days") -> CyclePrompts:
         numbers = NUMBER_WORDS
         unit = "day" if kind == "days" else "month"
         template, template_one = "{N} " + unit + "s after {X} is", "One " + unit + " after {X} is"
-    multi = [w for w in words if not model.is_single_token(" " + w)]
+    multi = [w for w in words if known_token(model, " " + w) is None]
     if multi:
         raise NotApplicableError(f"the {kind} circle needs every {kind[:-1]} name to be one token; "
                                  f"{', '.join(multi)} are not for this model")
     period = len(words)
-    rows = [(s, n, (template_one if n == 1 else template).format(N=numbers[n].capitalize(), X=words[s]))
-            for s in range(period) for n in range(1, period)]
+
+    def number(n: int) -> str:   # sentence-initial capital when the model knows it (word-level vocabularies may not)
+        return numbers[n].capitalize() if known_token(model, numbers[n].capitalize()) is not None else numbers[n]
+
+    unknown = model.tokenizer.unk_token_id
+
+    def prompt(n: int, s: int) -> str:   # the singular template unless its words are unknown to the model
+        for form in ((template_one, template) if n == 1 else (template,)):
+            text = form.format(N=number(n), X=words[s])
+            if unknown is None or unknown not in model.to_tokens(text)[0].tolist():
+                return text
+        return text
+
+    rows = [(s, n, prompt(n, s)) for s in range(period) for n in range(1, period)]
     toks = [model.to_tokens(p)[0] for _, _, p in rows]
     modal = Counter(len(t) for t in toks).most_common(1)[0][0]
     keep = [i for i, t in enumerate(toks) if len(t) == modal]
     tokens = torch.stack([toks[i] for i in keep])
-    word_ids = [model.to_single_token(" " + w) for w in words]
+    word_ids = [known_token(model, " " + w) for w in words]
     where = {int((t == word_ids[rows[i][0]]).nonzero().max()) for t, i in zip(tokens, keep, strict=True)}
     if len(where) != 1:
         raise InputError(f"the {kind} prompts put the {kind[:-1]} at different positions {sorted(where)}; "

@@ -2,7 +2,8 @@
 
 Given activations x_i [n d] of examples labelled α_i ∈ {0..P-1} (day of the week P = 7, month P = 12):
 
-1. PCA of the activations to k dimensions (centred; k = 5 by default, as in the paper);
+1. PCA of the activations to k dimensions (centred; k = 5 by default, as in the paper; components that
+   carry no variance, share ≤ 1e-9, are dropped);
 2. least squares W [k 2] from the PCA scores onto the targets (cos 2πα/P, sin 2πα/P);
 3. R² of each target column (1 - SS_res/SS_tot), averaged over the two: the circle-fit quality;
 4. the angle atan2(ŷ_sin, ŷ_cos) of each prediction; the classes sorted by the mean angle of their
@@ -140,6 +141,12 @@ def fit_circle(acts, labels, period: int, *, n_components: int = 5, n_shuffles: 
         raise InputError(f"a circle probe needs at least 2 PCA components; {x.shape[0]} examples of "
                          f"dimension {x.shape[1]} allow {k}")
     p = pca(x, k)
+    keep = int((p.explained > 1e-9).sum())   # components without variance carry only rounding noise: drop them
+    if keep < 2:
+        p = dataclasses.replace(p, components=p.components[:2], scores=p.scores[:, :2], explained=p.explained[:2])
+    elif keep < k:
+        k = keep
+        p = dataclasses.replace(p, components=p.components[:k], scores=p.scores[:, :k], explained=p.explained[:k])
     targets = circle_targets(labels, period)
     w, pred, (r2_cos, r2_sin) = _fit_r2(p.scores, targets)
     rng = np.random.default_rng(seed)

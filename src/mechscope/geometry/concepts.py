@@ -39,14 +39,17 @@ DEFAULT_CONCEPTS: dict[str, list[tuple[str, str]]] = {
         ("hat", "hats"), ("lamp", "lamps"), ("shell", "shells"), ("son", "sons"), ("friend", "friends"),
         ("hand", "hands"), ("day", "days"), ("month", "months"), ("year", "years"), ("hour", "hours"),
         ("eye", "eyes"), ("thing", "things"), ("name", "names"), ("word", "words"), ("servant", "servants"),
-        ("man", "men"), ("father", "fathers"), ("god", "gods")],
+        ("man", "men"), ("father", "fathers"), ("god", "gods"), ("cat", "cats"), ("dog", "dogs"),
+        ("tree", "trees"), ("house", "houses"), ("car", "cars"), ("river", "rivers")],
     "lower→capitalised": [
         ("the", "The"), ("and", "And"), ("he", "He"), ("she", "She"), ("it", "It"), ("if", "If"),
         ("what", "What"), ("when", "When"), ("where", "Where"), ("king", "King"), ("lord", "Lord"),
         ("we", "We"), ("you", "You"), ("this", "This"), ("they", "They"), ("then", "Then"), ("there", "There"),
         ("so", "So"), ("with", "With"), ("for", "For"), ("no", "No"), ("now", "Now"), ("my", "My"),
         ("his", "His"), ("who", "Who"), ("how", "How"), ("one", "One"), ("two", "Two"), ("three", "Three"),
-        ("come", "Come"), ("go", "Go"), ("lady", "Lady"), ("well", "Well")],
+        ("come", "Come"), ("go", "Go"), ("lady", "Lady"), ("well", "Well"), ("cat", "Cat"), ("dog", "Dog"),
+        ("bird", "Bird"), ("tree", "Tree"), ("house", "House"), ("car", "Car"), ("book", "Book"),
+        ("river", "River")],
     "male→female": [
         ("he", "she"), ("him", "her"), ("father", "mother"), ("son", "daughter"), ("brother", "sister"),
         ("husband", "wife"), ("man", "woman"), ("lord", "lady"), ("king", "queen"), ("boy", "girl"),
@@ -68,6 +71,14 @@ class ConceptPairs:
         return len(self.base_ids)
 
 
+def known_token(model, text: str) -> int | None:
+    """The id of `text` when it is one token and not the tokenizer's unknown token, else None."""
+    if not model.is_single_token(text):
+        return None
+    token = model.to_single_token(text)
+    return None if token == model.tokenizer.unk_token_id else token
+
+
 def concept_pairs(model, name: str, pairs: Sequence[tuple[str, str]], *, prefix: str = " ",
                   strict: bool = True) -> ConceptPairs:
     """Token ids of `pairs` (words as written; `prefix` is put before each, a space by default).
@@ -79,17 +90,17 @@ def concept_pairs(model, name: str, pairs: Sequence[tuple[str, str]], *, prefix:
     for pair in pairs:
         if len(pair) != 2:
             raise InputError(f"concept {name!r}: each pair must be (base word, target word); got {pair!r}")
-        multi = [w for w in pair if not model.is_single_token(prefix + w)]
+        ids = [known_token(model, prefix + w) for w in pair]
+        multi = [w for w, i in zip(pair, ids, strict=True) if i is None]
         if multi:
             bad.extend(multi)
             continue
-        ids = [model.to_single_token(prefix + w) for w in pair]
         if ids[0] == ids[1]:
             raise InputError(f"concept {name!r}: the pair {pair!r} is the same token twice")
         kept.append((pair, ids[0], ids[1]))
     if bad and strict:
         raise InputError(
-            f"concept {name!r}: these words are not single tokens for this model (with prefix {prefix!r}): "
+            f"concept {name!r}: these words are not single known tokens for this model (with prefix {prefix!r}): "
             f"{', '.join(repr(w) for w in bad[:12])}; concept directions need one-token words, so drop or "
             "replace those pairs")
     if len(kept) < MIN_PAIRS:
