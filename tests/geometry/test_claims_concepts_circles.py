@@ -64,3 +64,14 @@ def test_c06_not_applicable_without_the_vocabulary(stories260k):
 
     with pytest.raises(NotApplicableError):
         c06.measure(stories260k, base.Budget())
+
+
+def test_c06_not_applicable_when_the_unembedding_cannot_tell_the_pairs_apart():
+    from mechscope.errors import NotApplicableError
+
+    try:
+        model = mechscope.load("organism:compiled-geometry")   # its unembedding reads only answers and readouts
+    except Exception:   # noqa: BLE001 - shipped with the organisms work
+        pytest.skip("compiled-geometry is not shipped on this branch")
+    with pytest.raises(NotApplicableError, match="tells the pair words apart"):
+        c06.measure(model, base.Budget())

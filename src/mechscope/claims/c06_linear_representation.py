@@ -24,7 +24,8 @@ from __future__ import annotations
 import numpy as np
 
 from mechscope.claims.base import Budget, Measurement
-from mechscope.geometry.concepts import ConceptPairs, default_concepts, linear_concepts
+from mechscope.errors import NotApplicableError
+from mechscope.geometry.concepts import ConceptPairs, default_concepts, linear_concepts, word_vectors
 from mechscope.geometry.steering import additivity_error, steer, steering_direction
 
 ID = "C06"
@@ -59,8 +60,24 @@ def halves(c: ConceptPairs) -> tuple[ConceptPairs, ConceptPairs]:
     return part(slice(0, None, 2)), part(slice(1, None, 2))
 
 
+def distinguished(model, concepts: dict[str, ConceptPairs]) -> dict[str, ConceptPairs]:
+    """The concepts whose pair words the unembedding tells apart (a non-zero mean difference of W_U rows).
+
+    Raises NotApplicableError when fewer than two remain: Park's unembedding-space concepts are undefined
+    (e.g. a compiled model whose unembedding reads only its answers)."""
+    gamma = word_vectors(model, "unembedding")
+    kept = {k: c for k, c in concepts.items()
+            if float((gamma[c.target_ids] - gamma[c.base_ids]).mean(0).norm()) > 0}
+    if len(kept) < 2:
+        raise NotApplicableError(
+            f"the unembedding tells the pair words apart for {len(kept)} of the {len(concepts)} concepts with "
+            "single-token pairs; unembedding-space concept directions need two. Residual-space directions remain "
+            "available: mechscope geometry concept --space blocks.0.hook_resid_pre")
+    return kept
+
+
 def measure(model, budget: Budget) -> Measurement:
-    concepts = default_concepts(model)
+    concepts = distinguished(model, default_concepts(model))
     lin = linear_concepts(model, concepts, seed=budget.seed)
     runs = []
     for name, c in concepts.items():

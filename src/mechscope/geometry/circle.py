@@ -82,17 +82,17 @@ def cycle_prompts(model, kind: str = "days") -> CyclePrompts:
                                  f"{', '.join(multi)} are not for this model")
     period = len(words)
 
-    def number(n: int) -> str:   # sentence-initial capital when the model knows it (word-level vocabularies may not)
-        return numbers[n].capitalize() if known_token(model, numbers[n].capitalize()) is not None else numbers[n]
-
     unknown = model.tokenizer.unk_token_id
 
-    def prompt(n: int, s: int) -> str:   # the singular template unless its words are unknown to the model
-        for form in ((template_one, template) if n == 1 else (template,)):
-            text = form.format(N=number(n), X=words[s])
+    def prompt(n: int, s: int) -> str:
+        """The organism's / generic form, unless it has words the vocabulary lacks (the unknown token): then
+        the plural template and a lower-case number word, as word-level vocabularies have them."""
+        forms = (template_one, template) if n == 1 else (template,)
+        candidates = [f.format(N=w, X=words[s]) for w in (numbers[n].capitalize(), numbers[n]) for f in forms]
+        for text in candidates:
             if unknown is None or unknown not in model.to_tokens(text)[0].tolist():
                 return text
-        return text
+        return candidates[0]
 
     rows = [(s, n, prompt(n, s)) for s in range(period) for n in range(1, period)]
     toks = [model.to_tokens(p)[0] for _, _, p in rows]

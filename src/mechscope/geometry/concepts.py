@@ -184,6 +184,9 @@ def concept_direction(vectors: torch.Tensor, base_ids, target_ids) -> tuple[torc
     """(unit mean difference [d], differences [n d]) of rows target_ids - base_ids of vectors [V d]."""
     diffs = vectors[list(target_ids)] - vectors[list(base_ids)]
     mean = diffs.mean(0)
+    if not float(mean.norm()) > 0:
+        raise InputError("the pair differences average to zero in this space (the vectors do not tell the pair "
+                         "words apart), so the concept has no direction here; try another space")
     return mean / mean.norm(), diffs
 
 
