@@ -81,3 +81,23 @@ def test_circuit_is_necessary_and_sufficient(model, circuit):
     metrics = measure(NAME, model, circuit)
     assert metrics["ioi_accuracy"] == 1.0 and metrics["faithfulness"] >= 0.95
     assert metrics["ablated_logit_diff"] < 0.05 * metrics["logit_diff"]
+
+
+def test_s_inhibition_reaches_the_name_movers_through_their_queries_only(model, circuit, task):
+    """Edge check: take a name mover's q, k or v from a run with the S-inhibition head zero-ablated;
+    only q (Q-composition) changes the logit diff."""
+    from mechscope.model.interventions import patch_from, zero_ablate
+
+    L1, sinh = _head(circuit, "s-inhibition")
+    L2, mover = _head(circuit, "name-mover")
+    names = [f"blocks.{L2}.attn.hook_{x}" for x in "qkv"]
+    with torch.no_grad(), model.hooks(fwd={f"blocks.{L1}.attn.hook_z": zero_ablate(heads=[sinh])}):
+        _, broken = model.run_with_cache(task.clean_tokens, names=names)
+    clean = _logit_diff(model, task)
+    for name in names:
+        diff = _logit_diff(model, task, {name: patch_from(broken, heads=[mover])})
+        if name.endswith("hook_q"):
+            assert diff < clean - 5, name
+        else:
+            assert diff == pytest.approx(clean, abs=1e-3), name
+    assert f"a{L1}.h{sinh}->a{L2}.h{mover}<q>" in circuit.edges
