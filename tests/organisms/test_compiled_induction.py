@@ -129,3 +129,15 @@ def test_the_previous_token_head_reaches_the_induction_head_through_its_key_only
             assert drop == pytest.approx(full, abs=1e-3), name
     assert f"a{L0}.h{prev}->a{L1}.h{ind}<k>" in circuit.edges
     assert f"a{L0}.h{prev}->a{L1}.h{ind}<q>" not in circuit.edges and f"a{L0}.h{prev}->a{L1}.h{ind}<v>" not in circuit.edges
+
+
+def test_copying_detector_scores_only_the_head_whose_ov_reaches_the_logits(model, circuit):
+    """Only the induction head writes where the unembedding reads (the copy slot); every other head's
+    OV circuit to the logits is zero, and must score 0 rather than rounding noise."""
+    from mechscope.attention.detectors import copying_scores
+
+    scores = copying_scores(model).eigen
+    layer, head = _roles(circuit)["induction"]
+    assert scores[layer, head] == pytest.approx(1.0, abs=1e-4)
+    scores[layer, head] = 0
+    assert (scores == 0).all()
