@@ -30,13 +30,9 @@ import mechscope  # noqa: E402
 from harness import machine, write  # noqa: E402
 from mechscope.geometry.circle import circle_intervention, cycle_activations, cycle_prompts, residual_hooks  # noqa: E402
 from mechscope.geometry.circle_probe import fit_circle  # noqa: E402
-from mechscope.geometry.concepts import (  # noqa: E402
-    causal_inner_product,
-    concept_direction,
-    default_concepts,
-    word_vectors,
-)
+from mechscope.geometry.concepts import causal_inner_product, concept_direction, word_vectors  # noqa: E402
 from mechscope.geometry.irreducibility import engels_synthetic, mixture_index, separability_index  # noqa: E402
+from mechscope.geometry.word_pairs import default_concepts  # noqa: E402
 
 
 # -- 1. Park et al. ---------------------------------------------------------------------------------------------

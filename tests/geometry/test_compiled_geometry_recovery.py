@@ -10,8 +10,9 @@ import torch
 import mechscope
 from mechscope.geometry.circle import circle_intervention, cycle_activations, cycle_prompts, task_accuracy
 from mechscope.geometry.circle_probe import fit_circle
-from mechscope.geometry.concepts import ConceptPairs, default_concepts, linear_concepts
+from mechscope.geometry.concepts import linear_concepts
 from mechscope.geometry.steering import additivity_error, steer
+from mechscope.geometry.word_pairs import ConceptPairs, default_concepts
 
 NAME = "compiled-geometry"
 HOOK = "blocks.0.hook_resid_pre"

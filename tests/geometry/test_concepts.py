@@ -9,13 +9,12 @@ import torch
 
 from mechscope.errors import InputError
 from mechscope.geometry.concepts import (
-    ConceptPairs,
     causal_inner_product,
     concept_direction,
-    concept_pairs,
     loo_projections,
     score_concept,
 )
+from mechscope.geometry.word_pairs import ConceptPairs, concept_pairs
 
 
 def planted_unembedding(seed: int = 0, vocab: int = 3000, d: int = 32, n_pairs: int = 20):
@@ -87,7 +86,8 @@ def test_bad_pairs_give_clear_errors(tiny_gpt2_model):
 
 def test_residual_space_vectors_are_the_activation_of_the_word_after_bos():
     import mechscope
-    from mechscope.geometry.concepts import default_concepts, linear_concepts, word_vectors
+    from mechscope.geometry.concepts import linear_concepts, word_vectors
+    from mechscope.geometry.word_pairs import default_concepts
 
     m = mechscope.load("organism:tiny-gpt2")
     hook = "blocks.1.hook_resid_post"

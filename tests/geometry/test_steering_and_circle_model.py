@@ -10,7 +10,6 @@ import mechscope
 from mechscope.errors import InputError, NotApplicableError
 from mechscope.geometry.circle import circle_intervention, cycle_activations, cycle_prompts
 from mechscope.geometry.circle_probe import circle_plane_edit, circle_targets, fit_circle
-from mechscope.geometry.concepts import default_concepts
 from mechscope.geometry.steering import (
     pair_log_odds,
     prompt_batches,
@@ -18,6 +17,7 @@ from mechscope.geometry.steering import (
     steered_logits,
     steering_direction,
 )
+from mechscope.geometry.word_pairs import default_concepts
 from mechscope.model.interventions import add_vector
 
 

@@ -25,8 +25,9 @@ import numpy as np
 
 from mechscope.claims.base import Budget, Measurement
 from mechscope.errors import NotApplicableError
-from mechscope.geometry.concepts import ConceptPairs, default_concepts, linear_concepts, word_vectors
+from mechscope.geometry.concepts import linear_concepts, word_vectors
 from mechscope.geometry.steering import additivity_error, steer, steering_direction
+from mechscope.geometry.word_pairs import ConceptPairs, default_concepts
 
 ID = "C06"
 NULL = "twin"

@@ -134,7 +134,7 @@ PAIRS_OPT = typer.Option(None, "--pairs", help="word-pair file(s), one 'base<TAB
 
 
 def _concepts(m, pairs: list[Path] | None):
-    from mechscope.geometry.concepts import concept_pairs, default_concepts, read_pairs
+    from mechscope.geometry.word_pairs import concept_pairs, default_concepts, read_pairs
 
     if not pairs:
         return default_concepts(m, min_concepts=1)

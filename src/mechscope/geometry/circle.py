@@ -26,8 +26,8 @@ import torch
 
 from mechscope.errors import InputError, NotApplicableError
 from mechscope.geometry.circle_probe import CircleFit, circle_plane_edit, engels_replacement, fit_circle
-from mechscope.geometry.concepts import known_token
 from mechscope.geometry.irreducibility import mixture_index, separability_index
+from mechscope.geometry.word_pairs import known_token
 from mechscope.model.interventions import add_vector, mean_ablate
 from mechscope.results import Result
 from mechscope.tasks import vocab as V

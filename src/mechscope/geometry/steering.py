@@ -25,7 +25,8 @@ import numpy as np
 import torch
 
 from mechscope.errors import InputError
-from mechscope.geometry.concepts import ConceptPairs, causal_inner_product, concept_direction, word_vectors
+from mechscope.geometry.concepts import causal_inner_product, concept_direction, word_vectors
+from mechscope.geometry.word_pairs import ConceptPairs
 from mechscope.model.interventions import add_vector
 from mechscope.results import Result
 
