@@ -74,7 +74,7 @@ def test_loo_projection_matches_a_hand_loop_and_separates_concepts_from_random_p
 
 
 def test_bad_pairs_give_clear_errors(tiny_gpt2_model):
-    with pytest.raises(InputError, match="not single tokens"):
+    with pytest.raises(InputError, match="not single known tokens"):
         concept_pairs(tiny_gpt2_model, "x", [("cat", "cats"), ("dog", "dogs"), ("hippopotamus", "hippopotami")])
     with pytest.raises(InputError, match="at least 3"):
         concept_pairs(tiny_gpt2_model, "x", [("cat", "cats"), ("dog", "dogs")])
