@@ -1,0 +1,167 @@
+"""One engine that evaluates any circuit in one forward pass.
+
+Every destination reads its own input plus, for each source upstream of it whose edge is outside
+the circuit, (ablated value - current value) of that source:
+
+    x_d' = x_d + sum_{s -> d not in C} (a_s - c_s)
+
+where c_s is the source's output in this very run (so upstream ablations propagate) and a_s its
+ablated value (`circuits.sources`). With every edge kept this is the clean run; with none kept
+each destination reads sum_s a_s, i.e. the corrupt run under patching. The destinations are the
+hook points hook_attn_in, hook_mlp_in and ln_final.hook_in, which change only what one sublayer
+reads. Several circuits run in one forward by tiling the prompts: masks [k n_src n_dst] give
+k * n_prompts rows.
+
+    setup = CircuitSetup.from_task(model, task, ablation="patching")
+    per_prompt = evaluate(setup, masks)          # [k n_prompts]
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+
+from mechscope.circuits.graph import Graph
+from mechscope.circuits.metric import CircuitMetric, task_metric
+from mechscope.circuits.sources import (
+    ablated_values,
+    as_group,
+    destination_hook_names,
+    source_hook_names,
+    stack_sources,
+)
+from mechscope.errors import InputError
+
+
+@dataclasses.dataclass
+class CircuitSetup:
+    """What every circuit method needs: the model, its graph, the prompts, the ablation and the metric.
+
+    clean_tokens, corrupt_tokens: [n pos]; ablated: broadcastable to [n pos n_src d_model];
+    clean_sources: [n pos n_src d_model]; clean_answer_logits: [n d_vocab].
+    """
+
+    model: object
+    graph: Graph
+    clean_tokens: torch.Tensor
+    corrupt_tokens: torch.Tensor
+    ablation: str
+    ablated: torch.Tensor
+    clean_sources: torch.Tensor
+    metric: CircuitMetric
+    answer_pos: int
+    clean_answer_logits: torch.Tensor
+    max_rows: int = 256
+
+    @classmethod
+    def from_task(cls, model, task, *, ablation: str = "patching", metric=None, max_rows: int = 256
+                  ) -> CircuitSetup:
+        """`task`: a mechscope Task; `metric`: None (the task's), a metric name or a function."""
+        return cls.from_tokens(model, task.clean_tokens, task.corrupt_tokens, task=task, ablation=ablation,
+                               metric=metric, answer_pos=task.answer_pos, max_rows=max_rows)
+
+    @classmethod
+    def from_tokens(cls, model, clean_tokens, corrupt_tokens, *, task=None, ablation="patching", metric=None,
+                    answer_pos: int = -1, max_rows: int = 256) -> CircuitSetup:
+        clean, corrupt = torch.as_tensor(clean_tokens), torch.as_tensor(corrupt_tokens)
+        if clean.ndim != 2 or clean.shape != corrupt.shape:
+            raise InputError(f"clean tokens {tuple(clean.shape)} and corrupt tokens {tuple(corrupt.shape)} must "
+                             "both be [n_prompts, n_pos] with the same shape: pair each clean prompt with a "
+                             "corrupt prompt of the same token length")
+        if task is None and not callable(metric):
+            raise InputError("without a task, pass metric= as a function (answer_logits, prompt_index) -> [rows]")
+        clean, corrupt = clean.to(model.device), corrupt.to(model.device)
+        ablated = ablated_values(model, corrupt, ablation)
+        with torch.no_grad():
+            logits, cache = model.run_with_cache(clean, names=source_hook_names(model.cfg.n_layers))
+        sources = stack_sources({n: cache[n] for n in source_hook_names(model.cfg.n_layers)}, model.cfg.n_layers)
+        clean_answer = logits[:, answer_pos].float()
+        fn = task_metric(task, metric, clean_answer_logits=clean_answer) if task is not None else \
+            CircuitMetric(metric, getattr(metric, "__name__", "custom"))
+        return cls(model=model, graph=Graph.from_model(model), clean_tokens=clean, corrupt_tokens=corrupt,
+                   ablation=ablation, ablated=ablated, clean_sources=sources, metric=fn, answer_pos=answer_pos,
+                   clean_answer_logits=clean_answer, max_rows=max_rows)
+
+    @property
+    def n_prompts(self) -> int:
+        return self.clean_tokens.shape[0]
+
+    def prompt_index(self, k: int) -> torch.Tensor:
+        return torch.arange(self.n_prompts).repeat(k)
+
+
+def engine_hooks(setup: CircuitSetup, ablate: torch.Tensor) -> dict:
+    """Forward hooks that run `ablate` [k n_src n_dst] (1 = edge outside the circuit) on k tiled copies."""
+    k, n = ablate.shape[0], setup.n_prompts
+    weights = ablate.to(setup.ablated.dtype).to(setup.ablated.device)
+    deltas: list[tuple[int, torch.Tensor]] = []
+    sizes = [1] + [setup.graph.n_heads, 1] * setup.graph.n_layers
+    starts = [sum(sizes[:i]) for i in range(len(sizes))]
+    fwd: dict = {}
+
+    def record(start: int):
+        def fn(act, hook):
+            if start == 0:
+                deltas.clear()
+            group = as_group(hook.name, act)
+            current = group.reshape(k, n, *group.shape[1:])                       # [k n pos g d]
+            ablated = setup.ablated[:, :, start:start + group.shape[2]].unsqueeze(0)
+            deltas.append((start, ablated - current))
+        return fn
+
+    def patch(dst: int):
+        w = weights[:, :, dst]                                                    # [k n_src]
+        active = [i for i, s in enumerate(starts) if bool(w[:, s:s + sizes[i]].any())]
+
+        def fn(x, hook):
+            if not active:
+                return None
+            total = 0
+            for start, delta in deltas:
+                ws = w[:, start:start + delta.shape[3]]
+                if bool(ws.any()):
+                    total = total + torch.einsum("knpgd,kg->knpd", delta, ws)
+            return x + total.reshape(x.shape) if torch.is_tensor(total) else None
+        return fn
+
+    for start, name in zip(starts, source_hook_names(setup.graph.n_layers), strict=True):
+        fwd[name] = record(start)
+    for dst, name in enumerate(destination_hook_names(setup.graph.n_layers)):
+        fwd[name] = patch(dst)
+    return fwd
+
+
+def _as_masks(setup: CircuitSetup, masks: torch.Tensor) -> torch.Tensor:
+    masks = torch.as_tensor(masks).bool()
+    if masks.ndim == 2:
+        masks = masks[None]
+    g = setup.graph
+    if masks.shape[1:] != (g.n_src, g.n_dst):
+        raise InputError(f"circuit masks must be [k, {g.n_src}, {g.n_dst}] (sources x destinations); got "
+                         f"{tuple(masks.shape)}. Build them with Graph.mask_from_edges / mask_from_nodes")
+    return masks
+
+
+def answer_logits(setup: CircuitSetup, masks: torch.Tensor) -> torch.Tensor:
+    """Answer-position logits with each circuit of `masks` [k n_src n_dst]: [k n d_vocab] (no grad)."""
+    masks = _as_masks(setup, masks)
+    ablate = setup.graph.allowed[None] & ~masks
+    per_chunk = max(1, setup.max_rows // setup.n_prompts)
+    out = []
+    model = setup.model
+    for i in range(0, masks.shape[0], per_chunk):
+        chunk = ablate[i:i + per_chunk]
+        tokens = setup.clean_tokens.repeat(chunk.shape[0], 1)
+        with torch.no_grad(), model.hooks(fwd=engine_hooks(setup, chunk)):
+            logits = model(tokens)[:, setup.answer_pos].float()
+        out.append(logits.view(chunk.shape[0], setup.n_prompts, -1))
+    return torch.cat(out)
+
+
+def evaluate(setup: CircuitSetup, masks: torch.Tensor) -> torch.Tensor:
+    """The metric of each circuit, per prompt: masks [k n_src n_dst] (or one [n_src n_dst]) -> [k n]."""
+    logits = answer_logits(setup, masks)
+    k = logits.shape[0]
+    values = setup.metric(logits.reshape(k * setup.n_prompts, -1), setup.prompt_index(k))
+    return values.view(k, setup.n_prompts)
