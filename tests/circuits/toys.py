@@ -54,3 +54,26 @@ def token_pairs(n: int = 6, pos: int = 8, seed: int = 0) -> tuple[torch.Tensor, 
 def setup_for(model, ablation: str = "patching", **kw) -> CircuitSetup:
     clean, corrupt = token_pairs()
     return CircuitSetup.from_tokens(model, clean, corrupt, metric=logit_diff, ablation=ablation, **kw)
+
+
+PLANTED_EDGES = ("input->a0", "input->a1", "input->logits", "a0.h1->a1", "a0.h1->logits", "a1.h2->logits")
+
+
+def planted_gpt2(seed: int = 0) -> HookedModel:
+    """A 2-layer, 4-head GPT-2 whose only live components are heads a0.h1 and a1.h2: every other
+    head's W_O and both MLPs' output weights are zero. Every edge outside PLANTED_EDGES has exactly
+    zero effect; the live heads' outputs are scaled up so the planted edges matter."""
+    hf = small_hf_model("gpt2", seed=seed, n_layers=2, d_model=64, n_heads=4, vocab=VOCAB)
+    d_head = 16
+    with torch.no_grad():
+        for layer, live in ((0, 1), (1, 2)):
+            block = hf.transformer.h[layer]
+            w = block.attn.c_proj.weight                     # Conv1D [n_heads*d_head, d_model]
+            for h in range(4):
+                rows = slice(h * d_head, (h + 1) * d_head)
+                w[rows] = 0 if h != live else w[rows] * 20
+            block.attn.c_attn.weight[:, :128] *= 8          # sharper attention patterns
+            block.mlp.c_proj.weight.zero_()
+            block.mlp.c_proj.bias.zero_()
+        hf.transformer.wte.weight.mul_(20)
+    return HookedModel.from_hf(hf, gpt2_tokenizer(), spec="planted-gpt2")
