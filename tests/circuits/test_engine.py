@@ -95,3 +95,25 @@ def test_bad_inputs_get_clear_errors():
         evaluate(setup, setup.graph.full())
     with pytest.raises(InputError, match="masks must be"):
         evaluate(setup_for(model), torch.ones(3, 3, dtype=torch.bool))
+
+
+def test_eapig_json_round_trip_and_split_merge():
+    from mechscope.circuits.eapig_format import from_eapig, to_eapig
+
+    g = Graph(2, 3)
+    scores = g.from_edge_vector(torch.linspace(-1, 1, g.n_edges))
+    mask = g.mask_from_edges(["input->a0", "a0.h2->a1", "m1->logits"])
+    data = to_eapig(g, scores, mask, d_model=16)
+    assert "a0.h2->a1.h1<v>" in data["edges"] and "a0.h2->a1" not in data["edges"]
+    assert data["nodes"]["a0.h2"] and not data["nodes"]["a0.h0"]
+    g2, scores2, mask2 = from_eapig(data)
+    assert g2 == g and torch.equal(mask2, mask)
+    torch.testing.assert_close(scores2, scores, atol=1e-6, rtol=0)
+    # an EAP-IG file with one split edge in and a boolean node map imports onto the merged edge
+    g3, s3, m3 = from_eapig({"cfg": {"n_layers": 2, "n_heads": 3}, "nodes": {"input": True},
+                             "edges": {"a0.h1->a1.h0<q>": {"score": 0.5, "in_graph": True},
+                                       "a0.h1->a1.h2<k>": {"score": 0.25, "in_graph": False}}})
+    assert g3.edges_of(m3) == ["a0.h1->a1"]
+    assert float(s3[g3.head_index(0, 1), 2]) == 0.75
+    with pytest.raises(InputError, match="EAP-IG"):
+        from_eapig({"edges": {}})
