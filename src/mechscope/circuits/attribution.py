@@ -75,16 +75,22 @@ class EdgeScores(Result):
 
 
 def _gradients(setup: CircuitSetup, fwd: dict | None = None) -> torch.Tensor:
-    """dm/dx_d on the clean prompts: [n pos n_dst d_model], summed (not averaged) over prompts."""
-    model, live = setup.model, {}
-    names = destination_hook_names(setup.graph.n_layers)
+    """dm/dx_d on the clean prompts: [n pos n_dst d_model], summed (not averaged) over prompts.
 
-    def keep(name):
-        def fn(x, hook):
-            live[name] = x
-        return fn
-    with torch.enable_grad(), model.hooks(fwd=fwd or {}), model.hooks(fwd={n: keep(n) for n in names}):
-        logits = model(setup.clean_tokens)[:, setup.answer_pos].float()
+    A plain clean pass (no `fwd`) also records the clean sources and logits if the setup lacks them.
+    """
+    model, live, seen = setup.model, {}, {}
+    names = destination_hook_names(setup.graph.n_layers)
+    hooks = {n: (lambda x, hook: live.__setitem__(hook.name, x)) for n in names}
+    record = fwd is None and setup._clean_sources is None
+    if record:
+        for n in source_hook_names(setup.graph.n_layers):
+            hooks[n] = lambda x, hook: seen.__setitem__(hook.name, x.detach())
+    with torch.enable_grad(), model.hooks(fwd=fwd or {}), model.hooks(fwd=hooks):
+        full_logits = model(setup.clean_tokens)
+        if record:
+            setup.remember_clean(seen, full_logits)
+        logits = full_logits[:, setup.answer_pos].float()
         values = setup.metric(logits, torch.arange(setup.n_prompts))
         grads = torch.autograd.grad(values.sum(), [live[n] for n in names], allow_unused=True)
     return torch.stack([torch.zeros_like(live[n]) if g is None else g for n, g in zip(names, grads, strict=True)], 2)

@@ -39,7 +39,9 @@ class CircuitSetup:
     """What every circuit method needs: the model, its graph, the prompts, the ablation and the metric.
 
     clean_tokens, corrupt_tokens: [n pos]; ablated: broadcastable to [n pos n_src d_model];
-    clean_sources: [n pos n_src d_model]; clean_answer_logits: [n d_vocab].
+    clean_sources: [n pos n_src d_model]; clean_answer_logits: [n d_vocab]. Both come from one clean
+    forward, run when first needed; EAP's gradient pass fills them on the way, so EAP costs one
+    corrupt forward plus one clean forward and backward.
     """
 
     model: object
@@ -48,11 +50,11 @@ class CircuitSetup:
     corrupt_tokens: torch.Tensor
     ablation: str
     ablated: torch.Tensor
-    clean_sources: torch.Tensor
     metric: CircuitMetric
     answer_pos: int
-    clean_answer_logits: torch.Tensor
     max_rows: int = 256
+    _clean_sources: torch.Tensor | None = None
+    _clean_answer_logits: torch.Tensor | None = None
 
     @classmethod
     def from_task(cls, model, task, *, ablation: str = "patching", metric=None, max_rows: int = 256
@@ -72,16 +74,39 @@ class CircuitSetup:
         if task is None and not callable(metric):
             raise InputError("without a task, pass metric= as a function (answer_logits, prompt_index) -> [rows]")
         clean, corrupt = clean.to(model.device), corrupt.to(model.device)
-        ablated = ablated_values(model, corrupt, ablation)
+        setup = cls(model=model, graph=Graph.from_model(model), clean_tokens=clean, corrupt_tokens=corrupt,
+                    ablation=ablation, ablated=ablated_values(model, corrupt, ablation), metric=None,
+                    answer_pos=answer_pos, max_rows=max_rows)
+        if task is None:
+            setup.metric = CircuitMetric(metric, getattr(metric, "__name__", "custom"))
+        elif (metric or task.metric) == "kl":   # the reference distribution is needed up front
+            setup.metric = task_metric(task, metric, clean_answer_logits=setup.clean_answer_logits)
+        else:
+            setup.metric = task_metric(task, metric)
+        return setup
+
+    def _clean_run(self) -> None:
+        names = source_hook_names(self.graph.n_layers)
         with torch.no_grad():
-            logits, cache = model.run_with_cache(clean, names=source_hook_names(model.cfg.n_layers))
-        sources = stack_sources({n: cache[n] for n in source_hook_names(model.cfg.n_layers)}, model.cfg.n_layers)
-        clean_answer = logits[:, answer_pos].float()
-        fn = task_metric(task, metric, clean_answer_logits=clean_answer) if task is not None else \
-            CircuitMetric(metric, getattr(metric, "__name__", "custom"))
-        return cls(model=model, graph=Graph.from_model(model), clean_tokens=clean, corrupt_tokens=corrupt,
-                   ablation=ablation, ablated=ablated, clean_sources=sources, metric=fn, answer_pos=answer_pos,
-                   clean_answer_logits=clean_answer, max_rows=max_rows)
+            logits, cache = self.model.run_with_cache(self.clean_tokens, names=names)
+        self.remember_clean({n: cache[n] for n in names}, logits)
+
+    def remember_clean(self, sources: dict[str, torch.Tensor], logits: torch.Tensor) -> None:
+        """Keep a clean run's source activations {hook name: act} and logits [n pos d_vocab]."""
+        self._clean_sources = stack_sources(sources, self.graph.n_layers)
+        self._clean_answer_logits = logits[:, self.answer_pos].detach().float()
+
+    @property
+    def clean_sources(self) -> torch.Tensor:
+        if self._clean_sources is None:
+            self._clean_run()
+        return self._clean_sources
+
+    @property
+    def clean_answer_logits(self) -> torch.Tensor:
+        if self._clean_answer_logits is None:
+            self._clean_run()
+        return self._clean_answer_logits
 
     @property
     def n_prompts(self) -> int:
