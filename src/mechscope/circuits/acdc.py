@@ -20,7 +20,7 @@ import dataclasses
 import torch
 
 from mechscope.circuits.attribution import EdgeScores
-from mechscope.circuits.engine import CircuitSetup, answer_logits
+from mechscope.circuits.engine import CircuitSetup, answer_logits, prompt_mean
 from mechscope.circuits.selection import _destination_of_source
 from mechscope.errors import InputError
 from mechscope.progress import progress
@@ -56,9 +56,9 @@ def _distance(setup: CircuitSetup, mask: torch.Tensor, objective: str, full_metr
     logits = answer_logits(setup, mask)[0]                                  # [n d_vocab]
     if objective == "kl":
         ref = setup.clean_answer_logits.log_softmax(-1)
-        return float((ref.exp() * (ref - logits.log_softmax(-1))).sum(-1).mean())
+        return float(prompt_mean(setup, (ref.exp() * (ref - logits.log_softmax(-1))).sum(-1)[None])[0])
     values = setup.metric(logits, torch.arange(setup.n_prompts))
-    return abs(float(values.mean()) - full_metric)
+    return abs(float(prompt_mean(setup, values[None])[0]) - full_metric)
 
 
 def acdc(setup: CircuitSetup, tau: float, *, objective: str = "kl") -> AcdcResult:
@@ -68,7 +68,7 @@ def acdc(setup: CircuitSetup, tau: float, *, objective: str = "kl") -> AcdcResul
         raise InputError(f"unknown ACDC objective {objective!r}: use one of {', '.join(OBJECTIVES)}")
     g = setup.graph
     mask, scores = g.full(), torch.zeros(g.n_src, g.n_dst)
-    full_metric = float(setup.metric(setup.clean_answer_logits, torch.arange(setup.n_prompts)).mean())
+    full_metric = float(prompt_mean(setup, setup.metric(setup.clean_answer_logits, torch.arange(setup.n_prompts))[None])[0])
     current = _distance(setup, mask, objective, full_metric)
     into = _destination_of_source(g)
     forwards = 1
@@ -87,6 +87,6 @@ def acdc(setup: CircuitSetup, tau: float, *, objective: str = "kl") -> AcdcResul
         else:
             mask[s, d] = True
     result = EdgeScores(graph=g, scores=scores, method=f"acdc-{objective}", ablation=setup.ablation,
-                        metric=objective if objective == "kl" else setup.metric.name, n_prompts=setup.n_prompts,
+                        metric=objective if objective == "kl" else setup.metric.name, n_prompts=setup.n_prompts_total,
                         clean_metric=full_metric, ablated_metric=float("nan"))
     return AcdcResult(mask=mask, scores=result, tau=float(tau), objective=objective, n_forwards=forwards)

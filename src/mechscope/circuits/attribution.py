@@ -26,9 +26,10 @@ from collections.abc import Callable
 
 import torch
 
-from mechscope.circuits.engine import CircuitSetup, evaluate
+from mechscope.circuits.engine import CircuitSetup, mean_metric
 from mechscope.circuits.graph import Graph
 from mechscope.circuits.sources import destination_hook_names, source_hook_names
+from mechscope.dictionary import distributed as ddp
 from mechscope.errors import InputError
 from mechscope.progress import progress
 from mechscope.results import Result
@@ -98,8 +99,8 @@ def _gradients(setup: CircuitSetup, fwd: dict | None = None) -> torch.Tensor:
 
 def _scores_from(setup: CircuitSetup, grads: torch.Tensor) -> torch.Tensor:
     diff = (setup.ablated - setup.clean_sources).expand_as(setup.clean_sources)
-    scores = torch.einsum("npsd,nptd->st", diff.float(), grads.float()) / setup.n_prompts
-    return scores * setup.graph.allowed
+    scores = torch.einsum("npsd,nptd->st", diff.float(), grads.float())
+    return ddp.all_reduce_sum(scores) / setup.n_prompts_total * setup.graph.allowed
 
 
 def eap(setup: CircuitSetup) -> torch.Tensor:
@@ -143,10 +144,10 @@ def exact(setup: CircuitSetup) -> torch.Tensor:
     """m(G minus e) - m(G) for every edge e, measured with the engine."""
     g = setup.graph
     edges = g.edge_index()
-    full = evaluate(setup, g.full()).mean(1)[0]
+    full = mean_metric(setup, g.full())[0]
     masks = g.full()[None].repeat(len(edges), 1, 1)
     masks[torch.arange(len(edges)), edges[:, 0], edges[:, 1]] = False
-    values = evaluate(setup, masks).mean(1)
+    values = mean_metric(setup, masks)
     return g.from_edge_vector(values - full, fill=0.0)
 
 
@@ -160,9 +161,9 @@ def attribute(setup: CircuitSetup, method: str = "eap-ig", *, steps: int = 5) ->
         raise InputError(f"unknown method {method!r}: use one of {', '.join(METHODS)} (ACDC: circuits.acdc)")
     fn = _METHODS[method]
     scores = fn(setup, steps=steps) if method.startswith("eap-ig") else fn(setup)
-    ends = evaluate(setup, torch.stack([setup.graph.full(), setup.graph.empty()])).mean(1)
+    ends = mean_metric(setup, torch.stack([setup.graph.full(), setup.graph.empty()]))
     return EdgeScores(graph=setup.graph, scores=scores.detach().cpu(), method=method, ablation=setup.ablation,
-                      metric=setup.metric.name, n_prompts=setup.n_prompts, clean_metric=float(ends[0]),
+                      metric=setup.metric.name, n_prompts=setup.n_prompts_total, clean_metric=float(ends[0]),
                       ablated_metric=float(ends[1]))
 
 

@@ -31,6 +31,7 @@ from mechscope.circuits.sources import (
     source_hook_names,
     stack_sources,
 )
+from mechscope.dictionary import distributed as ddp
 from mechscope.errors import InputError
 
 
@@ -53,13 +54,20 @@ class CircuitSetup:
     metric: CircuitMetric
     answer_pos: int
     max_rows: int = 256
+    n_prompts_total: int = 0          # over every rank under torchrun (= n_prompts in one process)
     _clean_sources: torch.Tensor | None = None
     _clean_answer_logits: torch.Tensor | None = None
 
     @classmethod
     def from_task(cls, model, task, *, ablation: str = "patching", metric=None, max_rows: int = 256
                   ) -> CircuitSetup:
-        """`task`: a mechscope Task; `metric`: None (the task's), a metric name or a function."""
+        """`task`: a mechscope Task; `metric`: None (the task's), a metric name or a function.
+
+        Under torchrun each rank takes the disjoint share task[rank::world_size] of the prompts; every
+        score and mean is a sum over prompts all-reduced across ranks, so results match one process.
+        """
+        if ddp.is_distributed():
+            task = task.subset(slice(ddp.rank(), None, ddp.world_size()))
         return cls.from_tokens(model, task.clean_tokens, task.corrupt_tokens, task=task, ablation=ablation,
                                metric=metric, answer_pos=task.answer_pos, max_rows=max_rows)
 
@@ -76,7 +84,8 @@ class CircuitSetup:
         clean, corrupt = clean.to(model.device), corrupt.to(model.device)
         setup = cls(model=model, graph=Graph.from_model(model), clean_tokens=clean, corrupt_tokens=corrupt,
                     ablation=ablation, ablated=ablated_values(model, corrupt, ablation), metric=None,
-                    answer_pos=answer_pos, max_rows=max_rows)
+                    answer_pos=answer_pos, max_rows=max_rows,
+                    n_prompts_total=int(ddp.all_reduce_sum(torch.tensor(clean.shape[0]))))
         if task is None:
             setup.metric = CircuitMetric(metric, getattr(metric, "__name__", "custom"))
         elif (metric or task.metric) == "kl":   # the reference distribution is needed up front
@@ -182,6 +191,16 @@ def answer_logits(setup: CircuitSetup, masks: torch.Tensor) -> torch.Tensor:
             logits = model(tokens)[:, setup.answer_pos].float()
         out.append(logits.view(chunk.shape[0], setup.n_prompts, -1))
     return torch.cat(out)
+
+
+def prompt_mean(setup: CircuitSetup, values: torch.Tensor) -> torch.Tensor:
+    """[k n] per-prompt values -> [k] means over every prompt (all ranks under torchrun)."""
+    return ddp.all_reduce_sum(values.sum(-1)) / setup.n_prompts_total
+
+
+def mean_metric(setup: CircuitSetup, masks: torch.Tensor) -> torch.Tensor:
+    """The mean metric of each circuit: masks [k n_src n_dst] -> [k]."""
+    return prompt_mean(setup, evaluate(setup, masks))
 
 
 def evaluate(setup: CircuitSetup, masks: torch.Tensor) -> torch.Tensor:

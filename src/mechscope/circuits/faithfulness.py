@@ -21,7 +21,7 @@ import math
 import torch
 
 from mechscope.circuits.attribution import EdgeScores
-from mechscope.circuits.engine import CircuitSetup, evaluate
+from mechscope.circuits.engine import CircuitSetup, mean_metric
 from mechscope.circuits.selection import select
 from mechscope.results import Result
 
@@ -90,7 +90,7 @@ def faithfulness_curve(setup: CircuitSetup, scores: EdgeScores, *, selection: st
     g = setup.graph
     counts = counts if counts is not None else edge_counts(g.n_edges)
     masks = torch.stack([select(g, scores.scores, selection, n) for n in counts] + [g.full(), g.empty()])
-    values = evaluate(setup, masks).mean(1).tolist()
+    values = mean_metric(setup, masks).tolist()
     full, empty = values[-2], values[-1]
     gap = full - empty
     curve = values[:-2]

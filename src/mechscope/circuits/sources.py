@@ -12,13 +12,14 @@ Ablations (what a source sends along an edge outside the circuit):
     mean_positional  its mean over the reference prompts, per position [1 pos n_src d]
     zero             zero                                              [1 1 n_src d]
 
-The reference prompts for the means are the task's corrupt prompts.
+The reference prompts for the means are the task's corrupt prompts (on every rank under torchrun).
 """
 
 from __future__ import annotations
 
 import torch
 
+from mechscope.dictionary import distributed as ddp
 from mechscope.errors import InputError
 
 ABLATIONS = ("patching", "mean", "mean_positional", "zero")
@@ -67,6 +68,7 @@ def ablated_values(model, corrupt_tokens: torch.Tensor, ablation: str) -> torch.
     acts = source_activations(model, corrupt_tokens)
     if ablation == "patching":
         return acts
+    count = ddp.all_reduce_sum(torch.tensor(float(acts.shape[0])))   # prompts on every rank
     if ablation == "mean_positional":
-        return acts.mean(0, keepdim=True)
-    return acts.mean((0, 1), keepdim=True)
+        return ddp.all_reduce_sum(acts.sum(0, keepdim=True)) / count
+    return ddp.all_reduce_sum(acts.sum((0, 1), keepdim=True)) / (count * acts.shape[1])

@@ -124,12 +124,12 @@ def evaluate_cmd(
     """The metric of a circuit (every other edge ablated) and its normalised faithfulness."""
     import torch
 
-    from mechscope.circuits import evaluate
+    from mechscope.circuits.engine import mean_metric
 
     setup = _circuit_setup(model, task, n_prompts, seed, device, ablation)
     g = setup.graph
     mask = _load_mask(setup, circuit, edges)
-    circuit_m, full, empty = evaluate(setup, torch.stack([mask, g.full(), g.empty()])).mean(1).tolist()
+    circuit_m, full, empty = mean_metric(setup, torch.stack([mask, g.full(), g.empty()])).tolist()
     gap = full - empty
     faith = (circuit_m - empty) / gap if gap != 0 else float("nan")
     out = {"task": task, "ablation": ablation, "n_edges": int(mask.sum()), "n_total_edges": g.n_edges,
