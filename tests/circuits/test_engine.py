@@ -117,3 +117,18 @@ def test_eapig_json_round_trip_and_split_merge():
     assert float(s3[g3.head_index(0, 1), 2]) == 0.75
     with pytest.raises(InputError, match="EAP-IG"):
         from_eapig({"edges": {}})
+
+
+def test_node_circuit_equals_patching_the_missing_head_everywhere(model):
+    """Dropping node a0.h1 ablates its output on every edge: the same as patching its hook_result."""
+    from mechscope.model.interventions import patch_from
+
+    setup = setup_for(model)
+    g = setup.graph
+    keep = [n for n in g.sources if n not in ("input", "a0.h1")]
+    got = answer_logits(setup, g.mask_from_nodes(keep))[0]
+    with torch.no_grad():
+        _, corrupt = model.run_with_cache(setup.corrupt_tokens, names=["blocks.0.attn.hook_result"])
+        with model.hooks(fwd={"blocks.0.attn.hook_result": patch_from(corrupt, heads=[1])}):
+            expect = model(setup.clean_tokens)[:, -1]
+    torch.testing.assert_close(got, expect, atol=1e-5, rtol=1e-5)

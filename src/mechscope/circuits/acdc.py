@@ -20,7 +20,7 @@ import dataclasses
 import torch
 
 from mechscope.circuits.attribution import EdgeScores
-from mechscope.circuits.engine import CircuitSetup, answer_logits, prompt_mean
+from mechscope.circuits.engine import CircuitSetup, answer_logits, mean_metric, prompt_mean
 from mechscope.circuits.selection import _destination_of_source
 from mechscope.errors import InputError
 from mechscope.progress import progress
@@ -86,7 +86,8 @@ def acdc(setup: CircuitSetup, tau: float, *, objective: str = "kl") -> AcdcResul
             current = trial
         else:
             mask[s, d] = True
+    empty = float(mean_metric(setup, g.empty())[0])
     result = EdgeScores(graph=g, scores=scores, method=f"acdc-{objective}", ablation=setup.ablation,
-                        metric=objective if objective == "kl" else setup.metric.name, n_prompts=setup.n_prompts_total,
-                        clean_metric=full_metric, ablated_metric=float("nan"))
+                        metric=setup.metric.name, n_prompts=setup.n_prompts_total, clean_metric=full_metric,
+                        ablated_metric=empty)
     return AcdcResult(mask=mask, scores=result, tau=float(tau), objective=objective, n_forwards=forwards)
