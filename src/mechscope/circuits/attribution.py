@@ -26,7 +26,7 @@ from collections.abc import Callable
 
 import torch
 
-from mechscope.circuits.engine import CircuitSetup, mean_metric
+from mechscope.circuits.engine import CircuitSetup, forward_to_answer, mean_metric
 from mechscope.circuits.graph import Graph
 from mechscope.circuits.sources import destination_hook_names, source_hook_names
 from mechscope.dictionary import distributed as ddp
@@ -80,19 +80,16 @@ def _gradients(setup: CircuitSetup, fwd: dict | None = None) -> torch.Tensor:
 
     A plain clean pass (no `fwd`) also records the clean sources and logits if the setup lacks them.
     """
-    model, live, seen = setup.model, {}, {}
     names = destination_hook_names(setup.graph.n_layers)
-    hooks = {n: (lambda x, hook: live.__setitem__(hook.name, x)) for n in names}
     record = fwd is None and setup._clean_sources is None
-    if record:
-        for n in source_hook_names(setup.graph.n_layers):
-            hooks[n] = lambda x, hook: seen.__setitem__(hook.name, x.detach())
-    with torch.enable_grad(), model.hooks(fwd=fwd or {}), model.hooks(fwd=hooks):
-        full_logits = model(setup.clean_tokens)
+    sources = source_hook_names(setup.graph.n_layers) if record else []
+    with torch.enable_grad(), setup.model.hooks(fwd=fwd or {}):
+        logits, acts = forward_to_answer(setup.model, setup.clean_tokens, names + sources, setup.answer_pos,
+                                         grad=True)
         if record:
-            setup.remember_clean(seen, full_logits)
-        logits = full_logits[:, setup.answer_pos].float()
-        values = setup.metric(logits, torch.arange(setup.n_prompts))
+            setup.remember_clean({n: acts[n] for n in sources}, logits)
+        values = setup.metric(logits.float(), torch.arange(setup.n_prompts))
+        live = {n: acts[n] for n in names}
         grads = torch.autograd.grad(values.sum(), [live[n] for n in names], allow_unused=True)
     return torch.stack([torch.zeros_like(live[n]) if g is None else g for n, g in zip(names, grads, strict=True)], 2)
 

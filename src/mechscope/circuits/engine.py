@@ -10,7 +10,8 @@ ablated value (`circuits.sources`). With every edge kept this is the clean run; 
 each destination reads sum_s a_s, i.e. the corrupt run under patching. The destinations are the
 hook points hook_attn_in, hook_mlp_in and ln_final.hook_in, which change only what one sublayer
 reads. Several circuits run in one forward by tiling the prompts: masks [k n_src n_dst] give
-k * n_prompts rows.
+k * n_prompts rows. Runs stop at the final norm and unembed only the answer position
+(`patching.attribution._forward_to_final`), so large vocabularies cost no [rows pos d_vocab] tensor.
 
     setup = CircuitSetup.from_task(model, task, ablation="patching")
     per_prompt = evaluate(setup, masks)          # [k n_prompts]
@@ -33,6 +34,7 @@ from mechscope.circuits.sources import (
 )
 from mechscope.dictionary import distributed as ddp
 from mechscope.errors import InputError
+from mechscope.patching.attribution import _forward_to_final as forward_to_answer
 
 
 @dataclasses.dataclass
@@ -95,15 +97,14 @@ class CircuitSetup:
         return setup
 
     def _clean_run(self) -> None:
-        names = source_hook_names(self.graph.n_layers)
-        with torch.no_grad():
-            logits, cache = self.model.run_with_cache(self.clean_tokens, names=names)
-        self.remember_clean({n: cache[n] for n in names}, logits)
+        logits, acts = forward_to_answer(self.model, self.clean_tokens, source_hook_names(self.graph.n_layers),
+                                         self.answer_pos, grad=False)
+        self.remember_clean(acts, logits)
 
-    def remember_clean(self, sources: dict[str, torch.Tensor], logits: torch.Tensor) -> None:
-        """Keep a clean run's source activations {hook name: act} and logits [n pos d_vocab]."""
-        self._clean_sources = stack_sources(sources, self.graph.n_layers)
-        self._clean_answer_logits = logits[:, self.answer_pos].detach().float()
+    def remember_clean(self, sources: dict[str, torch.Tensor], answer_logits: torch.Tensor) -> None:
+        """Keep a clean run's source activations {hook name: act} and answer logits [n d_vocab]."""
+        self._clean_sources = stack_sources({n: a.detach() for n, a in sources.items()}, self.graph.n_layers)
+        self._clean_answer_logits = answer_logits.detach().float()
 
     @property
     def clean_sources(self) -> torch.Tensor:
@@ -187,9 +188,9 @@ def answer_logits(setup: CircuitSetup, masks: torch.Tensor) -> torch.Tensor:
     for i in range(0, masks.shape[0], per_chunk):
         chunk = ablate[i:i + per_chunk]
         tokens = setup.clean_tokens.repeat(chunk.shape[0], 1)
-        with torch.no_grad(), model.hooks(fwd=engine_hooks(setup, chunk)):
-            logits = model(tokens)[:, setup.answer_pos].float()
-        out.append(logits.view(chunk.shape[0], setup.n_prompts, -1))
+        with model.hooks(fwd=engine_hooks(setup, chunk)):
+            logits, _ = forward_to_answer(model, tokens, [], setup.answer_pos, grad=False)
+        out.append(logits.float().view(chunk.shape[0], setup.n_prompts, -1))
     return torch.cat(out)
 
 
