@@ -17,8 +17,8 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from mechscope.cli.common import DEVICE_OPT, DTYPE_OPT, HTML_OPT, JSON_OPT, MODEL_ARG, write_html, write_json
 from mechscope.cli.patching import TASK_HELP, _setup
-from mechscope.io import write_json_atomic, write_text_atomic
 
 circuit_app = typer.Typer(help="Circuit discovery: EAP, EAP-IG, exact edge patching, ACDC, faithfulness curves.",
                           no_args_is_help=True)
@@ -27,10 +27,10 @@ METHOD_HELP = "eap, eap-ig, eap-ig-activations, exact or acdc"
 ABLATION_HELP = "patching, mean, mean_positional or zero"
 
 
-def _circuit_setup(model, task, n_prompts, seed, device, ablation):
+def _circuit_setup(model, task, n_prompts, seed, device, dtype, ablation):
     from mechscope.circuits import CircuitSetup
 
-    m, t = _setup(model, task, n_prompts, seed, device)
+    m, t = _setup(model, task, n_prompts, seed, device, dtype)
     return CircuitSetup.from_task(m, t, ablation=ablation)
 
 
@@ -44,15 +44,9 @@ def _scores(setup, method: str, steps: int, tau: float, objective: str):
     return attribute(setup, method, steps=steps), None
 
 
-def _write_html(path: Path, figures: list) -> None:
-    parts = [fig.to_html(full_html=False, include_plotlyjs=(i == 0)) for i, fig in enumerate(figures)]
-    write_text_atomic(path, "<!doctype html><html><head><meta charset='utf-8'><title>mechscope circuit</title>"
-                            "</head><body>" + "\n".join(parts) + "</body></html>")
-
-
 @circuit_app.command("discover")
 def discover(
-    model: str = typer.Argument(None, help="model spec (default: the shipped organism)"),
+    model: str = MODEL_ARG,
     task: str = typer.Option("ioi", help=TASK_HELP),
     method: str = typer.Option("eap-ig", help=METHOD_HELP),
     ablation: str = typer.Option("patching", help=ABLATION_HELP),
@@ -62,15 +56,16 @@ def discover(
     top: int = typer.Option(20, help="edges to print / keep in --graph (ACDC: its own circuit)"),
     n_prompts: int = typer.Option(32),
     seed: int = typer.Option(0),
-    json_path: Path = typer.Option(None, "--json"),
-    html_path: Path = typer.Option(None, "--html"),
+    json_path: Path = JSON_OPT,
+    html_path: Path = HTML_OPT,
     graph_path: Path = typer.Option(None, "--graph", help="write the circuit as an EAP-IG graph file"),
-    device: str = typer.Option("cpu"),
+    device: str = DEVICE_OPT,
+    dtype: str = DTYPE_OPT,
 ) -> None:
     """Score every edge of the model's graph on a task and print the largest."""
     from mechscope.circuits import to_eapig, top_n
 
-    setup = _circuit_setup(model, task, n_prompts, seed, device, ablation)
+    setup = _circuit_setup(model, task, n_prompts, seed, device, dtype, ablation)
     scores, mask = _scores(setup, method, steps, tau, objective)
     mask = mask if mask is not None else top_n(setup.graph, scores.scores, top)
     console = Console()
@@ -78,16 +73,13 @@ def discover(
                   f"{scores.clean_metric:.3f}; circuit of {int(mask.sum())} edges")
     for name, value in scores.top(top):
         console.print(f"  {name:>18}  {value:+.4f}")
-    out = {**scores.to_dict(), "circuit": setup.graph.edges_of(mask)}
-    if json_path:
-        write_json_atomic(json_path, out)
-    if graph_path:
-        write_json_atomic(graph_path, to_eapig(setup.graph, scores.scores, mask, d_model=setup.model.cfg.d_model))
+    write_json(json_path, {**scores.to_dict(), "circuit": setup.graph.edges_of(mask)})
+    write_json(graph_path, to_eapig(setup.graph, scores.scores, mask, d_model=setup.model.cfg.d_model))
     if html_path:
         from mechscope.circuits.figures import graph_figure
 
-        _write_html(html_path, [graph_figure(setup.graph, scores.scores, mask=mask,
-                                             title=f"{task}: {scores.method} circuit ({int(mask.sum())} edges)")])
+        title = f"{task}: {scores.method} circuit ({int(mask.sum())} edges)"
+        write_html(html_path, title, [graph_figure(setup.graph, scores.scores, mask=mask, title=title)])
 
 
 def _load_mask(setup, circuit: Path | None, edges: str | None):
@@ -111,22 +103,23 @@ def _load_mask(setup, circuit: Path | None, edges: str | None):
 
 @circuit_app.command("evaluate")
 def evaluate_cmd(
-    model: str = typer.Argument(None, help="model spec (default: the shipped organism)"),
+    model: str = MODEL_ARG,
     circuit: Path = typer.Option(None, "--circuit", help="EAP-IG graph file or an organism's circuit.json"),
     edges: str = typer.Option(None, help="comma-separated edges, e.g. 'input->a0,a0.h1->logits'"),
     task: str = typer.Option("ioi", help=TASK_HELP),
     ablation: str = typer.Option("patching", help=ABLATION_HELP),
     n_prompts: int = typer.Option(32),
     seed: int = typer.Option(0),
-    json_path: Path = typer.Option(None, "--json"),
-    device: str = typer.Option("cpu"),
+    json_path: Path = JSON_OPT,
+    device: str = DEVICE_OPT,
+    dtype: str = DTYPE_OPT,
 ) -> None:
     """The metric of a circuit (every other edge ablated) and its normalised faithfulness."""
     import torch
 
     from mechscope.circuits.engine import mean_metric
 
-    setup = _circuit_setup(model, task, n_prompts, seed, device, ablation)
+    setup = _circuit_setup(model, task, n_prompts, seed, device, dtype, ablation)
     g = setup.graph
     mask = _load_mask(setup, circuit, edges)
     circuit_m, full, empty = mean_metric(setup, torch.stack([mask, g.full(), g.empty()])).tolist()
@@ -137,13 +130,12 @@ def evaluate_cmd(
            "edges": g.edges_of(mask)}
     Console().print(f"{task} ({ablation}): circuit of {out['n_edges']}/{g.n_edges} edges: metric {circuit_m:.3f} "
                     f"(full {full:.3f}, empty {empty:.3f}), faithfulness {faith:.3f}")
-    if json_path:
-        write_json_atomic(json_path, out)
+    write_json(json_path, out)
 
 
 @circuit_app.command("curve")
 def curve(
-    model: str = typer.Argument(None, help="model spec (default: the shipped organism)"),
+    model: str = MODEL_ARG,
     task: str = typer.Option("ioi", help=TASK_HELP),
     method: str = typer.Option("eap-ig", help=METHOD_HELP),
     ablation: str = typer.Option("patching", help=ABLATION_HELP),
@@ -153,23 +145,23 @@ def curve(
     objective: str = typer.Option("kl"),
     n_prompts: int = typer.Option(32),
     seed: int = typer.Option(0),
-    json_path: Path = typer.Option(None, "--json"),
-    html_path: Path = typer.Option(None, "--html"),
-    device: str = typer.Option("cpu"),
+    json_path: Path = JSON_OPT,
+    html_path: Path = HTML_OPT,
+    device: str = DEVICE_OPT,
+    dtype: str = DTYPE_OPT,
 ) -> None:
     """Faithfulness of the top edges at a grid of sizes; CPR, CMD, edges for 50/80/90%."""
     from mechscope.circuits import faithfulness_curve
 
-    setup = _circuit_setup(model, task, n_prompts, seed, device, ablation)
+    setup = _circuit_setup(model, task, n_prompts, seed, device, dtype, ablation)
     scores, _ = _scores(setup, method, steps, tau, objective)
     result = faithfulness_curve(setup, scores, selection=selection)
     needed = ", ".join(f"{float(k):.0%}: {v:.1%}" for k, v in result.fraction_for.items())
     Console().print(f"{task}: {scores.method} ({ablation}, {selection}) CPR {result.cpr:.3f}, CMD {result.cmd:.3f}; "
                     f"edges needed for {needed} of {result.n_total_edges}")
-    if json_path:
-        write_json_atomic(json_path, {"curve": result.to_dict(), "scores": scores.to_dict()})
-    if html_path:
-        _write_html(html_path, [result.figure(), scores.figure()])
+    write_json(json_path, {"curve": result.to_dict(), "scores": scores.to_dict()})
+    write_html(html_path, f"{task}: faithfulness of {scores.method} circuits ({ablation})",
+               [result.figure(), scores.figure()])
 
 
 def register(app: typer.Typer) -> None:
