@@ -42,3 +42,25 @@ def test_acdc_returns_the_planted_edges(compiled_induction, objective, tau):
     found = acdc(setup, tau, objective=objective)
     assert sorted(setup.graph.edges_of(found.mask)) == sorted(setup.graph.edges_of(truth))
     assert roc_auc(setup.graph, found.scores.scores, truth) >= 0.95
+
+
+@pytest.fixture(scope="module")
+def compiled_ioi():
+    path = WEIGHTS / "compiled-ioi" / "circuit.json"
+    if not path.exists():
+        pytest.skip("compiled-ioi is not shipped on this branch")
+    truth = load_circuit_json(path)
+    model = mechscope.load("organism:compiled-ioi")
+    setup = CircuitSetup.from_task(model, get_task(model, truth["task"], n_prompts=16, seed=0))
+    return setup, truth_mask(setup.graph, truth)
+
+
+def test_compiled_ioi_eap_ig_and_acdc(compiled_ioi):
+    """Patching with the task's ABC prompts. ACDC keeps every planted edge but input -> a1, whose
+    effect under this contrast is exactly zero (exact patching: 0.0), so no method can see it."""
+    setup, truth = compiled_ioi
+    g = setup.graph
+    assert roc_auc(g, attribute(setup, "eap-ig").scores, truth) >= 0.95
+    found = acdc(setup, 0.1, objective="kl")
+    assert roc_auc(g, found.scores.scores, truth) >= 0.95
+    assert set(g.edges_of(found.mask)) <= set(g.edges_of(truth)) and found.n_edges >= 6
