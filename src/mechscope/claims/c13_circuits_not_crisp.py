@@ -14,7 +14,7 @@ suffice" is only read as learned crispness when the model needs clearly fewer ed
 on a small graph a few edges are a large share, and the twin guards against reading the graph's
 coarseness, or the direct input -> logits path alone, as a circuit.
 
-Cost per task: 1 corrupt + 5 forward/backward passes (EAP-IG), about 20 circuit evaluations
+Cost per task, on half the budget's prompts: 1 corrupt + 5 forward/backward passes (EAP-IG), about 20 circuit evaluations
 stacked several per forward for each of the two curves (the mean-ablation curve ranks edges by the
 same patching scores); twice (model and twin).
 """
@@ -75,7 +75,7 @@ def measure(model, budget: Budget) -> Measurement:
     per_task, figures, skipped = {}, [], {}
     for name in TASKS:
         try:
-            task = get_task(model, name, n_prompts=budget.n_prompts, seed=budget.seed)
+            task = get_task(model, name, n_prompts=max(8, budget.n_prompts // 2), seed=budget.seed)
         except NotApplicableError as err:
             skipped[name] = str(err)
             continue
