@@ -97,7 +97,7 @@ def _gradients(setup: CircuitSetup, fwd: dict | None = None) -> torch.Tensor:
 def _scores_from(setup: CircuitSetup, grads: torch.Tensor) -> torch.Tensor:
     diff = (setup.ablated - setup.clean_sources).expand_as(setup.clean_sources)
     scores = torch.einsum("npsd,nptd->st", diff.float(), grads.float())
-    return ddp.all_reduce_sum(scores) / setup.n_prompts_total * setup.graph.allowed
+    return ddp.all_reduce_sum(scores) / setup.n_prompts_total * setup.graph.allowed.to(scores.device)
 
 
 def eap(setup: CircuitSetup) -> torch.Tensor:
@@ -145,7 +145,7 @@ def exact(setup: CircuitSetup) -> torch.Tensor:
     masks = g.full()[None].repeat(len(edges), 1, 1)
     masks[torch.arange(len(edges)), edges[:, 0], edges[:, 1]] = False
     values = mean_metric(setup, masks)
-    return g.from_edge_vector(values - full, fill=0.0)
+    return g.from_edge_vector((values - full).cpu(), fill=0.0)
 
 
 _METHODS: dict[str, Callable] = {"eap": eap, "eap-ig": eap_ig_inputs, "eap-ig-activations": eap_ig_activations,

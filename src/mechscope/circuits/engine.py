@@ -87,7 +87,7 @@ class CircuitSetup:
         setup = cls(model=model, graph=Graph.from_model(model), clean_tokens=clean, corrupt_tokens=corrupt,
                     ablation=ablation, ablated=ablated_values(model, corrupt, ablation), metric=None,
                     answer_pos=answer_pos, max_rows=max_rows,
-                    n_prompts_total=int(ddp.all_reduce_sum(torch.tensor(clean.shape[0]))))
+                    n_prompts_total=int(ddp.all_reduce_sum(torch.tensor(clean.shape[0], device=model.device))))
         if task is None:
             setup.metric = CircuitMetric(metric, getattr(metric, "__name__", "custom"))
         elif (metric or task.metric) == "kl":   # the reference distribution is needed up front
@@ -168,7 +168,7 @@ def engine_hooks(setup: CircuitSetup, ablate: torch.Tensor) -> dict:
 
 
 def _as_masks(setup: CircuitSetup, masks: torch.Tensor) -> torch.Tensor:
-    masks = torch.as_tensor(masks).bool()
+    masks = torch.as_tensor(masks).bool().cpu()
     if masks.ndim == 2:
         masks = masks[None]
     g = setup.graph

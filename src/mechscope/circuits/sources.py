@@ -68,7 +68,7 @@ def ablated_values(model, corrupt_tokens: torch.Tensor, ablation: str) -> torch.
     acts = source_activations(model, corrupt_tokens)
     if ablation == "patching":
         return acts
-    count = ddp.all_reduce_sum(torch.tensor(float(acts.shape[0])))   # prompts on every rank
+    count = ddp.all_reduce_sum(torch.tensor(float(acts.shape[0]), device=acts.device))   # prompts, all ranks
     if ablation == "mean_positional":
         return ddp.all_reduce_sum(acts.sum(0, keepdim=True)) / count
     return ddp.all_reduce_sum(acts.sum((0, 1), keepdim=True)) / (count * acts.shape[1])
