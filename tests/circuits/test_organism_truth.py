@@ -18,16 +18,20 @@ from mechscope.tasks import get_task
 WEIGHTS = Path(mechscope.__file__).parent / "organisms" / "weights"
 
 
+def _organism(name: str, ablation: str):
+    """(CircuitSetup on the organism's own task, truth mask) or a skip when it is not shipped."""
+    path = WEIGHTS / name / "circuit.json"
+    if not path.exists():
+        pytest.skip(f"{name} is not shipped on this branch")
+    truth = load_circuit_json(path)
+    model = mechscope.load(f"organism:{name}")
+    setup = CircuitSetup.from_task(model, get_task(model, truth["task"], n_prompts=16, seed=0), ablation=ablation)
+    return setup, truth_mask(setup.graph, truth)
+
+
 @pytest.fixture(scope="module")
 def compiled_induction():
-    path = WEIGHTS / "compiled-induction" / "circuit.json"
-    if not path.exists():
-        pytest.skip("compiled-induction is not shipped on this branch")
-    truth = load_circuit_json(path)
-    model = mechscope.load("organism:compiled-induction")
-    task = get_task(model, truth["task"], n_prompts=16, seed=0)
-    setup = CircuitSetup.from_task(model, task, ablation="mean")
-    return setup, truth_mask(setup.graph, truth)
+    return _organism("compiled-induction", "mean")
 
 
 @pytest.mark.parametrize("method", ["eap-ig", "exact"])
@@ -46,13 +50,7 @@ def test_acdc_returns_the_planted_edges(compiled_induction, objective, tau):
 
 @pytest.fixture(scope="module")
 def compiled_ioi():
-    path = WEIGHTS / "compiled-ioi" / "circuit.json"
-    if not path.exists():
-        pytest.skip("compiled-ioi is not shipped on this branch")
-    truth = load_circuit_json(path)
-    model = mechscope.load("organism:compiled-ioi")
-    setup = CircuitSetup.from_task(model, get_task(model, truth["task"], n_prompts=16, seed=0))
-    return setup, truth_mask(setup.graph, truth)
+    return _organism("compiled-ioi", "patching")
 
 
 def test_compiled_ioi_eap_ig_and_acdc(compiled_ioi):
