@@ -7,6 +7,7 @@ from typing import Any
 
 import torch
 
+from mechscope.figures import safe_tokens
 from mechscope.results import Result
 
 
@@ -21,7 +22,8 @@ def _heatmap(values: torch.Tensor, axes: tuple[str, ...], title: str, pos_labels
         fig = go.Figure(go.Bar(y=v.tolist()))
         fig.update_layout(title=title, xaxis_title="site", yaxis_title=zlabel)
         return fig
-    x = pos_labels if axes[1] == "pos" and len(pos_labels) == v.shape[1] else list(range(v.shape[1]))
+    use_labels = axes[1] == "pos" and len(pos_labels) == v.shape[1]
+    x = safe_tokens(pos_labels, show_whitespace=True) if use_labels else list(range(v.shape[1]))
     limit = float(v.abs().max()) if v.numel() else 1.0
     fig = go.Figure(go.Heatmap(z=v.tolist(), x=x, y=list(range(v.shape[0])), colorscale="RdBu",
                                zmid=0, zmin=-limit, zmax=limit, colorbar={"title": zlabel}))
