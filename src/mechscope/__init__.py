@@ -14,11 +14,23 @@ import importlib
 from typing import TYPE_CHECKING
 
 __version__ = "0.1.0"
-_PUBLIC = {"ActivationCache", "HookPoint", "HookedModel", "ModelConfig", "act_name", "load"}
+_PUBLIC = {"ActivationCache", "HookPoint", "HookedModel", "ModelConfig", "act_name"}
+_MODEL_PROVIDERS = ("mechscope.organisms",)   # packages that register model-spec prefixes ("organism:")
 __all__ = ["ActivationCache", "HookPoint", "HookedModel", "ModelConfig", "__version__", "act_name", "load"]
 
 if TYPE_CHECKING:
-    from mechscope.model import ActivationCache, HookedModel, HookPoint, ModelConfig, act_name, load
+    from mechscope.model import ActivationCache, HookedModel, HookPoint, ModelConfig, act_name
+
+
+def load(spec, *args, **kwargs):
+    """Load a model spec as a HookedModel: a local HF directory, a hub id, or "organism:NAME".
+
+    `mechscope.model.load` with the spec prefixes of the packages that ship models registered
+    first; the arguments are those of `mechscope.model.loading.load` (device, dtype, ...).
+    """
+    for provider in _MODEL_PROVIDERS:
+        importlib.import_module(provider)
+    return importlib.import_module("mechscope.model").load(spec, *args, **kwargs)
 
 
 def __getattr__(name: str):

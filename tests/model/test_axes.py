@@ -111,3 +111,20 @@ def test_grow_batch_refuses_per_row_block_inputs(model):
                              fwd={name: GrowBatch(lambda a, h: torch.cat([a, a]))})
     with pytest.raises(InterventionError, match="hook_resid_pre"):
         model.run_with_hooks(batch.tokens, fwd={"blocks.1.hook_mlp_out": GrowBatch(lambda a, h: a)})
+
+
+def test_units_select_mlp_neurons(model):
+    """mean_ablate(units=...) at mlp.hook_post replaces just those neurons (at the chosen positions)."""
+    tokens = model.to_tokens(TEXT)
+    name = "blocks.0.mlp.hook_post"
+    _, clean = model.run_with_cache(tokens, names=[name])
+    mean = torch.randn(model.cfg.d_mlp, generator=torch.Generator().manual_seed(0))
+    seen = {}
+    with torch.no_grad():
+        model.run_with_hooks(tokens, fwd={name: [mean_ablate(mean, positions=[1, 3], units=[3, 17]),
+                                                 lambda a, h: seen.setdefault("post", a)]})
+    expected = clean[name].clone()
+    for p in (1, 3):
+        expected[:, p, [3, 17]] = mean[[3, 17]]
+    torch.testing.assert_close(seen["post"], expected)
+    assert where(name, 3, units=5) == (slice(None), slice(None), 5)

@@ -52,3 +52,15 @@ def test_attribution_does_not_touch_weight_grads(tiny_gpt2_model, task):
         p.grad = None
     attribution_patching(model, task, sites=("z",))
     assert all(p.grad is None for p in model.hf_model.parameters())
+
+
+def test_full_head_hook_name_is_estimated_per_position_and_sums_to_the_head_grid(tiny_gpt2_model, task):
+    """A full hook name is estimated per position (summed over heads); the "z" grid sums over positions
+    instead, and both are the same total."""
+    name = "blocks.1.attn.hook_z"
+    attr = attribution_patching(tiny_gpt2_model, task, sites=(name, "z"))
+    assert attr.values[name].shape == (task.n_pos,)
+    per_head_pos = attribution_patching(tiny_gpt2_model, task, sites=("z",), per_position_heads=True).values["z"]
+    assert per_head_pos.shape == (tiny_gpt2_model.cfg.n_layers, tiny_gpt2_model.cfg.n_heads, task.n_pos)
+    torch.testing.assert_close(attr.values[name], per_head_pos[1].sum(0), atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(attr.values["z"][1], per_head_pos[1].sum(1), atol=1e-5, rtol=1e-4)

@@ -31,3 +31,10 @@ def test_attribution_subplots_escape_position_labels():
                           corrupt_metric=0.0, n_prompts=2, n_forward=1, n_backward=1, pos_labels=TOKENS)
     fig = r.figure()
     assert list(fig.data[0].x) == EXPECTED and list(fig.data[1].x) == [0, 1, 2]
+
+
+def test_position_labels_show_whitespace():
+    r = PatchingResult(task="t", site="resid_pre", direction="denoise", metric="logit_diff", axes=("layer", "pos"),
+                       values=torch.zeros(2, 2), patched_metric=torch.zeros(2, 2), clean_metric=1.0,
+                       corrupt_metric=0.0, n_prompts=1, pos_labels=["0: &", "1:\n"])
+    assert list(r.figure().data[0].x) == ["0: &amp;", "1:\\n"]

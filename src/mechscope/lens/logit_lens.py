@@ -19,9 +19,9 @@ import torch
 
 from mechscope.data.text import token_batches
 from mechscope.errors import InputError
+from mechscope.figures import safe_token
 from mechscope.model.cache import accumulated_resid_labels, accumulated_resid_names
 from mechscope.progress import progress
-from mechscope.report.escape import safe_token
 from mechscope.results import Result
 
 Translate = Callable[[int, torch.Tensor], torch.Tensor]

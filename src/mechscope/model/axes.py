@@ -61,19 +61,22 @@ def axes_of(hook: HookPoint | str) -> Axes:
 
 
 def where(hook: HookPoint | str, ndim: int, heads: Index = None, positions: Index = None,
-          rows: slice | None = None) -> tuple:
-    """An index tuple selecting `rows` (a slice of the batch axis), `heads` and `positions` of an
-    activation of `ndim` dimensions at `hook`; None selects the whole axis (an integer selection
-    drops its axis, as in plain indexing).
+          rows: slice | None = None, units: Index = None) -> tuple:
+    """An index tuple selecting `rows` (a slice of the batch axis), `heads`, `positions` and `units`
+    (entries of the last axis: MLP neurons at mlp.hook_pre/post, residual dimensions, d_head entries,
+    key positions of a pattern) of an activation of `ndim` dimensions at `hook`; None selects the
+    whole axis (an integer selection drops its axis, as in plain indexing).
 
-    When both heads and positions are lists, the index selects their grid (every listed head at
-    every listed position), not element-wise pairs.
+    When several selections are lists, the index selects their grid (every listed head at every
+    listed position), not element-wise pairs.
     """
     index: list = [slice(None)] * ndim
     if rows is not None:
         index[0] = rows
+    if units is not None:
+        index[-1] = units
     if heads is None and positions is None:
-        return tuple(index)
+        return _grid(index)
     axes = axes_of(hook)
     name = hook if isinstance(hook, str) else hook.name
     if heads is not None:
@@ -83,6 +86,10 @@ def where(hook: HookPoint | str, ndim: int, heads: Index = None, positions: Inde
         index[axes.head] = heads
     if positions is not None:
         index[axes.position] = positions
+    return _grid(index)
+
+
+def _grid(index: list) -> tuple:
     lists = [axis for axis, sel in enumerate(index) if isinstance(sel, (list, tuple))]
     if len(lists) > 1:
         # several advanced indices would pair up element-wise; shape each one so they broadcast to a grid
@@ -94,13 +101,13 @@ def where(hook: HookPoint | str, ndim: int, heads: Index = None, positions: Inde
 
 
 def write(target: torch.Tensor, source: torch.Tensor, hook: HookPoint | str, heads: Index = None,
-          positions: Index = None, rows: slice | None = None) -> torch.Tensor:
+          positions: Index = None, rows: slice | None = None, units: Index = None) -> torch.Tensor:
     """In place: the selected part of `target` takes the same part of `source`. `source` broadcasts
     to `target`'s shape; with `rows` (a slice of `target`'s batch rows) it holds just those rows.
     Returns `target`."""
-    into = where(hook, target.dim(), heads, positions, rows)
+    into = where(hook, target.dim(), heads, positions, rows, units)
     source = source.to(target.device, target.dtype)
     if rows is None:
         source = source.expand_as(target)
-    target[into] = source[where(hook, source.dim(), heads, positions)]
+    target[into] = source[where(hook, source.dim(), heads, positions, units=units)]
     return target

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from mechscope.errors import HookNameError
+from mechscope.model.axes import axes_of
 from mechscope.model.names import act_name
 
 if TYPE_CHECKING:
@@ -128,7 +129,7 @@ class ActivationCache(Mapping):
         parts, labels = [], []
         for i in range(layer):
             result = self["result", i]                     # [batch pos head d_model]
-            parts.append(result.movedim(2, 0))
+            parts.append(result.movedim(axes_of("attn.hook_result").head, 0))
             labels += [f"L{i}H{h}" for h in range(result.shape[2])]
         stack = torch.cat(parts)
         if apply_ln:

@@ -2,7 +2,7 @@
 
 Each returns a function ``fn(activation, hook) -> replacement`` for ``model.hooks(fwd={name: fn})``.
 `heads` / `positions` restrict the intervention to some heads or positions (an int, a list, a
-slice; None means all); which axis is the head and which the position at each hook point comes from
+slice; None means all), and `units` to entries of the last axis (e.g. MLP neurons at mlp.hook_post); which axis is the head and which the position at each hook point comes from
 the one table in `mechscope.model.axes` (e.g. axis 2 / 1 of [batch pos head d] activations, axis
 1 / 2 of [batch head q k] patterns, where the position is the query).
 
@@ -31,27 +31,27 @@ def _source_for(source: Source, hook) -> torch.Tensor:
     return source if isinstance(source, torch.Tensor) else source[hook.name]
 
 
-def zero_ablate(heads: Index = None, positions: Index = None):
+def zero_ablate(heads: Index = None, positions: Index = None, *, units: Index = None):
     """Set the selected part of the activation to zero."""
     def fn(act, hook):
         act = act.clone()
-        act[where(hook, act.dim(), heads, positions)] = 0
+        act[where(hook, act.dim(), heads, positions, units=units)] = 0
         return act
     return fn
 
 
-def mean_ablate(means: Source, heads: Index = None, positions: Index = None):
+def mean_ablate(means: Source, heads: Index = None, positions: Index = None, *, units: Index = None):
     """Replace the selected part by a mean activation (broadcastable to the activation).
 
     `means`: one tensor, or a dict hook name -> tensor (e.g. ``{n: cache[n].mean(0) for n in names}``
     from a reference dataset).
     """
     def fn(act, hook):
-        return write(act.clone(), _source_for(means, hook), hook, heads, positions)
+        return write(act.clone(), _source_for(means, hook), hook, heads, positions, units=units)
     return fn
 
 
-def patch_from(cache: Source, heads: Index = None, positions: Index = None):
+def patch_from(cache: Source, heads: Index = None, positions: Index = None, *, units: Index = None):
     """Take the selected part from another run (same shape): activation patching.
 
     `cache`: that run's ActivationCache (or any mapping hook name -> tensor, read when the hook
@@ -62,16 +62,17 @@ def patch_from(cache: Source, heads: Index = None, positions: Index = None):
         if source.shape != act.shape:
             raise InterventionError(f"patch source for {hook.name} has shape {tuple(source.shape)}, run has "
                                     f"{tuple(act.shape)}: patch between inputs of the same shape")
-        return write(act.clone(), source, hook, heads, positions)
+        return write(act.clone(), source, hook, heads, positions, units=units)
     return fn
 
 
-def resample_ablate(cache, generator: torch.Generator | None = None, heads: Index = None, positions: Index = None):
+def resample_ablate(cache, generator: torch.Generator | None = None, heads: Index = None, positions: Index = None,
+                    *, units: Index = None):
     """Replace each batch row's selected part by that of a random other row of `cache` (resample ablation)."""
     def fn(act, hook):
         source = _source_for(cache, hook)
         rows = torch.randint(0, source.shape[0], (act.shape[0],), generator=generator)
-        return write(act.clone(), source[rows], hook, heads, positions)
+        return write(act.clone(), source[rows], hook, heads, positions, units=units)
     return fn
 
 

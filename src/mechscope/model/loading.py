@@ -1,7 +1,8 @@
 """Turn a model spec into a HookedModel, safely.
 
-Specs: a local HF model directory, a hub id ("gpt2", "EleutherAI/pythia-70m"), or
-"organism:NAME" for a model organism shipped inside the package. Weights load through
+Specs: a local HF model directory, a hub id ("gpt2", "EleutherAI/pythia-70m"), or a spec with a
+registered prefix (see `mechscope.specs`), such as "organism:NAME" for a model organism shipped
+inside the package (`mechscope.organisms` registers it; `mechscope.load` imports it first). Weights load through
 transformers with safetensors preferred; pickled checkpoints are only read with
 ``torch.load(weights_only=True)`` (transformers' default); remote code runs only when
 ``trust_remote_code=True`` is passed.
@@ -10,14 +11,16 @@ transformers with safetensors preferred; pickled checkpoints are only read with
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import torch
 
 from mechscope.errors import MechscopeError, ModelLoadError
 from mechscope.model.hooked import HookedModel
+from mechscope.specs import registered_prefixes, resolve_prefixed
 
-ORGANISM_PREFIX = "organism:"
+_PREFIX = re.compile(r"^[A-Za-z][\w-]+:(?![/\\])")   # "organism:NAME"; not "C:\\..." or "http://"
 _DTYPES = {"float32": torch.float32, "fp32": torch.float32, "float16": torch.float16, "fp16": torch.float16,
            "bfloat16": torch.bfloat16, "bf16": torch.bfloat16, "float64": torch.float64}
 
@@ -33,11 +36,15 @@ def _dtype(dtype) -> torch.dtype | None:
 
 def resolve_spec(spec: str) -> tuple[str, bool]:
     """(path or hub id, is_local) for a spec."""
-    if spec.startswith(ORGANISM_PREFIX):
-        from mechscope.organisms import shipped_path
-
-        return str(shipped_path(spec[len(ORGANISM_PREFIX):])), True
+    registered = resolve_prefixed(spec)
+    if registered is not None:
+        return str(registered), True
     path = Path(spec).expanduser()
+    prefix = _PREFIX.match(spec)
+    if prefix and not path.exists():
+        raise ModelLoadError(f"no resolver is registered for {prefix.group(0)!r} specs (known: "
+                             f"{registered_prefixes() or 'none'}); load with mechscope.load, which registers "
+                             "'organism:', or import the package that provides the prefix")
     if path.exists():
         if not (path / "config.json").exists():
             raise ModelLoadError(f"{spec} exists but has no config.json: point at a Hugging Face model "

@@ -7,5 +7,8 @@
 
 from mechscope.organisms.shipped import DEFAULT_ORGANISM, list_shipped, shipped_path
 from mechscope.organisms.world import GroundTruth, load_ground_truth, make_world
+from mechscope.specs import register_spec_prefix
+
+register_spec_prefix("organism:", shipped_path)
 
 __all__ = ["DEFAULT_ORGANISM", "GroundTruth", "list_shipped", "load_ground_truth", "make_world", "shipped_path"]

@@ -159,12 +159,6 @@ class GroundTruth:
     def entities(self) -> list[str]:
         return sorted({f["entity"] for f in self.facts})
 
-    def fact_answer(self, entity: str, relation: str) -> str:
-        for f in self.facts:
-            if f["entity"] == entity and f["relation"] == relation:
-                return f["attribute"]
-        raise KeyError((entity, relation))
-
     def single_token_words(self) -> list[str]:
         """Words that must be single tokens (with a leading space) in the organism's tokenizer."""
         words = set(self.names) | set(self.days) | set(self.months) | set(self.docstring["arg_names"])

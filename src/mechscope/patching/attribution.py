@@ -20,6 +20,7 @@ from __future__ import annotations
 import torch
 
 from mechscope.errors import InputError
+from mechscope.model.axes import axes_of
 from mechscope.patching.activation import (
     HEAD_SITES,
     RESID_SITES,
@@ -110,8 +111,13 @@ def attribution_patching(model, task, sites: tuple[str, ...] = ("resid_pre", "at
                     g = torch.zeros_like(delta)
                 contrib = (delta * g).float()                    # [n pos d] or [n pos head d]
                 est = contrib.sum(-1).mean(0)                    # [pos] or [pos head]
-                if est.dim() == 2:
-                    est = est.T if per_position_heads else est.sum(0)
+                head_axis = axes_of(name).head
+                if est.dim() == 2 and head_axis is not None:
+                    est = est.movedim(head_axis - 1, 0)          # [head pos]
+                    if "hook_" in s:                             # a full hook name: per position
+                        est = est.sum(0)
+                    elif not per_position_heads:
+                        est = est.sum(1)
                 per_layer.append(est)
             stacked = torch.stack(per_layer).cpu()
             if "hook_" in s:

@@ -4,16 +4,18 @@ A patching grid asks for hundreds of runs that differ from one base run by one a
 They share everything below the patched layer, so we run the base prompts once up to layer L and
 only there grow the batch: a `GrowBatch` hook on ``blocks.L.hook_resid_pre`` (the model's hook
 system allows rows to be added there) appends one copy of the base rows per site patched at layer
-L (patching them right there for ``resid_pre``; hooks inside the block patch the other sites). Rows for sites at later layers are appended later, so a site at
-layer L costs (n_layers - L) block-rows instead of n_layers. The forward also stops at the final
-norm (we raise once ``ln_final.hook_normalized`` is seen) and unembeds only the answer position,
-which saves the full [rows pos d_vocab] unembedding.
+L (patching them right there for ``resid_pre``; hooks inside the block patch the other sites).
+Rows for sites at later layers are appended later, so a site at layer L costs (n_layers - L)
+block-rows instead of n_layers. The forward also stops at the final norm (we raise once
+``ln_final.hook_normalized`` is seen) and unembeds only the answer position, which saves the full
+[rows pos d_vocab] unembedding.
 
 Why this is sound: a decoder block treats batch rows independently, and its other inputs
 (position ids, rotary tables, the causal mask, which is None for unpadded prompts under SDPA
 masking) broadcast over the batch, so a block can receive more rows than the model's input had.
 If a block does receive a per-row tensor (a padding mask, say) we cannot grow the batch (the hook
-system raises BatchGrowthError); then we fall back to expanding the input ("full" mode: every row runs every layer, same numbers, slower).
+system raises BatchGrowthError); then we fall back to expanding the input ("full" mode: every row
+runs every layer, same numbers, slower).
 The same fallback handles sites before the first block (hook_embed, hook_pos_embed).
 
 Trade-off against the simpler alternative (expand the input batch and patch at layer L): the same

@@ -44,7 +44,7 @@ class OrderProbe(Result):
     def figure(self):
         import plotly.graph_objects as go
 
-        from mechscope.report.escape import safe_tokens
+        from mechscope.figures import safe_tokens
 
         fig = go.Figure(go.Heatmap(z=self.accuracy.tolist(), x=safe_tokens(self.pos_labels, show_whitespace=True),
                                    zmin=0.5, zmax=1.0,
