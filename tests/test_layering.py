@@ -11,7 +11,7 @@ from pathlib import Path
 import mechscope
 
 PACKAGE = Path(mechscope.__file__).parent
-ANALYSES = ("lens", "geometry", "attention", "patching", "dictionary", "toy", "tasks", "data", "circuits", "memory")
+ANALYSES = ("lens", "geometry", "attention", "patching", "dictionary", "toy", "tasks", "data", "circuits", "memory", "graphs")
 FORBIDDEN = {**dict.fromkeys(ANALYSES, ("report", "cli", "claims")), "model": ("organisms", "report", "cli", "claims"),
              "geometry": ("report", "cli", "claims", "lens")}   # shared helpers live in model/ or data/
 

@@ -1,13 +1,13 @@
 """Influence, pruning and scores on hand-made graphs with hand-computed answers; the Neuronpedia
 JSON and the self-contained, escaped HTML view of a real graph."""
 
-import json
 
 import pytest
 import torch
 
+from mechscope.cli.graph import graph_html
 from mechscope.graphs.attribute import attribute, logit_targets
-from mechscope.graphs.export import graph_html, neuronpedia_json, save_graph
+from mechscope.graphs.export import neuronpedia_json
 from mechscope.graphs.graph import AttributionGraph
 from tests.graphs.graph_helpers import random_transcoders
 
@@ -60,7 +60,6 @@ def test_neuronpedia_json_and_html_of_a_real_graph(tiny_gpt2_model, tmp_path):
     assert sum(n["is_target_logit"] for n in data["nodes"]) == 1
     page = graph_html(graph)
     assert "<script>alert(1)</script>" not in page and "<script src" not in page and "Plotly.newPlot" in page
-    save_graph(graph, tmp_path / "g.json", tmp_path / "g.html")
-    assert json.loads((tmp_path / "g.json").read_text())["metadata"]["prompt"].startswith("The")
+    assert data["metadata"]["prompt"].startswith("The")
     d = graph.to_dict()
     assert 0 <= d["replacement_score"] <= 1 and 0 <= d["completeness_score"] <= 1

@@ -32,7 +32,6 @@ def graph_cmd(
     from mechscope.dictionary.transcoder_format import load_transcoders, save_transcoders
     from mechscope.dictionary.transcoder_training import TranscoderRun, train_mlp_transcoders
     from mechscope.graphs.attribute import attribute
-    from mechscope.graphs.export import graph_html
     from mechscope.io import write_json_atomic, write_text_atomic
 
     console = Console(stderr=True)
@@ -60,3 +59,12 @@ def graph_cmd(
 
 def register(app: typer.Typer) -> None:
     app.command("graph")(graph_cmd)
+
+
+def graph_html(graph, title: str = "attribution graph") -> str:
+    """A self-contained page (plotly.js inlined, no CDN; every string escaped) showing `graph`."""
+    from mechscope.graphs.export import graph_figure
+    from mechscope.report.page import figures_page
+
+    return figures_page(title, [graph_figure(graph)], notes=[graph.prompt or " ".join(graph.token_strings)])
+

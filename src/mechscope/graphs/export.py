@@ -8,10 +8,6 @@ logits, links {"source", "target", "weight"} over the pruned graph.
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from mechscope.io import write_json_atomic, write_text_atomic
-
 
 def _cantor(x: int, y: int) -> int:
     return (x + y) * (x + y + 1) // 2 + y
@@ -71,7 +67,7 @@ def graph_figure(graph, node_threshold: float = 0.8, edge_threshold: float = 0.9
     coloured by sign (blue positive, red negative) with width by |weight|."""
     import plotly.graph_objects as go
 
-    from mechscope.report.escape import safe_token
+    from mechscope.figures import safe_token
 
     pruned = graph.prune(node_threshold, edge_threshold)
     names = graph.node_names()
@@ -109,19 +105,3 @@ def graph_figure(graph, node_threshold: float = 0.8, edge_threshold: float = 0.9
                                                                  for t in graph.token_strings], "title": "position"},
         yaxis={"title": "layer (0 = tokens, top = logits)"}, height=560)
     return fig
-
-
-def graph_html(graph, title: str = "attribution graph") -> str:
-    """A self-contained page (plotly.js inlined, no CDN; every string escaped) showing `graph`."""
-    from mechscope.report.page import figures_page
-
-    return figures_page(title, [graph_figure(graph)], notes=[graph.prompt or " ".join(graph.token_strings)])
-
-
-def save_graph(graph, json_path: str | Path | None = None, html_path: str | Path | None = None,
-               slug: str = "mechscope-graph") -> None:
-    """Write the Neuronpedia JSON and/or the HTML view (atomically)."""
-    if json_path:
-        write_json_atomic(json_path, graph.to_neuronpedia(slug=slug))
-    if html_path:
-        write_text_atomic(html_path, graph_html(graph))
