@@ -1,0 +1,86 @@
+"""The facts a model knows, as `Fact`s with paraphrases and neighbours, and counterfactual rewrites.
+
+On an organism the facts are the ones its corpus planted (statement prompt; the question form is
+the paraphrase); on any other model, the generic capitals. Only facts whose answer is one token and
+that the model gets right (top-1) are kept: editing or tracing a fact the model does not know
+measures nothing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+
+import torch
+
+from mechscope.errors import NotApplicableError
+from mechscope.memory.prompts import Fact
+from mechscope.tasks import vocab as V
+
+GENERIC_PARAPHRASE = "{X}'s capital city is"
+
+
+@dataclasses.dataclass(frozen=True)
+class Rewrite:
+    """Change `fact` (whose target is the model's current answer) to answer `new_target`."""
+
+    fact: Fact
+    new_target: str
+
+
+def _candidates(model) -> list[tuple[str, str, str, str, str]]:
+    """(prompt, subject, answer, relation, paraphrase) of every candidate fact."""
+    gt = V.ground_truth_for(model)
+    if gt is not None:
+        return [(f["prompt"], f["entity"], f["attribute"], f["relation"], f["question"])
+                for f in gt.facts if f.get("split", "train") == "train"]
+    return [(V.GENERIC_FACT_TEMPLATE.format(X=x), x, y, "capital", GENERIC_PARAPHRASE.format(X=x))
+            for x, y in V.GENERIC_FACTS]
+
+
+def last_token_logits(model, prompts: list[str], batch_size: int = 64) -> torch.Tensor:
+    """[n d_vocab] logits at each prompt's last token (right-padded batches with the model's mask)."""
+    out = []
+    for i in range(0, len(prompts), batch_size):
+        batch = model.tokenize(prompts[i: i + batch_size])
+        with torch.no_grad():
+            logits = model(batch.tokens, attention_mask=batch.attention_mask)
+        last = batch.attention_mask.sum(1) - 1
+        out.append(logits[torch.arange(len(last)), last].float().cpu())
+    return torch.cat(out)
+
+
+def known_facts(model, n_neighbours: int = 5, seed: int = 0) -> list[Fact]:
+    """Facts with one-token answers the model predicts top-1, each with its paraphrase and up to
+    `n_neighbours` known facts of other subjects with the same relation. NotApplicableError if none."""
+    rows = [r for r in _candidates(model) if model.is_single_token(" " + r[2])]
+    if not rows:
+        raise NotApplicableError("none of the candidate facts has a one-token answer for this model's "
+                                 "vocabulary; the memory analyses need single-token answers")
+    logits = last_token_logits(model, [r[0] for r in rows])
+    answers = torch.tensor([model.to_single_token(" " + r[2]) for r in rows])
+    known = [r for r, ok in zip(rows, (logits.argmax(-1) == answers).tolist(), strict=True) if ok]
+    if not known:
+        raise NotApplicableError(f"the model answers none of {len(rows)} candidate facts correctly (top-1); "
+                                 "there is no stored fact to trace or edit")
+    rng = random.Random(seed)
+    facts = []
+    for prompt, subject, answer, relation, paraphrase in known:
+        others = [(p, " " + a) for p, s, a, r, _ in known if r == relation and s != subject and a != answer]
+        rng.shuffle(others)
+        facts.append(Fact(prompt=prompt, subject=subject, target=" " + answer, paraphrases=(paraphrase,),
+                          neighbours=tuple(others[:n_neighbours])))
+    return facts
+
+
+def counterfactuals(model, n: int = 30, seed: int = 0) -> list[Rewrite]:
+    """`n` known facts (seeded choice), each with a new one-token target drawn from the answers of
+    other facts of the same relation."""
+    facts = known_facts(model, seed=seed)
+    rng = random.Random(seed)
+    rng.shuffle(facts)
+    pool = {f.prompt: sorted({a for _, a in f.neighbours}) for f in facts}
+    out = [Rewrite(f, rng.choice(pool[f.prompt])) for f in facts if pool[f.prompt]]
+    if len(out) < n:
+        raise NotApplicableError(f"only {len(out)} known facts have an alternative answer; {n} were asked for")
+    return out[:n]
