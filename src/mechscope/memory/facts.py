@@ -66,7 +66,7 @@ def known_facts(model, n_neighbours: int = 5, seed: int = 0) -> list[Fact]:
     rng = random.Random(seed)
     facts = []
     for prompt, subject, answer, relation, paraphrase in known:
-        others = [(p, " " + a) for p, s, a, r, _ in known if r == relation and s != subject and a != answer]
+        others = [(p, " " + a) for p, s, a, r, _ in known if r == relation and s != subject]
         rng.shuffle(others)
         facts.append(Fact(prompt=prompt, subject=subject, target=" " + answer, paraphrases=(paraphrase,),
                           neighbours=tuple(others[:n_neighbours])))
@@ -74,13 +74,22 @@ def known_facts(model, n_neighbours: int = 5, seed: int = 0) -> list[Fact]:
 
 
 def counterfactuals(model, n: int = 30, seed: int = 0) -> list[Rewrite]:
-    """`n` known facts (seeded choice), each with a new one-token target drawn from the answers of
-    other facts of the same relation."""
-    facts = known_facts(model, seed=seed)
+    """`n` known facts (seeded choice), each with a new one-token target drawn from the other answers
+    of its relation; neighbours whose answer is the new target are dropped (they could not tell)."""
+    facts = known_facts(model, n_neighbours=50, seed=seed)
+    pools: dict[str, set[str]] = {}
+    for f in facts:
+        pools.setdefault(f.prompt.replace(f.subject, "{}"), set()).add(f.target)
     rng = random.Random(seed)
     rng.shuffle(facts)
-    pool = {f.prompt: sorted({a for _, a in f.neighbours}) for f in facts}
-    out = [Rewrite(f, rng.choice(pool[f.prompt])) for f in facts if pool[f.prompt]]
+    out = []
+    for f in facts:
+        choices = sorted(pools[f.prompt.replace(f.subject, "{}")] - {f.target})
+        if not choices:
+            continue
+        new = rng.choice(choices)
+        neighbours = tuple(x for x in f.neighbours if x[1] != new)[:5]
+        out.append(Rewrite(dataclasses.replace(f, neighbours=neighbours), new))
     if len(out) < n:
         raise NotApplicableError(f"only {len(out)} known facts have an alternative answer; {n} were asked for")
     return out[:n]
