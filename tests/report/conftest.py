@@ -15,58 +15,80 @@ FAKE_CLAIMS = {
     "c01_fake_ok.py": '''
         import torch
         import plotly.graph_objects as go
-        from mechscope.claims.base import ClaimResult
-        ID, SLUG, TITLE, REFERENCE = "C01", "residual-accumulation", "fake ok", "ref 1"
-        def rule(x):
-            return "supported" if x >= 0 else "not supported"
-        def run(model, budget):
+        from mechscope.claims.base import Measurement
+        ID, NULL, READS = "C01", "none", ("draw",)
+        RULE = "supported if draw >= 0"
+        def verdict(metrics, null):
+            return "supported" if metrics["draw"] >= 0 else "not supported"
+        def measure(model, budget):
             draw = torch.rand(1).item()
             fig = go.Figure(go.Scatter(x=[0, 1, 2], y=[1.0, 2.0, 4.0]), layout=dict(title="growth"))
-            return ClaimResult(ID, SLUG, TITLE, rule(draw), metrics={"draw": draw, "n_layers": 3},
-                               key_metric="draw", evidence="fine", method="drew a number", rule="draw >= 0",
-                               figures=[fig])
+            return Measurement({"draw": draw, "n_layers": 3}, key_metric="draw", evidence="fine",
+                               method="drew a number", figures=[fig])
     ''',
     # raises: must become "error", the rest must still run
     "c02_fake_boom.py": '''
-        ID, SLUG, TITLE = "C02", "norm-growth", "fake boom"
-        def run(model, budget):
+        ID, NULL, READS, RULE = "C02", "none", (), "never"
+        def verdict(metrics, null):
+            return "supported"
+        def measure(model, budget):
             raise ValueError("boom: shapes differ")
     ''',
     # the model lacks what the claim needs
     "c03_fake_not_applicable.py": '''
         from mechscope.errors import NotApplicableError
-        ID, SLUG, TITLE = "C03", "positional-helix", "fake n/a"
-        def run(model, budget):
+        ID, NULL, READS, RULE = "C03", "none", (), "never"
+        def verdict(metrics, null):
+            return "supported"
+        def measure(model, budget):
             raise NotApplicableError("the model has rotary positions, no W_pos")
     ''',
     # a module that cannot even be imported
     "c04_fake_broken_import.py": '''
         import mechscope.this_module_does_not_exist
         ID = "C04"
-        def run(model, budget):
+    ''',
+    # breaks the contract: keeps its title in the module and has no verdict()
+    "c05_fake_breaks_contract.py": '''
+        ID, TITLE, NULL, READS, RULE = "C05", "a title", "none", (), "rule"
+        def measure(model, budget):
             pass
     ''',
     # a careless claim: changes the weights and leaves the model in training mode
     "c06_fake_mutates.py": '''
         import torch
-        from mechscope.claims.base import ClaimResult
-        ID, SLUG, TITLE = "C06", "linear-representation", "fake mutation"
-        def run(model, budget):
+        from mechscope.claims.base import Measurement
+        ID, NULL, READS, RULE = "C06", "none", (), "always supported"
+        def verdict(metrics, null):
+            return "supported"
+        def measure(model, budget):
             hf = getattr(model, "hf_model", None)
             if hf is not None:
                 with torch.no_grad():
                     next(hf.parameters()).add_(1.0)
                 hf.train()
-            return ClaimResult(ID, SLUG, TITLE, "supported")
+            return Measurement({}, key_metric="")
     ''',
-    # a claim outside the catalogue still shows up
+    # reads its metric beside a null twin: supported only when it beats the twin
+    "c07_fake_twin.py": '''
+        from mechscope.claims.base import Measurement
+        ID, NULL, READS = "C07", "twin", ("value",)
+        RULE = "supported if value exceeds the twin's by 1"
+        def verdict(metrics, null):
+            return "supported" if metrics["value"] >= null["value"] + 1 else "not supported"
+        def measure(model, budget):
+            return Measurement({"value": float(model.value)}, key_metric="value")
+    ''',
+    # a claim outside the catalogue still shows up; its NaN metric gives "error", not a verdict
     "c22_fake_extra.py": '''
         """An extra claim that the catalogue does not know."""
-        from mechscope.claims.base import ClaimResult
+        from mechscope.claims.base import Measurement
         ID, SLUG, TITLE, REFERENCE = "C22", "extra-claim", "An extra claim", "nobody"
-        def run(model, budget):
-            return ClaimResult(ID, SLUG, TITLE, "inconclusive", metrics={"value": float("nan")},
-                               key_metric="value")
+        NULL, READS, RULE = "none", ("value",), "supported if value > 0"
+        def verdict(metrics, null):
+            return "supported" if metrics["value"] > 0 else "not supported"
+        def measure(model, budget):
+            return Measurement({"value": float("nan")}, key_metric="value")
     ''',
     # not a claim module (name does not match cNN_): ignored
     "helpers.py": "X = 1\n",

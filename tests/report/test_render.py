@@ -214,3 +214,23 @@ def test_flatten_metrics():
     rows = dict(flatten_metrics({"a": {"b": 1, "c": {"d": 2.5}}, "e": [1, 2]}))
     assert rows == {"a.b": "1", "a.c.d": "2.5", "e": "[1, 2]"}
     assert math.isnan(float(format_value(float("nan"))))
+
+
+def test_null_value_interval_and_model_independent_experiments_are_shown_apart(tmp_path):
+    twin = ClaimResult("C02", "norm-growth", "Grows", "inconclusive", metrics={"g": 1.05, "g_ci95": [1.01, 1.09]},
+                       key_metric="g", null="twin", null_value=1.0444, null_metrics={"g": 1.0444})
+    toy = ClaimResult("C08", "superposition", "Toy superposition", "supported", metrics={"d": 0.3},
+                      key_metric="d", null="none")
+    report = make_report([twin, toy])
+    assert report.summary() == {"inconclusive": 1}  # the toy experiment is outside the model's tally
+    page = render_html(report)
+    assert "g = 1.05 [1.01, 1.09]" in page and "twin: 1.044" in page
+    summary_table = page.split('<table class="summary">')[1].split("</table>")[0]
+    independent = page.split('<table class="summary independent">')[1].split("</table>")[0]
+    assert "C02" in summary_table and "C08" not in summary_table and "C08" in independent
+    assert "Null twin metrics" in page
+    data = json.loads(write_json(report, tmp_path / "r.json").read_text())
+    assert data["summary"] == {"inconclusive": 1} and data["model_independent_summary"] == {"supported": 1}
+    c02, c08 = data["claims"]
+    assert c02["null_value"] == 1.0444 and c02["key_ci95"] == [1.01, 1.09] and c02["null"] == "twin"
+    assert c08["model_independent"] and not c02["model_independent"]

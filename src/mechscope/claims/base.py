@@ -1,23 +1,39 @@
-"""What a claim experiment returns, and the budgets it runs under.
+"""The claim contract: what a claim module defines, what an experiment returns, and the budgets.
 
-A claim module (``claims/cNN_slug.py``) exposes::
+A claim module (``claims/cNN_slug.py``) defines::
 
-    ID = "C09"; SLUG = "induction-heads"; TITLE = "Some heads implement induction"
-    def run(model: HookedModel, budget: Budget) -> ClaimResult
+    ID = "C09"                          # title, slug and reference live only in claims/catalogue.py
+    RULE = "supported if ... by a margin of ... over the null; not supported if ...; else inconclusive"
+    NULL = "twin"                       # the null the rule reads the model against (see below)
+    READS = ("max_induction_score", ...)  # the metric keys verdict() reads
 
-Its verdict comes from a rule written next to the numbers it reads (a small function in the same
-module), the same for every model. Never a verdict per model.
+    def measure(model, budget: Budget) -> Measurement: ...
+    def verdict(metrics: dict, null: dict | None) -> str: ...
+
+NULL is "twin" when the runner should also measure a twin of the model whose weights are
+re-initialised (claims/null_twin.py) and pass the twin's metrics to verdict() as `null`; "none" for
+an experiment that does not depend on the model (kept out of the model's tally); or a sentence
+naming a stronger null that measure() computes itself (shuffled labels, a random-growth fit), whose
+value then sits in the model's own metrics (Measurement.null_key names it).
+
+measure() raises `mechscope.errors.NotApplicableError("why")` when the model lacks what the
+experiment needs. verdict() is a pure function of numbers; the runner gives "error" instead of
+calling it when any number under READS (in the model's metrics or the null's) is not finite.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
+from collections.abc import Iterable
 from typing import Any, Literal
 
 from mechscope.io import to_jsonable
 
 Verdict = Literal["supported", "not supported", "inconclusive", "not applicable", "not implemented", "error"]
 VERDICTS: tuple[str, ...] = ("supported", "not supported", "inconclusive", "not applicable", "not implemented", "error")
+RULE_VERDICTS: tuple[str, ...] = ("supported", "not supported", "inconclusive")  # what verdict() may return
+NULL_TWIN, NULL_NONE = "twin", "none"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,15 +59,61 @@ class Budget:
 
 
 @dataclasses.dataclass
-class ClaimResult:
-    """The outcome of one claim experiment on one model.
+class Measurement:
+    """What one run of a claim's experiment on one model returns (CONTRACTS.md A).
 
-    metrics: flat-ish dict of the key numbers (JSON-able).
-    key_metric: name of the metric shown in the summary table (a key of metrics).
-    figures: plotly Figures, shown in order in the report.
-    evidence: two or three sentences that say what was measured and what it shows.
-    method: how the experiment was run (one paragraph).
-    rule: the verdict rule in words, e.g. "supported if tuned-lens KL <= logit-lens KL at every layer".
+    metrics: JSON-able numbers; a metric that is a mean over prompts may carry its 95% bootstrap
+        interval as metrics[f"{name}_ci95"] = [low, high] (mechscope.stats.bootstrap_ci).
+    key_metric: the metric shown in the summary table, with the null's value beside it.
+    null_key: for a claim whose NULL is a sentence: the metric holding the null's value of key_metric.
+    """
+
+    metrics: dict[str, Any]
+    key_metric: str
+    evidence: str = ""
+    method: str = ""
+    figures: list = dataclasses.field(default_factory=list)
+    null_key: str | None = None
+
+
+def non_finite(value: Any) -> bool:
+    """True when `value` (a number, or a list/dict of them) holds NaN, ±inf or None anywhere."""
+    if value is None:
+        return True
+    if isinstance(value, bool | str):
+        return False
+    if isinstance(value, int | float):
+        return not math.isfinite(value)
+    if isinstance(value, dict):
+        return any(non_finite(v) for v in value.values())
+    if isinstance(value, Iterable):
+        return any(non_finite(v) for v in value)
+    try:
+        return not math.isfinite(float(value))  # numpy / torch scalars
+    except (TypeError, ValueError):
+        return False
+
+
+def unreadable(metrics: dict[str, Any], reads: Iterable[str]) -> list[str]:
+    """'name=value' for every key in `reads` that is missing from `metrics` or not finite."""
+    bad = []
+    for key in reads:
+        if key not in metrics:
+            bad.append(f"{key} missing")
+        elif non_finite(to_jsonable(metrics[key])):
+            bad.append(f"{key}={metrics[key]!r}")
+    return bad
+
+
+@dataclasses.dataclass
+class ClaimResult:
+    """The outcome of one claim on one model, as the report shows it.
+
+    metrics / key_metric / evidence / method / figures: from the model's Measurement.
+    null: which null the rule reads ("twin", "none" or the sentence naming a stronger null).
+    null_metrics: the twin's metrics (NULL == "twin"), else None.
+    null_value: the null's value of key_metric (the twin's, or metrics[null_key]), shown beside it.
+    rule: the verdict rule in words (the module's RULE).
     """
 
     id: str
@@ -67,14 +129,28 @@ class ClaimResult:
     figures: list[Any] = dataclasses.field(default_factory=list)
     seconds: float = 0.0
     error: str | None = None
+    null: str = ""
+    null_metrics: dict[str, Any] | None = None
+    null_value: Any = None
+    null_seconds: float = 0.0
 
     def __post_init__(self):
         if self.verdict not in VERDICTS:
             raise ValueError(f"verdict must be one of {VERDICTS}, got {self.verdict!r}")
 
     @property
+    def model_independent(self) -> bool:
+        """The experiment ignores the model (NULL == "none"): kept out of the model's tally."""
+        return self.null == NULL_NONE
+
+    @property
     def key_value(self) -> Any:
         return self.metrics.get(self.key_metric) if self.key_metric else None
+
+    @property
+    def key_interval(self) -> Any:
+        """[low, high] 95% interval of the key metric when the claim measured one, else None."""
+        return self.metrics.get(f"{self.key_metric}_ci95") if self.key_metric else None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -82,12 +158,18 @@ class ClaimResult:
             "slug": self.slug,
             "title": self.title,
             "verdict": self.verdict,
+            "model_independent": self.model_independent,
             "metrics": to_jsonable(self.metrics),
             "key_metric": self.key_metric,
+            "key_ci95": to_jsonable(self.key_interval),
+            "null": self.null,
+            "null_value": to_jsonable(self.null_value),
+            "null_metrics": to_jsonable(self.null_metrics),
             "evidence": self.evidence,
             "method": self.method,
             "rule": self.rule,
             "reference": self.reference,
             "seconds": round(self.seconds, 3),
+            "null_seconds": round(self.null_seconds, 3),
             "error": self.error,
         }

@@ -1,87 +1,108 @@
 """C09: some heads implement induction: they attend to the token after the previous occurrence of
 the current token and copy it.
 
-Experiment: repeated random-token sequences [BOS] r r. Per head: prefix-matching (induction)
-score, duplicate-token and previous-token scores, OV copying score. Behaviour: loss on the first
-vs the second copy. Causal check: mean-ablate the top induction head (hook_z, mean over the same
-sequences) and measure how much of the loss drop on the second copy it undoes. The lagged detectors
-(attention d after the earlier occurrence, lookback k) are reported beside it: a model can copy with
-shifted heads (d > 1) that the textbook score misses; the verdict stays with the claim as stated.
+Experiment (attention/span_sweep.py): repeated random spans of 8, 16 and 32 tokens placed after a
+random prefix of 0-16 tokens per row, so neither absolute position nor one fixed offset can pass for
+induction. Behaviour: loss on the second copy against the first, per span length (the curve).
+Attention: per head, the prefix-matching score (attention from the second copy to the token after
+the earlier occurrence) at every span length, and the lagged scores (d tokens after it; d > 1 is a
+shifted circuit). Causal check, at the span with the largest drop: mean-ablate each of the six
+heads with the strongest lagged-induction attention and keep the one that undoes most of the drop:
+the head that actually carries the copying, lagged or not.
+
+Null: the same experiment on the re-initialised twin (no copying, attention near uniform).
+Cost: three forward passes with attention patterns and seven ablation passes, on the model and the twin.
 """
 
 from __future__ import annotations
 
-from mechscope.attention.icl import repeat_loss_with_heads_ablated
-from mechscope.attention.report import head_report
-from mechscope.claims.base import Budget, ClaimResult
-from mechscope.tasks.induction import repeated_tokens
+from mechscope.attention.span_sweep import induction_sweep
+from mechscope.claims.base import Budget, Measurement
+from mechscope.stats import rounded_ci
 
 ID = "C09"
-SLUG = "induction-heads"
-TITLE = "Some heads implement induction: attend to the token after the previous occurrence and copy it"
-REFERENCE = "Olsson et al. 2022; GPT-2 small heads 5.5, 6.9, 7.10, 5.1, 7.2 score 0.83-0.93"
+NULL = "twin"
+READS = ("loss_drop", "max_prefix_matching", "min_span_prefix_matching", "max_lagged_score",
+         "candidates_joint_share", "copying_head_lag")
 
-STRONG_SCORE, WEAK_SCORE = 0.3, 0.1        # prefix-matching attention (uniform over 40 keys ~ 0.025)
-STRONG_DROP, WEAK_DROP = 1.0, 0.2          # nats of loss drop from the first to the second copy
-ABLATION_SHARE = 0.1                       # share of the drop the top head must carry
-RULE = (f"supported if the best prefix-matching score >= {STRONG_SCORE}, the loss drops by >= {STRONG_DROP} "
-        f"nats on the second copy, and mean-ablating the top induction head undoes >= {ABLATION_SHARE:.0%} of "
-        f"that drop; not supported if the best score < {WEAK_SCORE} or the drop < {WEAK_DROP} nats; "
-        "inconclusive otherwise")
+STRONG_SCORE, WEAK_SCORE = 0.3, 0.1   # attention weight (uniform over ~40 keys ~ 0.025)
+STRONG_DROP, WEAK_DROP = 1.0, 0.2     # nats, first -> second copy, at the best span
+DROP_MARGIN, SCORE_MARGIN = 0.5, 0.2  # over the twin
+JOINT_SHARE = 0.3                     # share of the drop the candidate heads together must carry
+SHIFT_SHARE = 0.1                     # a shifted circuit is named when its heads carry this much
+RULE = (f"supported if the loss drops by ≥ {STRONG_DROP} nats on the second copy (and by ≥ {DROP_MARGIN} more than "
+        f"on the twin), some head keeps a prefix-matching score ≥ {STRONG_SCORE} at every span length (and "
+        f"≥ {SCORE_MARGIN} above the twin's best), mean-ablating the six heads with the strongest lagged-induction "
+        f"attention undoes ≥ {JOINT_SHARE:.0%} of the drop, and the one among them whose ablation undoes most "
+        f"attends the token right after the earlier occurrence (lag 1); not supported if the drop is "
+        f"< {WEAK_DROP} nats or not {DROP_MARGIN} above the twin's, or no head reaches {WEAK_SCORE} at any lag; "
+        "inconclusive otherwise, notably when the copying is carried by shifted heads (lag > 1): induction by "
+        "another attention pattern")
 
 
-def verdict(max_score: float, drop: float, ablation_share: float) -> str:
-    if max_score < WEAK_SCORE or drop < WEAK_DROP:
+def verdict(metrics: dict, null: dict | None) -> str:
+    drop = metrics["loss_drop"]
+    null_drop = null["loss_drop"] if null else float("inf")
+    null_score = null["max_prefix_matching"] if null else float("inf")
+    if drop < WEAK_DROP or drop < null_drop + DROP_MARGIN or metrics["max_lagged_score"] < WEAK_SCORE:
         return "not supported"
-    if max_score >= STRONG_SCORE and drop >= STRONG_DROP and ablation_share >= ABLATION_SHARE:
-        return "supported"
-    return "inconclusive"
+    textbook = (metrics["min_span_prefix_matching"] >= STRONG_SCORE
+                and metrics["min_span_prefix_matching"] >= null_score + SCORE_MARGIN
+                and metrics["candidates_joint_share"] >= JOINT_SHARE and metrics["copying_head_lag"] == 1)
+    return "supported" if drop >= STRONG_DROP and textbook else "inconclusive"
 
 
-def run(model, budget: Budget) -> ClaimResult:
-    half_len = min(max(16, budget.seq_len // 2), (model.cfg.n_ctx - 1) // 2, 32)
-    report = head_report(model, n_sequences=budget.n_sequences, half_len=half_len, seed=budget.seed)
-    induction = report.scores["induction"]
-    (layer, head, best) = induction.top(1)[0]
-    rep = repeated_tokens(model, budget.n_sequences, half_len, budget.seed)
-    ablated = repeat_loss_with_heads_ablated(model, rep, [(layer, head)]).second_copy_loss
-    drop = report.repeat.drop
-    share = (ablated - report.repeat.second_copy_loss) / drop if drop > 0 else 0.0
-    prev = report.scores["previous-token"].top(1)[0]
-    copying = report.scores["copying"].scores[layer, head].item()
-    v = verdict(best, drop, share)
-    lagged = report.scores["lagged-induction"]
-    (lag_layer, lag_head, lag_score) = lagged.top(1)[0]
-    lag = int(lagged.lags[lag_layer, lag_head])
-    lookback = report.scores["lookback"]
+def measure(model, budget: Budget) -> Measurement:
+    sweep = induction_sweep(model, n_rows=budget.n_sequences, seed=budget.seed)
+    best = sweep.spans.index(sweep.best_span)
+    lag1 = sweep.induction_scores(1)                              # [spans L H]
+    min_over_spans = lag1.min(0).values                           # [L H]
+    steady = divmod(int(min_over_spans.flatten().argmax()), lag1.shape[2])
+    pick = max(range(len(sweep.candidates)), key=lambda i: sweep.ablation_share[i])
+    head, lag, share = sweep.candidates[pick], sweep.candidate_lags[pick], sweep.ablation_share[pick]
+    head_lag1 = float(lag1[best, head[0], head[1]])
+    per_row_drop = sweep.first_loss[best] - sweep.second_loss[best]
+    prev = sweep.lag_scores[best, 0].flatten().max()  # duplicate-token (lag 0), for the evidence only
+    name = f"{head[0]}.{head[1]}"
     metrics = {
-        "max_induction_score": best, "top_induction_head": f"{layer}.{head}",
-        "top_induction_heads": [f"{a}.{b}: {s:.2f}" for a, b, s in induction.top(5)],
-        "top_previous_token_heads": [f"{a}.{b}: {s:.2f}" for a, b, s in report.scores["previous-token"].top(3)],
-        "max_previous_token_score": prev[2],
-        "max_duplicate_token_score": report.scores["duplicate-token"].top(1)[0][2],
-        "max_lagged_induction_score": lag_score, "top_lagged_induction_head": f"{lag_layer}.{lag_head}",
-        "lag_of_top_lagged_induction_head": lag,
-        "top_lookback_heads": [f"{a}.{b}: {sc:.2f} (lag {int(lookback.lags[a, b])})" for a, b, sc in lookback.top(3)],
-        "copying_score_of_top_induction_head": copying,
-        "first_copy_loss": report.repeat.first_copy_loss, "second_copy_loss": report.repeat.second_copy_loss,
-        "loss_drop": drop, "icl_score": report.icl.score, "second_copy_loss_top_head_ablated": ablated, "ablation_share_of_drop": share,
-        "n_sequences": budget.n_sequences, "half_len": half_len,
+        "loss_drop": round(sweep.drop[best], 4), "loss_drop_ci95": rounded_ci(per_row_drop, seed=budget.seed),
+        "best_span": sweep.best_span, "spans": sweep.spans,
+        "loss_drop_by_span": [round(v, 4) for v in sweep.drop],
+        "second_over_first_loss_by_span": [round(v, 4) for v in sweep.ratio],
+        "max_prefix_matching": round(float(lag1[best].max()), 4),
+        "min_span_prefix_matching": round(float(min_over_spans.max()), 4),
+        "steadiest_induction_head": f"{steady[0]}.{steady[1]}",
+        "max_lagged_score": round(float(sweep.lag_scores[best, 1:].max()), 4),
+        "copying_head": name, "copying_head_lag": lag, "copying_head_share": round(share, 4),
+        "copying_head_prefix_matching": round(head_lag1, 4),
+        "candidate_heads": {f"{a}.{b}": {"lag": d, "share_of_drop": round(s, 4)}
+                            for (a, b), d, s in zip(sweep.candidates, sweep.candidate_lags, sweep.ablation_share,
+                                                    strict=True)},
+        "candidates_joint_share": round(sweep.joint_ablation_share, 4),
+        "max_duplicate_token_score": round(float(prev), 4),
+        "n_rows": budget.n_sequences, "max_prefix": sweep.max_prefix,
     }
-    evidence = (
-        f"On {budget.n_sequences} repeated random-token sequences ({half_len} tokens per copy) the loss falls "
-        f"from {report.repeat.first_copy_loss:.2f} to {report.repeat.second_copy_loss:.2f} nats on the second "
-        f"copy. The best prefix-matching head is {layer}.{head} (score {best:.2f}; OV copying score {copying:.2f}); "
-        f"mean-ablating it undoes {share:.0%} of the drop. The best previous-token head is {prev[0]}.{prev[1]} "
-        f"(score {prev[2]:.2f}).")
-    if lag > 1 and lag_score >= STRONG_SCORE and best < STRONG_SCORE:
-        evidence += (f" Shifted induction heads are present: {lag_layer}.{lag_head} attends {lag} "
-                     f"tokens after the earlier occurrence (score {lag_score:.2f}); the strongest lookback heads "
-                     f"are {', '.join(metrics['top_lookback_heads'])}.")
-    return ClaimResult(
-        id=ID, slug=SLUG, title=TITLE, verdict=v, metrics=metrics, key_metric="max_induction_score",
-        evidence=evidence, rule=RULE, reference=REFERENCE, figures=[report.figure(), report.repeat.figure()],
-        method=("Repeated random tokens [BOS] r r; per-head mean attention from the second copy to the token after "
-                "the first occurrence (prefix matching), to the same token (duplicate) and to the previous token; "
-                "OV-circuit copying score sum(eig)/sum(|eig|) on 200 sampled tokens; per-token loss on both "
-                "copies; mean ablation of the top induction head's hook_z."))
+    curve = ", ".join(f"{n}: {r:.2f}" for n, r in zip(sweep.spans, sweep.ratio, strict=True))
+    evidence = (f"Second-copy / first-copy loss by span length: {curve} (1 = no copying); at span {sweep.best_span} "
+                f"the loss drops {sweep.drop[best]:.2f} nats. The best prefix-matching head scores "
+                f"{metrics['max_prefix_matching']:.2f} (steadiest over span lengths: "
+                f"{metrics['steadiest_induction_head']}, {metrics['min_span_prefix_matching']:.2f} at its weakest). "
+                f"Mean-ablating head {name} undoes {share:.0%} of the drop, the most of the "
+                f"{len(sweep.candidates)} candidates (all together: {sweep.joint_ablation_share:.0%}).")
+    if lag > 1 and sweep.joint_ablation_share >= SHIFT_SHARE:
+        evidence += (f" The copying runs through a shifted circuit: {name} attends {lag} tokens after the earlier "
+                     f"occurrence, not the token right after it, and the candidate heads (lags "
+                     f"{sorted(set(sweep.candidate_lags))}) together carry {sweep.joint_ablation_share:.0%} of the "
+                     "drop: the model copies, but not by the textbook induction pattern.")
+    elif metrics["max_lagged_score"] < WEAK_SCORE and sweep.drop[best] >= STRONG_DROP:
+        evidence += (" No head attends the earlier occurrence at any lag (best score "
+                     f"{metrics['max_lagged_score']:.2f}), yet the model copies: by diffuse attention, not by "
+                     "induction heads.")
+    return Measurement(
+        metrics=metrics, key_metric="loss_drop", evidence=evidence, figures=[sweep.figure()],
+        method=(f"{budget.n_sequences} rows per span length: [BOS], a random prefix of 0-{sweep.max_prefix} tokens, "
+                "a span of distinct random tokens, the span again, filler. Loss on tokens 2..n of each copy; "
+                "attention from the second copy to the position d after the earlier occurrence (d = 1: prefix "
+                "matching) per head and span length; mean ablation (hook_z, per-position mean over the rows) of "
+                "each of the six heads with the strongest lagged-induction attention at the span with the "
+                "largest drop."))

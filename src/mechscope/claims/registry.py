@@ -14,6 +14,7 @@ Usage::
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import importlib
 import pkgutil
 import random
@@ -23,8 +24,16 @@ import traceback
 from collections.abc import Callable, Iterable
 from types import ModuleType
 
-from mechscope.claims.base import Budget, ClaimResult
-from mechscope.claims.catalogue import CATALOGUE, CatalogueEntry
+from mechscope.claims.base import (
+    NULL_NONE,
+    NULL_TWIN,
+    RULE_VERDICTS,
+    Budget,
+    ClaimResult,
+    Measurement,
+    unreadable,
+)
+from mechscope.claims.catalogue import BY_ID, CATALOGUE, CatalogueEntry
 from mechscope.errors import InputError, NotApplicableError
 
 CLAIMS_PACKAGE = "mechscope.claims"
@@ -72,15 +81,36 @@ def discover(package: str = CLAIMS_PACKAGE) -> list[ClaimSpec]:
             entry = specs.get(claim_id, ClaimSpec(_entry_from_filename(claim_id, info.name))).entry
             specs[claim_id] = ClaimSpec(entry, import_error=f"import of {info.name} failed: {_describe(err)}")
             continue
-        module_id = str(getattr(module, "ID", claim_id)).upper()
-        if module_id != claim_id or not callable(getattr(module, "run", None)):
+        problem = contract_problem(module, claim_id)
+        if problem:
             entry = specs.get(claim_id, ClaimSpec(_entry_from_filename(claim_id, info.name))).entry
-            specs[claim_id] = ClaimSpec(entry, import_error=(
-                f"{info.name} must define ID = {claim_id!r} (found {module_id!r}) and run(model, budget)"))
+            specs[claim_id] = ClaimSpec(entry, import_error=f"{info.name} breaks the claim contract: {problem}")
             continue
         entry = specs[claim_id].entry if claim_id in specs else _entry_from_module(module, info.name)
         specs[claim_id] = ClaimSpec(entry, module=module)
     return [specs[key] for key in sorted(specs)]
+
+
+def contract_problem(module: ModuleType, claim_id: str) -> str | None:
+    """What a claim module lacks of the contract (claims/base.py), or None when it obeys it."""
+    module_id = str(getattr(module, "ID", "")).upper()
+    if module_id != claim_id:
+        return f"ID must be {claim_id!r} (found {module_id or None!r})"
+    if callable(getattr(module, "run", None)) and not hasattr(module, "measure"):
+        return None  # legacy run(model, budget) -> ClaimResult, until every claim is converted
+    missing = [name for name in ("measure", "verdict") if not callable(getattr(module, name, None))]
+    missing += [name for name in ("RULE", "NULL") if not isinstance(getattr(module, name, None), str)]
+    if missing:
+        return f"it must define {', '.join(missing)}"
+    reads = getattr(module, "READS", None)
+    if not isinstance(reads, tuple) or not all(isinstance(r, str) for r in reads):
+        return "READS must be a tuple of metric names"
+    if not module.RULE.strip() or not module.NULL.strip():
+        return "RULE and NULL must say something"
+    for name in ("SLUG", "TITLE", "REFERENCE"):
+        if hasattr(module, name) and claim_id in BY_ID:
+            return f"{name} belongs in claims/catalogue.py, not in the module"
+    return None
 
 
 def normalize_id(text: str) -> str:
@@ -115,22 +145,34 @@ def select(specs: list[ClaimSpec], ids: Iterable[str] | None) -> list[ClaimSpec]
 
 def run_claims(model, ids: str | Iterable[str] | None = None, budget: Budget | None = None,
                on_progress: ProgressCallback | None = None,
-               specs: list[ClaimSpec] | None = None) -> list[ClaimResult]:
+               specs: list[ClaimSpec] | None = None, null_twin=None) -> list[ClaimResult]:
     """Run the selected claims on `model` (a HookedModel) in id order; one ClaimResult each.
 
     ids: "C01,C09", ["C01", "C09"] or None for every claim (those without a module included).
+    null_twin: the model the NULL="twin" claims are also measured on; None builds the re-initialised
+    twin (claims/null_twin.py) once, when the first such claim runs.
 
-    Each claim is seeded with budget.seed (torch, numpy, random) just before it runs, so its result
-    does not depend on which claims ran before it. Never raises for a failing claim.
+    Each claim is seeded with budget.seed (torch, numpy, random) just before it runs on the model
+    and again before it runs on the twin, so its result does not depend on which claims ran before
+    it. Never raises for a failing claim.
     """
     budget = budget or Budget.named("quick")
     chosen = select(specs if specs is not None else discover(), parse_ids(ids))
     guard = ModelGuard(model)
+    twins = NullTwin(model, null_twin)
+    broken = _non_finite_weights(model)
     results = []
     for index, spec in enumerate(chosen, start=1):
         if on_progress:
             on_progress(index, len(chosen), spec, None)
-        result = run_one(model, spec, budget)
+        if broken and spec.module is not None and getattr(spec.module, "NULL", "") != NULL_NONE:
+            result = _result(spec.entry, "error", rule=getattr(spec.module, "RULE", ""),
+                             null=getattr(spec.module, "NULL", ""),
+                             error=f"the model has non-finite weights ({broken}): no verdict is read from it",
+                             evidence="The experiment was not run: a model with NaN or infinite weights gives "
+                                      "numbers that mean nothing.")
+        else:
+            result = run_one(model, spec, budget, twins)
         if spec.module is not None:
             problem = guard.check_and_restore()
             if problem:
@@ -141,8 +183,39 @@ def run_claims(model, ids: str | Iterable[str] | None = None, budget: Budget | N
     return results
 
 
-def run_one(model, spec: ClaimSpec, budget: Budget) -> ClaimResult:
-    """Run one claim, turning every way it can fail into a ClaimResult."""
+class NullTwin:
+    """The null twin of one report run: built on first use, then shared by every claim.
+
+    A failure to build it is remembered and reported by every claim that needs it.
+    """
+
+    def __init__(self, model, twin=None):
+        self.model, self.twin, self.error, self.guard = model, twin, None, None
+        if twin is not None:
+            self.guard = ModelGuard(twin)
+
+    def get(self):
+        if self.twin is None and self.error is None:
+            from mechscope.claims.null_twin import build_null_twin
+
+            try:
+                self.twin = build_null_twin(self.model)
+                self.guard = ModelGuard(self.twin)
+            except Exception as err:  # noqa: BLE001 - reported by each claim that needs the twin
+                self.error = _describe(err)
+        if self.twin is None:
+            raise RuntimeError(f"the null twin could not be built: {self.error}")
+        return self.twin
+
+    def restore(self) -> None:
+        """Undo what a claim left changed on the twin, so the next claim reads the same twin."""
+        if self.guard is not None:
+            self.guard.check_and_restore()
+
+
+def run_one(model, spec: ClaimSpec, budget: Budget, twins: NullTwin | None = None) -> ClaimResult:
+    """Run one claim (on the model, and on its null twin when NULL == "twin"), turning every way it can
+    fail into a ClaimResult."""
     entry = spec.entry
     if spec.import_error is not None:
         return _result(entry, "error", error=spec.import_error,
@@ -150,20 +223,91 @@ def run_one(model, spec: ClaimSpec, budget: Budget) -> ClaimResult:
     if spec.module is None:
         return _result(entry, "not implemented",
                        evidence="This experiment is not built yet.", method=entry.experiment)
+    module = spec.module
+    if not hasattr(module, "measure"):
+        return _run_legacy(model, module, entry, budget)
+    null = str(getattr(module, "NULL", ""))
     seed_everything(budget.seed)
     start = time.perf_counter()
     try:
-        result = spec.module.run(model, budget)
-        if not isinstance(result, ClaimResult):
-            raise TypeError(f"run() returned {type(result).__name__}, not a ClaimResult")
+        measured = module.measure(model, budget)
+        if not isinstance(measured, Measurement):
+            raise TypeError(f"measure() returned {type(measured).__name__}, not a Measurement")
+    except NotApplicableError as err:
+        return _timed(_result(entry, "not applicable", evidence=str(err), method=entry.experiment,
+                              rule=module.RULE, null=null), start)
+    except Exception as err:  # noqa: BLE001 - a failing claim is a result, not a crash
+        return _timed(_result(entry, "error", error=_describe(err), method=entry.experiment, rule=module.RULE,
+                              null=null, evidence="The experiment raised an error before it reached a verdict."),
+                      start)
+    result = _result(entry, "inconclusive", metrics=measured.metrics, key_metric=measured.key_metric,
+                     evidence=measured.evidence, method=measured.method, figures=list(measured.figures),
+                     rule=module.RULE, null=null)
+    if measured.null_key is not None:
+        result.null_value = measured.metrics.get(measured.null_key)
+    result.seconds = time.perf_counter() - start
+    problems = [f"model {p}" for p in unreadable(measured.metrics, module.READS)]
+    if null == NULL_TWIN:
+        problems += _measure_twin(module, budget, twins or NullTwin(model), result)
+    if problems:
+        result.verdict = "error"
+        result.error = ("the rule was not applied: a number it reads is not finite or missing "
+                        f"({'; '.join(problems)})" if result.error is None else result.error)
+        return result
+    verdict = module.verdict(measured.metrics, result.null_metrics)
+    if verdict not in RULE_VERDICTS:
+        result.verdict, result.error = "error", f"verdict() returned {verdict!r}, not one of {RULE_VERDICTS}"
+    else:
+        result.verdict = verdict
+    return result
+
+
+def _measure_twin(module: ModuleType, budget: Budget, twins: NullTwin, result: ClaimResult) -> list[str]:
+    """Measure the claim on the null twin into `result`; the problems that block the verdict."""
+    seed_everything(budget.seed)
+    start = time.perf_counter()
+    try:
+        twin_measured = module.measure(twins.get(), budget)
+    except Exception as err:  # noqa: BLE001 - no null, no verdict
+        result.error = f"the null twin could not be measured: {_describe(err)}"
+        return ["null twin"]
+    finally:
+        twins.restore()
+        result.null_seconds = time.perf_counter() - start
+    result.null_metrics = twin_measured.metrics
+    result.null_value = twin_measured.metrics.get(result.key_metric)
+    return [f"null twin {p}" for p in unreadable(twin_measured.metrics, module.READS)]
+
+
+def _run_legacy(model, module: ModuleType, entry: CatalogueEntry, budget: Budget) -> ClaimResult:
+    """A claim module still written as run(model, budget) -> ClaimResult (being converted)."""
+    seed_everything(budget.seed)
+    start = time.perf_counter()
+    try:
+        result = module.run(model, budget)
     except NotApplicableError as err:
         result = _result(entry, "not applicable", evidence=str(err), method=entry.experiment)
-    except Exception as err:  # noqa: BLE001 - a failing claim is a result, not a crash
+    except Exception as err:  # noqa: BLE001
         result = _result(entry, "error", error=_describe(err), method=entry.experiment,
                          evidence="The experiment raised an error before it reached a verdict.")
     result.seconds = time.perf_counter() - start
-    if not result.reference:
-        result.reference = entry.reference
+    result.reference = entry.reference
+    return result
+
+
+def _non_finite_weights(model) -> str | None:
+    import torch
+
+    hf = getattr(model, "hf_model", None)
+    if not isinstance(hf, torch.nn.Module):
+        return None
+    from mechscope.model.loading import non_finite_weight
+
+    return non_finite_weight(hf)
+
+
+def _timed(result: ClaimResult, start: float) -> ClaimResult:
+    result.seconds = time.perf_counter() - start
     return result
 
 
@@ -172,8 +316,8 @@ class ModelGuard:
 
     Claims should leave the model as they found it (a layer-swap experiment swaps back); this
     catches the ones that do not, so one claim cannot silently change the next one's numbers.
-    Weights are compared by a per-tensor checksum; for models up to SNAPSHOT_MAX_PARAMS a CPU copy
-    taken at the start restores them.
+    Weights are compared by a digest of each tensor's bytes (NaN-safe: a NaN weight equals itself
+    bit for bit); for models up to SNAPSHOT_MAX_PARAMS a CPU copy taken at the start restores them.
     """
 
     SNAPSHOT_MAX_PARAMS = 300_000_000
@@ -192,12 +336,8 @@ class ModelGuard:
         if sum(p.numel() for p in self.hf.parameters()) <= self.SNAPSHOT_MAX_PARAMS:
             self.snapshot = {k: v.detach().to("cpu", copy=True) for k, v in self.hf.state_dict().items()}
 
-    def _fingerprint(self) -> dict[str, tuple[float, float]]:
-        import torch
-
-        with torch.no_grad():
-            return {k: (float(v.double().sum()), float(v.double().abs().sum()))
-                    for k, v in self.hf.state_dict().items() if v.is_floating_point()}
+    def _fingerprint(self) -> dict[str, str]:
+        return {k: tensor_digest(v) for k, v in self.hf.state_dict().items()}
 
     def check_and_restore(self) -> str | None:
         """None when the model is as it was; else what changed (restored when possible)."""
@@ -223,6 +363,16 @@ class ModelGuard:
                 "the claims after it ran on a changed model")
 
 
+def tensor_digest(tensor) -> str:
+    """A digest of a tensor's bytes, dtype and shape: equal for bit-identical tensors, NaN included."""
+    import torch
+
+    t = tensor.detach().to("cpu").contiguous()
+    h = hashlib.blake2b(f"{t.dtype}{tuple(t.shape)}".encode(), digest_size=16)
+    h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
+
+
 def seed_everything(seed: int) -> None:
     import numpy as np
     import torch
@@ -234,7 +384,7 @@ def seed_everything(seed: int) -> None:
 
 def _result(entry: CatalogueEntry, verdict: str, **fields) -> ClaimResult:
     return ClaimResult(id=entry.id, slug=entry.slug, title=entry.title, verdict=verdict,
-                       reference=entry.reference, rule="", **fields)
+                       reference=entry.reference, **fields)
 
 
 def _describe(err: BaseException) -> str:

@@ -4,6 +4,7 @@
     mechscope organism train tiny-gpt2 --out runs/tiny --text ../shared/corpora/*.txt.gz
     mechscope organism export runs/tiny          # write runs/tiny/final from the latest checkpoint
     mechscope organism eval tiny-gpt2            # a shipped name or an organism directory
+    mechscope organism build compiled-induction --out DIR   # rebuild a compiled organism (seconds)
 
 The shipped organisms are made with `train` and then `cp -r RUN/final src/mechscope/organisms/weights/NAME`.
 """
@@ -99,6 +100,22 @@ def eval_cmd(
     for k, v in metrics.items():
         table.add_row(k, f"{v:.3f}")
     Console().print(table)
+    if json_path:
+        write_json_atomic(json_path, metrics)
+
+
+@organism_app.command("build")
+def build_cmd(
+    name: str = typer.Argument(..., help="A compiled organism (see `mechscope organism list`)."),
+    out: Path = typer.Option(..., "--out", help="Directory to write the checkpoint and circuit.json into."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the construction (the shipped copy uses 0)."),
+    json_path: Path = typer.Option(None, "--json", help="Write the measured metrics as JSON here."),
+) -> None:
+    """Write a compiled organism (weights by construction + circuit.json with measured metrics)."""
+    from mechscope.organisms.compiled import build, load_circuit
+
+    metrics = load_circuit(build(name, out, seed=seed)).metrics
+    _console().print(f"wrote {out}: " + ", ".join(f"{k}={v:.3g}" for k, v in metrics.items()))
     if json_path:
         write_json_atomic(json_path, metrics)
 

@@ -84,8 +84,13 @@ def _cached_locally(spec: str) -> bool:
 
 
 def load(spec: str, device: str | torch.device | None = None, dtype=None, *,
-         trust_remote_code: bool = False, tokenizer=None, local_files_only: bool | None = None) -> HookedModel:
-    """Load `spec` as a HookedModel on `device` (default: cuda if available, else cpu)."""
+         trust_remote_code: bool = False, tokenizer=None, local_files_only: bool | None = None,
+         check_finite: bool = True) -> HookedModel:
+    """Load `spec` as a HookedModel on `device` (default: cuda if available, else cpu).
+
+    check_finite: refuse a checkpoint with a NaN or infinite weight (ModelLoadError naming the
+    tensor); pass False only to study such a checkpoint on purpose (every claim then says "error").
+    """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     target, is_local = resolve_spec(str(spec))
@@ -117,5 +122,27 @@ def load(spec: str, device: str | torch.device | None = None, dtype=None, *,
     except Exception as err:  # corrupt safetensors, truncated files, ...
         raise ModelLoadError(f"could not load {spec!r}: {type(err).__name__}: {str(err).splitlines()[0][:300]}. "
                              "The checkpoint may be corrupt or truncated; re-download or re-save it.") from None
+    if check_finite:
+        refuse_non_finite(hf_model, str(spec))
     hf_model.to(device)
     return HookedModel(hf_model, tokenizer, spec=str(spec))
+
+
+def non_finite_weight(hf_model: torch.nn.Module) -> str | None:
+    """'name (shape): n NaN/inf values' for the first parameter or buffer that is not finite, else None."""
+    with torch.no_grad():
+        for name, tensor in hf_model.state_dict().items():
+            if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+                n_bad = int((~torch.isfinite(tensor)).sum())
+                return f"{name} {tuple(tensor.shape)} holds {n_bad} NaN/inf values"
+    return None
+
+
+def refuse_non_finite(hf_model: torch.nn.Module, spec: str) -> None:
+    """Raise ModelLoadError naming the first parameter or buffer that holds NaN or ±inf."""
+    problem = non_finite_weight(hf_model)
+    if problem:
+        raise ModelLoadError(
+            f"{spec!r} has non-finite weights: {problem}. The checkpoint is corrupt or diverged in training; "
+            "use another checkpoint, or pass check_finite=False to load it anyway (analyses of it will not be "
+            "meaningful).")

@@ -24,3 +24,16 @@ def shipped_path(name: str) -> Path:
         raise ModelLoadError(f"no shipped organism named {name!r}; available: {list_shipped() or 'none'}. "
                              "Train one with `mechscope organism train PRESET --out DIR`")
     return path
+
+
+def organism_file(path_or_name: str | Path, filename: str, how: str) -> Path:
+    """`filename` inside an organism: given as the file itself, an organism directory, or a shipped
+    name. `how` ends the error message: how such a file is made."""
+    path = Path(path_or_name)
+    if not path.exists():
+        path = shipped_path(str(path_or_name))
+    if path.is_dir():
+        path = path / filename
+    if not path.is_file():
+        raise ModelLoadError(f"no {filename} at {path}; {how}")
+    return path

@@ -42,7 +42,6 @@ import random
 from pathlib import Path
 from typing import Any
 
-from mechscope.errors import ModelLoadError
 from mechscope.io import write_json_atomic
 
 NAMES = [
@@ -191,16 +190,10 @@ def make_world(seed: int = 0, n_entities: int = 40, n_heldout_names: int = 8,
 
 def load_ground_truth(path_or_name: str | Path) -> GroundTruth:
     """Read `ground_truth.json` from a file, an organism directory, or a shipped organism name."""
-    path = Path(path_or_name)
-    if not path.exists():
-        from mechscope.organisms.shipped import shipped_path
+    from mechscope.organisms.shipped import organism_file
 
-        path = shipped_path(str(path_or_name))
-    if path.is_dir():
-        path = path / "ground_truth.json"
-    if not path.is_file():
-        raise ModelLoadError(f"no ground_truth.json at {path}; pass an organism directory that "
-                             "was written by `mechscope organism train`")
+    path = organism_file(path_or_name, "ground_truth.json",
+                         "pass an organism directory that was written by `mechscope organism train`")
     data = json.loads(path.read_text(encoding="utf-8"))
     fields = {f.name for f in dataclasses.fields(GroundTruth)}
     return GroundTruth(**{k: v for k, v in data.items() if k in fields})

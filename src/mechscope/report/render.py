@@ -30,7 +30,7 @@ from mechscope.report import figures as figs
 from mechscope.report.format import VERDICT_COLOURS, finite_json, flatten_metrics, format_value
 from mechscope.report.metadata import model_card, run_metadata
 
-SCHEMA = "mechscope-report/1"
+SCHEMA = "mechscope-report/2"
 
 
 @dataclasses.dataclass
@@ -41,21 +41,33 @@ class Report:
     run: dict[str, Any]
     results: list[ClaimResult]
 
+    @property
+    def model_results(self) -> list[ClaimResult]:
+        """The claims about this model: every result except the model-independent experiments."""
+        return [r for r in self.results if not r.model_independent]
+
+    @property
+    def independent_results(self) -> list[ClaimResult]:
+        """Experiments that do not depend on the model (NULL == "none"): shown apart, outside the tally."""
+        return [r for r in self.results if r.model_independent]
+
     def summary(self) -> dict[str, int]:
-        """{verdict: number of claims}, in the order of VERDICTS, zero counts left out."""
-        counts = Counter(r.verdict for r in self.results)
-        return {v: counts[v] for v in VERDICTS if counts[v]}
+        """{verdict: number of claims about the model}, in the order of VERDICTS, zero counts left out."""
+        return _counts(self.model_results)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON file: strict JSON (NaN and ±inf become null)::
 
-            {"schema": "mechscope-report/1",
+            {"schema": "mechscope-report/2",
              "model": {"spec", "name", "arch", "n_layers", "d_model", …, "n_params", "n_hooks", "tokenizer"},
              "run": {"started_utc", "seconds", "seed", "budget": {…}, "claims_requested", "command",
                      "versions": {"mechscope", "torch", "transformers", …}},
-             "summary": {verdict: count},
-             "claims": [{"id": "C09", "slug", "title", "verdict", "metrics": {…}, "key_metric", "key_value",
-                         "evidence", "method", "rule", "reference", "seconds", "error", "n_figures"}]}
+             "summary": {verdict: count},                 # claims about the model only
+             "model_independent_summary": {verdict: count},   # experiments that ignore the model
+             "claims": [{"id": "C09", "slug", "title", "verdict", "model_independent", "metrics": {…},
+                         "key_metric", "key_value", "key_ci95", "null", "null_value", "null_metrics",
+                         "evidence", "method", "rule", "reference", "seconds", "null_seconds", "error",
+                         "n_figures"}]}
         """
         claims = []
         for r in self.results:
@@ -64,7 +76,14 @@ class Report:
             entry["n_figures"] = len(r.figures)
             claims.append(entry)
         return finite_json({"schema": SCHEMA, "model": self.model, "run": self.run,
-                            "summary": self.summary(), "claims": claims})
+                            "summary": self.summary(),
+                            "model_independent_summary": _counts(self.independent_results),
+                            "claims": claims})
+
+
+def _counts(results: list[ClaimResult]) -> dict[str, int]:
+    counts = Counter(r.verdict for r in results)
+    return {v: counts[v] for v in VERDICTS if counts[v]}
 
 
 def build_report(model, results: list[ClaimResult], *, budget: Budget, started: dt.datetime,
@@ -95,6 +114,8 @@ def render_html(report: Report) -> str:
     """The whole page as one string (about 5 MB with figures: plotly.js is most of it)."""
     figure_data: dict[str, str] = {}  # div id -> figure JSON, filled by _section
     sections = [_section(result, figure_data) for result in report.results]
+    model_sections = [s for s in sections if not s["r"].model_independent]
+    independent_sections = [s for s in sections if s["r"].model_independent]
     plotly_js, loader_js = (figs.plotly_js(), figs.LOADER_JS) if figure_data else ("", "")
     scripts = [s for s in (plotly_js, loader_js) if s]
     context = {
@@ -103,7 +124,9 @@ def render_html(report: Report) -> str:
         "run": report.run,
         "run_rows": _run_rows(report.run),
         "summary": report.summary(),
-        "sections": sections,
+        "model_sections": model_sections,
+        "independent_sections": independent_sections,
+        "independent_summary": _counts(report.independent_results),
         "colours": VERDICT_COLOURS,
         "plotly_js": plotly_js,
         "loader_js": loader_js,
@@ -126,19 +149,45 @@ def _section(result: ClaimResult, figure_data: dict[str, str]) -> dict[str, Any]
             continue
         figure_data[div_id] = fig_json
         embedded.append(figs.EmbeddedFigure(div_id=div_id, title=figs.figure_title(fig_json)))
-    key_value = result.key_value
     return {
         "r": result,
         "anchor": anchor,
         "experiment": entry.experiment if entry else "",
         "reads": entry.reads if entry else "",
-        "key": f"{result.key_metric} = {format_value(key_value)}" if result.key_metric and key_value is not None
-               else "",
+        "key": key_text(result),
+        "null_text": null_text(result),
+        "null_description": NULL_DESCRIPTIONS.get(result.null, result.null),
         "note": _shorten(result.error or (result.evidence if result.verdict == "not applicable" else "")),
         "metric_rows": flatten_metrics(result.metrics),
+        "null_rows": flatten_metrics(result.null_metrics) if result.null_metrics else [],
         "figures": embedded,
         "figure_errors": figure_errors,
     }
+
+
+NULL_DESCRIPTIONS = {
+    "twin": "the same experiment on a twin of the model with re-initialised weights (same config and tokenizer, "
+            "the architecture's own initialisation, fixed seed)",
+    "none": "none: the experiment does not depend on the model",
+}
+
+
+def key_text(result: ClaimResult) -> str:
+    """'faithfulness = 0.91 [0.85, 0.95]': the key metric with its 95% interval when it has one."""
+    value = result.key_value
+    if not result.key_metric or value is None:
+        return ""
+    interval = result.key_interval
+    ci = f" [{format_value(interval[0])}, {format_value(interval[1])}]" if isinstance(interval, list | tuple) \
+        and len(interval) == 2 else ""
+    return f"{result.key_metric} = {format_value(value)}{ci}"
+
+
+def null_text(result: ClaimResult) -> str:
+    """'twin: 1.04' / 'null: 0.52': the null's value of the key metric, shown beside it."""
+    if result.null_value is None or result.model_independent or not result.null:
+        return ""
+    return f"{'twin' if result.null == 'twin' else 'null'}: {format_value(result.null_value)}"
 
 
 def _shorten(text: str, limit: int = 90) -> str:

@@ -1,0 +1,154 @@
+"""compiled-induction: behaviour, necessity and sufficiency of the planted circuit, head roles,
+determinism, and the shipped files equal a fresh build."""
+
+import json
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+NAME = "compiled-induction"
+
+
+@pytest.fixture(scope="module")
+def model():
+    import mechscope
+
+    torch.set_num_threads(1)
+    return mechscope.load(f"organism:{NAME}")
+
+
+@pytest.fixture(scope="module")
+def circuit():
+    from mechscope.organisms.compiled import load_circuit
+
+    return load_circuit(NAME)
+
+
+@pytest.fixture(scope="module")
+def rep(model):
+    from mechscope.tasks.induction import repeated_tokens
+
+    return repeated_tokens(model, 16, 24, seed=7)
+
+
+def _roles(circuit) -> dict[str, tuple[int, int]]:
+    return {role: tuple(int(x[1:]) for x in node.split(".")) for node, role in circuit.extra["head_roles"].items()}
+
+
+def test_hooked_logits_equal_plain_hf_forward(model, rep):
+    from transformers import AutoModelForCausalLM
+
+    from mechscope.organisms import shipped_path
+
+    hf = AutoModelForCausalLM.from_pretrained(shipped_path(NAME)).eval()
+    with torch.no_grad():
+        assert torch.equal(model(rep.tokens), hf(input_ids=rep.tokens).logits)
+
+
+def test_copies_the_second_copy_by_plain_hf_loss(rep):
+    """Loss from the plain HF forward: the second copy is predicted, the first is at chance."""
+    from transformers import AutoModelForCausalLM
+
+    from mechscope.organisms import shipped_path
+
+    hf = AutoModelForCausalLM.from_pretrained(shipped_path(NAME)).eval()
+    with torch.no_grad():
+        logits = hf(input_ids=rep.tokens).logits[:, :-1]
+    loss = F.cross_entropy(logits.transpose(1, 2), rep.tokens[:, 1:], reduction="none")   # [batch pos-1]
+    s, n = rep.start, rep.half_len
+    first, second = loss[:, s:s + n - 1].mean().item(), loss[:, s + n:s + 2 * n - 1].mean().item()
+    assert first == pytest.approx(torch.log(torch.tensor(float(hf.config.vocab_size))).item(), rel=0.02)
+    assert second / first < 0.01
+
+
+def test_ablating_the_circuit_destroys_copying_and_the_rest_does_not_matter(model, circuit, rep):
+    from mechscope.attention.icl import repeat_loss
+    from mechscope.organisms.compiled.ablation import node_faithfulness, node_means
+    from mechscope.tasks.induction import repeated_tokens
+
+    means = node_means(model, repeated_tokens(model, 16, 24, seed=8).tokens)
+    faith = node_faithfulness(model, lambda: repeat_loss(model, rep).drop, means, circuit.heads(), circuit.mlps())
+    assert faith.full > 3.5                       # ln(48) - ~0 nats
+    assert faith.ablated_fraction < 0.05          # (ii) the circuit is necessary
+    assert faith.faithfulness >= 0.95             # (iii) and sufficient
+    # ablating either circuit head alone already removes the loss drop: both are needed
+    for head in circuit.heads():
+        alone = node_faithfulness(model, lambda: repeat_loss(model, rep).drop, means, [head])
+        assert alone.circuit_ablated < 0.05 * alone.full, head
+
+
+def test_every_head_does_what_circuit_json_says(model, circuit, rep):
+    """Read from the attention patterns, independently of the builder's own measurement."""
+    names = [f"blocks.{L}.attn.hook_pattern" for L in range(2)]
+    with torch.no_grad():
+        _, cache = model.run_with_cache(rep.tokens, names=names)
+    pos = torch.arange(rep.tokens.shape[1])
+    second = torch.arange(rep.second_copy.start, rep.second_copy.stop)
+
+    def mean_at(layer, head, queries, keys):
+        return cache[names[layer]][:, head, queries, keys].mean().item()
+
+    roles = _roles(circuit)
+    assert mean_at(*roles["previous-token"], pos[1:], pos[:-1]) > 0.99
+    assert mean_at(*roles["induction"], second, second - rep.half_len + 1) > 0.99
+    assert mean_at(*roles["duplicate-token"], second, second - rep.half_len) > 0.99
+    assert mean_at(*roles["self"], pos, pos) > 0.99
+    assert mean_at(*roles["lag-2"], pos[2:], pos[:-2]) > 0.99
+    bos_heads = [tuple(int(x[1:]) for x in node.split(".")) for node, role in circuit.extra["head_roles"].items()
+                 if role == "bos"]
+    assert len(bos_heads) == 2
+    for layer, head in bos_heads:
+        assert mean_at(layer, head, pos, torch.zeros_like(pos)) > 0.99
+    uniform = cache[names[roles["average"][0]]][:, roles["average"][1]]
+    assert torch.allclose(uniform[0, -1], torch.full_like(uniform[0, -1], 1 / len(pos)), atol=1e-4)
+    assert circuit.heads() == sorted([roles["previous-token"], roles["induction"]])
+    assert f"a0.h{roles['previous-token'][1]}->a1.h{roles['induction'][1]}<k>" in circuit.edges
+
+
+def test_recorded_metrics_are_remeasured_on_the_shipped_weights(model, circuit):
+    from mechscope.organisms.compiled import measure
+
+    fresh = measure(NAME, model, circuit)
+    assert fresh.keys() == circuit.metrics.keys()
+    for key, value in circuit.metrics.items():
+        assert fresh[key] == pytest.approx(value, abs=1e-3), key
+
+
+def test_compiling_is_deterministic_and_the_seed_moves_the_heads(tmp_path):
+    from mechscope.organisms.compiled.induction import compile_induction
+
+    for i in range(2):
+        compile_induction(seed=3)[0].save(tmp_path / str(i))
+    assert (tmp_path / "0" / "model.safetensors").read_bytes() == (tmp_path / "1" / "model.safetensors").read_bytes()
+    roles = {s: compile_induction(seed=s)[1].extra["head_roles"] for s in range(6)}
+    assert len({json.dumps(r, sort_keys=True) for r in roles.values()}) > 1
+
+
+def test_shipped_files_equal_a_fresh_build(tmp_path):
+    from mechscope.organisms import shipped_path
+    from mechscope.organisms.compiled import build
+
+    out = build(NAME, tmp_path / NAME, seed=0)
+    shipped = shipped_path(NAME)
+    assert (out / "model.safetensors").read_bytes() == (shipped / "model.safetensors").read_bytes()
+    assert json.loads((out / "circuit.json").read_text()) == json.loads((shipped / "circuit.json").read_text())
+    for name in ["config.json", "tokenizer.json"]:
+        fresh, kept = (json.loads((d / name).read_text()) for d in (out, shipped))
+        fresh.pop("transformers_version", None), kept.pop("transformers_version", None)
+        assert fresh == kept, name
+    assert sum(p.stat().st_size for p in shipped.iterdir()) < 10e6
+
+
+def test_build_command_writes_a_loadable_organism(tmp_path):
+    from typer.testing import CliRunner
+
+    from mechscope.cli import app
+
+    res = CliRunner().invoke(app, ["organism", "build", NAME, "--out", str(tmp_path / "o"), "--seed", "2",
+                                   "--json", str(tmp_path / "m.json")])
+    assert res.exit_code == 0, res.output
+    assert json.loads((tmp_path / "m.json").read_text())["faithfulness"] >= 0.95
+    assert json.loads((tmp_path / "o" / "circuit.json").read_text())["seed"] == 2
+    res = CliRunner().invoke(app, ["organism", "build", "nope", "--out", str(tmp_path / "x")])
+    assert res.exit_code != 0 and "no compiled organism named" in str(res.exception) + res.output
