@@ -50,33 +50,46 @@ def last_token_logits(model, prompts: list[str], batch_size: int = 64) -> torch.
     return torch.cat(out)
 
 
-def known_facts(model, n_neighbours: int = 5, seed: int = 0) -> list[Fact]:
-    """Facts with one-token answers the model predicts top-1, each with its paraphrase and up to
-    `n_neighbours` known facts of other subjects with the same relation. NotApplicableError if none."""
+def candidate_facts(model, n_neighbours: int = 5, seed: int = 0, known_only: bool = True) -> list[Fact]:
+    """Facts with one-token answers (those the model predicts top-1 when `known_only`), each with its
+    paraphrase and up to `n_neighbours` facts of other subjects with the same relation.
+    NotApplicableError if none is left."""
     rows = [r for r in _candidates(model) if model.is_single_token(" " + r[2])]
     if not rows:
         raise NotApplicableError("none of the candidate facts has a one-token answer for this model's "
                                  "vocabulary; the memory analyses need single-token answers")
-    logits = last_token_logits(model, [r[0] for r in rows])
-    answers = torch.tensor([model.to_single_token(" " + r[2]) for r in rows])
-    known = [r for r, ok in zip(rows, (logits.argmax(-1) == answers).tolist(), strict=True) if ok]
-    if not known:
-        raise NotApplicableError(f"the model answers none of {len(rows)} candidate facts correctly (top-1); "
-                                 "there is no stored fact to trace or edit")
+    if known_only:
+        ok = recalled(model, [Fact(r[0], r[1], " " + r[2]) for r in rows])
+        rows = [r for r, hit in zip(rows, ok, strict=True) if hit]
+        if not rows:
+            raise NotApplicableError("the model answers none of the candidate facts correctly (top-1); there "
+                                     "is no stored fact to trace or edit")
     rng = random.Random(seed)
     facts = []
-    for prompt, subject, answer, relation, paraphrase in known:
-        others = [(p, " " + a) for p, s, a, r, _ in known if r == relation and s != subject]
+    for prompt, subject, answer, relation, paraphrase in rows:
+        others = [(p, " " + a) for p, s, a, r, _ in rows if r == relation and s != subject]
         rng.shuffle(others)
         facts.append(Fact(prompt=prompt, subject=subject, target=" " + answer, paraphrases=(paraphrase,),
                           neighbours=tuple(others[:n_neighbours])))
     return facts
 
 
-def counterfactuals(model, n: int = 30, seed: int = 0) -> list[Rewrite]:
-    """`n` known facts (seeded choice), each with a new one-token target drawn from the other answers
-    of its relation; neighbours whose answer is the new target are dropped (they could not tell)."""
-    facts = known_facts(model, n_neighbours=50, seed=seed)
+def recalled(model, facts: list[Fact]) -> list[bool]:
+    """Whether the model's top-1 token after each prompt is the fact's target."""
+    logits = last_token_logits(model, [f.prompt for f in facts])
+    answers = torch.tensor([model.to_single_token(f.target) for f in facts])
+    return (logits.argmax(-1) == answers).tolist()
+
+
+def known_facts(model, n_neighbours: int = 5, seed: int = 0) -> list[Fact]:
+    """`candidate_facts` the model gets right (top-1)."""
+    return candidate_facts(model, n_neighbours, seed, known_only=True)
+
+
+def counterfactuals(model, n: int = 30, seed: int = 0, known_only: bool = True) -> list[Rewrite]:
+    """`n` facts (known ones when `known_only`; seeded choice), each with a new one-token target drawn
+    from the other answers of its relation; neighbours whose answer is the new target are dropped."""
+    facts = candidate_facts(model, n_neighbours=50, seed=seed, known_only=known_only)
     pools: dict[str, set[str]] = {}
     for f in facts:
         pools.setdefault(f.prompt.replace(f.subject, "{}"), set()).add(f.target)

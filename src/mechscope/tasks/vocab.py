@@ -51,8 +51,9 @@ GENERIC_DESC_WORDS = ["oil", "column", "piece", "crime", "population", "unit", "
 
 
 def ground_truth_for(model):
-    """The organism's GroundTruth when `model` is an organism, else None (never raises)."""
-    spec = str(getattr(model, "spec", "") or "")
+    """The organism's GroundTruth when `model` is an organism (or its null twin, which is asked the same
+    prompts), else None (never raises)."""
+    spec = str(getattr(model, "spec", "") or "").removeprefix("null-twin:")
     if not spec:
         return None
     try:
