@@ -1,0 +1,171 @@
+"""Memory analyses on the default organism: tracing time, ROME and MEMIT edit scores, and a side-by-side
+with the reference implementation (kmeng01/rome) when a checkout of it is given.
+
+Work: the organism's known facts (organism:tiny-gpt2, recall 1.0), 30 counterfactual rewrites.
+Targets (issue 17): tracing 30 facts <= 10 s on 2 cores; ROME efficacy >= 0.9, paraphrase >= 0.6,
+neighbourhood >= 0.9; MEMIT (2 layers) efficacy >= 0.9, neighbourhood >= 0.85, held-out loss +<= 0.05;
+against the reference: same noise -> grids agree to 1e-5, our tracing >= 3x faster.
+
+The reference runs from a scratch copy outside the repository with a CPU shim: its "cuda" device
+strings become "cpu", and the modules it imports but these functions never use (datasets,
+matplotlib, its dataset classes) are stubbed. Nothing of it is copied into the project.
+
+    python bench/bench_memory.py [--reference /tmp/rome_ref --reference-commit SHA] [--quick]
+        -> bench/results/memory.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+import time
+import types
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import mechscope  # noqa: E402
+from harness import write  # noqa: E402
+from mechscope.data.text import eval_tokens  # noqa: E402
+from mechscope.memory.covariance import key_covariance  # noqa: E402
+from mechscope.memory.edit_metrics import edit_scores, heldout_loss  # noqa: E402
+from mechscope.memory.facts import counterfactuals, known_facts  # noqa: E402
+from mechscope.memory.memit import MemitConfig, memit  # noqa: E402
+from mechscope.memory.prompts import subject_span  # noqa: E402
+from mechscope.memory.rome import RomeConfig, rome  # noqa: E402
+from mechscope.memory.trace_summary import trace_facts  # noqa: E402
+from mechscope.memory.tracing import TraceConfig, causal_trace, embedding_noise_std  # noqa: E402
+
+
+def load_reference(directory: str):
+    """The reference's causal_trace module, from a CPU-shimmed scratch copy of `directory`."""
+    scratch = Path(tempfile.mkdtemp(prefix="rome-cpu-"))
+    for src in Path(directory).rglob("*"):
+        if src.suffix in (".py", ".yml") and ".git" not in src.parts:
+            dst = scratch / src.relative_to(directory)
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            text = src.read_text()
+            if src.suffix == ".py":
+                text = text.replace('"cuda"', '"cpu"').replace(".cuda()", "")
+            dst.write_text(text)
+    for name in ("datasets", "matplotlib", "matplotlib.pyplot", "matplotlib.style", "dsets"):
+        stub = types.ModuleType(name)
+        stub.load_dataset = stub.KnownsDataset = stub.context = None
+        sys.modules.setdefault(name, stub)
+    sys.path.insert(0, str(scratch))
+    cwd = os.getcwd()
+    os.chdir(scratch)                      # util/globals.py reads ./globals.yml
+    try:
+        from experiments import causal_trace as ct
+    finally:
+        os.chdir(cwd)
+    return ct, scratch
+
+
+def reference_trace(ct, model, fact, samples: int, window: int, noise_level: float):
+    """The reference's grids (one forward per cell) for resid / mlp / attn: kind -> [n_layers n_pos]."""
+    ids, first, end = subject_span(model, fact.prompt, fact.subject)
+    inp = {"input_ids": torch.tensor([ids] * (samples + 1)), "attention_mask": torch.ones(samples + 1, len(ids),
+                                                                                          dtype=torch.long)}
+    answer = model.to_single_token(fact.target)
+    n = model.cfg.n_layers
+    out = {"resid": ct.trace_important_states(model.hf_model, n, inp, (first, end), answer, noise=noise_level)}
+    for kind in ("mlp", "attn"):
+        out[kind] = ct.trace_important_window(model.hf_model, n, inp, (first, end), answer, kind=kind,
+                                              window=window, noise=noise_level)
+    return {k: v.T.float() for k, v in out.items()}
+
+
+def side_by_side(model, facts, reference: str, samples: int, window: int) -> dict:
+    ct, scratch = load_reference(reference)
+    level = embedding_noise_std(model, 3.0)
+    config = TraceConfig(n_samples=samples, window=window)
+    ours_s = ref_s = 0.0
+    max_diff = 0.0
+    for fact in facts:
+        _, first, end = subject_span(model, fact.prompt, fact.subject)
+        noise = torch.from_numpy(np.random.RandomState(1).randn(samples, end - first, model.cfg.d_model)) * level
+        start = time.perf_counter()
+        ours = causal_trace(model, fact, config, noise=noise.float())
+        ours_s += time.perf_counter() - start
+        start = time.perf_counter()
+        ref = reference_trace(ct, model, fact, samples, window, level)
+        ref_s += time.perf_counter() - start
+        for kind in ("resid", "mlp", "attn"):
+            max_diff = max(max_diff, float((ours.scores[kind] - ref[kind]).abs().max()))
+    shutil.rmtree(scratch, ignore_errors=True)
+    return {"n_facts": len(facts), "samples": samples, "window": window, "max_abs_grid_diff": max_diff,
+            "ours_s": ours_s, "reference_s": ref_s, "speedup": ref_s / ours_s,
+            "targets": {"max_abs_grid_diff": 1e-5, "speedup": 3.0}}
+
+
+def rome_scores(model, rewrites, layer: int, n_cov: int) -> dict:
+    cov = key_covariance(model, layer, n_cov)
+    per: dict[str, list[float]] = {}
+    start = time.perf_counter()
+    for rw in rewrites:
+        edit = rome(model, rw, layer, RomeConfig(), covariance=cov)
+        for k, v in edit_scores(model, [rw]).items():
+            per.setdefault(k, []).append(v)
+        edit.undo()
+    return {"layer": layer, "n_facts": len(rewrites), "seconds": time.perf_counter() - start,
+            **{k: sum(v) / len(v) for k, v in per.items()}}
+
+
+def memit_scores(model, rewrites, layers: list[int], n_cov: int, weights: list[float]) -> list[dict]:
+    covs = key_covariance(model, layers, n_cov)
+    held = eval_tokens(model, seq_len=64, n_sequences=32, seed=123)
+    before = heldout_loss(model, held)
+    out = []
+    for weight in weights:
+        start = time.perf_counter()
+        edit = memit(model, rewrites, layers, MemitConfig(covariance_weight=weight), covariances=covs)
+        out.append({"layers": layers, "covariance_weight": weight, "n_facts": len(rewrites),
+                    "seconds": time.perf_counter() - start, **edit_scores(model, rewrites),
+                    "heldout_loss_change": heldout_loss(model, held) - before})
+        edit.undo()
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--model", default="organism:tiny-gpt2")
+    parser.add_argument("--reference", help="a kmeng01/rome checkout (outside this repository)")
+    parser.add_argument("--reference-commit", default="")
+    parser.add_argument("--rome-layers", default="0,1,2")
+    parser.add_argument("--memit-layers", default="1,2")
+    parser.add_argument("--quick", action="store_true", help="5 facts, fewer covariance tokens")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    model = mechscope.load(args.model)
+    n = 5 if args.quick else 30
+    n_cov = 20_000 if args.quick else 100_000
+    facts = known_facts(model)[:n]
+    trace_facts(model, facts[:2])                                     # warm-up
+    summary = trace_facts(model, facts)
+    result: dict = {"model": args.model, "load_average": os.getloadavg(),
+                    "tracing": {"n_facts": len(facts), "seconds": summary.seconds, "samples": 10,
+                                "kinds": ["resid", "mlp", "attn"], "target_s": 10.0,
+                                "p_clean": summary.p_clean, "p_corrupt": summary.p_corrupt,
+                                "mean_effect_by_role": {k: v.tolist() for k, v in summary.effects.items()},
+                                "roles": list(summary.roles)}}
+    if args.reference:
+        result["reference"] = {"repository": "kmeng01/rome", "commit": args.reference_commit,
+                               **side_by_side(model, facts, args.reference, samples=10, window=3)}
+    rewrites = counterfactuals(model, n)
+    result["rome"] = [rome_scores(model, rewrites, int(layer), n_cov) for layer in args.rome_layers.split(",")]
+    result["rome_targets"] = {"efficacy": 0.9, "paraphrase": 0.6, "neighbourhood": 0.9}
+    result["memit"] = memit_scores(model, rewrites, [int(x) for x in args.memit_layers.split(",")], n_cov,
+                                   [1e2, 1e3, 1e4])
+    result["memit_targets"] = {"efficacy": 0.9, "neighbourhood": 0.85, "heldout_loss_change": 0.05}
+    result["load_average_after"] = os.getloadavg()
+    print(write("memory" if not args.quick else "memory-quick", result))
+
+
+if __name__ == "__main__":
+    main()
