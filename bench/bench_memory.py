@@ -31,6 +31,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import mechscope  # noqa: E402
 from harness import write  # noqa: E402
+from mechscope import HookedModel  # noqa: E402
 from mechscope.data.text import eval_tokens  # noqa: E402
 from mechscope.memory.covariance import key_covariance  # noqa: E402
 from mechscope.memory.edit_metrics import edit_scores, heldout_loss  # noqa: E402
@@ -104,6 +105,62 @@ def side_by_side(model, facts, reference: str, samples: int, window: int) -> dic
             "targets": {"max_abs_grid_diff": 1e-5, "speedup": 3.0}}
 
 
+def reference_edit_vectors(model, rewrites, layer: int, reference: str, n_cov: int, kl_factor: float = 0.0625) -> dict:
+    """cos(u) and cos(v) between our ROME and the reference's compute_u / compute_v on the same
+    rewrites, with C (ours, injected for its get_inv_cov) and the context prefixes shared."""
+    from mechscope.memory.targets import ShiftConfig, context_prefixes
+
+    _, scratch = load_reference(reference)
+    cwd = os.getcwd()
+    os.chdir(scratch)
+    try:
+        from rome import compute_u as cu
+        from rome import compute_v as cv
+        from rome.rome_hparams import ROMEHyperParams
+    finally:
+        os.chdir(cwd)
+    n = model.cfg.n_layers
+    hparams = ROMEHyperParams(
+        layers=[layer], fact_token="subject_last", v_num_grad_steps=20, v_lr=0.5, v_loss_layer=n - 1,
+        v_weight_decay=0.5, clamp_norm_factor=4.0, kl_factor=kl_factor, mom2_adjustment=True,
+        context_template_length_params=[[5, 10]], rewrite_module_tmp="transformer.h.{}.mlp.c_proj",
+        layer_module_tmp="transformer.h.{}", mlp_module_tmp="transformer.h.{}.mlp",
+        attn_module_tmp="transformer.h.{}.attn", ln_f_module="transformer.ln_f", lm_head_module="transformer.wte",
+        mom2_dataset="wikipedia", mom2_n_samples=n_cov, mom2_dtype="float32")
+    # the reference reads the plain prompt without BOS (get_module_input_output_at_word); so that both
+    # read the same inputs everywhere, both run here on a view of the model whose tokenizer has no BOS
+    import copy
+
+    tokenizer = copy.deepcopy(model.tokenizer)
+    tokenizer.bos_token = None
+    model = HookedModel(model.hf_model, tokenizer, spec=model.spec)
+    cov = key_covariance(model, layer, n_cov)
+    cu.get_inv_cov = lambda *a, **k: torch.linalg.inv(cov.second_moment).float()
+    prefixes = context_prefixes(model, ShiftConfig())
+    templates = [p.replace("{", " ").replace("}", " ") + "{}" for p in prefixes]
+    cos_u, cos_v, ref_s, ours_s = [], [], 0.0, 0.0
+    for rw in rewrites:
+        request = {"prompt": rw.fact.prompt.replace(rw.fact.subject, "{}"), "subject": rw.fact.subject,
+                   "target_new": {"str": rw.new_target}}
+        start = time.perf_counter()
+        u_ref = cu.compute_u(model.hf_model, model.tokenizer, request, hparams, layer, templates)
+        v_ref = cv.compute_v(model.hf_model, model.tokenizer, request, hparams, layer, u_ref, templates)
+        ref_s += time.perf_counter() - start
+        start = time.perf_counter()
+        edit = rome(model, rw, layer, RomeConfig(shift=ShiftConfig(kl_factor=kl_factor)), covariance=cov)
+        ours_s += time.perf_counter() - start
+        u = edit.details["u"]
+        v = edit.details["v_star"] - edit.details["k_star"] @ edit._originals[layer].double()
+        edit.undo()
+        cos_u.append(float(torch.nn.functional.cosine_similarity(u.float(), u_ref.float(), dim=0)))
+        cos_v.append(float(torch.nn.functional.cosine_similarity(v.float(), v_ref.float(), dim=0)))
+    shutil.rmtree(scratch, ignore_errors=True)
+    return {"layer": layer, "n_facts": len(rewrites), "min_cos_u": min(cos_u), "min_cos_v": min(cos_v),
+            "mean_cos_u": sum(cos_u) / len(cos_u), "mean_cos_v": sum(cos_v) / len(cos_v),
+            "kl_factor": kl_factor, "ours_s": ours_s, "reference_s": ref_s,
+            "targets": {"cos_u": 0.999, "cos_v": 0.999}}
+
+
 def rome_scores(model, rewrites, layer: int, n_cov: int) -> dict:
     cov = key_covariance(model, layer, n_cov)
     per: dict[str, list[float]] = {}
@@ -158,6 +215,9 @@ def main() -> None:
         result["reference"] = {"repository": "kmeng01/rome", "commit": args.reference_commit,
                                **side_by_side(model, facts, args.reference, samples=10, window=3)}
     rewrites = counterfactuals(model, n)
+    if args.reference:
+        result["reference_rome"] = reference_edit_vectors(model, rewrites[:10 if not args.quick else 3], 1,
+                                                          args.reference, n_cov)
     result["rome"] = [rome_scores(model, rewrites, int(layer), n_cov) for layer in args.rome_layers.split(",")]
     result["rome_targets"] = {"efficacy": 0.9, "paraphrase": 0.6, "neighbourhood": 0.9}
     result["memit"] = memit_scores(model, rewrites, [int(x) for x in args.memit_layers.split(",")], n_cov,

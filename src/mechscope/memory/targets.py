@@ -26,12 +26,12 @@ from mechscope.memory.prompts import Fact, check_prompt, subject_span, target_id
 class ShiftConfig:
     n_prefixes: int = 10          # sampled context prefixes besides the empty one
     prefix_tokens: int = 10       # tokens per sampled prefix
-    steps: int = 20               # Adam steps on δ
+    steps: int = 20               # loss evaluations (steps - 1 Adam updates, as the reference)
     lr: float = 0.5
     kl_factor: float = 0.0625
     weight_decay: float = 0.5
     clamp_norm_factor: float = 4.0
-    stop_loss: float = 0.05       # stop early once -log P(target) is below this
+    stop_loss: float = 0.05       # stop early once the total loss is below this
     kl_prompt: str = "{} is a"
     seed: int = 0
 
@@ -135,7 +135,7 @@ def optimize_shift(model, hook_name: str, fact: Fact, new_target: str, prefixes:
 
     prob = 0.0
     with frozen(model), torch.enable_grad():
-        for _ in range(config.steps):
+        for step in range(config.steps):
             with model.hooks(fwd={hook_name: add_delta}):
                 logits = model(tokens)
             logp = logits[torch.arange(n), last[:n]].float().log_softmax(-1)[:, target]
@@ -145,8 +145,8 @@ def optimize_shift(model, hook_name: str, fact: Fact, new_target: str, prefixes:
             loss = nll + config.kl_factor * kl + config.weight_decay * delta.norm() / init.norm() ** 2
             losses.append(float(loss.detach()))
             prob = float(logp.detach().exp().mean())
-            if float(nll.detach()) < config.stop_loss:
-                break
+            if float(loss.detach()) < config.stop_loss or step == config.steps - 1:
+                break                  # as the reference: the last evaluated δ is the one kept
             opt.zero_grad()
             loss.backward()
             opt.step()
