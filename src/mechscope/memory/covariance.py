@@ -9,6 +9,11 @@ a kill, ends with the same sums bit for bit.
 
 Checkpoint: one safetensors file holding the running sums and, in its metadata, the batches done
 and a fingerprint of the run's parameters; written atomically every `checkpoint_every` batches.
+
+Scale-out: under `torchrun` (process group initialised, e.g. by
+`mechscope.dictionary.distributed.init_from_env`) rank r takes batches r, r + world, ...; the sums
+are all-reduced at the end, so every rank returns C of all the tokens. Each rank checkpoints its own
+share (`<checkpoint>.rank<r>-of-<world>`).
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from pathlib import Path
 import torch
 
 from mechscope.data.text import Source, eval_tokens
+from mechscope.dictionary import distributed as ddp
 from mechscope.errors import CheckpointError, InputError
 from mechscope.io import atomic_path
 from mechscope.memory.prompts import check_layer
@@ -118,16 +124,22 @@ def key_covariance(model, layers: int | list[int], n_tokens: int = 100_000, *, s
     d = model.cfg.d_mlp
     sums = {layer: torch.zeros(d, d, dtype=torch.float64) for layer in layers}
     done = 0
+    rank, world = ddp.rank(), ddp.world_size()
     path = Path(checkpoint) if checkpoint is not None else None
+    if path is not None and world > 1:
+        path = path.with_name(f"{path.name}.rank{rank}-of-{world}")
     if path is not None and path.exists():
         sums, done = _load(path, fingerprint, layers)
     for i in progress(range(done, len(batches)), desc="key covariance", total=len(batches), initial=done):
+        if i % world != rank:
+            continue
         keys = batch_keys(model, batches[i], names)
         for layer, name in zip(layers, names, strict=True):
             k = keys[name].cpu()
             sums[layer].addmm_(k.T, k)
         if path is not None and ((i + 1) % checkpoint_every == 0 or i + 1 == len(batches)):
             _save(path, sums, i + 1, fingerprint)
+    sums = {layer: ddp.all_reduce_sum(s) for layer, s in sums.items()}
     count = tokens.numel()
     out = {layer: KeyCovariance(layer=layer, n_tokens=count, second_moment=sums[layer] / count) for layer in layers}
     return out[layers[0]] if single else out

@@ -12,6 +12,7 @@ import dataclasses
 
 import torch
 
+from mechscope.dictionary import distributed as ddp
 from mechscope.errors import InputError
 from mechscope.memory.prompts import Fact
 from mechscope.memory.tracing import CausalTrace, TraceConfig, causal_trace
@@ -43,7 +44,7 @@ def token_roles(n_pos: int, first: int, end: int) -> list[int | None]:
 @dataclasses.dataclass
 class TraceSummary(Result):
     """Mean indirect effect per (layer, token role): effects[kind] [n_layers 6] (NaN where no fact has
-    that role). p_clean / p_corrupt: mean over facts; seconds: wall time of the traces."""
+    that role). p_clean / p_corrupt: mean over facts; seconds: wall time of the traces (this process)."""
 
     _json_exclude = ("traces",)
 
@@ -77,27 +78,36 @@ class TraceSummary(Result):
 
 
 def trace_facts(model, facts: list[Fact], config: TraceConfig | None = None) -> TraceSummary:
-    """Trace every fact and average the indirect effects by token role."""
+    """Trace every fact and average the indirect effects by token role.
+
+    Under `torchrun` rank r traces facts r, r + world, ...; the sums behind the averages are
+    all-reduced, so every rank returns the summary of all facts (`traces` holds its own share)."""
     import time
 
     if not facts:
         raise InputError("trace_facts needs at least one fact")
     config = config or TraceConfig()
+    rank, world = ddp.rank(), ddp.world_size()
     start = time.perf_counter()
-    traces = [causal_trace(model, f, config) for f in progress(facts, desc="causal tracing")]
+    mine = facts[rank::world]
+    traces = [causal_trace(model, f, config) for f in progress(mine, desc="causal tracing")]
     seconds = time.perf_counter() - start
     n = model.cfg.n_layers
-    effects = {}
+    sums = []
     for kind in config.kinds:
-        total = torch.zeros(n, len(ROLES))
-        count = torch.zeros(len(ROLES))
+        total = torch.zeros(n, len(ROLES), dtype=torch.float64)
+        count = torch.zeros(len(ROLES), dtype=torch.float64)
         for tr in traces:
-            ie = tr.indirect_effect(kind)
+            ie = tr.indirect_effect(kind).double()
             for pos, role in enumerate(token_roles(len(tr.tokens), *tr.subject_range)):
                 if role is not None:
                     total[:, role] += ie[:, pos]
                     count[role] += 1
-        effects[kind] = total / count.where(count > 0, torch.tensor(float("nan")))
-    return TraceSummary(n_facts=len(traces), p_clean=sum(t.p_clean for t in traces) / len(traces),
-                        p_corrupt=sum(t.p_corrupt for t in traces) / len(traces), effects=effects,
-                        roles=ROLES, seconds=seconds, traces=traces)
+        sums += [total, count]
+    probs = torch.tensor([sum(t.p_clean for t in traces), sum(t.p_corrupt for t in traces)], dtype=torch.float64)
+    sums, probs = [ddp.all_reduce_sum(x) for x in sums], ddp.all_reduce_sum(probs)
+    effects = {kind: (sums[2 * i] / sums[2 * i + 1].where(sums[2 * i + 1] > 0, torch.tensor(float("nan"),
+                      dtype=torch.float64))).float() for i, kind in enumerate(config.kinds)}
+    return TraceSummary(n_facts=len(facts), p_clean=float(probs[0]) / len(facts),
+                        p_corrupt=float(probs[1]) / len(facts), effects=effects, roles=ROLES, seconds=seconds,
+                        traces=traces)
