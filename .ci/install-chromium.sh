@@ -1,14 +1,15 @@
 #!/bin/sh
-# Install Debian's headless-capable chromium for the report's browser tests (pytest -m browser).
-# Idempotent: returns at once when a chromium binary is already on PATH.
+# Install Debian's chromium for the browser tests (pytest -m browser), which drive it through the
+# Python playwright package (in the test extra) with executable_path=/usr/bin/chromium: Playwright's
+# own browser download (`playwright install`) is never used.
+# Idempotent: returns at once when /usr/bin/chromium (or $MECHSCOPE_CHROMIUM) exists.
 set -eu
 
-for name in chromium chromium-browser google-chrome; do
-    if command -v "$name" >/dev/null 2>&1; then
-        echo "chromium present: $(command -v "$name")"
-        exit 0
-    fi
-done
+CHROMIUM="${MECHSCOPE_CHROMIUM:-/usr/bin/chromium}"
+if [ -x "$CHROMIUM" ]; then
+    echo "chromium present: $CHROMIUM"
+    exit 0
+fi
 
 SUDO=""
 if [ "$(id -u)" != "0" ]; then

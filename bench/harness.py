@@ -21,18 +21,6 @@ import torch
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def timeit(fn: Callable[[], object], *, repeats: int = 5, warmup: int = 1) -> dict:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        gc.collect()
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return {"median_s": statistics.median(times), "min_s": min(times), "runs_s": times}
-
-
 def interleaved(contenders: dict[str, Callable[[], object]], *, repeats: int = 5, warmup: int = 1) -> dict:
     """Time contenders round-robin (A B C A B C ...) so machine noise hits all alike; median per contender."""
     for fn in contenders.values():

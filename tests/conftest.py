@@ -1,4 +1,5 @@
-"""Shared fixtures: small random-init models of every adapted architecture, and the real stories260K."""
+"""Shared fixtures: small random-init models of every adapted architecture, the real stories260K, a headless
+browser, and a trained micro organism run (used by the organism and the CLI tests)."""
 
 from __future__ import annotations
 
@@ -38,3 +39,46 @@ def stories260k():
     if not STORIES260K.exists():
         pytest.skip(f"stories260K not found at {STORIES260K}")
     return mechscope.load(str(STORIES260K), device="cpu")
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Headless Debian chromium driven by Playwright (skips without one); pages come from OfflinePage."""
+    from tests.helpers import CHROMIUM_ARGS, browser_missing, find_chromium
+
+    why = browser_missing()
+    if why:
+        pytest.skip(why)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=find_chromium(), args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+TEXT = ("It is a truth universally acknowledged, that a single man in possession of a good fortune, "
+        "must be in want of a wife. However little known the feelings or views of such a man may be "
+        "on his first entering a neighbourhood, this truth is so well fixed in the minds of the "
+        "surrounding families.\n") * 40
+
+
+@pytest.fixture(scope="session")
+def text_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("text") / "austen.txt"
+    path.write_text(TEXT, encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="session")
+def micro_run(tmp_path_factory, text_file):
+    """A finished micro-test run directory (trained straight through)."""
+    import torch
+
+    from mechscope.organisms.presets import get_preset
+    from mechscope.organisms.train import train
+
+    torch.set_num_threads(1)
+    out = tmp_path_factory.mktemp("runs") / "straight"
+    final = train(get_preset("micro-test"), out, [str(text_file)], show_progress=False)
+    return out, final

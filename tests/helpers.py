@@ -66,3 +66,75 @@ def small_hf_model(arch: str, *, seed: int = 0, n_layers: int = 2, d_model: int 
 
 
 ARCHES = ("gpt2", "neox", "neox-sequential", "llama", "qwen2", "gemma")
+
+
+# -- headless Chromium through Playwright (browser tests and the README screenshot) --------------------
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--no-first-run"]
+
+
+def find_chromium() -> str | None:
+    """Debian's chromium ($MECHSCOPE_CHROMIUM overrides), or None; Playwright never downloads a browser here."""
+    import os
+
+    path = os.environ.get("MECHSCOPE_CHROMIUM", CHROMIUM)
+    return path if Path(path).exists() else None
+
+
+def browser_missing() -> str | None:
+    """Why the browser tests cannot run here, or None when they can."""
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return "playwright is not installed (pip install -e '.[test]')"
+    if find_chromium() is None:
+        return f"no chromium at {CHROMIUM} (run .ci/install-chromium.sh or set MECHSCOPE_CHROMIUM)"
+    return None
+
+
+class OfflinePage:
+    """A Playwright page that records what a user would never see, with every network request refused.
+
+    errors: uncaught exceptions, console errors (CSP violations among them) and refused requests;
+    dialogs: the messages of JavaScript dialogs (an alert() that ran), each dismissed.
+    """
+
+    def __init__(self, browser):
+        self.page = browser.new_page(viewport={"width": 1280, "height": 900})
+        self.errors: list[str] = []
+        self.dialogs: list[str] = []
+        self.page.on("pageerror", lambda err: self.errors.append(f"exception: {err}"))
+        self.page.on("console", lambda msg: self.errors.append(f"console.{msg.type}: {msg.text}")
+                     if msg.type == "error" else None)
+        self.page.on("dialog", self._dialog)
+        self.page.route(lambda url: not url.startswith(("file:", "data:", "blob:", "about:")), self._refuse)
+
+    def _dialog(self, dialog) -> None:
+        self.dialogs.append(dialog.message)
+        dialog.dismiss()
+
+    def _refuse(self, route) -> None:
+        self.errors.append(f"network request refused (the page must work offline): {route.request.url}")
+        route.abort()
+
+    def open(self, path: Path) -> OfflinePage:
+        self.page.goto(Path(path).resolve().as_uri(), wait_until="load")
+        return self
+
+    def evaluate(self, expression: str):
+        return self.page.evaluate(expression)
+
+    def wait_for(self, expression: str, timeout: float = 60.0) -> bool:
+        """True once the JavaScript expression is truthy, False after `timeout` seconds."""
+        from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+        try:
+            self.page.wait_for_function(expression, timeout=timeout * 1000)
+            return True
+        except PlaywrightTimeout:
+            return False
+
+    def settle(self, seconds: float = 0.3) -> None:
+        """Let pending events (late errors, dialogs) arrive."""
+        self.page.wait_for_timeout(seconds * 1000)

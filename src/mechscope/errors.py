@@ -24,8 +24,17 @@ class HookNameError(MechscopeError, KeyError):
         return str(self.args[0]) if self.args else ""
 
 
-class HookShapeError(MechscopeError):
-    """A hook function returned a tensor of the wrong shape."""
+class InterventionError(MechscopeError):
+    """An intervention cannot be applied: a hook returned the wrong kind of tensor, or selected heads
+    or positions that the hook point does not have."""
+
+
+class HookShapeError(InterventionError):
+    """A hook function returned a tensor of the wrong shape, dtype or device."""
+
+
+class BatchGrowthError(InterventionError):
+    """A GrowBatch hook added rows at a block whose other inputs are per-row (e.g. a padding mask)."""
 
 
 class InputError(MechscopeError):

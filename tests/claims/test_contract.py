@@ -18,8 +18,6 @@ def test_claim_module_obeys_the_contract(spec):
     assert spec.import_error is None, spec.import_error
     module = spec.module
     assert contract_problem(module, spec.id) is None
-    if not hasattr(module, "measure"):
-        pytest.skip("legacy run() module, not converted yet")
     assert spec.id in BY_ID, "title, slug and reference live in claims/catalogue.py"
     assert module.NULL in (NULL_TWIN, NULL_NONE) or len(module.NULL.split()) >= 4, "NULL: twin, none or a sentence"
     assert module.READS, "a rule that reads no number cannot be checked for finiteness"

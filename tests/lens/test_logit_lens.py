@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from mechscope.lens.logit_lens import LogitLensConfig, logit_lens
-from mechscope.lens.points import resid_point_names
+from mechscope.model.cache import accumulated_resid_names
 
 
 def _tokens(model, n=4, pos=12, seed=0):
@@ -17,7 +17,7 @@ def _tokens(model, n=4, pos=12, seed=0):
 def test_lens_at_last_layer_equals_model_logits(tiny_gpt2_model):
     m = tiny_gpt2_model
     tokens = _tokens(m)
-    logits, cache = m.run_with_cache(tokens, names=resid_point_names(m.cfg.n_layers))
+    logits, cache = m.run_with_cache(tokens, names=accumulated_resid_names(m.cfg.n_layers))
     lens_logits = m.unembed(m.ln_final(cache[f"blocks.{m.cfg.n_layers - 1}.hook_resid_post"]))
     torch.testing.assert_close(lens_logits, logits, rtol=0, atol=1e-5)
     r = logit_lens(m, tokens)

@@ -4,14 +4,7 @@ import pytest
 import torch
 
 from mechscope.errors import CheckpointError
-from mechscope.lens.frozen_norms import (
-    FrozenNorms,
-    FrozenScale,
-    calibrate,
-    load_norm_free,
-    norm_scale,
-    norm_sites,
-)
+from mechscope.lens.frozen_norms import FrozenNorms, FrozenScale, calibrate, load_norm_free
 from mechscope.lens.norm_removal import NormRemovalConfig, next_token_ce, removal_order, remove_norms
 
 
@@ -21,7 +14,7 @@ def _tokens(n=4, pos=16, vocab=1000, seed=0):
 
 def test_frozen_layernorm_is_the_closed_form(tiny_gpt2_model):
     m = tiny_gpt2_model
-    ln = norm_sites(m)["blocks.1.ln2"]
+    ln = m.norms()["blocks.1.ln2"]
     with torch.no_grad():
         ln.bias.normal_()        # a non-zero bias, so the offset is exercised (restored below)
     try:
@@ -39,13 +32,28 @@ def test_frozen_layernorm_is_the_closed_form(tiny_gpt2_model):
 
 
 def test_frozen_rmsnorm_is_the_closed_form(stories260k):
-    ln = norm_sites(stories260k)["ln_final"]
+    ln = stories260k.norms()["ln_final"]
     x = torch.randn(1, 4, stories260k.cfg.d_model)
     with FrozenNorms({"ln_final": FrozenScale(scale=1.5, first_scale=1.5)}).applied(stories260k):
         y = ln(x)
     torch.testing.assert_close(y, x / 1.5 * ln.weight, rtol=1e-5, atol=1e-6)
-    s = norm_scale(stories260k, x, ln)
+    s = stories260k.norm_scale("ln_final", x)
     torch.testing.assert_close(s, (x.pow(2).mean(-1, keepdim=True) + ln.variance_epsilon).sqrt())
+
+
+@pytest.mark.parametrize("which", ["tiny_gpt2_model", "stories260k"])
+def test_norm_divisor_reproduces_the_hf_norm(which, request):
+    """The one divisor (model.norm_scale, also behind hook_scale) rebuilds each HF norm module's output."""
+    m = request.getfixturevalue(which)
+    x = torch.randn(3, 7, m.cfg.d_model, generator=torch.Generator().manual_seed(0)) * 4
+    for site, module in m.norms().items():
+        s = m.norm_scale(site, x)
+        centred = x - x.mean(-1, keepdim=True) if m.cfg.norm == "layernorm" else x
+        bias = module.bias if getattr(module, "bias", None) is not None else 0.0
+        torch.testing.assert_close(centred / s * module.weight + bias, module(x), rtol=1e-5, atol=1e-5)
+    _, cache = m.run_with_cache(m.to_tokens("Once upon a time"), names=["blocks.0.hook_resid_pre",
+                                                                       "blocks.0.ln1.hook_scale"])
+    torch.testing.assert_close(cache["blocks.0.ln1.hook_scale"], m.norm_scale("blocks.0.ln1", cache["resid_pre", 0]))
 
 
 def test_calibration_is_the_mean_scale(tiny_gpt2_model):
@@ -64,7 +72,7 @@ def test_remove_norms_restores_model_and_checkpoint_reloads(tiny_gpt2_model, tmp
     before = m(held_out)
     r = remove_norms(m, train.split(4), held_out, NormRemovalConfig(steps=6, lr=1e-3), out_dir=tmp_path / "nf")
     torch.testing.assert_close(m(held_out), before, rtol=0, atol=0)         # weights restored exactly
-    assert set(r.scales) == set(norm_sites(m)) == set(removal_order(m))
+    assert set(r.scales) == set(m.norms()) == set(removal_order(m))
     assert removal_order(m)[-1] == "ln_final" and removal_order(m)[0] == "blocks.0.ln2"
     assert r.ce_original == pytest.approx(next_token_ce(m, [held_out]))
     assert len(r.losses_control) == len(r.losses_norm_free) == 6

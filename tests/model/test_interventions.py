@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
 
@@ -137,9 +139,33 @@ def test_too_long_sequence(model):
 
 def test_names_filters(model):
     tokens = model.to_tokens(TEXT)
-    _, by_regex = model.run_with_cache(tokens, names=r"hook_resid_post$")
+    _, by_regex = model.run_with_cache(tokens, names=re.compile(r"hook_resid_post$"))
     _, by_fn = model.run_with_cache(tokens, names=lambda n: n.endswith("hook_resid_post"))
     _, by_alias = model.run_with_cache(tokens, names=[("resid_post", 0), ("resid_post", 1)])
     assert set(by_regex) == set(by_fn) == set(by_alias) == {"blocks.0.hook_resid_post", "blocks.1.hook_resid_post"}
-    _, half = model.run_with_cache(tokens, names=r"resid_post", dtype=torch.float16, device="cpu")
+    _, half = model.run_with_cache(tokens, names=re.compile("resid_post"), dtype=torch.float16, device="cpu")
     assert half["resid_post", 0].dtype == torch.float16
+
+
+def test_a_string_is_one_exact_name_never_a_pattern(tokenizer):
+    """On a 12-layer model "blocks.1" once selected layers 1, 10 and 11 as a regex; now it is an error."""
+    model = HookedModel.from_hf(small_hf_model("gpt2", n_layers=12, d_model=32, n_heads=2), tokenizer)
+    for bad in ("blocks.1", "resid_post|pattern", "hook_resid_post$"):
+        with pytest.raises(HookNameError, match="unknown hook point"):
+            model.resolve_names(bad)
+        with pytest.raises(HookNameError):
+            with model.hooks(fwd={bad: lambda a, h: None}):
+                pass
+    with pytest.raises(HookNameError, match="Did you mean 'blocks.1.hook_resid_post'"):
+        model.resolve_names("blocks.1.hook_resid_pst")
+    assert model.resolve_names("blocks.1.hook_resid_post") == ["blocks.1.hook_resid_post"]
+    assert model.resolve_names(("resid_post", 1)) == ["blocks.1.hook_resid_post"]
+    assert model.resolve_names("ln_final.hook_normalized") == ["ln_final.hook_normalized"]
+    assert model.resolve_names(re.compile(r"^blocks\.1\.hook_resid_post$")) == ["blocks.1.hook_resid_post"]
+    assert len(model.resolve_names(re.compile(r"blocks\.1\d?\.hook_resid_post"))) == 3   # 1, 10, 11
+    with pytest.raises(HookNameError, match="no hook point matches"):
+        model.resolve_names(re.compile("nothing_like_this"))
+    seen = []
+    with torch.no_grad(), model.hooks(fwd={re.compile(r"hook_resid_post$"): lambda a, h: seen.append(h.layer)}):
+        model(model.to_tokens(TEXT))
+    assert seen == list(range(12))

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 import torch
 
@@ -12,7 +9,7 @@ import mechscope
 from mechscope import HookedModel
 from mechscope.errors import ModelLoadError, UnsupportedArchitectureError
 from mechscope.model import loading as load_module
-from tests.helpers import STORIES260K, small_hf_model
+from tests.helpers import small_hf_model
 
 
 def test_load_local_dir_roundtrip(tmp_path, tokenizer):
@@ -62,21 +59,3 @@ def test_bos_rule_is_stated_per_model(tiny_gpt2_model, stories260k):
     assert stories260k.to_tokens("hi")[0, 0].item() == 1
     assert tiny_gpt2_model.to_tokens("hi", prepend_bos=False)[0, 0].item() != tiny_gpt2_model.tokenizer.bos_token_id
     assert stories260k.to_str_tokens("Once upon")[0] == "<s>"
-
-
-def test_cli_info_json(tmp_path):
-    out = tmp_path / "info.json"
-    proc = subprocess.run([sys.executable, "-m", "mechscope", "info", str(STORIES260K), "--json", str(out)],
-                          capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr
-    import json
-
-    data = json.loads(out.read_text())
-    assert data["config"]["n_kv_heads"] == 4 and "blocks.4.attn.hook_pattern" in data["hook_names"]
-
-
-def test_cli_bad_path_is_one_line(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "mechscope", "info", str(tmp_path / "missing")],
-                          capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 2
-    assert "error: no model directory" in proc.stderr and "Traceback" not in proc.stderr

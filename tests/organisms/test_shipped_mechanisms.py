@@ -8,7 +8,7 @@ budget (xfail, non-strict, so a retrained organism that meets it shows as XPASS)
 
 import pytest
 
-from mechscope.organisms import list_shipped
+from mechscope.organisms import list_shipped, load_ground_truth
 
 TARGETS = {  # metric -> (direction, threshold)
     "ioi_accuracy": (">=", 0.9),
@@ -17,6 +17,7 @@ TARGETS = {  # metric -> (direction, threshold)
     "day_accuracy": (">=", 0.8),
     "docstring_accuracy": (">=", 0.8),
 }
+METRIC_FAMILY = {"ioi_accuracy": "ioi", "day_accuracy": "days"}
 PLANTED = {
     "tiny-gpt2": set(TARGETS) - {"induction_loss_ratio"},
     "tiny-gpt2-docs": {"docstring_accuracy"},
@@ -30,7 +31,10 @@ def _cases():
             marks = [pytest.mark.skipif(organism not in list_shipped(),
                                         reason=f"{organism} weights are not shipped (train with "
                                                "`mechscope organism train` and copy RUN/final)")]
-            if metric not in planted:
+            family = METRIC_FAMILY.get(metric)
+            if organism in list_shipped() and family and not load_ground_truth(organism).plants(family):
+                marks.append(pytest.mark.skip(reason=f"{organism}'s corpus had no {family} family"))
+            elif metric not in planted:
                 marks.append(pytest.mark.xfail(strict=False, reason=f"{metric} did not reach its target "
                                                f"for {organism} within the CPU training budget"))
             yield pytest.param(organism, metric, marks=marks, id=f"{organism}-{metric}")
@@ -100,3 +104,47 @@ def test_shipped_weights_come_from_the_preset_of_the_same_name(organism):
         pytest.skip(f"{organism} is not shipped")
     card = json.loads((shipped_path(organism) / "training_card.json").read_text())
     assert _training_fields(card["preset"]) == _training_fields(PRESETS[organism].to_dict())
+
+
+def test_ground_truths_record_their_own_corpus():
+    """Each trained organism's ground truth lists the families of its own training corpus (from its
+    training card) and no templates of a family it never saw."""
+    import json
+
+    from mechscope.organisms import shipped_path
+
+    texts = set()
+    for organism in sorted(PLANTED):
+        if organism not in list_shipped():
+            continue
+        gt = load_ground_truth(organism)
+        card = json.loads((shipped_path(organism) / "training_card.json").read_text())
+        assert gt.families == card["corpus"]["family_tokens"], organism
+        assert bool(gt.day_template) == ("days" in gt.families), organism
+        texts.add((shipped_path(organism) / "ground_truth.json").read_text())
+    assert len(texts) == len([o for o in PLANTED if o in list_shipped()])
+
+
+@pytest.mark.parametrize("organism", sorted(PLANTED))
+def test_recorded_mechanisms_are_remeasured_on_the_shipped_weights(organism):
+    """mechanisms.json (heads, repeat loss, task metrics, claims) matches a fresh measurement."""
+    import mechscope
+    from mechscope.organisms.mechanisms import CLAIM_TARGETS, head_mechanisms, load_mechanisms, meets
+
+    if organism not in list_shipped():
+        pytest.skip(f"{organism} is not shipped")
+    recorded = load_mechanisms(organism)
+    fresh = head_mechanisms(mechscope.load(f"organism:{organism}"))
+    for detector, rows in recorded["heads"].items():
+        assert [r["head"] for r in rows] == [r["head"] for r in fresh["heads"][detector]], detector
+        for old, new in zip(rows, fresh["heads"][detector], strict=True):
+            assert new["score"] == pytest.approx(old["score"], abs=1e-3) and old.get("lag") == new.get("lag")
+    for key, value in recorded["repeat"].items():
+        assert fresh["repeat"][key] == pytest.approx(value, abs=1e-3)
+    metrics = _metrics(organism)
+    assert recorded["tasks"].keys() == metrics.keys()
+    for key, value in recorded["tasks"].items():
+        assert metrics[key] == pytest.approx(value, abs=1e-3), key
+    for claim, entry in recorded["claims"].items():
+        metric, direction, target = CLAIM_TARGETS[claim]
+        assert entry["planted"] == meets(metrics[metric], direction, target), claim

@@ -353,3 +353,15 @@ def test_padded_induction_rows_take_the_preset_minimum_span():
 
     spans = {(induction_batch(step, 2, 100, seed=0, eos=0, min_span=2)[0].shape[1] - 1) // 2 for step in range(40)}
     assert min(spans) < 8 and max(spans) <= 20
+
+
+def test_threads_apply_to_the_call_only(micro_run, copy_run_data):
+    """train(threads=N) sets torch's process-wide thread count for its own run and restores it."""
+    seen = []
+    torch.set_num_threads(1)
+    train(get_preset("micro-test"), copy_run_data, threads=2, stop_after=3, show_progress=False)
+    seen.append(torch.get_num_threads())
+    with pytest.raises(CheckpointError):
+        train(get_preset("micro-test", lr=0.5), copy_run_data, threads=2, show_progress=False)
+    seen.append(torch.get_num_threads())
+    assert seen == [1, 1]

@@ -84,3 +84,15 @@ def test_ground_truth_round_trip(tmp_path):
     w.save(tmp_path / "ground_truth.json")
     assert load_ground_truth(tmp_path).to_dict() == w.to_dict()
     assert load_ground_truth(tmp_path / "ground_truth.json").heldout_names == w.heldout_names
+
+
+def test_planted_empties_the_fields_of_families_the_corpus_lacks():
+    from mechscope.organisms.world import make_world
+
+    w = make_world(0)
+    kept = w.planted({"ioi": 10, "days": 5})
+    assert kept.day_template == w.day_template and kept.ioi_templates == w.ioi_templates
+    gone = w.planted({"ioi": 10, "days": 0})
+    assert gone.day_template == "" and gone.month_template_one == "" and not gone.plants("days")
+    assert gone.ioi_templates == w.ioi_templates and gone.days == w.days     # day names still occur in stories
+    assert w.plants("days") and w.families is None

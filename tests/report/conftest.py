@@ -49,8 +49,8 @@ FAKE_CLAIMS = {
         ID = "C04"
     ''',
     # breaks the contract: keeps its title in the module and has no verdict()
-    "c05_fake_breaks_contract.py": '''
-        ID, TITLE, NULL, READS, RULE = "C05", "a title", "none", (), "rule"
+    "c09_fake_breaks_contract.py": '''
+        ID, TITLE, NULL, READS, RULE = "C09", "a title", "none", (), "rule"
         def measure(model, budget):
             pass
     ''',

@@ -11,7 +11,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from tests.report.chromium_cdp import Chromium
+from playwright.sync_api import sync_playwright
+
+from tests.helpers import CHROMIUM_ARGS, OfflinePage, find_chromium
 
 ALL_DRAWN = "Array.from(document.querySelectorAll('div.figure')).every(d => d.querySelector('.main-svg'))"
 FIRST_FIGURE_BOTTOM = ("(() => { const f = document.querySelector('div.figure');"
@@ -19,14 +21,18 @@ FIRST_FIGURE_BOTTOM = ("(() => { const f = document.querySelector('div.figure');
 
 
 def main(report: str, out: str, width: int = 1280) -> None:
-    with Chromium() as browser:
-        page = browser.open(Path(report))
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=find_chromium(), args=CHROMIUM_ARGS)
+        page = OfflinePage(browser).open(Path(report))
+        page.page.set_viewport_size({"width": width, "height": 900})
         if not page.wait_for(ALL_DRAWN, timeout=120):
             raise SystemExit("figures did not render")
-        browser.pump(1.0)
+        page.settle(1.0)
         if page.errors:
             raise SystemExit(f"page has errors: {page.errors}")
-        page.screenshot(out, width=width, max_height=int(page.evaluate(FIRST_FIGURE_BOTTOM)))
+        height = int(page.evaluate(FIRST_FIGURE_BOTTOM))
+        page.page.screenshot(path=out, full_page=True, clip={"x": 0, "y": 0, "width": width, "height": height})
+        browser.close()
     print(f"wrote {out}")
 
 

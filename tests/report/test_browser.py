@@ -1,7 +1,9 @@
-"""The report in a real browser (headless Chromium): no JavaScript errors, figures render, and a
-hostile token planted in a model's vocabulary shows as text and never runs.
+"""The report in a real browser (headless Chromium through Playwright, every network request refused):
+no JavaScript errors, figures render, and a hostile token planted in a model's vocabulary shows as
+text and never runs.
 
-Needs a chromium binary (`.ci/install-chromium.sh`, or $MECHSCOPE_CHROMIUM); skipped without one.
+Needs Debian's chromium (`.ci/install-chromium.sh`, or $MECHSCOPE_CHROMIUM) and the playwright package;
+skipped without them.
 """
 
 from __future__ import annotations
@@ -15,23 +17,13 @@ import torch
 from mechscope.claims.base import Budget, ClaimResult
 from mechscope.report import build_report, render_html
 from mechscope.report.escape import safe_token, safe_tokens
-from tests.report.chromium_cdp import Chromium, find_chromium
+from tests.helpers import OfflinePage
 from tests.report.conftest import EVIL
 
 IMG = "<img src=x onerror=alert(2)>"
 ALL_DRAWN = "Array.from(document.querySelectorAll('div.figure')).every(d => d.querySelector('.main-svg'))"
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(find_chromium() is None,
-                       reason="no chromium binary on PATH (run .ci/install-chromium.sh or set MECHSCOPE_CHROMIUM)"),
-]
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with Chromium() as b:
-        yield b
+pytestmark = pytest.mark.browser
 
 
 def token_claim(model) -> ClaimResult:
@@ -68,22 +60,22 @@ def report_file(tmp_path_factory, planted_model):
 
 
 def test_page_loads_without_errors_and_figures_render(browser, report_file):
-    page = browser.open(report_file)
+    page = OfflinePage(browser).open(report_file)
     n_divs = page.evaluate("document.querySelectorAll('div.figure').length")
     assert n_divs == 2
     assert page.wait_for(ALL_DRAWN, timeout=60), "plotly did not draw the figures"
     drawn = page.evaluate("Array.from(document.querySelectorAll('div.figure')).map("
                           "d => d.querySelectorAll('.main-svg').length > 0 && d.querySelectorAll('.overplot image, .overplot path').length > 0)")
     assert drawn == [True, True]
-    browser.pump(0.3)
+    page.settle(0.3)
     assert page.errors == []
     assert page.dialogs == []
 
 
 def test_planted_token_shows_as_text_and_does_not_run(browser, report_file):
-    page = browser.open(report_file)
+    page = OfflinePage(browser).open(report_file)
     assert page.wait_for(ALL_DRAWN, timeout=60)
-    browser.pump(0.3)
+    page.settle(0.3)
     assert page.dialogs == [], "a planted token ran as script"
     assert page.errors == []
     # only the page's own scripts exist in the DOM; no element was made from a token
@@ -104,10 +96,21 @@ def test_harness_sees_a_script_that_runs(browser, tmp_path):
     """Control: the checks above can fail. An unescaped page runs alert() and throws; both are seen."""
     bad = tmp_path / "bad.html"
     bad.write_text(f"<html><body><p>{EVIL}</p><script>throw new Error('oops')</script></body></html>")
-    page = browser.open(bad)
-    browser.pump(0.3)
+    page = OfflinePage(browser).open(bad)
+    page.settle(0.3)
     assert page.dialogs == ["1"]
     assert any("oops" in e for e in page.errors)
+
+
+def test_harness_sees_a_page_that_needs_the_network(browser, tmp_path):
+    """Control: a page that loads plotly from a CDN (as `heads --html` once did) is caught offline."""
+    cdn = tmp_path / "cdn.html"
+    cdn.write_text('<html><body><script src="https://cdn.plot.ly/plotly-2.35.2.min.js"></script>'
+                   '<script>Plotly.newPlot(document.body, [])</script></body></html>')
+    page = OfflinePage(browser).open(cdn)
+    page.settle(0.3)
+    assert any("network request refused" in e and "cdn.plot.ly" in e for e in page.errors)
+    assert any("Plotly is not defined" in e for e in page.errors)
 
 
 def test_injected_script_is_blocked_by_the_page_policy(browser, report_file, tmp_path):
@@ -115,8 +118,8 @@ def test_injected_script_is_blocked_by_the_page_policy(browser, report_file, tmp
     injected = tmp_path / "injected.html"
     injected.write_text(report_file.read_text(encoding="utf-8").replace("<body>", f"<body>{EVIL}", 1),
                         encoding="utf-8")
-    page = browser.open(injected)
-    browser.pump(0.3)
+    page = OfflinePage(browser).open(injected)
+    page.settle(0.3)
     assert page.dialogs == []
     assert any("Content Security Policy" in e for e in page.errors)
 
@@ -131,10 +134,10 @@ def test_full_report_on_stories260k_renders(browser, stories260k, tmp_path):
                        seconds=0.0)
     path = tmp_path / "report.html"
     path.write_text(render_html(rep), encoding="utf-8")
-    page = browser.open(path)
+    page = OfflinePage(browser).open(path)
     n_divs = page.evaluate("document.querySelectorAll('div.figure').length")
     assert n_divs > 0
     assert page.wait_for(ALL_DRAWN, timeout=120)
-    browser.pump(0.5)
+    page.settle(0.5)
     assert page.errors == [] and page.dialogs == []
     assert page.evaluate("document.querySelectorAll('.figure-error').length") == 0

@@ -123,3 +123,40 @@ def test_organism_ground_truth_is_used(tiny_gpt2_model, tmp_path):
         assert facts.clean_prompts[0] in {f["prompt"] for f in gt.facts}
     finally:
         model.spec = old
+
+
+def test_organism_ground_truth_is_read_or_absent_never_swallowed(tmp_path):
+    """organism:NAME reads its ground truth; a directory without one has none; a corrupt one is an error."""
+    from types import SimpleNamespace
+
+    from mechscope.errors import ModelLoadError
+    from mechscope.tasks.vocab import ground_truth_for
+
+    assert ground_truth_for(SimpleNamespace(spec="organism:tiny-gpt2")).names
+    assert ground_truth_for(SimpleNamespace(spec=str(tmp_path))) is None
+    assert ground_truth_for(SimpleNamespace(spec=None)) is None
+    (tmp_path / "ground_truth.json").write_text('{"names": ["Ann"', encoding="utf-8")
+    with pytest.raises(ModelLoadError, match="not a readable ground truth"):
+        ground_truth_for(SimpleNamespace(spec=str(tmp_path)))
+    (tmp_path / "ground_truth.json").write_text('["not", "an", "object"]', encoding="utf-8")
+    with pytest.raises(ModelLoadError, match="not a readable ground truth"):
+        ground_truth_for(SimpleNamespace(spec=str(tmp_path)))
+
+
+def test_copy_losses_read_tokens_two_to_n_of_each_copy():
+    """[BOS] a b c d a b c d: loss at t predicts t+1, so copy 1 is read at 1..3 and copy 2 at 5..7."""
+    from mechscope.tasks.induction import copy_losses, next_token_loss
+
+    first, second = copy_losses(torch.arange(8.0)[None], start=1, half_len=4)
+    assert first.tolist() == [[1.0, 2.0, 3.0]] and second.tolist() == [[5.0, 6.0, 7.0]]
+    logits = torch.randn(2, 9, 11, generator=torch.Generator().manual_seed(0))
+    tokens = torch.randint(0, 11, (2, 9), generator=torch.Generator().manual_seed(1))
+    expected = torch.nn.functional.cross_entropy(logits[:, :-1].reshape(-1, 11), tokens[:, 1:].reshape(-1),
+                                                 reduction="none").view(2, 8)
+    torch.testing.assert_close(next_token_loss(logits, tokens), expected)
+
+
+def test_to_single_token_names_what_it_checks(tiny_gpt2_model):
+    assert tiny_gpt2_model.to_single_token(" the") == tiny_gpt2_model.to_tokens(" the", prepend_bos=False)[0, 0]
+    with pytest.raises(InputError, match="answer ' Parisianism' is 3 tokens.*must be one token"):
+        tiny_gpt2_model.to_single_token(" Parisianism", what="answer")

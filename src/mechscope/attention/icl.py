@@ -13,8 +13,9 @@ import dataclasses
 import torch
 
 from mechscope.errors import InputError
+from mechscope.model.interventions import mean_ablate
 from mechscope.results import Result
-from mechscope.tasks.induction import RepeatedTokens
+from mechscope.tasks.induction import RepeatedTokens, copy_losses, next_token_loss
 
 
 def per_token_loss(model, tokens: torch.Tensor, batch_size: int = 16) -> torch.Tensor:
@@ -23,9 +24,7 @@ def per_token_loss(model, tokens: torch.Tensor, batch_size: int = 16) -> torch.T
     with torch.no_grad():
         for i in range(0, tokens.shape[0], batch_size):
             chunk = tokens[i:i + batch_size].to(model.device)
-            logits = model(chunk).float()
-            logp = logits[:, :-1].log_softmax(-1)
-            out.append(-logp.gather(-1, chunk[:, 1:, None])[..., 0].cpu())
+            out.append(next_token_loss(model(chunk), chunk).cpu())
     return torch.cat(out)
 
 
@@ -97,11 +96,9 @@ def repeat_loss(model, rep: RepeatedTokens, loss: torch.Tensor | None = None) ->
     """Mean loss predicting tokens 2..n of each copy (the first token of a copy is unpredictable)."""
     loss = per_token_loss(model, rep.tokens) if loss is None else loss
     by_pos = loss.mean(0)
-    s, n = rep.start, rep.half_len
-    # the loss at position t predicts token t+1
-    first = by_pos[s: s + n - 1].mean().item()
-    second = by_pos[s + n: s + 2 * n - 1].mean().item()
-    return RepeatLoss(first_copy_loss=first, second_copy_loss=second, loss_by_position=by_pos)
+    first, second = copy_losses(by_pos, rep.start, rep.half_len)
+    return RepeatLoss(first_copy_loss=first.mean().item(), second_copy_loss=second.mean().item(),
+                      loss_by_position=by_pos)
 
 
 def repeat_loss_with_heads_ablated(model, rep: RepeatedTokens, heads: list[tuple[int, int]]) -> RepeatLoss:
@@ -114,13 +111,6 @@ def repeat_loss_with_heads_ablated(model, rep: RepeatedTokens, heads: list[tuple
     for name in names:
         layer = int(name.split(".")[1])
         picked = [h for at, h in heads if at == layer]
-        mean = cache[name].mean(0)                                    # [pos head d_head]
-
-        def hook(act, _hook, picked=picked, mean=mean):
-            act = act.clone()
-            act[:, :, picked] = mean[:, picked]
-            return act
-
-        hooks[name] = hook
+        hooks[name] = mean_ablate(cache[name].mean(0), heads=picked)   # mean [pos head d_head]
     with model.hooks(fwd=hooks):
         return repeat_loss(model, rep, per_token_loss(model, rep.tokens))

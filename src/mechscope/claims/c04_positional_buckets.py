@@ -6,7 +6,12 @@ crosses every position with the same tokens, a two-way decomposition of each lat
 says how much of its variance is explained by position (eta2_pos) and by token (eta2_tok). A
 *positional* latent has eta2_pos >= 0.5; its *bucket* is the set of positions where its mean
 activation is at least half its peak, summarised by width and contiguity (width / span; 1 = one
-unbroken range).
+unbroken range). A latent live at one position only (width 1) is trivially contiguous, so the
+contiguity score and the bucket width are read over latents at least two positions wide ("buckets").
+
+Null: the re-initialised twin (random W_E and W_pos: the SAE finds one latent per position, width 1,
+so no buckets). Not applicable without learned positional embeddings.
+Cost: one SAE training run of budget.train_steps steps on embedding sums, on the model and the twin.
 """
 
 from __future__ import annotations
@@ -16,22 +21,25 @@ import dataclasses
 import numpy as np
 import torch
 
-from mechscope.claims.base import Budget, ClaimResult
+from mechscope.claims.base import Budget, Measurement
 from mechscope.data.text import token_stream
-from mechscope.dictionary import SAEConfig, create_sae
-from mechscope.dictionary.trainer import SAETrainer, TrainerConfig
+from mechscope.dictionary import SAEConfig
+from mechscope.dictionary.pipeline import train_saes
+from mechscope.dictionary.trainer import TrainerConfig
+from mechscope.errors import NotApplicableError
 from mechscope.results import Result
 
 ID = "C04"
-SLUG = "positional-buckets"
-TITLE = "An SAE on token + position embeddings splits positions into buckets"
-REFERENCE = "Chughtai & Lau 2024: SAE latents on GPT-2 embeddings each cover a contiguous range of positions"
+NULL = "twin"
+READS = ("n_buckets", "mean_contiguity", "mean_bucket_width", "n_positions")
+MIN_BUCKETS, BUCKET_MARGIN = 3, 3
 RULE = ("Not applicable without learned positional embeddings. A latent is positional if position explains "
-        "≥ 50% of its activation variance on the (position × token) grid. Supported if there are ≥ 3 positional "
-        "latents whose buckets (positions at ≥ half the latent's peak mean activation) have mean contiguity ≥ 0.8 "
-        "and a mean width between 2 positions and half the positions; not supported if there are none, their "
-        "mean contiguity is < 0.5, or they are single positions (mean width < 2: one latent per position, as on "
-        "random embeddings); otherwise inconclusive.")
+        "≥ 50% of its activation variance on the (position × token) grid; its bucket is the positions at ≥ half its "
+        "peak mean activation, and a bucket is at least 2 positions wide (one-position latents are set apart: "
+        "they are contiguous trivially). Supported if there are ≥ 3 buckets, ≥ 3 more than on the re-initialised "
+        "twin, with mean contiguity ≥ 0.8 and mean width ≤ half the positions; not supported if there are no "
+        "buckets or their mean contiguity is < 0.5 (one latent per position, as on random embeddings, is no "
+        "bucket); otherwise inconclusive.")
 MAX_POSITIONS = 256
 
 
@@ -54,12 +62,19 @@ class PositionalBuckets(Result):
     _json_exclude = ("profiles",)
 
     @property
+    def buckets(self) -> list[int]:
+        """Indices (into widths/contiguity) of positional latents at least two positions wide."""
+        return [i for i, w in enumerate(self.widths) if w >= 2]
+
+    @property
     def mean_width(self) -> float:
-        return float(np.mean(self.widths)) if self.widths else float("nan")
+        """Mean width of the buckets (latents >= 2 positions wide); 0 when there are none."""
+        return float(np.mean([self.widths[i] for i in self.buckets])) if self.buckets else 0.0
 
     @property
     def mean_contiguity(self) -> float:
-        return float(np.mean(self.contiguity)) if self.contiguity else float("nan")
+        """Mean contiguity of the buckets (one-position latents left out); 0 when there are none."""
+        return float(np.mean([self.contiguity[i] for i in self.buckets])) if self.buckets else 0.0
 
     def figure(self):
         import plotly.graph_objects as go
@@ -72,11 +87,13 @@ class PositionalBuckets(Result):
         return fig
 
 
-def rule(r: PositionalBuckets) -> str:
-    n = len(r.positional_latents)
-    if n == 0 or r.mean_contiguity < 0.5 or r.mean_width < 2:
+def verdict(metrics: dict, null: dict | None) -> str:
+    n, contiguity = metrics["n_buckets"], metrics["mean_contiguity"]
+    if n == 0 or contiguity < 0.5:
         return "not supported"
-    if n >= 3 and r.mean_contiguity >= 0.8 and r.mean_width <= r.n_positions / 2:
+    beyond_twin = null is not None and n >= null["n_buckets"] + BUCKET_MARGIN
+    if n >= MIN_BUCKETS and contiguity >= 0.8 and metrics["mean_bucket_width"] <= metrics["n_positions"] / 2 \
+            and beyond_twin:
         return "supported"
     return "inconclusive"
 
@@ -117,11 +134,9 @@ def _grid_analysis(sae, W_E, W_pos, grid_tokens: torch.Tensor) -> PositionalBuck
     )
 
 
-def run(model, budget: Budget) -> ClaimResult:
+def measure(model, budget: Budget) -> Measurement:
     if model.cfg.positional != "learned" or model.W_pos is None:
-        return ClaimResult(ID, SLUG, TITLE, "not applicable", rule=RULE, reference=REFERENCE,
-                           evidence=f"The model has {model.cfg.positional} positions, not a learned W_pos to decompose.",
-                           method="SAE on token + learned positional embeddings.")
+        raise NotApplicableError(f"The model has {model.cfg.positional} positions, not a learned W_pos to decompose.")
     W_E = model.W_E.detach().float().cpu()
     W_pos = model.W_pos.detach().float().cpu()[:MAX_POSITIONS]
     n_pos, d = W_pos.shape
@@ -136,24 +151,27 @@ def run(model, budget: Budget) -> ClaimResult:
             p = torch.randint(0, n_pos, (batch,), generator=gen)
             yield W_E[t] + W_pos[p]
 
-    sae = create_sae(SAEConfig(d_in=d, d_sae=4 * d, architecture="topk", k=8, seed=budget.seed,
-                               dead_after_tokens=20 * batch, hook_name="hook_embed+hook_pos_embed"))
-    SAETrainer(sae, TrainerConfig(steps=budget.train_steps, lr=2e-3, warmup_steps=10)).fit(batches())
+    sae_cfg = SAEConfig(d_in=d, d_sae=4 * d, architecture="topk", k=8, seed=budget.seed,
+                        dead_after_tokens=20 * batch, hook_name="hook_embed+hook_pos_embed")
+    saes, _ = train_saes({"embeddings": sae_cfg}, batches(),
+                         TrainerConfig(steps=budget.train_steps, lr=2e-3, warmup_steps=10))
+    sae = saes["embeddings"]
     grid_tokens = stream[torch.randint(0, stream.numel(), (32,), generator=gen)]
     r = _grid_analysis(sae, W_E, W_pos, grid_tokens)
-    verdict = rule(r)
     n = len(r.positional_latents)
-    return ClaimResult(
-        ID, SLUG, TITLE, verdict,
-        metrics={"n_positional_latents": n, "mean_bucket_width": round(r.mean_width, 2) if n else None,
-                 "mean_contiguity": round(r.mean_contiguity, 3) if n else None,
+    n_buckets = len(r.buckets)
+    return Measurement(
+        metrics={"n_buckets": n_buckets, "n_positional_latents": n, "mean_bucket_width": round(r.mean_width, 2),
+                 "mean_contiguity": round(r.mean_contiguity, 3),
+                 "single_position_latents": n - n_buckets,
                  "position_coverage": round(r.coverage, 3), "token_latents": r.token_latents,
                  "mixed_latents": r.mixed_latents, "latents_alive": r.n_latents_alive, "d_sae": sae.d_sae,
                  "n_positions": n_pos, "fvu": round(r.fvu, 4), "bucket_widths": r.widths,
                  "bucket_starts": r.starts},
-        key_metric="n_positional_latents",
+        key_metric="n_buckets",
         evidence=(f"{n} of {r.n_latents_alive} live latents are positional (position explains ≥ 50% of their "
-                  f"variance); their buckets are {r.mean_width:.1f} positions wide on average with contiguity "
+                  f"variance); {n_buckets} of them cover ≥ 2 positions, {r.mean_width:.1f} positions wide on average "
+                  f"with contiguity "
                   f"{r.mean_contiguity:.2f}, together covering {r.coverage:.0%} of {n_pos} positions. "
                   f"{r.token_latents} latents are token latents and {r.mixed_latents} mix both."
                   if n else f"No latent is positional; {r.token_latents} of {r.n_latents_alive} live latents are token latents."),
@@ -161,5 +179,5 @@ def run(model, budget: Budget) -> ClaimResult:
                 f"with t sampled from the bundled text and p uniform over {n_pos} positions; then evaluated on the "
                 f"full grid of {n_pos} positions × 32 tokens, splitting each latent's activation variance into "
                 "position and token parts."),
-        rule=RULE, reference=REFERENCE, figures=[r.figure()],
+        figures=[r.figure()],
     )

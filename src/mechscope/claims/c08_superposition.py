@@ -1,32 +1,27 @@
 """C08: sparse features are stored in superposition (more features than dimensions).
 
 The claim is about toy models, so this experiment trains toy models x' = ReLU(WᵀWx + b) whatever
-language model the report runs on; the model argument is not used.
+language model the report runs on; the model argument is not used (NULL = "none": the report shows
+it apart from the claims about the model, outside their tally).
+
+Null: the dense setting (feature probability 1) of the same sweep: with dense features the toy
+stores about one feature per dimension; superposition is read as the fall from there.
+Cost: one batched training run of 20 toy models (quick); the full budget adds the 200-feature sweep.
 """
 
 from __future__ import annotations
 
-import time
 from contextlib import contextmanager
 
 import torch
 
-from mechscope.claims.base import Budget, ClaimResult
-from mechscope.toy import (
-    FeatureGeometry,
-    SuperpositionSweep,
-    ToyConfig,
-    replicate,
-    sweep_probabilities,
-    train_toy,
-)
-from mechscope.toy.measures import lowest_loss_instances
+from mechscope.claims.base import Budget, Measurement
+from mechscope.toy import SuperpositionSweep, ToyConfig, sweep_probabilities
+from mechscope.toy.sweep import superposition_sweep
 
 ID = "C08"
-SLUG = "superposition"
-TITLE = "Sparse features are stored in superposition (more features than dimensions)"
-REFERENCE = ("Elhage et al. 2022, Toy Models of Superposition: n=5, m=2 gives a pentagon at high sparsity; "
-             "n=200, m=20 plateaus at ~0.5 dims/feature for 1/(1-S) in [2.2, 3.5], clusters at 3/8, 2/5")
+NULL = "none"
+READS = ("dims_per_feature_dense", "dims_per_feature_sparsest", "represented_sparsest", "n_hidden")
 
 SMALL_DENSITIES = (1.0, 0.3, 0.17, 0.09, 0.05)
 RULE = ("supported if, for 5 features in 2 dimensions, the dense model stores about one feature per "
@@ -35,7 +30,7 @@ RULE = ("supported if, for 5 features in 2 dimensions, the dense model stores ab
         "not supported if the sparsest setting still has dims/feature >= 0.9; otherwise inconclusive")
 
 
-def verdict(metrics: dict) -> str:
+def verdict(metrics: dict, null: dict | None = None) -> str:
     """The verdict rule (RULE), read from the metrics; the same for every model."""
     dense, sparse = metrics["dims_per_feature_dense"], metrics["dims_per_feature_sparsest"]
     if sparse >= 0.9:
@@ -60,26 +55,19 @@ def _threads(n: int):
 def _small_sweep(budget: Budget):
     replicas = 4 if budget.name == "quick" else 12
     cfg = ToyConfig(n_features=5, n_hidden=2, importance_decay=0.9,
-                    n_instances=len(SMALL_DENSITIES) * replicas,
-                    feature_probability=replicate(SMALL_DENSITIES, replicas),
                     steps=1500 if budget.name == "quick" else 4000, batch_size=512, lr=1e-2,
                     lr_schedule="cosine", seed=budget.seed, eval_samples=32768)
-    trained = train_toy(cfg)
-    keys = torch.cat([cfg.probabilities(), cfg.importances()], dim=1)
-    keep = lowest_loss_instances(keys, trained.final_loss)
-    return (SuperpositionSweep.from_trained(trained, best_of_replicas=True),
-            FeatureGeometry.from_trained(trained, keep), trained.seconds)
+    run = superposition_sweep(cfg, SMALL_DENSITIES, replicas)
+    return run.sweep, run.geometry, run.trained.seconds
 
 
 def _large_sweep(budget: Budget) -> SuperpositionSweep:
-    cfg = ToyConfig(n_features=200, n_hidden=20, n_instances=20, importance_decay=1.0,
-                    feature_probability=sweep_probabilities(20), steps=10_000, batch_size=1024, lr=1e-3,
+    cfg = ToyConfig(n_features=200, n_hidden=20, importance_decay=1.0, steps=10_000, batch_size=1024, lr=1e-3,
                     seed=budget.seed)
-    return SuperpositionSweep.from_trained(train_toy(cfg))
+    return superposition_sweep(cfg, sweep_probabilities(20)).sweep
 
 
-def run(model, budget: Budget) -> ClaimResult:
-    start = time.perf_counter()
+def measure(model, budget: Budget) -> Measurement:
     with _threads(1):  # tiny matrices: one thread is fastest and does not fight a busy machine
         sweep, geometry, _ = _small_sweep(budget)
     represented = (sweep.feature_norms >= 0.5).sum(dim=1).tolist()
@@ -107,7 +95,6 @@ def run(model, budget: Budget) -> ClaimResult:
         figures.append(large.figure())
         evidence_large = (f" With 200 features in 20 dimensions, dims/feature averages "
                           f"{metrics['large_plateau_dims_per_feature']:.3f} for 1/(1-S) in [2.2, 3.5].")
-    result = verdict(metrics)
     evidence = (f"Dense (p=1): {metrics['dims_per_feature_dense']:.2f} dims/feature, shape "
                 f"'{geometry.labels[0]}'. Sparsest (p={SMALL_DENSITIES[-1]}): "
                 f"{metrics['dims_per_feature_sparsest']:.2f} dims/feature with {represented[-1]} of 5 features "
@@ -121,6 +108,5 @@ def run(model, budget: Budget) -> ClaimResult:
               "per-feature dimensionality and the 2-D shape of the feature vectors."
               + (" Full budget adds the paper's 200-feature, 20-dimension sweep (20 sparsities, 10k steps)."
                  if budget.name != "quick" else ""))
-    return ClaimResult(id=ID, slug=SLUG, title=TITLE, verdict=result, metrics=metrics,
-                       key_metric="dims_per_feature_sparsest", evidence=evidence, method=method, rule=RULE,
-                       reference=REFERENCE, figures=figures, seconds=time.perf_counter() - start)
+    return Measurement(metrics=metrics, key_metric="dims_per_feature_sparsest", null_key="dims_per_feature_dense",
+                       evidence=evidence, method=method, figures=figures)

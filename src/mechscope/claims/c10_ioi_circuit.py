@@ -1,78 +1,85 @@
 """C10: a small set of heads implements indirect object identification.
 
 Experiment: IOI prompts (ABBA and BABA), metric logit(IO) - logit(S). Heads are ranked by their
-total effect (noising hook_z with the ABC set, every position at once); the circuit is the top
-15% of heads; faithfulness = logit diff with every other head mean-ablated (means over the ABC
-set) / logit diff of the full model. Also: direct effect on the logits by path patching, and
+total effect (noising hook_z with the ABC set, every position at once) on one half of the prompts;
+the circuit is the top 15% of heads; its faithfulness (logit diff with every other head
+mean-ablated over the ABC set, over the full model's) is measured on the other half, so the circuit
+is not scored on the prompts that chose it. Also: direct effect on the logits by path patching, and
 name-mover scores (attention END -> IO x direct logit effect).
+
+Null: the re-initialised twin (about 50% accuracy, logit diff ~ 0).
+Cost: one noising sweep over all heads, path patching and one faithfulness run, on the model and the twin.
 """
 
 from __future__ import annotations
 
-import math
-
 from mechscope.attention.name_movers import name_mover_scores
-from mechscope.claims.base import Budget, ClaimResult
+from mechscope.claims.base import Budget, Measurement
 from mechscope.patching.ablation import circuit_faithfulness
 from mechscope.patching.activation import PatchingConfig, activation_patching
 from mechscope.patching.path import path_patching
+from mechscope.stats import rounded_ci
 from mechscope.tasks.ioi import ioi_task
 
 ID = "C10"
-SLUG = "ioi-circuit"
-TITLE = "A small set of heads implements indirect object identification"
-REFERENCE = "Wang et al. 2022: logit diff 3.56, 99.3% correct, circuit 87% faithful"
+NULL = "twin"
+READS = ("accuracy", "logit_diff", "faithfulness")
 
 CIRCUIT_FRACTION = 0.15
-MIN_ACCURACY, MIN_LOGIT_DIFF, MIN_FAITHFUL = 0.9, 1.0, 0.6
-RULE = (f"supported if the model gets IOI right (accuracy >= {MIN_ACCURACY:.0%}, mean logit diff >= {MIN_LOGIT_DIFF}) "
-        f"and the top {CIRCUIT_FRACTION:.0%} of heads by total effect, with all other heads mean-ablated, keep "
-        f">= {MIN_FAITHFUL:.0%} of the logit diff; not supported if accuracy < 70% or that circuit keeps < 30%; "
-        "inconclusive otherwise")
+MIN_ACCURACY, MIN_LOGIT_DIFF, MIN_FAITHFUL, DIFF_MARGIN = 0.9, 1.0, 0.6, 1.0
+RULE = (f"supported if the model gets IOI right (accuracy >= {MIN_ACCURACY:.0%}, mean logit diff >= {MIN_LOGIT_DIFF} "
+        f"and >= {DIFF_MARGIN} above the re-initialised twin's) and the top {CIRCUIT_FRACTION:.0%} of heads by total "
+        f"effect on half of the prompts, with all other heads mean-ablated, keep >= {MIN_FAITHFUL:.0%} of the logit "
+        "diff on the other half; not supported if accuracy < 70% or that circuit keeps < 30%; inconclusive otherwise")
 
 
-def verdict(accuracy: float, logit_diff: float, faithfulness: float) -> str:
-    if accuracy < 0.7 or (not math.isnan(faithfulness) and faithfulness < 0.3):
+def verdict(metrics: dict, null: dict | None) -> str:
+    accuracy, faithfulness = metrics["accuracy"], metrics["faithfulness"]
+    if accuracy < 0.7 or faithfulness < 0.3:
         return "not supported"
-    if accuracy >= MIN_ACCURACY and logit_diff >= MIN_LOGIT_DIFF and faithfulness >= MIN_FAITHFUL:
+    beyond_twin = null is not None and metrics["logit_diff"] >= null["logit_diff"] + DIFF_MARGIN
+    if accuracy >= MIN_ACCURACY and metrics["logit_diff"] >= MIN_LOGIT_DIFF and beyond_twin \
+            and faithfulness >= MIN_FAITHFUL:
         return "supported"
     return "inconclusive"
 
 
-def run(model, budget: Budget) -> ClaimResult:
+def measure(model, budget: Budget) -> Measurement:
     task = ioi_task(model, n_prompts=budget.n_prompts, seed=budget.seed, corrupt="abc")
     base = task.baseline(model)
-    task = task.subset(slice(0, max(8, budget.n_prompts // 2)))   # patching and ablations: half (time)
-    total = activation_patching(model, task, "z", PatchingConfig(direction="noise"))
+    select, held_out = task.subset(slice(0, None, 2)), task.subset(slice(1, None, 2))
+    total = activation_patching(model, select, "z", PatchingConfig(direction="noise"))
     n_heads = model.cfg.n_layers * model.cfg.n_heads
     k = max(2, round(CIRCUIT_FRACTION * n_heads))
     circuit = [idx for idx, _ in total.top(k)]
-    faith = circuit_faithfulness(model, task, circuit)
-    direct = path_patching(model, task)
-    movers = name_mover_scores(model, task)
-    v = verdict(base.accuracy, base.logit_diff, faith.faithfulness)
+    faith = circuit_faithfulness(model, held_out, circuit)
+    direct = path_patching(model, select)
+    movers = name_mover_scores(model, select)
+    per_prompt = base.clean_answer_logits.gather(1, task.answer_ids[:, None])[:, 0] \
+        - base.clean_answer_logits.gather(1, task.wrong_ids[:, None])[:, 0]
     metrics = {
-        "logit_diff": base.logit_diff, "accuracy": base.accuracy, "top1_accuracy": base.top1_accuracy,
+        "logit_diff": base.logit_diff, "logit_diff_ci95": rounded_ci(per_prompt, seed=budget.seed),
+        "accuracy": base.accuracy, "top1_accuracy": base.top1_accuracy,
         "abc_logit_diff": base.corrupt_metric, "faithfulness": faith.faithfulness, "circuit_size": k,
         "n_heads": n_heads, "circuit_heads": [f"{a}.{b}" for a, b in circuit],
         "circuit_logit_diff": faith.circuit_metric, "all_heads_ablated_logit_diff": faith.ablated_all_metric,
         "top_total_effect_heads": [f"{i[0]}.{i[1]}: {v_:.2f}" for i, v_ in total.top(5)],
         "top_direct_effect_heads": [f"{i[0]}.{i[1]}: {v_:.2f}" for i, v_ in direct.top(5)],
         "top_name_mover_heads": [f"{a}.{b}: {s:.2f}" for a, b, s in movers.as_head_scores().top(3)],
-        "n_prompts": base.n_prompts, "n_patching_prompts": len(task),
+        "n_prompts": base.n_prompts, "n_selection_prompts": len(select), "n_held_out_prompts": len(held_out),
         "templates": sorted(set(task.labels["template"].tolist())),
     }
     evidence = (
         f"On {base.n_prompts} IOI prompts the mean logit diff IO - S is {base.logit_diff:.2f} with {base.accuracy:.0%} "
-        f"of prompts correct (ABC set: {base.corrupt_metric:.2f}). The {k} heads with the largest total effect "
-        f"({', '.join(metrics['circuit_heads'][:6])}{'...' if k > 6 else ''}) keep {faith.faithfulness:.0%} of the "
-        f"logit diff when all other heads are mean-ablated. Largest direct effects: "
-        f"{', '.join(metrics['top_direct_effect_heads'][:3])}.")
-    return ClaimResult(
-        id=ID, slug=SLUG, title=TITLE, verdict=v, metrics=metrics, key_metric="faithfulness", evidence=evidence,
-        rule=RULE, reference=REFERENCE,
+        f"of prompts correct (ABC set: {base.corrupt_metric:.2f}). The {k} heads with the largest total effect on the "
+        f"selection half ({', '.join(metrics['circuit_heads'][:6])}{'...' if k > 6 else ''}) keep "
+        f"{faith.faithfulness:.0%} of the logit diff on the held-out half when all other heads are mean-ablated. "
+        f"Largest direct effects: {', '.join(metrics['top_direct_effect_heads'][:3])}.")
+    return Measurement(
+        metrics=metrics, key_metric="faithfulness", evidence=evidence,
         figures=[total.figure(), direct.figure(), movers.figure(), faith.figure()],
         method=("IOI prompts from BABA/ABBA templates (the organism's ground truth or generic English names that "
-                "are single tokens); noising activation patching of each head's hook_z with the ABC set; circuit = "
-                f"top {CIRCUIT_FRACTION:.0%} of heads; faithfulness with ABC-mean ablation of all other heads; path "
-                "patching heads -> logits (other heads and MLPs frozen); name-mover scores."))
+                "are single tokens); noising activation patching of each head's hook_z with the ABC set on the even "
+                f"prompts; circuit = top {CIRCUIT_FRACTION:.0%} of heads; faithfulness with ABC-mean ablation of all "
+                "other heads on the odd prompts; path patching heads -> logits (other heads and MLPs frozen); "
+                "name-mover scores."))

@@ -3,36 +3,64 @@
 Experiment: denoising activation patching of resid_pre over every (layer, position) on a task
 whose clean and corrupt prompts differ at one early position: IOI (corrupt: S2 replaced by IO,
 so the answer flips) where the model has names, otherwise the induction-copy task (the copied
-token changed in the first copy). At layer 0 only the changed position can carry the effect; the
-final position must hold it by the last layer. Where it moves between the two tells which layers
-move the information.
+token changed in the first copy). In a causal decoder any dependence on an earlier token must move
+through attention somewhere, so "it moves" cannot fail; the claim is read in a form that can: the
+information moves *in identifiable layers*. The final position's share of the effect rises from
+<= 20% to >= 80% within a band of at most max(1, ceil(L/3)) blocks, and before that band the changed
+positions hold >= 80% of it; not when the effect only reaches the final position in the last block,
+or drifts there gradually over most of the depth.
+
+Null: the re-initialised twin (it does not do the task: its clean-corrupt gap is ~0).
+Cost: one patching sweep over (layer, position) on <= 16 prompts, on the model and the twin.
 """
 
 from __future__ import annotations
 
-from mechscope.claims.base import Budget, ClaimResult
+import math
+
+from mechscope.claims.base import Budget, Measurement
 from mechscope.errors import NotApplicableError
 from mechscope.patching.activation import activation_patching
 from mechscope.tasks.induction import induction_task
 from mechscope.tasks.ioi import ioi_task
 
 ID = "C12"
-SLUG = "information-movement"
-TITLE = "Information moves between positions through attention"
-REFERENCE = "IOI / factual recall patching figures"
+NULL = "twin"
+READS = ("gap", "arrival_layer", "rise_width", "changed_share_before_rise", "n_blocks")
 
-MIN_GAP, MOVED = 1.0, 0.5
-RULE = (f"supported if the task's clean-corrupt logit-diff gap is >= {MIN_GAP} and patching the last position "
-        f"alone at the last layer's resid_pre recovers >= {MOVED:.0%} of it (the information reached the final "
-        f"position), while at layer 0 the changed positions carry it; not supported if the gap is >= {MIN_GAP} "
-        "but the final position never carries the majority of the effect; inconclusive if the gap is smaller "
-        "(the model does not do the task well enough to tell)")
+MIN_GAP, LOW, HIGH = 1.0, 0.2, 0.8
+RULE = (f"fraction of the clean-corrupt logit-diff gap recovered by patching resid_pre at the final position, by "
+        f"layer: supported if the gap is >= {MIN_GAP} and >= {MIN_GAP} above the re-initialised twin's, the final "
+        f"position's share rises from <= {LOW:.0%} to >= {HIGH:.0%} within max(1, ceil(n_blocks/3)) blocks (the "
+        f"layers that move the information), and before that rise the changed positions hold >= {HIGH:.0%}; not "
+        f"supported if the final position never holds {HIGH:.0%} before the last block (the information arrives only "
+        "in the last block or stays spread) or the rise takes more than half the blocks; inconclusive otherwise, "
+        "and when the gap is small (the model does not do the task well enough to tell)")
 
 
-def verdict(gap: float, end_last_layer: float) -> str:
-    if gap < MIN_GAP:
+def verdict(metrics: dict, null: dict | None) -> str:
+    gap, n_blocks = metrics["gap"], metrics["n_blocks"]
+    if gap < MIN_GAP or null is None or gap < null["gap"] + MIN_GAP:
         return "inconclusive"
-    return "supported" if end_last_layer >= MOVED else "not supported"
+    arrival, width = metrics["arrival_layer"], metrics["rise_width"]
+    if arrival < 0 or width > n_blocks / 2:
+        return "not supported"
+    if width <= max(1, math.ceil(n_blocks / 3)) and metrics["changed_share_before_rise"] >= HIGH:
+        return "supported"
+    return "inconclusive"
+
+
+def movement(at_end: list[float], at_changed: list[float]) -> tuple[int, int, float]:
+    """(arrival layer, rise width, min changed share before the rise) from resid_pre shares by layer.
+
+    arrival: first layer whose final-position share is >= HIGH (-1 if none); the rise starts after
+    the last layer before it with share <= LOW; width = arrival - that layer (-1 if no arrival).
+    """
+    arrival = next((layer for layer, v in enumerate(at_end) if v >= HIGH), -1)
+    if arrival < 0:
+        return -1, -1, float(min(at_changed))
+    start = max((layer for layer in range(arrival) if at_end[layer] <= LOW), default=0)
+    return arrival, arrival - start, float(min(at_changed[: start + 1]))
 
 
 def pick_task(model, budget: Budget):
@@ -43,31 +71,32 @@ def pick_task(model, budget: Budget):
         return induction_task(model, n_prompts=min(budget.n_prompts, 16), half_len=8, seed=budget.seed)
 
 
-def run(model, budget: Budget) -> ClaimResult:
+def measure(model, budget: Budget) -> Measurement:
     task = pick_task(model, budget)
     grid = activation_patching(model, task, "resid_pre")
     values = grid.values
     changed = task.differing_positions()
     end = task.resolved_answer_pos
     gap = grid.clean_metric - grid.corrupt_metric
-    at_changed = values[:, changed].sum(1)                    # [n_layers]
-    at_end = values[:, end]
-    moved_layer = next((layer for layer in range(values.shape[0]) if at_end[layer] >= MOVED), None)
-    v = verdict(gap, float(at_end[-1]))
+    at_changed = values[:, changed].sum(1).tolist()           # [n_layers]
+    at_end = values[:, end].tolist()
+    arrival, width, holds = movement(at_end, at_changed)
     metrics = {
         "task": task.name, "gap": gap, "clean_metric": grid.clean_metric, "corrupt_metric": grid.corrupt_metric,
-        "effect_at_changed_positions_by_layer": at_changed.tolist(), "effect_at_end_by_layer": at_end.tolist(),
-        "end_effect_last_layer": float(at_end[-1]), "first_layer_end_carries_majority": moved_layer,
+        "n_blocks": model.cfg.n_layers, "arrival_layer": arrival, "rise_width": width,
+        "changed_share_before_rise": holds,
+        "effect_at_changed_positions_by_layer": [round(v, 4) for v in at_changed],
+        "effect_at_end_by_layer": [round(v, 4) for v in at_end],
         "changed_positions": changed.nonzero().flatten().tolist(), "n_prompts": len(task),
     }
-    where = f"layer {moved_layer}" if moved_layer is not None else "no layer"
+    where = (f"arrives at the final position (>= {HIGH:.0%}) at layer {arrival}, a rise over {width} block(s)"
+             if arrival >= 0 else f"never holds {HIGH:.0%} of it at the final position before the last block")
     evidence = (
         f"On the {task.name} task ({len(task)} prompts, gap {gap:.2f} in logit diff) the effect sits at the changed "
-        f"position(s) {metrics['changed_positions']} at layer 0 ({float(at_changed[0]):.0%}) and reaches the final "
-        f"position by {where}; at the last layer the final position alone recovers {float(at_end[-1]):.0%}.")
-    return ClaimResult(
-        id=ID, slug=SLUG, title=TITLE, verdict=v, metrics=metrics, key_metric="end_effect_last_layer",
-        evidence=evidence, rule=RULE, reference=REFERENCE, figures=[grid.figure()],
+        f"position(s) {metrics['changed_positions']} ({at_changed[0]:.0%} at layer 0, at least {holds:.0%} before the "
+        f"rise) and {where}. Final-position share by layer: {', '.join(f'{v:.2f}' for v in at_end)}.")
+    return Measurement(
+        metrics=metrics, key_metric="arrival_layer", evidence=evidence, figures=[grid.figure()],
         method=("Denoising activation patching of resid_pre at every (layer, position), batched and run from the "
                 "patched layer onward; IOI with S2 -> IO corruption (template 0) when the model has single-token "
                 "names, else the induction-copy task; values are the fraction of the clean-corrupt gap recovered."))

@@ -1,30 +1,52 @@
-"""C16: LayerNorm does nothing substantial: it can be fine-tuned away (Heimersheim 2024)."""
+"""C16: LayerNorm does nothing substantial: it can be fine-tuned away (Heimersheim 2024).
+
+Experiment: each norm (every ln2, then every ln1, then the final norm) is replaced one at a time
+by a frozen scale, its average divisor measured just before (position 0 gets its own), with
+fine-tuning of all weights in between; the control is a plain fine-tune with the same steps, data
+and learning rate. gap = held-out CE of the norm-free model minus the control's. Steps whose loss or
+gradient is not finite (a huge-norm token under a frozen scale) are skipped, never taken.
+
+Null: the re-initialised twin. Removing the norms from a network that has learned nothing costs
+nothing, so a small gap only means something when the norms mattered: freezing them without
+fine-tuning must cost the model clearly more than it costs the twin.
+
+Cost: two fine-tunes of QUICK_STEPS steps under the quick budget, on the model and the twin.
+"""
 
 from __future__ import annotations
 
-from mechscope.claims.base import Budget, ClaimResult
+import math
+
+from mechscope.claims.base import Budget, Measurement
 from mechscope.data.text import eval_token_batches
-from mechscope.lens.norm_removal import NormRemovalConfig, NormRemovalResult, remove_norms
+from mechscope.lens.norm_removal import NormRemovalConfig, remove_norms
 
 ID = "C16"
-SLUG = "layernorm-removable"
-TITLE = "LayerNorm does nothing substantial: it can be fine-tuned away"
-REFERENCE = "Heimersheim 2024: +0.05 CE for GPT-2 small; Baroni et al. 2025: 3.0126 → 3.0797"
+NULL = "twin"
+READS = ("gap", "freeze_cost")
 QUICK_STEPS = 25   # each of the two fine-tunes under the quick budget (batches of 4 sequences)
-RULE = ("gap = held-out CE of the norm-free model minus that of a plain fine-tune of equal length: supported "
-        "if gap ≤ 0.1 nats; not supported if gap > 0.5 nats; otherwise "
-        "inconclusive (a longer fine-tune may close it)")
+SMALL_GAP, LARGE_GAP, MIN_FREEZE_COST = 0.1, 0.5, 0.2
+RULE = (f"gap = held-out CE of the norm-free model minus that of a plain fine-tune of equal length; freeze cost = "
+        f"CE with every norm frozen before any fine-tuning minus the original CE. Supported if gap ≤ {SMALL_GAP} "
+        f"nats while the freeze cost is ≥ {MIN_FREEZE_COST} nats above the re-initialised twin's (the norms did "
+        f"something, and fine-tuning took it over); not supported if gap > {LARGE_GAP} nats; otherwise inconclusive "
+        "(a longer fine-tune may close it, or the norms did nothing to remove). A norm-free fine-tune whose CE is not "
+        "finite is an error, never a gap.")
 
 
-def rule(r: NormRemovalResult) -> str:
-    if r.gap <= 0.1:
-        return "supported"
-    if r.gap > 0.5:
+def verdict(metrics: dict, null: dict | None) -> str:
+    gap = metrics["gap"]
+    if gap > LARGE_GAP:
         return "not supported"
-    return "inconclusive"
+    mattered = null is not None and metrics["freeze_cost"] >= null["freeze_cost"] + MIN_FREEZE_COST
+    return "supported" if gap <= SMALL_GAP and mattered else "inconclusive"
 
 
-def run(model, budget: Budget) -> ClaimResult:
+def _finite(x: float) -> float | None:
+    return round(x, 4) if math.isfinite(x) else None
+
+
+def measure(model, budget: Budget) -> Measurement:
     quick = budget.name == "quick"
     steps = QUICK_STEPS if quick else budget.train_steps
     common = dict(seq_len=budget.seq_len, batch_size=4 if quick else 8)
@@ -32,19 +54,23 @@ def run(model, budget: Budget) -> ClaimResult:
     held_out = list(eval_token_batches(model, n_sequences=budget.n_sequences, seed=budget.seed, **common))
     r = remove_norms(model, train, held_out, NormRemovalConfig(steps=steps, seed=budget.seed, lr=1e-3 if quick else 3e-4,
                                                                   calibration_batches=1 if quick else 2))
-    return ClaimResult(
-        ID, SLUG, TITLE, rule(r),
-        metrics={"ce_original": round(r.ce_original, 4), "ce_control": round(r.ce_control, 4),
-                 "ce_norm_free": round(r.ce_norm_free, 4), "ce_frozen_untrained": round(r.ce_frozen_untrained, 4),
-                 "gap": round(r.gap, 4), "steps": r.steps, "n_norms": len(r.sites)},
+    skipped = sum(not math.isfinite(x) for x in r.losses_norm_free)
+    freeze_cost = r.ce_frozen_untrained - r.ce_original
+    return Measurement(
+        metrics={"ce_original": _finite(r.ce_original), "ce_control": _finite(r.ce_control),
+                 "ce_norm_free": _finite(r.ce_norm_free), "ce_frozen_untrained": _finite(r.ce_frozen_untrained),
+                 "gap": _finite(r.gap), "freeze_cost": _finite(freeze_cost), "steps": r.steps,
+                 "skipped_non_finite_steps": skipped, "n_norms": len(r.sites)},
         key_metric="gap",
         evidence=(f"Held-out CE: original {r.ce_original:.3f}, all norms frozen without fine-tuning "
-                  f"{r.ce_frozen_untrained:.3f}, plain fine-tune {r.ce_control:.3f}, norm-free fine-tune "
-                  f"{r.ce_norm_free:.3f} nats: removing the {len(r.sites)} norms costs {r.gap:+.3f} nats against "
-                  f"the control after {r.steps} steps."),
+                  f"{r.ce_frozen_untrained:.3f} (freeze cost {freeze_cost:+.3f}), plain fine-tune {r.ce_control:.3f}, "
+                  f"norm-free fine-tune {r.ce_norm_free:.3f} nats: removing the {len(r.sites)} norms costs "
+                  f"{r.gap:+.3f} nats against the control after {r.steps} steps"
+                  + (f" ({skipped} steps skipped on a non-finite loss)." if skipped else ".")),
         method=(f"Each norm (every ln2, then every ln1, then the final norm) is replaced one at a time by a frozen "
                 f"scale, its average divisor over data measured just before (position 0 gets its own), with "
-                f"fine-tuning of all weights in between; {r.steps} AdamW steps in all. The control is a plain "
-                "fine-tune with the same steps, data and learning rate. CE on held-out text."),
-        rule=RULE, reference=REFERENCE, figures=[r.figure()],
+                f"fine-tuning of all weights in between; {r.steps} AdamW steps in all, gradients clipped to norm 1, "
+                "steps with a non-finite loss or gradient skipped. The control is a plain fine-tune with the same "
+                "steps, data and learning rate. CE on held-out text."),
+        figures=[r.figure()],
     )

@@ -1,35 +1,45 @@
-"""C17: because the residual norm grows, features written early shrink in relative importance."""
+"""C17: because the residual norm grows, features written early shrink in relative importance.
+
+Experiment: per token, u = the unit embedding direction (resid_pre of block 0); after each block
+the share of the stream along u, <r,u>/‖r‖, the norm growth, and how much of what was written is
+still there, <r,u>/‖embedding‖.
+
+Null: the re-initialised twin. Random blocks also add norm and so dilute the embedding; the rule
+asks the model to dilute it more than its twin does.
+
+Cost: one forward pass over budget.n_sequences sequences, on the model and the twin.
+"""
 
 from __future__ import annotations
 
-from mechscope.claims.base import Budget, ClaimResult
+from mechscope.claims.base import Budget, Measurement
 from mechscope.data.text import eval_token_batches
-from mechscope.geometry.dilution import DilutionResult, norm_dilution
+from mechscope.geometry.dilution import norm_dilution
 
 ID = "C17"
-SLUG = "norm-dilution"
-TITLE = "Because norm grows, old features shrink in relative importance"
-REFERENCE = "Turner; seed text"
+NULL = "twin"
+READS = ("final_share", "final_retained", "final_norm_ratio")
+SHARE_MARGIN = 0.2   # the model's final share must sit this far below the twin's
 RULE = ("direction u = the embedding at each token: supported if after the last block its share of the "
         "stream <r,u>/‖r‖ is ≤ 0.5, the norm has grown ≥ 1.5× and the component along u is still ≥ 50% "
-        "of what was written (diluted, not erased); not supported if the share stays > 0.8 or the norm grows "
+        "of what was written (diluted, not erased), with the share ≥ 0.2 below the re-initialised twin's; not supported if the share stays > 0.8 or the norm grows "
         "< 1.1×; otherwise inconclusive")
 
 
-def rule(r: DilutionResult) -> str:
-    share, growth, retained = r.share[-1], r.norm_ratio[-1], r.retained[-1]
+def verdict(metrics: dict, null: dict | None) -> str:
+    share, growth, retained = metrics["final_share"], metrics["final_norm_ratio"], metrics["final_retained"]
     if share > 0.8 or growth < 1.1:
         return "not supported"
-    if share <= 0.5 and growth >= 1.5 and retained >= 0.5:
+    beyond_twin = null is not None and share <= null["final_share"] - SHARE_MARGIN
+    if share <= 0.5 and growth >= 1.5 and retained >= 0.5 and beyond_twin:
         return "supported"
     return "inconclusive"
 
 
-def run(model, budget: Budget) -> ClaimResult:
+def measure(model, budget: Budget) -> Measurement:
     batches = eval_token_batches(model, seq_len=budget.seq_len, n_sequences=budget.n_sequences, seed=budget.seed)
     r = norm_dilution(model, batches, source_point=0)
-    return ClaimResult(
-        ID, SLUG, TITLE, rule(r),
+    return Measurement(
         metrics={"final_share": round(r.share[-1], 4), "final_retained": round(r.retained[-1], 4),
                  "final_norm_ratio": round(r.norm_ratio[-1], 4), "layers": r.layer_labels,
                  "share": [round(v, 4) for v in r.share], "retained": [round(v, 4) for v in r.retained],
@@ -42,5 +52,5 @@ def run(model, budget: Budget) -> ClaimResult:
         method=("Per token, u = unit vector of the embedding (resid_pre of block 0). After each block: share = "
                 "<r,u>/‖r‖, retained = <r,u>/‖embedding‖, nominal share = ‖embedding‖/‖r‖; means over held-out "
                 "tokens at positions ≥ 1."),
-        rule=RULE, reference=REFERENCE, figures=[r.figure()],
+        figures=[r.figure()],
     )

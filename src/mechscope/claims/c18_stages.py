@@ -1,52 +1,75 @@
-"""C18: early and late layers are special; middle layers are robust (Lad et al. 2024)."""
+"""C18: early and late layers are special; middle layers are robust (Lad et al. 2024).
+
+Experiment: each block deleted in turn (the residual stream skips it), and each adjacent pair
+swapped; top-1 agreement with the unedited model and next-token CE on held-out text.
+
+Null: the re-initialised twin, where every block adds a little noise and deleting any one of them
+changes little; and an absolute bar from the reference: Lad et al. find 72-95% of predictions kept
+when a middle layer is deleted, with the first and last layers the most sensitive.
+
+Cost: 2 * n_layers edited forward passes over budget.n_sequences sequences, on the model and the twin.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 
-from mechscope.claims.base import Budget, ClaimResult
+from mechscope.claims.base import Budget, Measurement
 from mechscope.data.text import eval_token_batches
-from mechscope.geometry.layer_robustness import LayerRobustnessResult, layer_robustness
+from mechscope.geometry.layer_robustness import layer_robustness
 
 ID = "C18"
-SLUG = "stages"
-TITLE = "Early and late layers are special; middle layers are robust (stages of inference)"
-REFERENCE = "Lad et al. 2024: 72–95% retained, first and last layers most sensitive"
-RULE = ("delete each block in turn; top-1 agreement with the original model: supported if deleting the first "
-        "block and deleting the last block both agree less than the median of the middle blocks; not "
-        "supported if neither does; inconclusive if only one does, or with fewer than 3 blocks")
+NULL = "twin"
+READS = ("first_block_agreement", "last_block_agreement", "middle_median_agreement", "n_blocks")
+
+MIDDLE_ROBUST, MARGIN, TWIN_MARGIN = 0.72, 0.1, 0.1
+RULE = (f"delete each block in turn; top-1 agreement with the original model. Supported if the middle blocks are "
+        f"robust (median agreement ≥ {MIDDLE_ROBUST:.0%}, the bottom of the 72–95% reference band), deleting the first "
+        f"block and deleting the last block each agree ≥ {MARGIN:.0%} less than that median, and that contrast "
+        f"(median minus the larger of the two) is ≥ {TWIN_MARGIN:.0%} above the re-initialised twin's; not supported if "
+        f"the middle blocks are not robust (median < {MIDDLE_ROBUST:.0%}) or neither end block is below the median; "
+        "inconclusive otherwise, and with fewer than 3 blocks")
 
 
-def rule(r: LayerRobustnessResult) -> str:
-    if r.n_layers < 3:
+def contrast(metrics: dict) -> float:
+    """Middle median minus the larger of the first and last block's agreement."""
+    return metrics["middle_median_agreement"] - max(metrics["first_block_agreement"], metrics["last_block_agreement"])
+
+
+def verdict(metrics: dict, null: dict | None) -> str:
+    if metrics["n_blocks"] < 3:
         return "inconclusive"
-    middle = float(np.median(r.deleted_agreement[1:-1]))
-    below = [r.deleted_agreement[0] < middle, r.deleted_agreement[-1] < middle]
-    if all(below):
-        return "supported"
-    if not any(below):
+    middle = metrics["middle_median_agreement"]
+    first, last = metrics["first_block_agreement"], metrics["last_block_agreement"]
+    if middle < MIDDLE_ROBUST or (first >= middle and last >= middle):
         return "not supported"
+    beyond_twin = null is not None and null["n_blocks"] >= 3 and contrast(metrics) >= contrast(null) + TWIN_MARGIN
+    if first <= middle - MARGIN and last <= middle - MARGIN and beyond_twin:
+        return "supported"
     return "inconclusive"
 
 
-def run(model, budget: Budget) -> ClaimResult:
+def measure(model, budget: Budget) -> Measurement:
     batches = eval_token_batches(model, seq_len=budget.seq_len, n_sequences=budget.n_sequences, seed=budget.seed)
     r = layer_robustness(model, batches)
     middle = r.deleted_agreement[1:-1]
-    return ClaimResult(
-        ID, SLUG, TITLE, rule(r),
-        metrics={"deleted_agreement": [round(v, 4) for v in r.deleted_agreement],
+    median = float(np.median(middle)) if middle else float(np.median(r.deleted_agreement))
+    return Measurement(
+        metrics={"middle_median_agreement": round(median, 4),
+                 "first_block_agreement": round(r.deleted_agreement[0], 4),
+                 "last_block_agreement": round(r.deleted_agreement[-1], 4), "n_blocks": r.n_layers,
+                 "deleted_agreement": [round(v, 4) for v in r.deleted_agreement],
                  "deleted_ce": [round(v, 4) for v in r.deleted_ce],
                  "swapped_agreement": [round(v, 4) for v in r.swapped_agreement],
                  "swapped_ce": [round(v, 4) for v in r.swapped_ce], "base_ce": round(r.base_ce, 4),
-                 "middle_median_agreement": round(float(np.median(middle)), 4) if middle else None,
                  "n_tokens": r.n_tokens},
         key_metric="middle_median_agreement",
         evidence=(f"Deleting a block keeps {', '.join(f'{a:.0%}' for a in r.deleted_agreement)} of the original "
-                  f"top-1 predictions (blocks 0..{r.n_layers - 1}); swapping neighbours keeps "
-                  f"{', '.join(f'{a:.0%}' for a in r.swapped_agreement)}. Original CE {r.base_ce:.2f} nats."),
+                  f"top-1 predictions (blocks 0..{r.n_layers - 1}; middle median {median:.0%}, reference band "
+                  f"72–95%); swapping neighbours keeps {', '.join(f'{a:.0%}' for a in r.swapped_agreement)}. "
+                  f"Original CE {r.base_ce:.2f} nats."),
         method=("Each block removed in turn (the residual stream skips it), and each adjacent pair swapped, by "
                 "editing the model's block list; top-1 agreement with the unedited model and next-token CE on "
                 "held-out text."),
-        rule=RULE, reference=REFERENCE, figures=[r.figure()],
+        figures=[r.figure()],
     )

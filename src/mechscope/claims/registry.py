@@ -1,9 +1,20 @@
 """Find the claim modules, merge them with the catalogue, and run them one after another.
 
 A claim module is any module ``mechscope.claims.cNN_<slug>`` (found with pkgutil, so a new claim
-needs no registration). Every catalogue entry is listed: one without a module yields a
-"not implemented" result. A claim that raises yields an "error" result with its message and the
-others still run; a claim that raises `NotApplicableError` yields "not applicable" with the reason.
+needs no registration) that obeys the contract of claims/base.py (measure, verdict, RULE, NULL,
+READS). Every catalogue entry is listed: one without a module yields a "not implemented" result.
+For each claim the runner:
+
+1. seeds everything with budget.seed and calls measure(model, budget);
+2. when NULL == "twin", builds the null twin once per run (claims/null_twin.py), seeds again and
+   calls measure(twin, budget);
+3. checks every number under READS, in the model's metrics and the twin's: one that is missing or
+   not finite gives "error" with the reason, and the rule is not applied;
+4. otherwise calls verdict(metrics, null_metrics).
+
+A claim that raises yields an "error" result with its message and the others still run; one that
+raises `NotApplicableError` yields "not applicable" with the reason. A model with a non-finite
+weight gives "error" for every claim that reads the model, before any of them runs.
 
 Usage::
 
@@ -96,8 +107,6 @@ def contract_problem(module: ModuleType, claim_id: str) -> str | None:
     module_id = str(getattr(module, "ID", "")).upper()
     if module_id != claim_id:
         return f"ID must be {claim_id!r} (found {module_id or None!r})"
-    if callable(getattr(module, "run", None)) and not hasattr(module, "measure"):
-        return None  # legacy run(model, budget) -> ClaimResult, until every claim is converted
     missing = [name for name in ("measure", "verdict") if not callable(getattr(module, name, None))]
     missing += [name for name in ("RULE", "NULL") if not isinstance(getattr(module, name, None), str)]
     if missing:
@@ -224,8 +233,6 @@ def run_one(model, spec: ClaimSpec, budget: Budget, twins: NullTwin | None = Non
         return _result(entry, "not implemented",
                        evidence="This experiment is not built yet.", method=entry.experiment)
     module = spec.module
-    if not hasattr(module, "measure"):
-        return _run_legacy(model, module, entry, budget)
     null = str(getattr(module, "NULL", ""))
     seed_everything(budget.seed)
     start = time.perf_counter()
@@ -254,7 +261,11 @@ def run_one(model, spec: ClaimSpec, budget: Budget, twins: NullTwin | None = Non
         result.error = ("the rule was not applied: a number it reads is not finite or missing "
                         f"({'; '.join(problems)})" if result.error is None else result.error)
         return result
-    verdict = module.verdict(measured.metrics, result.null_metrics)
+    try:
+        verdict = module.verdict(measured.metrics, result.null_metrics)
+    except Exception as err:  # noqa: BLE001 - a broken rule is an error result, not a crash
+        result.verdict, result.error = "error", f"the verdict rule failed: {_describe(err)}"
+        return result
     if verdict not in RULE_VERDICTS:
         result.verdict, result.error = "error", f"verdict() returned {verdict!r}, not one of {RULE_VERDICTS}"
     else:
@@ -277,22 +288,6 @@ def _measure_twin(module: ModuleType, budget: Budget, twins: NullTwin, result: C
     result.null_metrics = twin_measured.metrics
     result.null_value = twin_measured.metrics.get(result.key_metric)
     return [f"null twin {p}" for p in unreadable(twin_measured.metrics, module.READS)]
-
-
-def _run_legacy(model, module: ModuleType, entry: CatalogueEntry, budget: Budget) -> ClaimResult:
-    """A claim module still written as run(model, budget) -> ClaimResult (being converted)."""
-    seed_everything(budget.seed)
-    start = time.perf_counter()
-    try:
-        result = module.run(model, budget)
-    except NotApplicableError as err:
-        result = _result(entry, "not applicable", evidence=str(err), method=entry.experiment)
-    except Exception as err:  # noqa: BLE001
-        result = _result(entry, "error", error=_describe(err), method=entry.experiment,
-                         evidence="The experiment raised an error before it reached a verdict.")
-    result.seconds = time.perf_counter() - start
-    result.reference = entry.reference
-    return result
 
 
 def _non_finite_weights(model) -> str | None:

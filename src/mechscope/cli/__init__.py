@@ -11,6 +11,7 @@ import sys
 
 import typer
 
+from mechscope.cli.common import silence_padding_warning
 from mechscope.errors import MechscopeError
 
 app = typer.Typer(
@@ -20,7 +21,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-
+silence_padding_warning()
 
 
 @app.callback()

@@ -8,29 +8,33 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from mechscope.io import write_json_atomic
+from mechscope.cli.common import (
+    DEVICE_OPT,
+    DTYPE_OPT,
+    HTML_OPT,
+    JSON_OPT,
+    MODEL_ARG,
+    MODEL_OPT,
+    load_model,
+    write_html,
+    write_json,
+)
 
 DETECTORS = ("previous-token", "duplicate-token", "induction", "lookback", "lagged-induction", "copying",
              "name-mover")
 
 
-def _load(spec: str | None, device: str):
-    import mechscope
-    from mechscope.cli.model import default_model_spec
-
-    return mechscope.load(spec or default_model_spec(), device=device)
-
-
 def heads(
-    model: str = typer.Argument(None, help="HF model directory, hub id or organism:NAME (default: the shipped organism)"),
+    model: str = MODEL_ARG,
     detector: str = typer.Option("all", help=f"one of {', '.join(DETECTORS)} or 'all'"),
     top: int = typer.Option(5, help="heads to list per detector"),
     n_sequences: int = typer.Option(16, help="repeated random-token sequences"),
-    half_len: int = typer.Option(24, help="tokens per copy"),
+    half_len: int = typer.Option(24, help="tokens per copy (at most (n_ctx - 1) // 2)"),
     seed: int = typer.Option(0),
-    json_path: Path = typer.Option(None, "--json", help="write all scores as JSON here"),
-    html_path: Path = typer.Option(None, "--html", help="write the layer x head heatmaps as HTML here"),
-    device: str = typer.Option("cpu"),
+    json_path: Path = JSON_OPT,
+    html_path: Path = HTML_OPT,
+    device: str = DEVICE_OPT,
+    dtype: str = DTYPE_OPT,
 ) -> None:
     """Score every head as previous-token, duplicate-token, induction, lookback, lagged-induction, copying
     and name-mover head (lagged detectors also report the best lag)."""
@@ -40,7 +44,11 @@ def heads(
 
     if detector != "all" and detector not in DETECTORS:
         raise InputError(f"unknown detector {detector!r}: use one of {', '.join(DETECTORS)} or 'all'")
-    m = _load(model, device)
+    m = load_model(model, device, dtype)
+    longest = (m.cfg.n_ctx - 1) // 2
+    if not 1 <= half_len <= longest:
+        raise InputError(f"--half-len {half_len}: two copies and a BOS must fit the model's context of "
+                         f"{m.cfg.n_ctx} tokens; use 1..{longest}")
     report = head_report(m, n_sequences=n_sequences, half_len=half_len, seed=seed)
     scores = dict(report.scores)
     notes = {}
@@ -66,38 +74,32 @@ def heads(
                   f"second copy {report.repeat.second_copy_loss:.2f} nats (drop {report.repeat.drop:.2f}); "
                   f"ICL score (loss at position {report.icl.late} minus position {report.icl.early}): "
                   f"{report.icl.score:.2f}")
-    if json_path:
-        write_json_atomic(json_path, {
-            "model": model, "scores": {k: v.scores for k, v in scores.items() if k in chosen},
-            "lags": {k: v.lags for k, v in scores.items() if k in chosen and v.lags is not None},
-            "top": {k: v.top(top) for k, v in scores.items() if k in chosen}, "notes": notes,
-            "repeat_loss": report.repeat.to_dict(), "icl": report.icl.to_dict()})
-    if html_path:
-        from mechscope.io import write_text_atomic
-
-        parts = [report.figure().to_html(full_html=False, include_plotlyjs="cdn")]
-        if "name-mover" in scores:
-            parts.append(scores["name-mover"].figure().to_html(full_html=False, include_plotlyjs=False))
-        write_text_atomic(html_path, "<html><body>" + "".join(parts) + "</body></html>")
+    write_json(json_path, {
+        "model": model, "scores": {k: v.scores for k, v in scores.items() if k in chosen},
+        "lags": {k: v.lags for k, v in scores.items() if k in chosen and v.lags is not None},
+        "top": {k: v.top(top) for k, v in scores.items() if k in chosen}, "notes": notes,
+        "repeat_loss": report.repeat.to_dict(), "icl": report.icl.to_dict()})
+    figures = [report.figure()] + ([scores["name-mover"].figure()] if "name-mover" in scores else [])
+    write_html(html_path, f"Head detectors: {m.spec}", figures)
 
 
 def attention(
     text: str = typer.Argument(..., help="the text whose attention patterns to show"),
-    model: str = typer.Option(None, "--model", help="model spec (default: the shipped organism)"),
+    model: str = MODEL_OPT,
     out: Path = typer.Option(Path("attention.html"), help="HTML file to write"),
     json_path: Path = typer.Option(None, "--json", help="also write the tokens and patterns as JSON"),
-    device: str = typer.Option("cpu"),
+    device: str = DEVICE_OPT,
+    dtype: str = DTYPE_OPT,
 ) -> None:
     """Write a static HTML viewer of every layer's and head's attention pattern on TEXT."""
     from mechscope.attention import attention_patterns, save_attention_html
 
-    m = _load(model, device)
+    m = load_model(model, device, dtype)
     save_attention_html(out, m, text, title=f"attention: {model or 'default organism'}")
     Console().print(f"wrote {out}")
     if json_path:
         tokens = m.to_tokens(text)
-        write_json_atomic(json_path, {"tokens": m.to_str_tokens(tokens[0]),
-                                      "patterns": attention_patterns(m, tokens)[:, 0]})
+        write_json(json_path, {"tokens": m.to_str_tokens(tokens[0]), "patterns": attention_patterns(m, tokens)[:, 0]})
 
 
 def register(app: typer.Typer) -> None:

@@ -8,67 +8,42 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from mechscope.cli.common import (
+    DEVICE_OPT,
+    DTYPE_OPT,
+    HTML_OPT,
+    JSON_OPT,
+    MODEL_ARG,
+    MODEL_OPT,
+    NSEQ_OPT,
+    SEED_OPT,
+    SEQ_OPT,
+    TEXT_OPT,
+    emit,
+    load_model,
+    per_layer_table,
+    text_batches,
+    write_json,
+)
+
 lens_app = typer.Typer(help="Read the residual stream as predictions: logit lens, tuned lens, norm removal.",
                        no_args_is_help=True)
-
-MODEL_ARG = typer.Argument(None, help="HF model directory, hub id or organism:NAME (default: the shipped organism)")
-JSON_OPT = typer.Option(None, "--json", help="write the result as JSON here")
-HTML_OPT = typer.Option(None, "--html", help="write the figure as a standalone HTML file here")
-TEXT_OPT = typer.Option(None, "--text", help="text file(s) (.txt or .txt.gz) to read; default: the bundled sample")
-DEVICE_OPT = typer.Option("cpu", help="device to load the model on")
-SEQ_OPT = typer.Option(64, "--seq-len", help="tokens per sequence")
-NSEQ_OPT = typer.Option(16, "--n-sequences", help="sequences of text")
-SEED_OPT = typer.Option(0, help="seed for choosing text windows")
-
-
-def load_model(spec: str | None, device: str):
-    import mechscope
-    from mechscope.cli.model import default_model_spec
-
-    return mechscope.load(spec or default_model_spec(), device=device)
-
-
-def text_batches(model, seq_len: int, n_sequences: int, seed: int, text: list[Path] | None) -> list:
-    from mechscope.data.text import eval_token_batches
-
-    return list(eval_token_batches(model, seq_len=seq_len, n_sequences=n_sequences, seed=seed,
-                                   source=[str(p) for p in text] if text else None))
-
-
-def emit(result, json_path: Path | None, html_path: Path | None, figure=None) -> None:
-    """Write the result's JSON and figure where asked."""
-    if json_path:
-        result.save_json(json_path)
-    if html_path:
-        from mechscope.io import write_text_atomic
-
-        write_text_atomic(html_path, (figure or result.figure()).to_html(include_plotlyjs=True))
-
-
-def per_layer_table(title: str, labels: list[str], columns: dict[str, list[float]]) -> Table:
-    table = Table(title=title)
-    table.add_column("after block")
-    for name in columns:
-        table.add_column(name, justify="right")
-    for i, label in enumerate(labels):
-        table.add_row(label, *(f"{values[i]:.4f}" if i < len(values) else "" for values in columns.values()))
-    return table
 
 
 @lens_app.command("logit")
 def logit_cmd(model: str = MODEL_ARG, json_path: Path = JSON_OPT, html_path: Path = HTML_OPT,
               text: list[Path] = TEXT_OPT, seq_len: int = SEQ_OPT, n_sequences: int = NSEQ_OPT,
               seed: int = SEED_OPT, top_k: int = typer.Option(5, help="tokens kept per layer and position"),
-              device: str = DEVICE_OPT) -> None:
+              device: str = DEVICE_OPT, dtype: str = DTYPE_OPT) -> None:
     """Logit lens: per-layer cross-entropy, KL to the final distribution, top tokens."""
     from mechscope.lens.logit_lens import LogitLensConfig, logit_lens
 
-    m = load_model(model, device)
+    m = load_model(model, device, dtype)
     r = logit_lens(m, text_batches(m, seq_len, n_sequences, seed, text), LogitLensConfig(top_k=top_k))
     Console().print(per_layer_table(f"logit lens ({r.n_tokens} predictions, model CE {r.final_ce:.4f})",
                                     r.layer_labels, {"CE": r.ce, "KL to final": r.kl_to_final,
                                                      "top-1 agreement": r.top1_agreement}))
-    emit(r, json_path, html_path)
+    emit(r, json_path, html_path, title=f"Logit lens: {m.spec}")
 
 
 @lens_app.command("tuned-train")
@@ -79,36 +54,35 @@ def tuned_train_cmd(model: str = MODEL_ARG,
                     text: list[Path] = TEXT_OPT, seq_len: int = SEQ_OPT,
                     n_sequences: int = typer.Option(64, "--n-sequences", help="training sequences"),
                     seed: int = typer.Option(1, help="seed for training windows and token sampling"),
-                    json_path: Path = JSON_OPT, device: str = DEVICE_OPT) -> None:
+                    json_path: Path = JSON_OPT, device: str = DEVICE_OPT, dtype: str = DTYPE_OPT) -> None:
     """Train a tuned lens; resumes from the checkpoint in --out if there is one."""
     from mechscope.lens.tuned_training import TunedLensTrainConfig, train_tuned_lens
 
-    m = load_model(model, device)
+    m = load_model(model, device, dtype)
     batches = text_batches(m, seq_len, n_sequences, seed, text)
     _, training = train_tuned_lens(m, batches, TunedLensTrainConfig(steps=steps, lr=lr, seed=seed), checkpoint_dir=out)
     last = training.losses[-1] if training.losses else float("nan")
     Console().print(f"tuned lens in {out}: steps {training.resumed_from}→{training.steps}, final mean KL {last:.4f}")
-    if json_path:
-        training.save_json(json_path)
+    write_json(json_path, training)
 
 
 @lens_app.command("tuned-compare")
 def tuned_compare_cmd(lens_dir: Path = typer.Argument(..., help="directory written by tuned-train"),
-                      model: str = typer.Option(None, "--model", help="the model the lens was trained on"),
+                      model: str = MODEL_OPT,
                       json_path: Path = JSON_OPT, html_path: Path = HTML_OPT, text: list[Path] = TEXT_OPT,
                       seq_len: int = SEQ_OPT, n_sequences: int = NSEQ_OPT, seed: int = SEED_OPT,
-                      device: str = DEVICE_OPT) -> None:
+                      device: str = DEVICE_OPT, dtype: str = DTYPE_OPT) -> None:
     """Logit lens vs a trained tuned lens on held-out text."""
     from mechscope.lens.tuned_lens import TunedLens
     from mechscope.lens.tuned_training import compare_lenses
 
-    m = load_model(model, device)
+    m = load_model(model, device, dtype)
     lens = TunedLens.load(lens_dir, m)
     cmp, _, _ = compare_lenses(m, lens, text_batches(m, seq_len, n_sequences, seed, text))
     Console().print(per_layer_table("KL to final (nats)", cmp.layer_labels,
                                     {"logit lens": cmp.logit_kl, "tuned lens": cmp.tuned_kl}))
     Console().print(f"tuned lens at or below logit lens at every layer: {cmp.tuned_wins_everywhere}")
-    emit(cmp, json_path, html_path)
+    emit(cmp, json_path, html_path, title=f"Logit lens vs tuned lens: {m.spec}")
 
 
 @lens_app.command("remove-norms")
@@ -119,11 +93,11 @@ def remove_norms_cmd(model: str = MODEL_ARG,
                      text: list[Path] = TEXT_OPT, seq_len: int = SEQ_OPT,
                      n_sequences: int = typer.Option(64, "--n-sequences", help="training sequences"),
                      seed: int = SEED_OPT, json_path: Path = JSON_OPT, html_path: Path = HTML_OPT,
-                     device: str = DEVICE_OPT) -> None:
+                     device: str = DEVICE_OPT, dtype: str = DTYPE_OPT) -> None:
     """Fine-tune every LayerNorm/RMSNorm away (one at a time) and compare with a plain fine-tune."""
     from mechscope.lens.norm_removal import NormRemovalConfig, remove_norms
 
-    m = load_model(model, device)
+    m = load_model(model, device, dtype)
     train = text_batches(m, seq_len, n_sequences, seed + 1, text)
     held_out = text_batches(m, seq_len, 16, seed, text)
     r = remove_norms(m, train, held_out, NormRemovalConfig(steps=steps, lr=lr, seed=seed), out_dir=out)
@@ -136,7 +110,7 @@ def remove_norms_cmd(model: str = MODEL_ARG,
     Console().print(table)
     if r.checkpoint:
         Console().print(f"norm-free model saved in {r.checkpoint} (load with mechscope.lens.load_norm_free)")
-    emit(r, json_path, html_path)
+    emit(r, json_path, html_path, title=f"LayerNorm removal: {m.spec}")
 
 
 def register(app: typer.Typer) -> None:

@@ -8,26 +8,19 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from mechscope.io import write_json_atomic
-
-
-def default_model_spec() -> str:
-    from mechscope.organisms import DEFAULT_ORGANISM
-
-    return f"organism:{DEFAULT_ORGANISM}"
+from mechscope.cli.common import DEVICE_OPT, DTYPE_OPT, JSON_OPT, MODEL_ARG, load_model, write_json
 
 
 def info(
-    model: str = typer.Argument(None, help="HF model directory, hub id or organism:NAME (default: the shipped organism)"),
-    json_path: Path = typer.Option(None, "--json", help="also write the information as JSON here"),
+    model: str = MODEL_ARG,
+    json_path: Path = JSON_OPT,
     hooks: bool = typer.Option(False, "--hooks", help="list every hook point, not just those of block 0"),
-    device: str = typer.Option("cpu", help="device to load on"),
+    device: str = DEVICE_OPT,
+    dtype: str = DTYPE_OPT,
 ) -> None:
     """Print a model's architecture, sizes and hook points."""
-    import mechscope
-
-    spec = model or default_model_spec()
-    m = mechscope.load(spec, device=device)
+    m = load_model(model, device, dtype)
+    spec = m.spec
     names = m.hook_names()
     console = Console()
     table = Table(title=f"{spec}", show_header=False)
@@ -38,8 +31,7 @@ def info(
     console.print(table)
     shown = names if hooks else [n for n in names if not n.startswith("blocks.") or n.startswith("blocks.0.")]
     console.print("\n".join(shown) + ("" if hooks else "\n(blocks 1.. have the same points; --hooks lists all)"))
-    if json_path:
-        write_json_atomic(json_path, {"spec": spec, "config": m.cfg.to_dict(), "hook_names": names})
+    write_json(json_path, {"spec": spec, "config": m.cfg.to_dict(), "hook_names": names})
 
 
 def register(app: typer.Typer) -> None:

@@ -28,17 +28,28 @@ def _console() -> Console:
 
 @organism_app.command("list")
 def list_cmd(json_path: Path = typer.Option(None, "--json", help="Write the list as JSON here.")) -> None:
-    """List the presets that can be trained and the organisms shipped in the package."""
+    """List the shipped organisms (what each plants, measured, and for which claims), the presets that
+    can be trained and the organisms that can be built."""
     from mechscope.organisms import list_shipped
+    from mechscope.organisms.compiled import COMPILED
     from mechscope.organisms.presets import PRESETS
+    from mechscope.organisms.shipped import planted_summary
 
-    table = Table("preset", "shipped", "description")
     shipped = list_shipped()
+    planted = {name: planted_summary(name) for name in shipped}
+    table = Table("organism", "kind", "mechanisms (measured on the shipped weights)", "claims", title="shipped")
+    for name, info in planted.items():
+        table.add_row(name, info["kind"], info["mechanisms"], " ".join(info["claims"]))
+    Console().print(table)
+    table = Table("name", "how", "shipped", "description", title="can be made")
     for name, p in PRESETS.items():
-        table.add_row(name, "yes" if name in shipped else "", p.description)
+        table.add_row(name, "organism train", "yes" if name in shipped else "", p.description)
+    for name in COMPILED:
+        table.add_row(name, "organism build", "yes" if name in shipped else "", "weights written by construction")
     Console().print(table)
     if json_path:
-        write_json_atomic(json_path, {"presets": {n: p.to_dict() for n, p in PRESETS.items()}, "shipped": shipped})
+        write_json_atomic(json_path, {"presets": {n: p.to_dict() for n, p in PRESETS.items()},
+                                      "compiled": list(COMPILED), "shipped": shipped, "planted": planted})
 
 
 @organism_app.command("train")

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from mechscope.io import write_json_atomic
+from mechscope.cli.common import DEVICE_OPT, DTYPE_OPT, HTML_OPT, JSON_OPT, MODEL_ARG, emit, load_model
 
 patch_app = typer.Typer(help="Activation patching, attribution patching and path patching on a built-in task.",
                         no_args_is_help=True)
@@ -15,22 +15,11 @@ patch_app = typer.Typer(help="Activation patching, attribution patching and path
 TASK_HELP = "induction, ioi, docstring, facts or days"
 
 
-def _setup(model: str | None, task: str, n_prompts: int, seed: int, device: str):
-    import mechscope
-    from mechscope.cli.model import default_model_spec
+def _setup(model: str | None, task: str, n_prompts: int, seed: int, device: str, dtype: str):
     from mechscope.tasks import get_task
 
-    m = mechscope.load(model or default_model_spec(), device=device)
+    m = load_model(model, device, dtype)
     return m, get_task(m, task, n_prompts=n_prompts, seed=seed)
-
-
-def _save(result, json_path: Path | None, html_path: Path | None) -> None:
-    if json_path:
-        write_json_atomic(json_path, result.to_dict())
-    if html_path:
-        from mechscope.io import write_text_atomic
-
-        write_text_atomic(html_path, result.figure().to_html(include_plotlyjs="cdn"))
 
 
 def _print_top(result, label: str, k: int = 8) -> None:
@@ -42,42 +31,44 @@ def _print_top(result, label: str, k: int = 8) -> None:
 
 @patch_app.command("grid")
 def grid(
-    model: str = typer.Argument(None, help="model spec (default: the shipped organism)"),
+    model: str = MODEL_ARG,
     task: str = typer.Option("ioi", help=TASK_HELP),
     site: str = typer.Option("resid_pre", help="resid_pre, resid_mid, resid_post, attn_out, mlp_out, z, q, k, v, pattern"),
     direction: str = typer.Option("denoise", help="denoise (clean into corrupt) or noise (corrupt into clean)"),
     per_position: bool = typer.Option(False, help="head sites: one entry per (layer, head, position)"),
     n_prompts: int = typer.Option(16),
     seed: int = typer.Option(0),
-    json_path: Path = typer.Option(None, "--json"),
-    html_path: Path = typer.Option(None, "--html"),
-    device: str = typer.Option("cpu"),
+    json_path: Path = JSON_OPT,
+    html_path: Path = HTML_OPT,
+    device: str = DEVICE_OPT,
+    dtype: str = DTYPE_OPT,
 ) -> None:
     """Patch every (layer, position) or (layer, head) site; print the largest effects."""
     from mechscope.patching import PatchingConfig, activation_patching
 
-    m, t = _setup(model, task, n_prompts, seed, device)
+    m, t = _setup(model, task, n_prompts, seed, device, dtype)
     result = activation_patching(m, t, site, PatchingConfig(direction=direction, per_position=per_position))
     _print_top(result, f"{task} {direction} patching of {site} (fraction of effect; index = layer.pos or layer.head)")
-    _save(result, json_path, html_path)
+    emit(result, json_path, html_path, title=f"Activation patching of {site} on {task}: {m.spec}")
 
 
 @patch_app.command("attribute")
 def attribute(
-    model: str = typer.Argument(None, help="model spec (default: the shipped organism)"),
+    model: str = MODEL_ARG,
     task: str = typer.Option("ioi", help=TASK_HELP),
     sites: str = typer.Option("resid_pre,attn_out,mlp_out,z", help="comma-separated sites"),
     compare: bool = typer.Option(False, help="also run exact patching and report the agreement"),
     n_prompts: int = typer.Option(16),
     seed: int = typer.Option(0),
-    json_path: Path = typer.Option(None, "--json"),
-    html_path: Path = typer.Option(None, "--html"),
-    device: str = typer.Option("cpu"),
+    json_path: Path = JSON_OPT,
+    html_path: Path = HTML_OPT,
+    device: str = DEVICE_OPT,
+    dtype: str = DTYPE_OPT,
 ) -> None:
     """Attribution patching: a first-order estimate of every site from one forward + one backward."""
     from mechscope.patching import attribution_patching, compare_with_exact
 
-    m, t = _setup(model, task, n_prompts, seed, device)
+    m, t = _setup(model, task, n_prompts, seed, device, dtype)
     names = tuple(s.strip() for s in sites.split(",") if s.strip())
     result = compare_with_exact(m, t, names) if compare else attribution_patching(m, t, names)
     console = Console()
@@ -94,26 +85,27 @@ def attribute(
             a = result.agreement[name]
             console.print(f"    vs exact: pearson {a.pearson:.3f}, spearman {a.spearman:.3f}, "
                           f"sign agreement {a.sign_agreement:.2f}, top-{a.k} overlap {a.top_k_overlap:.2f}")
-    _save(result, json_path, html_path)
+    emit(result, json_path, html_path, title=f"Attribution patching on {task}: {m.spec}")
 
 
 @patch_app.command("path")
 def path(
-    model: str = typer.Argument(None, help="model spec (default: the shipped organism)"),
+    model: str = MODEL_ARG,
     task: str = typer.Option("ioi", help=TASK_HELP),
     receivers: str = typer.Option("logits", help="'logits' or comma-separated layer.head.q|k|v, e.g. 3.0.q,3.5.q"),
     direction: str = typer.Option("noise"),
     n_prompts: int = typer.Option(16),
     seed: int = typer.Option(0),
-    json_path: Path = typer.Option(None, "--json"),
-    html_path: Path = typer.Option(None, "--html"),
-    device: str = typer.Option("cpu"),
+    json_path: Path = JSON_OPT,
+    html_path: Path = HTML_OPT,
+    device: str = DEVICE_OPT,
+    dtype: str = DTYPE_OPT,
 ) -> None:
     """Path patching from every head (sender) to the receivers, other paths frozen."""
     from mechscope.errors import InputError
     from mechscope.patching import PathPatchingConfig, path_patching
 
-    m, t = _setup(model, task, n_prompts, seed, device)
+    m, t = _setup(model, task, n_prompts, seed, device, dtype)
     if receivers == "logits":
         parsed = "logits"
     else:
@@ -123,7 +115,7 @@ def path(
             raise InputError(f"receivers must be 'logits' or like '3.0.q,3.5.k'; got {receivers!r}") from None
     result = path_patching(m, t, parsed, config=PathPatchingConfig(direction=direction))
     _print_top(result, f"{task} path patching -> {receivers} (index = layer.head)")
-    _save(result, json_path, html_path)
+    emit(result, json_path, html_path, title=f"Path patching to {receivers} on {task}: {m.spec}")
 
 
 def register(app: typer.Typer) -> None:

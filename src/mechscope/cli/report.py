@@ -20,7 +20,14 @@ from rich.table import Table
 
 from mechscope.claims.base import Budget, ClaimResult
 from mechscope.claims.registry import ClaimSpec, discover, parse_ids, run_claims, select
-from mechscope.cli.model import default_model_spec
+from mechscope.cli.common import (
+    DEVICE_OPT,
+    DTYPE_OPT,
+    check_device,
+    check_dtype,
+    default_model_spec,
+    load_model,
+)
 from mechscope.errors import InputError
 
 _STYLE = {"supported": "green", "not supported": "red", "inconclusive": "yellow", "not applicable": "dim",
@@ -38,6 +45,8 @@ def report(
     budget: str = typer.Option("quick", "--budget", help="quick (minutes on a laptop) or full."),
     seed: int = typer.Option(0, "--seed", help="Seed for every random choice of every claim."),
     list_only: bool = typer.Option(False, "--list", help="List the claims and whether each is implemented."),
+    device: str = DEVICE_OPT,
+    dtype: str = DTYPE_OPT,
 ) -> None:
     """Run the claims catalogue on MODEL and write a self-contained HTML report."""
     console = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -49,14 +58,15 @@ def report(
         return
     run_budget = dataclasses.replace(Budget.named(budget), seed=seed)
     spec = model or default_model_spec()
+    check_device(device)
+    check_dtype(dtype)
     for path in (out, json_path):
         _check_writable(path)
 
-    import mechscope  # heavy (torch, transformers): imported only when a model is needed
     from mechscope.report import build_report, write_html, write_json
 
-    console.print(f"loading [bold]{_escape_markup(spec)}[/bold] …")
-    hooked = mechscope.load(spec)
+    console.print(f"loading [bold]{_escape_markup(spec)}[/bold] on {device} ({dtype}) …")
+    hooked = load_model(spec, device, dtype)
     n_run = sum(s.implemented for s in chosen)
     console.print(f"running {n_run} of {len(chosen)} claims (budget {run_budget.name}, seed {seed})")
 
@@ -86,7 +96,9 @@ def report(
     results = done
     seconds = time.perf_counter() - t0
 
-    command = f"mechscope report {spec} --budget {run_budget.name} --seed {seed}"
+    command = f"mechscope report {spec} --budget {run_budget.name} --seed {seed} --device {device}"
+    if dtype != "float32":
+        command += f" --dtype {dtype}"
     if ids:
         command += f" --claims {','.join(ids)}"
     rep = build_report(hooked, results, budget=run_budget, started=started, seconds=seconds, spec=spec,

@@ -16,54 +16,53 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from mechscope.io import write_json_atomic
+from mechscope.cli.common import (
+    DEVICE_OPT,
+    DTYPE_OPT,
+    MODEL_ARG,
+    MODEL_OPT,
+    TEXT_OPT,
+    load_model,
+    text_tokens,
+    write_json,
+)
 
 sae_app = typer.Typer(help="Sparse autoencoders: harvest activations, train, evaluate, dashboards.",
                       no_args_is_help=True)
 
-_MODEL_HELP = "HF model directory, hub id or organism:NAME (default: the shipped organism)"
-
-
-def _load(spec: str | None, device: str):
-    import mechscope
-    from mechscope.cli.model import default_model_spec
-
-    spec = spec or default_model_spec()
-    return spec, mechscope.load(spec, device=device)
-
 
 def _tokens(model, seq_len: int, n_sequences: int, seed: int, text: list[Path] | None):
-    from mechscope.data.text import eval_tokens
-
-    return eval_tokens(model, seq_len=min(seq_len, model.cfg.n_ctx), n_sequences=n_sequences, seed=seed,
-                       source=[str(p) for p in text] if text else None)
+    if seq_len > model.cfg.n_ctx:
+        Console(stderr=True).print(f"note: --seq-len {seq_len} is longer than the model's context; "
+                                   f"using {model.cfg.n_ctx}")
+        seq_len = model.cfg.n_ctx
+    return text_tokens(model, seq_len, n_sequences, seed, text)
 
 
 @sae_app.command("harvest")
 def harvest(
-    model: str = typer.Argument(None, help=_MODEL_HELP),
+    model: str = MODEL_ARG,
     hook: list[str] = typer.Option(..., "--hook", help="hook point(s) to store (repeat the option)"),
     out: Path = typer.Option(..., "--out", help="directory for the shards and manifest (resumes if partial)"),
     seq_len: int = typer.Option(128, help="tokens per sequence"),
     n_sequences: int = typer.Option(1024, help="sequences of text to run"),
-    text: list[Path] = typer.Option(None, "--text", help=".txt/.txt.gz files (default: the bundled sample)"),
+    text: list[Path] = TEXT_OPT,
     seed: int = typer.Option(0),
-    device: str = typer.Option("cpu"),
+    device: str = DEVICE_OPT, dtype: str = DTYPE_OPT,
     json_path: Path = typer.Option(None, "--json", help="write the store's manifest here too"),
 ) -> None:
     """Store activations of hook points over a text to disk (sharded safetensors + manifest)."""
     from mechscope.data.activation_store import harvest_activations
 
-    _, m = _load(model, device)
+    m = load_model(model, device, dtype)
     store = harvest_activations(m, _tokens(m, seq_len, n_sequences, seed, text), hook, out)
     Console().print(f"{store.n_tokens:,} tokens × {len(hook)} hooks in {len(store.manifest['shards'])} shards at {out}")
-    if json_path:
-        write_json_atomic(json_path, store.manifest)
+    write_json(json_path, store.manifest)
 
 
 @sae_app.command("train")
 def train(
-    model: str = typer.Argument(None, help=_MODEL_HELP),
+    model: str = MODEL_ARG,
     hook: list[str] = typer.Option(..., "--hook", help="hook point(s); one SAE per hook and architecture"),
     arch: list[str] = typer.Option(["topk"], "--arch", help="relu_l1 | topk | batch_topk | jumprelu (repeatable)"),
     out: Path = typer.Option(..., "--out", help="directory: one SAELens folder per SAE, plus the checkpoint"),
@@ -74,71 +73,50 @@ def train(
     steps: int = typer.Option(2000), batch: int = typer.Option(4096, help="tokens per step (global)"),
     lr: float = typer.Option(None, help="default: 2e-4 / sqrt(d_sae / 16384)"),
     seq_len: int = typer.Option(128), n_sequences: int = typer.Option(1024),
-    text: list[Path] = typer.Option(None, "--text"),
+    text: list[Path] = TEXT_OPT,
     store: Path = typer.Option(None, "--store", help="harvest to this directory first and train from disk"),
-    checkpoint_every: int = typer.Option(500), seed: int = typer.Option(0), device: str = typer.Option("cpu"),
+    checkpoint_every: int = typer.Option(500), seed: int = typer.Option(0),
+    device: str = DEVICE_OPT, dtype: str = DTYPE_OPT,
     json_path: Path = typer.Option(None, "--json", help="write the training curves here"),
 ) -> None:
     """Train SAEs (every hook × architecture at once, from one activation stream); resumes from --out."""
-    from mechscope.data.activation_store import harvest_activations, stream_activations
-    from mechscope.dictionary import SAEConfig, create_sae
     from mechscope.dictionary import distributed as ddp
+    from mechscope.dictionary.pipeline import SAEPipelineConfig, train_on_model
     from mechscope.dictionary.saelens_format import save_saelens
-    from mechscope.dictionary.trainer import SAETrainer, TrainerConfig
+    from mechscope.dictionary.trainer import TrainerConfig
 
     ddp.init_from_env()
-    spec, m = _load(model, device)
-    tokens = _tokens(m, seq_len, n_sequences, seed, text)
-    rank, world = ddp.rank(), ddp.world_size()
-    if store:
+    try:
+        m = load_model(model, device, dtype)
+        tokens = _tokens(m, seq_len, n_sequences, seed, text)
+        rank = ddp.rank()
+        cfg = SAEPipelineConfig(hooks=tuple(hook), architectures=tuple(arch), expansion_factor=expansion, k=k,
+                                l1_coefficient=l1, l0_coefficient=l0, batch_size=batch,
+                                store=str(store) if store else None, seed=seed)
+        trainer = TrainerConfig(steps=steps, lr=lr, checkpoint_dir=str(out), checkpoint_every=checkpoint_every)
+        saes, history = train_on_model(m, tokens, cfg, trainer, rank=rank, world_size=ddp.world_size())
         if rank == 0:
-            harvest_activations(m, tokens, hook, store)
-        ddp.barrier()
-        from mechscope.data.activation_store import ActivationStore
-
-        batches = ActivationStore(store).batches(batch, hook, seed=seed, epochs=None, rank=rank, world_size=world)
-        widths = {h: ActivationStore(store).d(h) for h in hook}
-    else:
-        from mechscope.data.activation_store import capture_activations
-
-        probe = capture_activations(m, tokens[:1], hook)
-        widths = {h: probe[h].shape[1] for h in hook}
-
-        def forever():
-            epoch = 0
-            while True:
-                yield from stream_activations(m, tokens.split(16), hook, batch_size=batch, seed=seed + epoch,
-                                              rank=rank, world_size=world)
-                epoch += 1
-        batches = forever()
-    saes = {f"{a}@{h}": create_sae(SAEConfig(d_in=widths[h], expansion_factor=expansion, architecture=a, k=k,
-                                             l1_coefficient=l1, l0_coefficient=l0, hook_name=h, model_name=spec,
-                                             seed=seed))
-            for h in hook for a in arch}
-    cfg = TrainerConfig(steps=steps, lr=lr, checkpoint_dir=str(out), checkpoint_every=checkpoint_every)
-    history = SAETrainer(saes, cfg).fit(batches)
-    if rank == 0:
-        table = Table(title=f"SAEs trained on {spec}")
-        for col in ("SAE", "L0", "FVU", "dead", "saved to"):
-            table.add_column(col)
-        for name, sae in saes.items():
-            path = save_saelens(sae, out / name)
-            last = history.last(name)
-            table.add_row(name, f"{last.get('l0', float('nan')):.1f}", f"{last.get('fvu', float('nan')):.3f}",
-                          f"{last.get('dead_fraction', float('nan')):.1%}", str(path))
-        Console().print(table)
-        if json_path:
-            history.save_json(json_path)
-    ddp.shutdown()
+            table = Table(title=f"SAEs trained on {m.spec}")
+            for col in ("SAE", "L0", "FVU", "dead", "saved to"):
+                table.add_column(col)
+            for name, sae in saes.items():
+                path = save_saelens(sae, out / name)
+                last = history.last(name)
+                table.add_row(name, f"{last.get('l0', float('nan')):.1f}", f"{last.get('fvu', float('nan')):.3f}",
+                              f"{last.get('dead_fraction', float('nan')):.1%}", str(path))
+            Console().print(table)
+            write_json(json_path, history)
+    finally:
+        ddp.shutdown()
 
 
 @sae_app.command("eval")
 def evaluate(
     sae_dir: Path = typer.Argument(..., help="a SAELens folder (cfg.json + sae_weights.safetensors)"),
-    model: str = typer.Option(None, "--model", help=_MODEL_HELP),
+    model: str = MODEL_OPT,
     hook: str = typer.Option(None, help="hook to splice into (default: the SAE's own hook_name)"),
     seq_len: int = typer.Option(128), n_sequences: int = typer.Option(64),
-    text: list[Path] = typer.Option(None, "--text"), seed: int = typer.Option(1), device: str = typer.Option("cpu"),
+    text: list[Path] = TEXT_OPT, seed: int = typer.Option(1), device: str = DEVICE_OPT, dtype: str = DTYPE_OPT,
     json_path: Path = typer.Option(None, "--json", help="write the metrics here"),
 ) -> None:
     """L0, explained variance, MSE, CE loss recovered, KL and dead latents of an SAE spliced into the model."""
@@ -146,25 +124,24 @@ def evaluate(
     from mechscope.dictionary.saelens_format import load_saelens
 
     sae = load_saelens(sae_dir)
-    _, m = _load(model, device)
+    m = load_model(model, device, dtype)
     result = evaluate_sae(sae, m, _tokens(m, seq_len, n_sequences, seed, text), hook_name=hook)
     table = Table(title=f"{sae_dir} on {result.n_tokens:,} tokens", show_header=False)
     for key, value in result.to_dict().items():
         if isinstance(value, float):
             table.add_row(key, f"{value:.4g}")
     Console().print(table)
-    if json_path:
-        result.save_json(json_path)
+    write_json(json_path, result)
 
 
 @sae_app.command("dashboard")
 def dashboard(
     sae_dir: Path = typer.Argument(..., help="a SAELens folder"),
-    model: str = typer.Option(None, "--model", help=_MODEL_HELP),
+    model: str = MODEL_OPT,
     out: Path = typer.Option(Path("sae_dashboard.html"), "--out", help="the HTML file to write"),
     latents: str = typer.Option(None, help="comma-separated latent ids (default: a seeded sample of live ones)"),
     n_latents: int = typer.Option(12), seq_len: int = typer.Option(64), n_sequences: int = typer.Option(128),
-    text: list[Path] = typer.Option(None, "--text"), seed: int = typer.Option(0), device: str = typer.Option("cpu"),
+    text: list[Path] = TEXT_OPT, seed: int = typer.Option(0), device: str = DEVICE_OPT, dtype: str = DTYPE_OPT,
     json_path: Path = typer.Option(None, "--json", help="write the dashboard data here"),
 ) -> None:
     """A static HTML page per SAE: top-activating contexts, activation histograms, logit effects."""
@@ -173,7 +150,7 @@ def dashboard(
     from mechscope.errors import InputError
 
     sae = load_saelens(sae_dir)
-    _, m = _load(model, device)
+    m = load_model(model, device, dtype)
     try:
         ids = [int(x) for x in latents.split(",")] if latents else None
     except ValueError as err:
@@ -181,8 +158,7 @@ def dashboard(
     dash = feature_dashboard(sae, m, _tokens(m, seq_len, n_sequences, seed, text), ids, n_latents=n_latents, seed=seed)
     dash.save_html(out, title=f"SAE {sae_dir.name}")
     Console().print(f"dashboard of {len(dash.cards)} latents written to {out}")
-    if json_path:
-        dash.save_json(json_path)
+    write_json(json_path, dash)
 
 
 def register(app: typer.Typer) -> None:

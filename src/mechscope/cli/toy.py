@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import html
 import json
 from pathlib import Path
 
 import typer
 
-from mechscope.io import to_jsonable, write_json_atomic, write_text_atomic
+from mechscope.cli.common import write_html, write_json
+from mechscope.io import to_jsonable
 
 
 def register(app: typer.Typer) -> None:
@@ -46,42 +46,24 @@ def sweep(
     json_path: Path | None = typer.Option(None, "--json", help="write the numbers as JSON here"),
 ) -> None:
     """Train a sparsity sweep and draw dimensionality (and 2-D geometry when hidden = 2)."""
-    import torch
-
-    from mechscope.toy import (
-        FeatureGeometry,
-        SuperpositionSweep,
-        ToyConfig,
-        replicate,
-        sweep_probabilities,
-        train_toy,
-    )
-    from mechscope.toy.measures import lowest_loss_instances
+    from mechscope.toy import ToyConfig, sweep_probabilities
+    from mechscope.toy.sweep import superposition_sweep
 
     _set_threads(threads)
-    probs = sweep_probabilities(sparsities, base)
-    cfg = ToyConfig(n_features=features, n_hidden=hidden, n_instances=sparsities * replicas,
-                    feature_probability=replicate(probs, replicas), importance_decay=importance_decay,
-                    activation=activation, n_correlated_pairs=correlated_pairs,
-                    n_anticorrelated_pairs=anticorrelated_pairs, steps=steps, batch_size=batch, lr=lr,
-                    lr_schedule=lr_schedule, seed=seed, threads=threads)
-    trained = train_toy(cfg, show_progress=True)
-    result = SuperpositionSweep.from_trained(trained, best_of_replicas=replicas > 1)
-    figures = [result.figure()]
-    payload = {"config": cfg, "seconds": trained.seconds, "sweep": result}
-    if hidden == 2:
-        keep = lowest_loss_instances(torch.cat([cfg.probabilities(), cfg.importances()], 1), trained.final_loss)
-        geometry = FeatureGeometry.from_trained(trained, keep)
-        figures.insert(0, geometry.figure())
-        payload["geometry"] = geometry
-    figures.append(trained.figure())
-    _write_page(out, f"Toy models of superposition: {features} features in {hidden} dimensions",
-                [f"Trained {cfg.n_instances} instances in {trained.seconds:.1f} s "
-                 f"({steps} steps, batch {batch}, lr {lr:g} {lr_schedule}).",
-                 "dims/feature per sparsity: " + ", ".join(
-                     f"1/p={x:.3g}: {d:.3f}" for x, d in zip(result.inverse_density.tolist(),
-                                                             result.dims_per_feature.tolist(), strict=True))],
-                figures)
+    cfg = ToyConfig(n_features=features, n_hidden=hidden, importance_decay=importance_decay, activation=activation,
+                    n_correlated_pairs=correlated_pairs, n_anticorrelated_pairs=anticorrelated_pairs, steps=steps,
+                    batch_size=batch, lr=lr, lr_schedule=lr_schedule, seed=seed, threads=threads)
+    run = superposition_sweep(cfg, sweep_probabilities(sparsities, base), replicas, show_progress=True)
+    result = run.sweep
+    payload = {"config": run.config, "seconds": run.trained.seconds, "sweep": result}
+    if run.geometry is not None:
+        payload["geometry"] = run.geometry
+    write_html(out, f"Toy models of superposition: {features} features in {hidden} dimensions", run.figures(),
+               [f"Trained {run.config.n_instances} instances in {run.trained.seconds:.1f} s "
+                f"({steps} steps, batch {batch}, lr {lr:g} {lr_schedule}).",
+                "dims/feature per sparsity: " + ", ".join(
+                    f"1/p={x:.3g}: {d:.3f}" for x, d in zip(result.inverse_density.tolist(),
+                                                            result.dims_per_feature.tolist(), strict=True))])
     _finish(out, json_path, payload)
 
 
@@ -106,8 +88,8 @@ def phase(
                       activation=activation, replicas=replicas, steps=steps, seed=seed)
     result = phase_diagram(cfg, show_progress=True)
     counts = {name: result.count(name) for name in result.PHASES}
-    _write_page(out, "Phase diagram: one extra feature against one dimension",
-                [f"cells per phase: {counts}"], [result.figure()])
+    write_html(out, "Phase diagram: one extra feature against one dimension", [result.figure()],
+               [f"cells per phase: {counts}"])
     _finish(out, json_path, {"config": cfg, "diagram": result, "counts": counts})
 
 
@@ -127,28 +109,15 @@ def absolute_value(
     _set_threads(threads)
     cfg = AbsConfig(n_features=features, n_neurons=neurons, n_instances=sparsities, steps=steps, seed=seed)
     result = train_abs(cfg, show_progress=True)
-    _write_page(out, f"Computing |x| for {features} features with {neurons} neurons",
-                [f"features computed per sparsity: {result.features_computed}",
-                 "capacity (features' worth computed) per sparsity: "
-                 + ", ".join(f"{c:.2f}" for c in result.capacity)], [result.figure()])
+    write_html(out, f"Computing |x| for {features} features with {neurons} neurons", [result.figure()],
+               [f"features computed per sparsity: {result.features_computed}",
+                "capacity (features' worth computed) per sparsity: "
+                + ", ".join(f"{c:.2f}" for c in result.capacity)])
     _finish(out, json_path, {"config": cfg, "result": result})
 
 
-def _write_page(path: Path, title: str, notes: list[str], figures: list) -> None:
-    """A self-contained page: plotly.js inlined once, then every figure."""
-    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
-             "<style>body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto}</style>",
-             f"</head><body><h1>{html.escape(title)}</h1>"]
-    parts += [f"<p>{html.escape(n)}</p>" for n in notes]
-    for k, fig in enumerate(figures):
-        parts.append(fig.to_html(full_html=False, include_plotlyjs=(k == 0)))
-    parts.append("</body></html>")
-    write_text_atomic(path, "\n".join(parts))
-
-
 def _finish(out: Path, json_path: Path | None, payload: dict) -> None:
-    if json_path is not None:
-        write_json_atomic(json_path, payload)
+    write_json(json_path, payload)
     typer.echo(f"wrote {out}" + (f" and {json_path}" if json_path else ""))
     if "counts" in payload:
         typer.echo(json.dumps(to_jsonable(payload["counts"])))

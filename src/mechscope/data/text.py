@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 import gzip
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 import torch
@@ -78,3 +78,14 @@ def eval_token_batches(model, seq_len: int = 64, n_sequences: int = 16, batch_si
     """`eval_tokens` in batches of `batch_size`: yields [batch seq_len]."""
     tokens = eval_tokens(model, seq_len, n_sequences, seed, source)
     yield from tokens.split(batch_size)
+
+
+def token_batches(tokens: torch.Tensor | Iterable[torch.Tensor], batch_size: int = 8) -> Iterator[torch.Tensor]:
+    """Yield LongTensor batches [batch pos] from one [n pos] tensor or pass an iterable through."""
+    if isinstance(tokens, torch.Tensor):
+        if tokens.ndim == 1:
+            tokens = tokens[None]
+        for start in range(0, len(tokens), batch_size):
+            yield tokens[start:start + batch_size]
+    else:
+        yield from tokens

@@ -23,6 +23,7 @@ from torch import Tensor
 from mechscope.dictionary.base import SparseAutoencoder
 from mechscope.dictionary.latent_stats import LatentStats
 from mechscope.errors import InputError
+from mechscope.model.interventions import zero_ablate
 from mechscope.results import Result
 
 
@@ -164,7 +165,7 @@ def evaluate_sae(sae: SparseAutoencoder, model, tokens: Tensor, hook_name: str |
         clean = model(batch)
         with model.hooks(fwd={hook_name: splice}):
             spliced = model(batch)
-        with model.hooks(fwd={hook_name: lambda act, hook: torch.zeros_like(act)}):
+        with model.hooks(fwd={hook_name: zero_ablate()}):
             zeroed = model(batch)
         for key, logits in (("clean", clean), ("sae", spliced), ("zero", zeroed)):
             ce[key] += float(_next_token_ce(logits, batch).sum())

@@ -18,8 +18,9 @@ from collections.abc import Iterable
 
 import torch
 
+from mechscope.data.text import token_batches
 from mechscope.errors import InputError
-from mechscope.lens.points import resid_point_labels, resid_point_names, stacked_resid, token_batches
+from mechscope.model.cache import accumulated_resid_labels, accumulated_resid_names
 from mechscope.progress import progress
 from mechscope.results import Result
 
@@ -56,13 +57,13 @@ def norm_dilution(model, tokens: torch.Tensor | Iterable[torch.Tensor], source_p
     if not 0 <= source_point < n_layers:
         raise InputError(f"source_point must be in 0..{n_layers - 1} (0 = embedding, k+1 = block k's write) "
                          f"so that at least one later block exists")
-    names = resid_point_names(n_layers)
+    names = accumulated_resid_names(n_layers)
     later = len(names) - source_point
     sums = {key: torch.zeros(later, dtype=torch.float64) for key in ("share", "retained", "nominal", "norm")}
     n = 0
     for batch in progress(token_batches(tokens, batch_size), desc="dilution"):
         _, cache = model.run_with_cache(batch.to(model.device), names=names)
-        resid = stacked_resid(cache, n_layers)[:, :, 1:].float()         # [points batch pos-1 d]
+        resid = cache.accumulated_resid()[:, :, 1:].float()         # [points batch pos-1 d]
         del cache
         written = resid[source_point] - (resid[source_point - 1] if source_point > 0 else 0)
         w = written.norm(dim=-1).clamp_min(1e-12)                        # [batch pos-1]
@@ -78,7 +79,7 @@ def norm_dilution(model, tokens: torch.Tensor | Iterable[torch.Tensor], source_p
     if n == 0:
         raise InputError("dilution needs sequences of at least 2 tokens")
     means = {key: (value / n) for key, value in sums.items()}
-    labels = resid_point_labels(n_layers)
+    labels = accumulated_resid_labels(n_layers)
     return DilutionResult(
         source=labels[source_point] if source_point == 0 else f"block {source_point - 1}",
         layer_labels=labels[source_point:],

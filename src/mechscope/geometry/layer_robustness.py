@@ -14,8 +14,8 @@ from contextlib import contextmanager
 
 import torch
 
+from mechscope.data.text import token_batches
 from mechscope.errors import InputError
-from mechscope.lens.points import token_batches
 from mechscope.progress import progress
 from mechscope.results import Result
 

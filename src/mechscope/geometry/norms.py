@@ -14,9 +14,10 @@ from collections.abc import Iterable
 import numpy as np
 import torch
 
+from mechscope.data.text import token_batches
 from mechscope.errors import InputError
 from mechscope.geometry.fits import exponential_fit
-from mechscope.lens.points import resid_point_labels, resid_point_names, stacked_resid, token_batches
+from mechscope.model.cache import accumulated_resid_labels, accumulated_resid_names
 from mechscope.progress import progress
 from mechscope.results import Result
 
@@ -76,7 +77,7 @@ def residual_norms(model, tokens: torch.Tensor | Iterable[torch.Tensor], batch_s
                    ) -> NormGrowthResult:
     """Mean residual norms per point over token batches [batch pos] (pos >= 2), and their growth fit."""
     n_layers = model.cfg.n_layers
-    names = resid_point_names(n_layers)
+    names = accumulated_resid_names(n_layers)
     sum_rest = torch.zeros(len(names), dtype=torch.float64)
     sum_first = torch.zeros(len(names), dtype=torch.float64)
     n_rest = n_first = 0
@@ -84,7 +85,7 @@ def residual_norms(model, tokens: torch.Tensor | Iterable[torch.Tensor], batch_s
         if batch.shape[1] < 2:
             raise InputError("norm growth needs sequences of at least 2 tokens (position 0 is set apart)")
         _, cache = model.run_with_cache(batch.to(model.device), names=names)
-        norms = stacked_resid(cache, n_layers).float().norm(dim=-1).double().cpu()   # [points batch pos]
+        norms = cache.accumulated_resid().float().norm(dim=-1).double().cpu()   # [points batch pos]
         sum_first += norms[:, :, 0].sum(1)
         sum_rest += norms[:, :, 1:].sum((1, 2))
         n_first += norms.shape[1]
@@ -95,7 +96,7 @@ def residual_norms(model, tokens: torch.Tensor | Iterable[torch.Tensor], batch_s
     fit = exponential_fit(np.arange(n_layers), mean[1:]) if n_layers >= 2 else None
     per_head = ov_norms(model)
     return NormGrowthResult(
-        layer_labels=resid_point_labels(n_layers),
+        layer_labels=accumulated_resid_labels(n_layers),
         mean_norm=mean.tolist(),
         first_position_norm=(sum_first / n_first).tolist(),
         growth_factor=fit.factor if fit else float("nan"),

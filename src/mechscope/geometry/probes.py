@@ -83,5 +83,6 @@ def probe_accuracy(vectors: np.ndarray, labels: np.ndarray, *, max_per_class: in
     for _ in range(n_shuffles):
         shuffled = rng.permutation(y)
         controls.append(_ridge_accuracy(x[:n_train], shuffled[:n_train], x[n_train:], shuffled[n_train:], l2)[1])
-    return ProbeScore(accuracy=test_acc, control_accuracy=float(np.mean(controls)), train_accuracy=train_acc,
+    return ProbeScore(accuracy=test_acc, control_accuracy=float(np.mean(controls)) if controls else float("nan"),
+                      train_accuracy=train_acc,
                       n_examples=len(idx))

@@ -30,25 +30,6 @@ from mechscope.errors import CheckpointError
 FROZEN_NORMS_FILE = "frozen_norms.json"
 
 
-def norm_sites(model) -> dict[str, torch.nn.Module]:
-    """Every norm of the model by site name, in forward order (ln1, ln2 per block, then ln_final)."""
-    sites = {}
-    for layer, block in enumerate(model.structure.blocks):
-        sites[f"blocks.{layer}.ln1"] = block.ln1
-        sites[f"blocks.{layer}.ln2"] = block.ln2
-    sites["ln_final"] = model.structure.final_norm
-    return sites
-
-
-def norm_scale(model, x: torch.Tensor, module: torch.nn.Module) -> torch.Tensor:
-    """The divisor s(x) [... 1] a norm of this model applies to x [... d_model] (fp32)."""
-    eps = float(getattr(module, model.table.norm_eps_attr, 1e-5))
-    x = x.float()
-    if model.cfg.norm == "layernorm":
-        return (x.var(-1, keepdim=True, unbiased=False) + eps).sqrt()
-    return (x.pow(2).mean(-1, keepdim=True) + eps).sqrt()
-
-
 @dataclasses.dataclass
 class FrozenScale:
     """The constant that replaces one norm's divisor: `scale` for positions >= 1, `first_scale` for 0."""
@@ -74,14 +55,14 @@ class FrozenNorms:
         def hook(module, args, output):
             x = args[0]
             offset = module.forward(x.new_zeros((1, x.shape[-1])))          # g(0): the bias (0 for RMSNorm)
-            s = norm_scale(model, x, module)
+            s = model.norm_scale(site, x)
             c = frozen.per_position(x.shape[-2], x.device)
             return (offset + (s / c) * (output.float() - offset)).to(output.dtype)
         return hook
 
     def attach(self, model) -> list:
         """Register the frozen norms on the model's norm modules; returns handles (call .remove())."""
-        modules = norm_sites(model)
+        modules = model.norms()
         return [modules[site].register_forward_hook(self._hook(model, site)) for site in self.scales]
 
     @contextmanager
@@ -99,25 +80,20 @@ class FrozenNorms:
 
 def calibrate(model, site: str, batches: list[torch.Tensor], frozen: FrozenNorms | None = None) -> FrozenScale:
     """Average divisor of the norm at `site` over token batches, with `frozen` norms already applied."""
-    module = norm_sites(model)[site]
     total_rest = total_first = 0.0
     n_rest = n_first = 0
 
-    def observe(mod, args):
+    def observe(scale, _hook):
         nonlocal total_rest, total_first, n_rest, n_first
-        s = norm_scale(model, args[0], mod)[..., 0]          # [batch pos]
+        s = scale[..., 0].float()                            # [batch pos]
         total_first += float(s[:, 0].sum())
         total_rest += float(s[:, 1:].sum())
         n_first += s.shape[0]
         n_rest += s[:, 1:].numel()
 
-    handle = module.register_forward_pre_hook(observe)
-    try:
-        with torch.no_grad(), (frozen or FrozenNorms()).applied(model):
-            for batch in batches:
-                model(batch)
-    finally:
-        handle.remove()
+    with torch.no_grad(), (frozen or FrozenNorms()).applied(model), model.hooks(fwd={f"{site}.hook_scale": observe}):
+        for batch in batches:
+            model(batch)
     rest = total_rest / n_rest if n_rest else total_first / max(n_first, 1)
     return FrozenScale(scale=rest, first_scale=total_first / max(n_first, 1))
 
@@ -157,7 +133,7 @@ def load_norm_free(directory: str | Path, device: str | None = None):
     except (ValueError, KeyError, TypeError) as err:
         raise CheckpointError(f"{path} is unreadable ({err})") from err
     model = mechscope.load(str(directory), **({"device": device} if device else {}))
-    unknown = set(frozen.scales) - set(norm_sites(model))
+    unknown = set(frozen.scales) - set(model.norms())
     if unknown:
         raise CheckpointError(f"{path} names norms this model lacks: {sorted(unknown)}")
     model.frozen_norms = frozen

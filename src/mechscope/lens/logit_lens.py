@@ -17,8 +17,9 @@ from collections.abc import Callable, Iterable
 
 import torch
 
+from mechscope.data.text import token_batches
 from mechscope.errors import InputError
-from mechscope.lens.points import resid_point_labels, resid_point_names, token_batches
+from mechscope.model.cache import accumulated_resid_labels, accumulated_resid_names
 from mechscope.progress import progress
 from mechscope.report.escape import safe_token
 from mechscope.results import Result
@@ -121,7 +122,7 @@ def run_lens(model, tokens: torch.Tensor | Iterable[torch.Tensor], cfg: LogitLen
     """Apply a lens to every residual point over token batches [batch pos] (pos >= 2)."""
     cfg = cfg or LogitLensConfig()
     n_layers = model.cfg.n_layers
-    names = resid_point_names(n_layers)
+    names = accumulated_resid_names(n_layers)
     sums = _Sums(len(names))
     example: list = []          # per point: topk over the first sequence's first positions
     example_tokens: list[str] = []
@@ -153,7 +154,7 @@ def run_lens(model, tokens: torch.Tensor | Iterable[torch.Tensor], cfg: LogitLen
     top_probs = [top.values.tolist() for top in example]
     return LogitLensResult(
         lens=lens_name,
-        layer_labels=resid_point_labels(n_layers),
+        layer_labels=accumulated_resid_labels(n_layers),
         ce=(sums.ce / sums.n).tolist(),
         kl_to_final=(sums.kl / sums.n).tolist(),
         top1_agreement=(sums.agree / sums.n).tolist(),

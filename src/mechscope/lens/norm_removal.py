@@ -15,9 +15,9 @@ from pathlib import Path
 
 import torch
 
+from mechscope.data.text import token_batches
 from mechscope.errors import InputError
-from mechscope.lens.frozen_norms import FrozenNorms, calibrate, norm_sites, save_norm_free
-from mechscope.lens.points import token_batches
+from mechscope.lens.frozen_norms import FrozenNorms, calibrate, save_norm_free
 from mechscope.progress import progress
 from mechscope.results import Result
 
@@ -76,7 +76,7 @@ class NormRemovalResult(Result):
 
 def removal_order(model) -> list[str]:
     """Every ln2, then every ln1, then ln_final."""
-    sites = list(norm_sites(model))
+    sites = list(model.norms())
     return ([s for s in sites if s.endswith("ln2")] + [s for s in sites if s.endswith("ln1")] + ["ln_final"])
 
 
@@ -107,10 +107,13 @@ def _fine_tune(model, batches, cfg: NormRemovalConfig, schedule: dict[int, str] 
             logits = model(batch)[:, :-1].float()
         loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch[:, 1:].reshape(-1))
         opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
-        opt.step()
         losses.append(loss.item())
+        if not torch.isfinite(loss):
+            continue  # an overflowing batch (e.g. a huge-norm token under a frozen scale): no step on NaN
+        loss.backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+        if torch.isfinite(grad_norm):
+            opt.step()
     opt.zero_grad(set_to_none=True)  # leave no .grad behind on the caller's model
     return losses
 

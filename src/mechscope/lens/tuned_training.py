@@ -16,11 +16,12 @@ from pathlib import Path
 
 import torch
 
+from mechscope.data.text import token_batches
 from mechscope.errors import CheckpointError, InputError
 from mechscope.io import atomic_path
 from mechscope.lens.logit_lens import LogitLensConfig, LogitLensResult, run_lens
-from mechscope.lens.points import resid_point_names, stacked_resid, token_batches
 from mechscope.lens.tuned_lens import TunedLens
+from mechscope.model.cache import accumulated_resid_names
 from mechscope.progress import progress
 from mechscope.results import Result
 
@@ -99,13 +100,13 @@ def train_tuned_lens(model, tokens: torch.Tensor | Iterable[torch.Tensor],
         lens = TunedLens.load(checkpoint_dir, model)
         optimizer = torch.optim.Adam(lens.parameters(), lr=cfg.lr)
         start = _load_state(Path(checkpoint_dir) / STATE_FILE, optimizer)
-    names = resid_point_names(model.cfg.n_layers)
+    names = accumulated_resid_names(model.cfg.n_layers)
     n_points = len(names)
 
     def residuals(batch: torch.Tensor) -> torch.Tensor:          # [points batch*pos d]
         with torch.no_grad():
             _, cache = model.run_with_cache(batch, names=names)
-        return stacked_resid(cache, model.cfg.n_layers).flatten(1, 2)
+        return cache.accumulated_resid().flatten(1, 2)
 
     n_tokens = sum(b.numel() for b in batches)
     pool = None

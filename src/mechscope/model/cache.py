@@ -14,6 +14,18 @@ if TYPE_CHECKING:
     from mechscope.model.hooked import HookedModel
 
 
+def accumulated_resid_names(n_layers: int) -> list[str]:
+    """The n_layers + 1 hook names of the residual stream after 0, 1, ..., n_layers blocks:
+    resid_pre of every block, then the final resid_post (what the final norm reads)."""
+    return [f"blocks.{layer}.hook_resid_pre" for layer in range(n_layers)] + [f"blocks.{n_layers - 1}.hook_resid_post"]
+
+
+def accumulated_resid_labels(n_layers: int) -> list[str]:
+    """Short plot labels for those points: "embed", then the index of the block just applied.
+    (``accumulated_resid(return_labels=True)`` gives TransformerLens's "0_pre" ... "final_post".)"""
+    return ["embed"] + [str(layer) for layer in range(n_layers)]
+
+
 class ActivationCache(Mapping):
     """A mapping from hook name to tensor, plus the views interpretability work reads.
 
@@ -69,12 +81,9 @@ class ActivationCache(Mapping):
         """
         n = self.model.cfg.n_layers
         layer = n if layer is None else layer
-        parts = [self["resid_pre", i] for i in range(min(layer, n))]
-        labels = [f"{i}_pre" for i in range(min(layer, n))]
-        if layer >= n:
-            parts.append(self["resid_post", n - 1])
-            labels.append("final_post")
-        stack = torch.stack(parts)
+        names = accumulated_resid_names(n)[:min(layer, n) + (1 if layer >= n else 0)]
+        labels = [f"{i}_pre" for i in range(min(layer, n))] + (["final_post"] if layer >= n else [])
+        stack = torch.stack([self[name] for name in names])
         if apply_ln:
             stack = self.apply_ln_to_stack(stack, None if layer >= n else layer)
         return (stack, labels) if return_labels else stack

@@ -29,9 +29,10 @@ from collections.abc import Callable
 
 import torch
 
-from mechscope.errors import HookShapeError, InputError
+from mechscope.errors import BatchGrowthError, HookShapeError, InputError, InterventionError
 from mechscope.model.attention import STATE_ATTR
 from mechscope.model.names import ATTN_INTERNAL, HookPoint, parse
+from mechscope.model.norms import norm_eps, norm_scale
 from mechscope.model.structure import Structure
 
 HookFn = Callable[[torch.Tensor, HookPoint], "torch.Tensor | None"]
@@ -46,8 +47,11 @@ class HookSet:
         self._points: dict[str, HookPoint] = {}
 
     def add(self, name: str, fn: HookFn, *, backward: bool = False) -> None:
+        point = self._points.setdefault(name, parse(name))
+        if isinstance(fn, GrowBatch) and (backward or point.site != "hook_resid_pre"):
+            raise InterventionError(f"GrowBatch hooks add rows at a block's input: put it on a forward "
+                                    f"blocks.L.hook_resid_pre, not on {name} ({'backward' if backward else 'forward'})")
         (self.bwd if backward else self.fwd)[name].append(fn)
-        self._points.setdefault(name, parse(name))
 
     @property
     def names(self) -> set[str]:
@@ -62,15 +66,43 @@ class HookSet:
             if point.site.endswith("hook_scale"):
                 raise InputError(f"{name} is observe-only: its hook must return None (change "
                                  f"the norm's input or output hook instead)")
-            if not isinstance(out, torch.Tensor) or out.shape != act.shape:
-                got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
-                raise HookShapeError(f"hook on {name} returned {got}, expected a tensor of shape "
-                                     f"{tuple(act.shape)} (or None to leave the activation unchanged)")
+            _check_replacement(name, out, act, new_rows=isinstance(fn, GrowBatch))
             act = out
         if name in self.bwd and act.requires_grad:
             for fn in self.bwd[name]:
                 act.register_hook(_backward_call(fn, point))
         return act
+
+
+class GrowBatch:
+    """A hook on ``blocks.L.hook_resid_pre`` that may return more batch rows than it receives.
+
+    Batched patching uses it to run many patched copies of a prompt from layer L onward only: the
+    rows below L are computed once. Sound only when the block's other inputs broadcast over the
+    batch; if the block receives a per-row tensor (a padding mask, say), the forward raises
+    `BatchGrowthError` and the caller must add its rows at the model's input instead.
+    """
+
+    def __init__(self, fn: HookFn) -> None:
+        self.fn = fn
+
+    def __call__(self, act: torch.Tensor, hook: HookPoint) -> torch.Tensor | None:
+        return self.fn(act, hook)
+
+
+def _check_replacement(name: str, out, act: torch.Tensor, *, new_rows: bool = False) -> None:
+    """A hook's replacement must be a tensor like the activation it replaces (shape, dtype, device);
+    a GrowBatch hook's may differ in its number of rows."""
+    if not isinstance(out, torch.Tensor):
+        raise HookShapeError(f"hook on {name} returned {type(out).__name__}, expected a tensor of shape "
+                             f"{tuple(act.shape)} (or None to leave the activation unchanged)")
+    expected = (out.shape[0], *act.shape[1:]) if new_rows and out.dim() == act.dim() else tuple(act.shape)
+    if tuple(out.shape) != expected:
+        raise HookShapeError(f"hook on {name} returned {tuple(out.shape)}, expected a tensor of shape "
+                             f"{expected} (or None to leave the activation unchanged)")
+    if out.dtype != act.dtype or out.device != act.device:
+        raise HookShapeError(f"hook on {name} returned a {out.dtype} tensor on {out.device}, but the activation is "
+                             f"{act.dtype} on {act.device}: return out.to(act.device, act.dtype)")
 
 
 def _backward_call(fn: HookFn, point: HookPoint):
@@ -91,14 +123,16 @@ def _with_first(x, new):
     return (new, *x[1:]) if isinstance(x, tuple) else new
 
 
-def _norm_scale(x: torch.Tensor, kind: str, eps: float) -> torch.Tensor:
-    """The divisor a LayerNorm / RMSNorm applies: [..., d_model] -> [..., 1] (one reduction pass)."""
-    x = x.float()
-    if kind == "layernorm":
-        x = x - x.mean(-1, keepdim=True)
-    # vector_norm is one fast reduction (torch.var_mean is ~5x slower on CPU than the pow/mean pair)
-    var = torch.linalg.vector_norm(x, dim=-1, keepdim=True).square_().div_(x.shape[-1])
-    return var.add_(eps).sqrt_()
+def _check_broadcastable(name: str, args: tuple, kwargs: dict, rows: int) -> None:
+    """Raise BatchGrowthError if a block input besides the residual stream has one entry per row."""
+    if rows == 1:
+        return
+    for value in (*args, *(v for k, v in kwargs.items() if k != "hidden_states")):
+        for t in value if isinstance(value, (tuple, list)) else (value,):
+            if isinstance(t, torch.Tensor) and t.dim() >= 2 and t.shape[0] == rows:
+                raise BatchGrowthError(f"{name}: the block also receives a per-row tensor of shape "
+                                       f"{tuple(t.shape)}, so rows cannot be added inside the model; add "
+                                       f"them at the input instead (repeat the tokens)")
 
 
 @dataclasses.dataclass
@@ -139,25 +173,25 @@ class Attachment:
         hs = self.hs
 
         def hook(_module, args, kwargs):
-            if args:
-                new = hs.apply(name, args[0])
-                if stash is not None:
-                    stash["resid_pre"] = new
-                return (new, *args[1:]), kwargs
-            new = hs.apply(name, kwargs["hidden_states"])
+            old = args[0] if args else kwargs["hidden_states"]
+            new = hs.apply(name, old)
+            if new.shape[0] != old.shape[0]:       # a GrowBatch hook added rows
+                _check_broadcastable(name, args[1:], kwargs, old.shape[0])
             if stash is not None:
                 stash["resid_pre"] = new
+            if args:
+                return (new, *args[1:]), kwargs
             return args, {**kwargs, "hidden_states": new}
         return hook
 
     def _on_norm(self, prefix: str, module: torch.nn.Module, wanted: set[str]):
         hs, kind = self.hs, self.norm
-        eps = float(getattr(module, self.eps_attr, 1e-5))
+        eps = norm_eps(module, self.eps_attr)
         scale_name, normed_name = prefix + "hook_scale", prefix + "hook_normalized"
 
         def hook(_module, args, output):
             if scale_name in wanted:
-                hs.apply(scale_name, _norm_scale(args[0], kind, eps).to(args[0].dtype))
+                hs.apply(scale_name, norm_scale(args[0], kind, eps).to(args[0].dtype))
             if normed_name in wanted:
                 return _with_first(output, hs.apply(normed_name, _first(output)))
             return None

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 
 import torch
 
-from mechscope.errors import InputError
+from mechscope.errors import HookNameError, InputError
 from mechscope.model import attention
 from mechscope.model.adapters import ArchitectureTable, table_for
 from mechscope.model.cache import ActivationCache
@@ -20,11 +20,17 @@ from mechscope.model.config import ModelConfig
 from mechscope.model.hook_points import Attachment, HookFn, HookSet
 from mechscope.model.memory import keep_freed_memory
 from mechscope.model.names import ON_REQUEST, act_name, all_names, unknown_name_error
+from mechscope.model.norms import norm_eps, norm_modules, norm_scale
 from mechscope.model.structure import Structure
 from mechscope.model.tokens import Tokenization
 from mechscope.model.weights import WeightViews
 
-Names = None | str | Iterable[str] | Callable[[str], bool]
+Names = None | str | Iterable[str] | re.Pattern | Callable[[str], bool]
+
+
+def _is_alias_tuple(names) -> bool:
+    """("resid_post", 3) is one name; ("blocks.0.hook_z", "blocks.1.hook_z") is two."""
+    return isinstance(names, tuple) and not all(isinstance(n, str) for n in names)
 
 
 class HookedModel(WeightViews, Tokenization):
@@ -75,33 +81,37 @@ class HookedModel(WeightViews, Tokenization):
         return list(self._hook_names)
 
     def resolve_names(self, names: Names) -> list[str]:
-        """A list of hook names from None (all), a name, a list, a regex string or a predicate."""
+        r"""A list of hook names from None (all), one exact name or alias, a list of them, a compiled
+        `re.Pattern` (every name it matches anywhere) or a predicate ``name -> bool``.
+
+        A string is always one name: ``"blocks.1"`` is an error, not layers 1, 10 and 11; pass
+        ``re.compile(r"blocks\.1\.")`` to select by pattern.
+        """
         if names is None:  # everything except what is computed only on request
             return [n for n in self._hook_names if not n.endswith(ON_REQUEST)]
+        if isinstance(names, re.Pattern):
+            found = [n for n in self._hook_names if names.search(n)]
+            if not found:
+                raise HookNameError(f"no hook point matches the pattern {names.pattern!r}; "
+                                    f"model.hook_names() lists all {len(self._hook_names)}")
+            return found
         if callable(names):
             return [n for n in self._hook_names if names(n)]
-        if isinstance(names, str):
-            if names in self._known:
-                return [names]
+        if isinstance(names, str) or _is_alias_tuple(names):
+            names = [names]
+        return [self._exact_name(name) for name in names]
+
+    def _exact_name(self, name: str | tuple) -> str:
+        """One hook name from a name, an alias ("resid_post" with a layer) or a (short, layer) tuple."""
+        canonical = act_name(*name) if isinstance(name, tuple) else name
+        if isinstance(name, str) and name not in self._known:
             try:
-                canonical = act_name(names)
-            except Exception:
-                canonical = None
-            if canonical in self._known:
-                return [canonical]
-            pattern = re.compile(names)
-            found = [n for n in self._hook_names if pattern.search(n)]
-            if not found:
-                raise unknown_name_error(names, self._hook_names)
-            return found
-        out = []
-        for name in names:
-            if isinstance(name, tuple):
-                name = act_name(*name)
-            if name not in self._known:
-                raise unknown_name_error(name, self._hook_names)
-            out.append(name)
-        return out
+                canonical = act_name(name)
+            except HookNameError:
+                canonical = name
+        if canonical not in self._known:
+            raise unknown_name_error(str(name), self._hook_names)
+        return canonical
 
     # -- running ------------------------------------------------------------------------------------
     def _prepare(self, inputs, attention_mask) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -149,7 +159,7 @@ class HookedModel(WeightViews, Tokenization):
         hookset = HookSet()
         for table, backward in ((fwd or {}, False), (bwd or {}, True)):
             for key, fns in table.items():
-                for name in self.resolve_names(key if not isinstance(key, tuple) else [key]):
+                for name in self.resolve_names(key):
                     for fn in fns if isinstance(fns, (list, tuple)) else [fns]:
                         hookset.add(name, fn, backward=backward)
         with self._attachment(hookset):
@@ -166,7 +176,7 @@ class HookedModel(WeightViews, Tokenization):
         """Logits and an ActivationCache of the named hook points.
 
         names=None caches every point except ``attn.hook_result``, which costs a [batch pos head
-        d_model] tensor per layer and is computed only when named (e.g. names=r"hook_result|resid").
+        d_model] tensor per layer and is computed only when named (e.g. names=re.compile(r"hook_result|resid")).
 
         device/dtype: where and how to store cached tensors (e.g. "cpu", torch.float16).
         grad_metric: a function logits -> scalar; when given, the gradient of that scalar with respect
@@ -204,6 +214,16 @@ class HookedModel(WeightViews, Tokenization):
         return (logits if grad_metric is not None else logits.detach()), ActivationCache(store, self)
 
     # -- pieces of the forward pass that analyses reuse --------------------------------------------
+    def norms(self) -> dict[str, torch.nn.Module]:
+        """The norm modules by site ("blocks.L.ln1", "blocks.L.ln2", "ln_final"), in forward order."""
+        return norm_modules(self.structure)
+
+    def norm_scale(self, site: str, x: torch.Tensor) -> torch.Tensor:
+        """The divisor s(x) [... 1] (fp32) that the norm at `site` applies to x [... d_model]; the
+        value ``{site}.hook_scale`` reports."""
+        module = self.norms()[site]
+        return norm_scale(x, self.cfg.norm, norm_eps(module, self.table.norm_eps_attr))
+
     def ln_final(self, resid: torch.Tensor) -> torch.Tensor:
         """Apply the model's final norm (with its weight and bias) to [... d_model]."""
         return self.structure.final_norm(resid)

@@ -78,12 +78,14 @@ class Tokenization:
             return [self.tokenizer.decode(t.tolist()) for t in tokens]
         return self.tokenizer.decode(tokens.tolist())
 
-    def to_single_token(self, text: str) -> int:
-        """The id of a string that is exactly one token for this tokenizer; InputError otherwise."""
+    def to_single_token(self, text: str, *, what: str = "") -> int:
+        """The id of a string that is exactly one token for this tokenizer; InputError otherwise
+        (`what` names the string in the message, e.g. "answer")."""
         ids = self.tokenizer.encode(text, add_special_tokens=False)
         if len(ids) != 1:
-            raise InputError(f"{text!r} is {len(ids)} tokens for this tokenizer, not one: "
-                             f"{[self.tokenizer.decode([i]) for i in ids]}")
+            raise InputError(f"{what + ' ' if what else ''}{text!r} is {len(ids)} tokens for this tokenizer "
+                             f"({[self.tokenizer.decode([i]) for i in ids]}); it must be one token "
+                             "(mind the leading space, e.g. ' Paris')")
         return ids[0]
 
     def is_single_token(self, text: str) -> bool:

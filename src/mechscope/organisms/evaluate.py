@@ -22,10 +22,10 @@ import random
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from mechscope.organisms.sentences import day_sentence, docstring_parts, ioi_filling
 from mechscope.organisms.world import GroundTruth
+from mechscope.tasks.induction import copy_losses, next_token_loss
 
 EVAL_SEED = 12345
 
@@ -93,26 +93,28 @@ def ioi_metrics(model, tokenizer, gt: GroundTruth, n: int = 200) -> dict[str, fl
 
 
 @torch.no_grad()
-def induction_loss_ratio(model, vocab_size: int, n: int = 32, span: int = 20, seed: int = EVAL_SEED,
+def induction_loss_ratio(model, vocab_size: int, bos_id: int, n: int = 32, span: int = 20, seed: int = EVAL_SEED,
                          prefixes: tuple[int, ...] = (0, 7, 23)) -> float:
     """Mean loss over the 2nd copy / over the 1st copy of a random span (first token of each excluded).
 
-    Each sequence is <|endoftext|> + P random tokens + span + span, for every P in `prefixes`: a span
-    that always starts right after <|endoftext|> can be copied by absolute position alone, which
-    is not induction.
+    Each sequence is BOS + P random tokens + span + span (random tokens never BOS), for every P in
+    `prefixes`: a span that always starts right after BOS can be copied by absolute position alone,
+    which is not induction.
     """
     g = torch.Generator().manual_seed(seed)
+
+    def random_ids(shape):                       # uniform over the vocabulary without BOS
+        ids = torch.randint(0, vocab_size - 1, shape, generator=g)
+        return ids + (ids >= bos_id).long()
+
     first, second = [], []
     for n_prefix in prefixes:
-        spans = torch.randint(1, vocab_size, (n, span), generator=g)
-        prefix = torch.randint(1, vocab_size, (n, n_prefix), generator=g)
-        x = torch.cat([torch.zeros(n, 1, dtype=torch.long), prefix, spans, spans], dim=1)  # BOS = id 0
-        logits = model(input_ids=x).logits[:, :-1]
-        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), x[:, 1:].reshape(-1),
-                               reduction="none").view(n, -1)
-        start = 1 + n_prefix  # loss[:, t] predicts x[:, t + 1]
-        first.append(loss[:, start:start + span - 1])              # span tokens 2..span
-        second.append(loss[:, start + span:start + 2 * span - 1])   # copy tokens 2..span
+        spans = random_ids((n, span))
+        prefix = random_ids((n, n_prefix))
+        x = torch.cat([torch.full((n, 1), bos_id, dtype=torch.long), prefix, spans, spans], dim=1)
+        a, b = copy_losses(next_token_loss(model(input_ids=x).logits, x), 1 + n_prefix, span)
+        first.append(a)
+        second.append(b)
     return float(torch.cat(second).mean() / torch.cat(first).mean())
 
 
@@ -147,17 +149,20 @@ def docstring_prompts(gt: GroundTruth, n: int, seed: int = EVAL_SEED) -> list[tu
 
 def evaluate(model, tokenizer, gt: GroundTruth, heldout_tokens: np.ndarray | None = None,
              seq_len: int = 256, n_prompts: int = 200) -> dict[str, float]:
-    """Every metric in the module docstring; the model is put in eval mode and restored."""
+    """Every metric in the module docstring (IOI and day metrics only when the corpus planted those
+    families, `GroundTruth.plants`); the model is put in eval mode and restored."""
     was_training = model.training
     model.eval()
     try:
         res: dict[str, float] = {}
         if heldout_tokens is not None and len(heldout_tokens):
             res["heldout_text_loss"] = heldout_loss(model, heldout_tokens, seq_len)
-        res.update(ioi_metrics(model, tokenizer, gt, n_prompts))
-        res["induction_loss_ratio"] = induction_loss_ratio(model, model.config.vocab_size)
+        if gt.plants("ioi"):
+            res.update(ioi_metrics(model, tokenizer, gt, n_prompts))
+        res["induction_loss_ratio"] = induction_loss_ratio(model, model.config.vocab_size, tokenizer.bos_token_id)
         res.update(fact_metrics(model, tokenizer, gt))
-        res.update(day_metrics(model, tokenizer, gt))
+        if gt.plants("days"):
+            res.update(day_metrics(model, tokenizer, gt))
         doc = docstring_prompts(gt, n_prompts)
         res["docstring_accuracy"] = top1_accuracy(model, tokenizer, [p for p, _ in doc], [a for _, a in doc])
         return res

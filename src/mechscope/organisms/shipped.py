@@ -37,3 +37,29 @@ def organism_file(path_or_name: str | Path, filename: str, how: str) -> Path:
     if not path.is_file():
         raise ModelLoadError(f"no {filename} at {path}; {how}")
     return path
+
+
+def planted_summary(name: str) -> dict:
+    """What a shipped organism plants, from its measured files: {"kind", "mechanisms", "claims"}.
+
+    Compiled organisms: the circuit's task, nodes and claims (circuit.json). Trained organisms: each
+    claim's behaviour with its measured value, and the claims whose target the weights meet
+    (mechanisms.json); an empty dict entry when the file is missing."""
+    import json
+
+    path = shipped_path(name)
+    if (path / "circuit.json").is_file():
+        circuit = json.loads((path / "circuit.json").read_text(encoding="utf-8"))
+        nodes = [n for n in circuit["nodes"] if n not in ("input", "logits")]
+        return {"kind": "compiled", "mechanisms": f"{circuit['task']} ({', '.join(nodes)})",
+                "claims": circuit.get("claims", [])}
+    if (path / "mechanisms.json").is_file():
+        measured = json.loads((path / "mechanisms.json").read_text(encoding="utf-8"))
+        claims = measured["claims"]
+        met, missed = ([f"{c['metric']} {c['value']:.2f}" for c in claims.values() if c["planted"] is hit]
+                       for hit in (True, False))
+        top = measured["heads"]["lagged-induction"][0]
+        text = f"met: {', '.join(met) or 'none'}; missed: {', '.join(missed) or 'none'}; top induction head " \
+               f"{top['head']} (lag {top['lag']}, {top['score']:.2f})"
+        return {"kind": "trained", "mechanisms": text, "claims": [k for k, c in claims.items() if c["planted"]]}
+    return {"kind": "trained", "mechanisms": "not measured", "claims": []}

@@ -46,6 +46,7 @@ from mechscope.organisms.presets import LEGACY_PACKING, Preset, build_model
 from mechscope.organisms.tokenizer import load_tokenizer, save_tokenizer
 from mechscope.organisms.world import GroundTruth, load_ground_truth, make_world
 from mechscope.progress import progress
+from mechscope.threads import torch_threads
 
 
 @dataclasses.dataclass
@@ -70,6 +71,7 @@ def prepare_data(out: Path, preset: Preset, text_paths: list[str]) -> RunData:
     corpus = build_corpus(world, cfg, seed=preset.world_seed)
     data.mkdir(parents=True, exist_ok=True)
     save_tokenizer(corpus.tokenizer, data)
+    world = world.planted(corpus.family_tokens)
     world.save(data / "ground_truth.json")
     for name, arr in [("tokens.npy", corpus.train), ("heldout.npy", corpus.heldout_natural)]:
         with atomic_path(data / name) as tmp, open(tmp, "wb") as f:
@@ -114,12 +116,16 @@ def train(preset: Preset, out: str | Path, text_paths: list[str] = (), *, thread
     """Train (or resume) `preset` in `out`; return out/final when finished.
 
     `stop_after` ends this call after that many total steps without a final checkpoint, as a kill
-    would (returns None); calling again resumes from the last checkpoint.
+    would (returns None); calling again resumes from the last checkpoint. `threads`: torch threads
+    for this call only (the process's count is restored on return).
     """
-    out = Path(out)
+    with torch_threads(threads):
+        return _train(preset, Path(out), list(text_paths), stop_after, show_progress, on_eval)
+
+
+def _train(preset: Preset, out: Path, text_paths: list[str], stop_after: int | None, show_progress: bool | None,
+           on_eval: Callable[[int, dict], None] | None) -> Path | None:
     out.mkdir(parents=True, exist_ok=True)
-    if threads:
-        torch.set_num_threads(threads)
     run = prepare_data(out, preset, list(text_paths))
     eos = run.tokenizer.bos_token_id
     torch.manual_seed(preset.seed)

@@ -32,6 +32,9 @@ organism's tokenizer, checked when the tokenizer is trained):
   and the answer is " " + next argument in signature order.
 - ``induction``: {"span_min": int, "span_max": int, "repeats": [2, 3]} of random-token spans.
 - ``count_items``: nouns used in the lists/counting family.
+- ``families``: tokens per corpus family the organism was trained on (None in files written before
+  it was recorded). Fields of a family the corpus did not contain are emptied (`planted`): an
+  organism that never saw day arithmetic has no day templates.
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ import random
 from pathlib import Path
 from typing import Any
 
+from mechscope.errors import ModelLoadError
 from mechscope.io import write_json_atomic
 
 NAMES = [
@@ -100,6 +104,12 @@ DOCSTRING_TEMPLATE = ('def {FUNC}(self, {ARGS}):\n    """{SUMMARY}\n\n{PARAMS}  
                       "    return None\n")
 
 
+FAMILY_FIELDS = {  # corpus family -> the GroundTruth fields only that family's documents use
+    "days": ("day_template", "day_template_one", "month_template", "month_template_one"),
+    "ioi": ("ioi_templates", "heldout_ioi_templates"),
+}
+
+
 @dataclasses.dataclass
 class GroundTruth:
     """Everything planted in an organism's corpus; see the module docstring for each field."""
@@ -124,12 +134,26 @@ class GroundTruth:
     docstring: dict[str, Any]
     induction: dict[str, Any]
     count_items: list[str]
+    families: dict[str, int] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     def save(self, path: str | Path) -> Path:
         return write_json_atomic(path, self.to_dict())
+
+    def plants(self, family: str) -> bool:
+        """Whether the organism's corpus contained `family` (True when not recorded)."""
+        return self.families is None or self.families.get(family, 0) > 0
+
+    def planted(self, families: dict[str, int]) -> GroundTruth:
+        """A copy that records `families` (tokens per corpus family) and empties the templates of the
+        families with no tokens, so nothing lists a task the corpus never had."""
+        out = dataclasses.replace(self, families=dict(families))
+        for family, fields in FAMILY_FIELDS.items():
+            if not out.plants(family):
+                out = dataclasses.replace(out, **{k: type(getattr(out, k))() for k in fields})
+        return out
 
     @property
     def entities(self) -> list[str]:
@@ -194,6 +218,10 @@ def load_ground_truth(path_or_name: str | Path) -> GroundTruth:
 
     path = organism_file(path_or_name, "ground_truth.json",
                          "pass an organism directory that was written by `mechscope organism train`")
-    data = json.loads(path.read_text(encoding="utf-8"))
-    fields = {f.name for f in dataclasses.fields(GroundTruth)}
-    return GroundTruth(**{k: v for k, v in data.items() if k in fields})
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        fields = {f.name for f in dataclasses.fields(GroundTruth)}
+        return GroundTruth(**{k: v for k, v in data.items() if k in fields})
+    except (ValueError, TypeError, AttributeError) as e:  # bad JSON / encoding, missing or extra fields
+        raise ModelLoadError(f"{path} is not a readable ground truth ({type(e).__name__}: {e}); restore it "
+                             "from the organism's training run or retrain with `mechscope organism train`") from e

@@ -12,6 +12,7 @@ import dataclasses
 
 import torch
 
+from mechscope.model.interventions import mean_ablate
 from mechscope.results import Result
 
 
@@ -31,15 +32,7 @@ def ablated_metric(model, task, ablate: set[tuple[int, int]], means: dict[int, t
     by_layer: dict[int, list[int]] = {}
     for layer, h in ablate:
         by_layer.setdefault(layer, []).append(h)
-
-    def make(layer, heads):
-        def hook(act, _h):
-            act = act.clone()
-            act[:, :, heads] = means[layer][None, :, heads].to(act.dtype)
-            return act
-        return hook
-
-    fwd = {f"blocks.{layer}.attn.hook_z": make(layer, sorted(hs)) for layer, hs in by_layer.items()}
+    fwd = {f"blocks.{layer}.attn.hook_z": mean_ablate(means[layer], heads=sorted(hs)) for layer, hs in by_layer.items()}
     with torch.no_grad():
         clean_logits = model(task.clean_tokens.to(model.device))[:, task.answer_pos]
         logits = model.run_with_hooks(tokens.to(model.device), fwd=fwd)[:, task.answer_pos]

@@ -20,16 +20,12 @@ import dataclasses
 import torch
 
 from mechscope.errors import InputError
+from mechscope.model.names import act_name
 from mechscope.patching.partial_forward import PartialForwardConfig, Site, run_patched
 from mechscope.patching.results import PatchingResult
 
 RESID_SITES = ("resid_pre", "resid_mid", "resid_post", "attn_out", "mlp_out")
 HEAD_SITES = ("z", "q", "k", "v", "pattern", "result")
-_HOOK = {"resid_pre": "blocks.{L}.hook_resid_pre", "resid_mid": "blocks.{L}.hook_resid_mid",
-         "resid_post": "blocks.{L}.hook_resid_post", "attn_out": "blocks.{L}.hook_attn_out",
-         "mlp_out": "blocks.{L}.hook_mlp_out", "z": "blocks.{L}.attn.hook_z", "q": "blocks.{L}.attn.hook_q",
-         "k": "blocks.{L}.attn.hook_k", "v": "blocks.{L}.attn.hook_v", "pattern": "blocks.{L}.attn.hook_pattern",
-         "result": "blocks.{L}.attn.hook_result"}
 
 
 @dataclasses.dataclass
@@ -45,10 +41,10 @@ class PatchingConfig:
 
 
 def hook_name(site: str, layer: int) -> str:
-    try:
-        return _HOOK[site].format(L=layer)
-    except KeyError:
-        raise InputError(f"unknown patching site {site!r}: use one of {', '.join(_HOOK)}") from None
+    """The hook point of a patching site ("resid_pre", "z", ...) at `layer`."""
+    if site not in RESID_SITES + HEAD_SITES:
+        raise InputError(f"unknown patching site {site!r}: use one of {', '.join(RESID_SITES + HEAD_SITES)}")
+    return act_name(site, layer)
 
 
 def grid_sites(model, site: str, n_pos: int, per_position: bool = False) -> tuple[list[Site], tuple[int, ...]]:

@@ -2,9 +2,9 @@
 
 A patching grid asks for hundreds of runs that differ from one base run by one activation each.
 They share everything below the patched layer, so we run the base prompts once up to layer L and
-only there grow the batch: a forward pre-hook on decoder block L appends one copy of the base
-rows per site patched at layer L (patching them right there for ``resid_pre``; hooks inside the
-block patch the other sites). Rows for sites at later layers are appended later, so a site at
+only there grow the batch: a `GrowBatch` hook on ``blocks.L.hook_resid_pre`` (the model's hook
+system allows rows to be added there) appends one copy of the base rows per site patched at layer
+L (patching them right there for ``resid_pre``; hooks inside the block patch the other sites). Rows for sites at later layers are appended later, so a site at
 layer L costs (n_layers - L) block-rows instead of n_layers. The forward also stops at the final
 norm (we raise once ``ln_final.hook_normalized`` is seen) and unembeds only the answer position,
 which saves the full [rows pos d_vocab] unembedding.
@@ -12,8 +12,8 @@ which saves the full [rows pos d_vocab] unembedding.
 Why this is sound: a decoder block treats batch rows independently, and its other inputs
 (position ids, rotary tables, the causal mask, which is None for unpadded prompts under SDPA
 masking) broadcast over the batch, so a block can receive more rows than the model's input had.
-If a block does receive a per-row tensor (a padding mask, say) we cannot grow the batch; then we
-fall back to expanding the input ("full" mode: every row runs every layer, same numbers, slower).
+If a block does receive a per-row tensor (a padding mask, say) we cannot grow the batch (the hook
+system raises BatchGrowthError); then we fall back to expanding the input ("full" mode: every row runs every layer, same numbers, slower).
 The same fallback handles sites before the first block (hook_embed, hook_pos_embed).
 
 Trade-off against the simpler alternative (expand the input batch and patch at layer L): the same
@@ -30,7 +30,9 @@ from collections.abc import Callable
 
 import torch
 
-from mechscope.errors import InputError
+from mechscope.errors import BatchGrowthError, InputError
+from mechscope.model.axes import axes_of, where
+from mechscope.model.hook_points import GrowBatch
 from mechscope.model.names import parse
 
 ScoreFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -51,18 +53,10 @@ class Site:
     head: int | None = None
 
     def index(self) -> tuple:
-        """Index into the activation after the batch axis."""
-        site = parse(self.hook).site
-        every = slice(None)
-        pos = every if self.pos is None else self.pos
-        head = every if self.head is None else self.head
-        if site.endswith(("hook_pattern", "hook_attn_scores")):      # [batch head q k]
-            return (head, pos)
-        if site.endswith(("hook_q", "hook_k", "hook_v", "hook_z", "hook_result")):  # [batch pos head d]
-            return (pos, head)
-        if self.head is not None:
-            raise InputError(f"{self.hook} has no head axis; drop head={self.head}")
-        return (pos,)
+        """Index into the activation after the batch axis (axes from `mechscope.model.axes`)."""
+        point = parse(self.hook)
+        ndim = 1 + max(axes_of(point).position, axes_of(point).head or 0)
+        return where(point, ndim, heads=self.head, positions=self.pos)[1:]
 
 
 @dataclasses.dataclass
@@ -76,10 +70,6 @@ class PartialForwardConfig:
 
 class _Stop(Exception):
     """Raised from the final-norm hook: everything we need has been computed."""
-
-
-class _CannotGrow(Exception):
-    """A block received a per-row tensor besides the residual; growing the batch is unsafe."""
 
 
 def expansion_layer(model, hook: str) -> int:
@@ -116,7 +106,7 @@ def run_patched(model, base_tokens: torch.Tensor, sources: dict[str, torch.Tenso
         if config.skip_lower_layers:
             try:
                 scores = _forward_chunk(model, base_tokens, sources, chunk_sites, score, answer_pos, grow=True)
-            except _CannotGrow:
+            except BatchGrowthError:
                 scores = _forward_chunk(model, base_tokens, sources, chunk_sites, score, answer_pos, grow=False)
         else:
             scores = _forward_chunk(model, base_tokens, sources, chunk_sites, score, answer_pos, grow=False)
@@ -174,6 +164,12 @@ def _forward_chunk(model, base_tokens, sources, sites, score, answer_pos, *, gro
             pre_patch[point.layer] = make_patch(hook_name, in_pre_hook=True)
         else:
             fwd[hook_name].append(make_patch(hook_name))
+    if grow:
+        for layer in range(model.cfg.n_layers):
+            k = len(new_at.get(layer, []))
+            if k:   # runs before any other hook on this point: the rows exist before they are patched
+                fwd[f"blocks.{layer}.hook_resid_pre"].insert(
+                    0, GrowBatch(_grower(n, created_before[layer], k, pre_patch.get(layer))))
     final: dict[str, torch.Tensor] = {}
 
     def capture(act, _hook):
@@ -182,25 +178,13 @@ def _forward_chunk(model, base_tokens, sources, sites, score, answer_pos, *, gro
 
     fwd["ln_final.hook_normalized"].append(capture)
 
-    handles = []
-    if grow:
-        for layer in range(model.cfg.n_layers):
-            k = len(new_at.get(layer, []))
-            if k:
-                handles.append(model.layers[layer].register_forward_pre_hook(
-                    _grower(n, created_before[layer], k, pre_patch.get(layer)), with_kwargs=True, prepend=True))
-        tokens = base_tokens.repeat(1 + len(new_at.get(-1, [])), 1)
-    else:
-        tokens = base_tokens.repeat(1 + len(sites), 1)
-    try:
-        with torch.no_grad(), model.hooks(fwd=dict(fwd)):
-            try:
-                model(tokens)
-            except _Stop:
-                pass
-    finally:
-        for h in handles:
-            h.remove()
+    copies = len(new_at.get(-1, [])) if grow else len(sites)
+    tokens = base_tokens.repeat(1 + copies, 1)
+    with torch.no_grad(), model.hooks(fwd=dict(fwd)):
+        try:
+            model(tokens)
+        except _Stop:
+            pass
     with torch.no_grad():
         logits = model.unembed(final["normalized"])                    # [rows d_vocab]
         total = logits.shape[0] // n
@@ -211,29 +195,13 @@ def _forward_chunk(model, base_tokens, sources, sites, score, answer_pos, *, gro
 
 
 def _grower(n: int, existing_blocks: int, k: int, patch: Callable | None):
-    """A forward pre-hook that appends k copies of the n base rows to a block's residual input."""
+    """A hook on a block's resid_pre that appends k copies of the n base rows (then patches them)."""
 
-    def hook(_module, args, kwargs):
-        hidden = args[0] if args else kwargs["hidden_states"]
+    def hook(hidden, _hook):
         if hidden.shape[0] != existing_blocks * n:
             raise InputError(f"partial forward bookkeeping: expected {existing_blocks * n} rows, "
                              f"got {hidden.shape[0]}")
-        _check_broadcastable(args[1:], kwargs, hidden.shape[0])
         grown = torch.cat([hidden, hidden[:n].repeat(k, 1, 1)])
-        if patch is not None:
-            grown = patch(grown)
-        if args:
-            return (grown, *args[1:]), kwargs
-        return args, {**kwargs, "hidden_states": grown}
+        return patch(grown) if patch is not None else grown
 
     return hook
-
-
-def _check_broadcastable(args, kwargs, rows: int) -> None:
-    if rows == 1:
-        return
-    for value in (*args, *kwargs.values()):
-        tensors = value if isinstance(value, (tuple, list)) else (value,)
-        for t in tensors:
-            if isinstance(t, torch.Tensor) and t.dim() >= 2 and t.shape[0] == rows:
-                raise _CannotGrow

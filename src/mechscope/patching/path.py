@@ -27,12 +27,35 @@ import dataclasses
 import torch
 
 from mechscope.errors import InputError
+from mechscope.model.axes import write
+from mechscope.model.interventions import patch_from
+from mechscope.model.names import parse
 from mechscope.patching.activation import runs_for
 from mechscope.patching.results import PatchingResult
 
 
 class _Stop(Exception):
     pass
+
+
+class _Frozen:
+    """The step-2 activations of a chunk of senders, by hook name: the base run's, tiled once per
+    sender (each sender a block of n rows), with each sender's own head taken from the source run.
+    Built when a hook asks for it, so only one layer's tensor is alive at a time."""
+
+    def __init__(self, base_cache, source_cache, chunk: list[tuple[int, int]], repeats: int) -> None:
+        self.base, self.source, self.chunk, self.repeats = base_cache, source_cache, chunk, repeats
+
+    def __getitem__(self, name: str) -> torch.Tensor:
+        base = self.base[name]
+        n = base.shape[0]
+        frozen = base.repeat(self.repeats, *[1] * (base.dim() - 1))
+        point = parse(name)
+        if point.site == "attn.hook_z":
+            for b, (layer, h) in enumerate(self.chunk):
+                if layer == point.layer:
+                    write(frozen, self.source[name], point, heads=h, rows=slice(b * n, (b + 1) * n))
+        return frozen
 
 
 @dataclasses.dataclass
@@ -114,23 +137,8 @@ def _run_chunk(model, task, base, chunk, receivers, base_cache, source_cache, z_
     tokens = base.repeat(S, 1)
     prompt_index = torch.arange(n).repeat(S)
 
-    def freeze_z(layer):
-        name = z_names[layer]
-
-        def hook(act, _h):
-            new = base_cache[name].repeat(S, 1, 1, 1).to(act.dtype)
-            for b, (sender_layer, h) in enumerate(chunk):
-                if sender_layer == layer:
-                    new[b * n:(b + 1) * n, :, h] = source_cache[name][:, :, h]
-            return new
-        return hook
-
-    def freeze(name):
-        return lambda act, _h: base_cache[name].repeat(S, 1, 1).to(act.dtype)
-
-    step2 = {z_names[layer]: [freeze_z(layer)] for layer in range(cfg.n_layers)}
-    for name in mlp_names:
-        step2[name] = [freeze(name)]
+    frozen = patch_from(_Frozen(base_cache, source_cache, chunk, S))
+    step2 = {name: [frozen] for name in z_names + mlp_names}
     if receivers == "logits":
         logits = _answer_logits(model, tokens, step2, task.answer_pos)
     else:
@@ -143,19 +151,12 @@ def _run_chunk(model, task, base, chunk, receivers, base_cache, source_cache, z_
             step2.setdefault(f"blocks.{layer}.attn.hook_{which}", []).insert(0, capture)
         _answer_logits(model, tokens, step2, task.answer_pos)
 
-        def replace(name, heads):
-            def hook(act, _h):
-                act = act.clone()
-                act[:, :, heads] = captured[name][:, :, heads]
-                return act
-            return hook
-
         heads_by_name: dict[str, list[int]] = {}
         group = cfg.n_heads // cfg.n_kv_heads
         for layer, h, which in receivers:
             name = f"blocks.{layer}.attn.hook_{which}"
             heads_by_name.setdefault(name, []).append(h if which == "q" else h // group)
-        step3 = {name: [replace(name, sorted(set(hs)))] for name, hs in heads_by_name.items()}
+        step3 = {name: [patch_from(captured, heads=sorted(set(hs)))] for name, hs in heads_by_name.items()}
         logits = _answer_logits(model, tokens, step3, task.answer_pos)
     scores = task.score(logits, prompt_index, reference_logits=clean_logits).reshape(S, n).mean(1)
     return scores.tolist()

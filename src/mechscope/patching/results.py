@@ -13,6 +13,8 @@ from mechscope.results import Result
 def _heatmap(values: torch.Tensor, axes: tuple[str, ...], title: str, pos_labels: list[str], zlabel: str):
     import plotly.graph_objects as go
 
+    from mechscope.report.escape import safe_tokens  # token labels show as text, never as markup
+
     v = values
     if v.dim() == 3:          # [layer head pos] -> show the sum over positions
         v = v.sum(-1)
@@ -21,7 +23,8 @@ def _heatmap(values: torch.Tensor, axes: tuple[str, ...], title: str, pos_labels
         fig = go.Figure(go.Bar(y=v.tolist()))
         fig.update_layout(title=title, xaxis_title="site", yaxis_title=zlabel)
         return fig
-    x = pos_labels if axes[1] == "pos" and len(pos_labels) == v.shape[1] else list(range(v.shape[1]))
+    x = (safe_tokens(pos_labels, show_whitespace=True) if axes[1] == "pos" and len(pos_labels) == v.shape[1]
+         else list(range(v.shape[1])))
     limit = float(v.abs().max()) if v.numel() else 1.0
     fig = go.Figure(go.Heatmap(z=v.tolist(), x=x, y=list(range(v.shape[0])), colorscale="RdBu",
                                zmid=0, zmin=-limit, zmax=limit, colorbar={"title": zlabel}))

@@ -32,6 +32,9 @@ class OrderProbe(Result):
     control: torch.Tensor
     pos_labels: list[str]
     n_prompts: int
+    null_max: list[float] = dataclasses.field(default_factory=list)
+    """Per label shuffle: the best held-out accuracy over every cell of layers >= 1 (order_probe's
+    null_shuffles), the null distribution of `best(1)`, which also maximises over cells."""
 
     def best(self, min_layer: int = 1) -> tuple[int, int, float]:
         sub = self.accuracy[min_layer:]
@@ -41,14 +44,22 @@ class OrderProbe(Result):
     def figure(self):
         import plotly.graph_objects as go
 
-        fig = go.Figure(go.Heatmap(z=self.accuracy.tolist(), x=self.pos_labels, zmin=0.5, zmax=1.0,
+        from mechscope.report.escape import safe_tokens
+
+        fig = go.Figure(go.Heatmap(z=self.accuracy.tolist(), x=safe_tokens(self.pos_labels, show_whitespace=True),
+                                   zmin=0.5, zmax=1.0,
                                    colorscale="Viridis", colorbar={"title": "accuracy"}))
         fig.update_layout(title="linear probe for ABBA vs BABA order (held-out accuracy)",
                           xaxis_title="position", yaxis_title="layer (resid_pre; last row: final)")
         return fig
 
 
-def order_probe(model, n_prompts: int = 128, seed: int = 0, template_ids: list[int] | None = (0,)) -> OrderProbe:
+def order_probe(model, n_prompts: int = 128, seed: int = 0, template_ids: list[int] | None = (0,),
+                null_shuffles: int = 0, control_shuffles: int = 5) -> OrderProbe:
+    """Probe the order at every (layer, position); with null_shuffles > 0, also refit every cell on
+    that many label permutations and keep each permutation's best cell (layers >= 1)."""
+    import numpy as np
+
     from mechscope.geometry.probes import probe_accuracy
 
     task = ioi_task(model, n_prompts=n_prompts, seed=seed, template_ids=list(template_ids) if template_ids else None)
@@ -59,14 +70,19 @@ def order_probe(model, n_prompts: int = 128, seed: int = 0, template_ids: list[i
     labels = task.labels["order"].numpy().astype(bool)
     acc = torch.zeros(len(names), task.n_pos)
     ctl = torch.zeros_like(acc)
+    rng = np.random.default_rng(seed + 7919)
+    permutations = [rng.permutation(labels) for _ in range(null_shuffles)]
+    null = torch.zeros(null_shuffles, len(names), task.n_pos)
     for i, name in enumerate(names):
         acts = cache[name].float().cpu().numpy()
         for p in range(task.n_pos):
-            score = probe_accuracy(acts[:, p], labels, seed=seed)
+            score = probe_accuracy(acts[:, p], labels, seed=seed, n_shuffles=control_shuffles)
             acc[i, p], ctl[i, p] = score.accuracy, score.control_accuracy
+            for s, permuted in enumerate(permutations):
+                null[s, i, p] = probe_accuracy(acts[:, p], permuted, seed=seed, n_shuffles=0).accuracy
     toks = model.to_str_tokens(task.clean_tokens[0])
     return OrderProbe(accuracy=acc, control=ctl, pos_labels=[f"{i}:{t}" for i, t in enumerate(toks)],
-                      n_prompts=len(task))
+                      n_prompts=len(task), null_max=null[:, 1:].flatten(1).max(1).values.tolist())
 
 
 @dataclasses.dataclass

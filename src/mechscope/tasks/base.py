@@ -173,8 +173,8 @@ class Task:
         if len(lengths) != 1:
             raise InputError(f"prompts have different token lengths {sorted(lengths)}; give prompts of one "
                              "length (or build one task per length)")
-        answers = [single_token(model, r[2], what="answer") for r in rows]
-        wrongs = [single_token(model, r[3], what="wrong answer") for r in rows]
+        answers = [model.to_single_token(r[2], what="answer") for r in rows]
+        wrongs = [model.to_single_token(r[3], what="wrong answer") for r in rows]
         return cls(name=name, clean_tokens=torch.tensor(clean_tok), corrupt_tokens=torch.tensor(corrupt_tok),
                    answer_ids=torch.tensor(answers), wrong_ids=torch.tensor(wrongs), metric=metric,
                    clean_prompts=clean, corrupt_prompts=corrupt)
@@ -234,19 +234,6 @@ def tokenize(model, text: str, prepend_bos: bool | None = None) -> list[int]:
     return model.to_tokens(text, prepend_bos=prepend_bos)[0].tolist()
 
 
-def single_token(model, word: str, what: str = "word") -> int:
-    """The id of `word` if it is exactly one token; InputError naming the word otherwise."""
-    ids = model.tokenizer.encode(word, add_special_tokens=False)
-    if len(ids) != 1:
-        raise InputError(f"{what} {word!r} is {len(ids)} tokens for this model; answers must be one token "
-                         "(try a leading space, e.g. ' Paris')")
-    return ids[0]
-
-
-def is_single_token(model, word: str) -> bool:
-    return len(model.tokenizer.encode(word, add_special_tokens=False)) == 1
-
-
 def single_token_words(model, words: Sequence[str], *, prefix: str = " ", need: int = 1,
                        what: str = "words", task: str = "task") -> list[str]:
     """The words of `words` that are one token (with `prefix`, usually a leading space).
@@ -255,7 +242,7 @@ def single_token_words(model, words: Sequence[str], *, prefix: str = " ", need: 
     """
     seen, kept = set(), []
     for w in words:
-        if w not in seen and is_single_token(model, prefix + w):
+        if w not in seen and model.is_single_token(prefix + w):
             kept.append(w)
             seen.add(w)
     if len(kept) < need:
@@ -277,11 +264,3 @@ def keep_modal_length(model, prompts: list[tuple[str, str]], prepend_bos: bool |
     modal = max(set(lengths), key=lambda n: (lengths.count(n), -n))
     keep = [i for i, (c, x) in enumerate(toks) if len(c) == len(x) == modal]
     return keep, [toks[i][0] for i in keep], [toks[i][1] for i in keep]
-
-
-def token_position(tokens: list[int], token_id: int, occurrence: int = 0) -> int:
-    """Index of the `occurrence`-th appearance of token_id in tokens (InputError if absent)."""
-    hits = [i for i, t in enumerate(tokens) if t == token_id]
-    if len(hits) <= occurrence:
-        raise InputError(f"token {token_id} appears {len(hits)} times; wanted occurrence {occurrence}")
-    return hits[occurrence]

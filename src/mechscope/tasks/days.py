@@ -10,12 +10,16 @@ import random
 
 import torch
 
+from mechscope.errors import NotApplicableError
 from mechscope.tasks import vocab as V
 from mechscope.tasks.base import Task, keep_modal_length, single_token_words
 
 
 def days_task(model, n_prompts: int = 32, seed: int = 0, metric: str = "logit_diff") -> Task:
     gt = V.ground_truth_for(model)
+    if gt is not None and not gt.day_template:
+        raise NotApplicableError("this organism's corpus had no day arithmetic (its ground truth lists no day "
+                                 "template); run the days task on tiny-gpt2 or a model trained on such text")
     if gt is not None:
         days, numbers = gt.days, gt.number_words
         template, template_one = gt.day_template, gt.day_template_one

@@ -19,15 +19,22 @@ import random
 
 import torch
 
-from mechscope.errors import NotApplicableError
+from mechscope.errors import InputError, NotApplicableError
 from mechscope.tasks import vocab as V
 from mechscope.tasks.base import Task, keep_modal_length, single_token_words
 
 
 def docstring_task(model, n_prompts: int = 32, seed: int = 0, n_args: int = 3,
-                   metric: str = "logit_diff") -> Task:
+                   metric: str = "logit_diff", wrong: str = "corrupt") -> Task:
     """Prompts that stop after the (n_args)-th ':param'; answer: the n_args-th argument.
-    positions: "def_arg" (the answer's name in the signature), "END"."""
+    positions: "def_arg" (the answer's name in the signature), "END".
+
+    wrong: the competing name. "corrupt": the corrupt signature's argument at the answer's place
+    (the corrupt prompt's answer; it never appears in the clean prompt). "signature": the clean
+    signature's next, not yet documented argument, a name the clean prompt does contain, so the
+    logit diff asks whether the model picks the right one of the names it sees."""
+    if wrong not in ("corrupt", "signature"):
+        raise InputError(f"wrong must be 'corrupt' or 'signature', got {wrong!r}")
     gt = V.ground_truth_for(model)
     arg_pool = gt.docstring["arg_names"] if gt is not None else V.GENERIC_ARG_NAMES
     args = single_token_words(model, arg_pool, need=2 * n_args + 2, what="argument names", task="docstring")
@@ -48,7 +55,8 @@ def docstring_task(model, n_prompts: int = 32, seed: int = 0, n_args: int = 3,
         records.append({
             "clean": _prompt(func, clean_args, clean_args[: n_args - 1], descs, summary),
             "corrupt": _prompt(func, corrupt_args, clean_args[: n_args - 1], descs, summary),
-            "answer": clean_args[n_args - 1], "wrong": corrupt_args[n_args - 1]})
+            "answer": clean_args[n_args - 1],
+            "wrong": corrupt_args[n_args - 1] if wrong == "corrupt" else clean_args[n_args]})
     keep, clean_tok, corrupt_tok = keep_modal_length(model, [(r["clean"], r["corrupt"]) for r in records])
     keep, clean_tok, corrupt_tok = keep[:n_prompts], clean_tok[:n_prompts], corrupt_tok[:n_prompts]
     if len(keep) < min(4, n_prompts):

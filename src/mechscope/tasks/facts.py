@@ -13,7 +13,7 @@ import torch
 
 from mechscope.errors import NotApplicableError
 from mechscope.tasks import vocab as V
-from mechscope.tasks.base import Task, is_single_token, tokenize
+from mechscope.tasks.base import Task, tokenize
 
 
 def fact_table(model) -> list[tuple[str, str, str]]:
@@ -26,7 +26,7 @@ def fact_table(model) -> list[tuple[str, str, str]]:
 
 def facts_task(model, n_prompts: int = 32, seed: int = 0, metric: str = "logit_diff") -> Task:
     """Clean and corrupt prompts share the relation and the token count (grouped by both)."""
-    facts = [(p, a, r) for p, a, r in fact_table(model) if is_single_token(model, " " + a)]
+    facts = [(p, a, r) for p, a, r in fact_table(model) if model.is_single_token(" " + a)]
     by_len: dict[tuple[str, int], list[tuple[str, str, list[int]]]] = {}
     for p, a, r in facts:
         toks = tokenize(model, p)

@@ -49,6 +49,22 @@ class RepeatedTokens:
         return slice(self.start + self.half_len, self.start + 2 * self.half_len)
 
 
+def next_token_loss(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy of predicting token t+1 at each position t (fp32): logits [batch pos vocab],
+    tokens [batch pos] -> [batch pos-1]."""
+    logp = logits[:, :-1].float().log_softmax(-1)
+    return -logp.gather(-1, tokens[:, 1:, None].to(logp.device))[..., 0]
+
+
+def copy_losses(loss: torch.Tensor, start: int, half_len: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The losses on the first and on the second copy of a repeated span that starts at `start`:
+    loss [... pos-1] from `next_token_loss` -> two [... half_len-1] slices, predicting tokens 2..n of
+    each copy (the first token of a copy is unpredictable). The induction copy loss is their ratio
+    or difference."""
+    # the loss at position t predicts token t+1
+    return loss[..., start:start + half_len - 1], loss[..., start + half_len:start + 2 * half_len - 1]
+
+
 def repeated_tokens(model, n_seq: int = 16, half_len: int = 20, seed: int = 0) -> RepeatedTokens:
     """[BOS] r_1..r_n r_1..r_n with r drawn without replacement from `random_token_pool`."""
     pool = random_token_pool(model)

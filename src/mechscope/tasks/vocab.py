@@ -51,23 +51,17 @@ GENERIC_DESC_WORDS = ["oil", "column", "piece", "crime", "population", "unit", "
 
 
 def ground_truth_for(model):
-    """The organism's GroundTruth when `model` is an organism (or its null twin, which is asked the same
-    prompts), else None (never raises)."""
+    """The organism's GroundTruth when `model` is an organism (``organism:NAME``, or a directory
+    holding ``ground_truth.json``) or the null twin of one (asked the same prompts), else None. A
+    ground-truth file that exists but cannot be read raises ModelLoadError: tasks never fall back to
+    generic words silently."""
+    from mechscope.organisms import load_ground_truth, shipped_path
+
     spec = str(getattr(model, "spec", "") or "").removeprefix("null-twin:")
-    if not spec:
-        return None
-    try:
-        from mechscope.organisms import load_ground_truth
-    except Exception:  # organisms package missing or broken: generic tasks still work
-        return None
-    target = None
     if spec.startswith("organism:"):
-        target = spec.split(":", 1)[1]
-    elif (Path(spec) / "ground_truth.json").is_file():
-        target = spec
-    if target is None:
+        path = shipped_path(spec.split(":", 1)[1]) / "ground_truth.json"
+    elif spec:
+        path = Path(spec) / "ground_truth.json"
+    else:
         return None
-    try:
-        return load_ground_truth(target)
-    except Exception:
-        return None
+    return load_ground_truth(path) if path.is_file() else None

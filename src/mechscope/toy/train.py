@@ -20,6 +20,7 @@ import torch
 
 from mechscope.progress import progress
 from mechscope.results import Result
+from mechscope.threads import torch_threads
 from mechscope.toy.config import ToyConfig
 from mechscope.toy.data import SparseFeatureSampler, sample_features
 from mechscope.toy.model import ToyModel
@@ -162,13 +163,8 @@ def evaluate_loss(model: ToyModel, config: ToyConfig, n_samples: int | None = No
 def train_toy(config: ToyConfig | None = None, *, show_progress: bool | None = None) -> TrainedToy:
     """Train config.n_instances toy models at once with AdamW on fresh batches every step."""
     config = config or ToyConfig()
-    threads = torch.get_num_threads()
-    if config.threads:
-        torch.set_num_threads(config.threads)
-    try:
+    with torch_threads(config.threads):
         return _train(config, show_progress)
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _train(config: ToyConfig, show_progress: bool | None) -> TrainedToy:

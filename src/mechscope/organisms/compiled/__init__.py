@@ -5,7 +5,7 @@ circuit it implements in `circuit.json` (circuit.py) and its metrics measured on
     build("compiled-induction", "out/compiled-induction")      # seconds, deterministic from the seed
     mechscope.load("organism:compiled-induction")               # the shipped copy
 
-Each organism module has NAME, ``compile_<what>(seed) -> (CompiledGPT2, Circuit)`` and
+Each organism module has NAME, CLAIMS (the claims it is ground truth for), ``compile_<what>(seed) -> (CompiledGPT2, Circuit)`` and
 ``measure(model, circuit) -> metrics``; its docstring states the construction step by step.
 """
 
@@ -19,6 +19,9 @@ from mechscope.organisms.compiled.circuit import Circuit, load_circuit
 
 COMPILED = {  # name -> (module, compile function)
     "compiled-induction": ("induction", "compile_induction"),
+    "compiled-boolean": ("boolean", "compile_boolean"),
+    "compiled-memory": ("memory", "compile_memory"),
+    "compiled-geometry": ("geometry", "compile_geometry"),
 }
 
 
@@ -39,6 +42,7 @@ def build(name: str, out: str | Path, seed: int = 0) -> Path:
     net, circuit = getattr(module, COMPILED[name][1])(seed)
     out = net.save(out)
     circuit.extra["seed"] = seed
+    circuit.extra["claims"] = list(module.CLAIMS)
     with torch.no_grad():
         circuit.metrics = module.measure(load(str(out)), circuit)
     circuit.save(out / "circuit.json")

@@ -1,7 +1,8 @@
 """Node-level faithfulness of a planted circuit, by mean ablation through `model.hooks`.
 
-A node is a head (its slice of ``attn.hook_z``) or an MLP (``hook_mlp_out``). Ablating a node
-replaces its output, at every position, by its mean over a reference batch (`mean_ablate`).
+A node is a head (its slice of ``attn.hook_z``), an MLP (``hook_mlp_out``) or one MLP unit (its
+entry of ``mlp.hook_post``). Ablating a node replaces its output, at every position, by its mean over
+a reference batch (`mean_ablate`).
 
     faithfulness = (m(circuit) - m(empty)) / (m(full) - m(empty))
 
@@ -20,9 +21,9 @@ from mechscope.model.interventions import mean_ablate
 
 
 def node_means(model, tokens: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Mean of every head's z and every MLP's output over the batch: name -> [pos ...]."""
-    names = [f"blocks.{L}.attn.hook_z" for L in range(model.cfg.n_layers)] + \
-            [f"blocks.{L}.hook_mlp_out" for L in range(model.cfg.n_layers)]
+    """Mean of every head's z, every MLP's units and output over the batch: name -> [pos ...]."""
+    names = [f"blocks.{L}.{site}" for site in ("attn.hook_z", "mlp.hook_post", "hook_mlp_out")
+             for L in range(model.cfg.n_layers)]
     with torch.no_grad():
         _, cache = model.run_with_cache(tokens.to(model.device), names=names)
     return {name: cache[name].mean(0) for name in names}
@@ -37,6 +38,16 @@ def ablation_hooks(means: dict[str, torch.Tensor], heads: Iterable[tuple[int, in
     hooks = {f"blocks.{L}.attn.hook_z": mean_ablate(means, heads=sorted(hs)) for L, hs in by_layer.items()}
     hooks.update({f"blocks.{L}.hook_mlp_out": mean_ablate(means) for L in mlps})
     return hooks
+
+
+def unit_mean_ablate(mean: torch.Tensor, units: list[int]):
+    """Hook for ``mlp.hook_post`` [batch pos d_mlp]: replace `units` by `mean` ([pos d_mlp] or [d_mlp])
+    (`mean_ablate` selects heads and positions, not MLP units)."""
+    def fn(act, hook):
+        act = act.clone()
+        act[..., units] = mean.to(act.dtype).expand_as(act)[..., units]
+        return act
+    return fn
 
 
 @dataclasses.dataclass
@@ -76,3 +87,22 @@ def node_faithfulness(model, metric: Callable[[], float], means: dict[str, torch
 
     return Faithfulness(full=under((), ()), circuit_only=under(all_heads - heads, all_mlps - mlps),
                         empty=under(all_heads, all_mlps), circuit_ablated=under(heads, mlps))
+
+
+def unit_faithfulness(model, metric: Callable[[], float], means: dict[str, torch.Tensor],
+                      circuit_units: dict[int, list[int]]) -> Faithfulness:
+    """As `node_faithfulness`, with MLP units as the nodes: `circuit_units` maps layer -> units. Every
+    head is outside the circuit; so is every unit not listed."""
+    all_heads = {(L, H) for L in range(model.cfg.n_layers) for H in range(model.cfg.n_heads)}
+    all_units = {L: list(range(model.cfg.d_mlp)) for L in range(model.cfg.n_layers)}
+    outside = {L: [u for u in units if u not in circuit_units.get(L, [])] for L, units in all_units.items()}
+
+    def under(heads, units: dict[int, list[int]]) -> float:
+        hooks = ablation_hooks(means, heads, ())
+        hooks.update({f"blocks.{L}.mlp.hook_post": unit_mean_ablate(means[f"blocks.{L}.mlp.hook_post"], us)
+                      for L, us in units.items() if us})
+        with torch.no_grad(), model.hooks(fwd=hooks):
+            return float(metric())
+
+    return Faithfulness(full=under((), {}), circuit_only=under(all_heads, outside), empty=under(all_heads, all_units),
+                        circuit_ablated=under((), circuit_units))

@@ -37,6 +37,7 @@ from mechscope.organisms.compiled.gpt2_writer import SPECIAL, UNKNOWN, CompiledG
 from mechscope.organisms.compiled.residual import Layout
 
 NAME = "compiled-induction"
+CLAIMS = ("C09", "C13")   # the claims this organism is the planted ground truth for
 N_VOCAB, N_CTX, D_MODEL, N_HEAD = 48, 96, 192, 4
 A_POS = 3.0e4        # positional sharpness: margin A (1 - cos(pi / n_ctx)) ~ 16
 B_MATCH = 30.0       # induction score of a matching key

@@ -7,6 +7,7 @@ from typer.testing import CliRunner
 
 from mechscope.cli import app
 from mechscope.errors import NotApplicableError
+from mechscope.report.figures import plotly_js
 from tests.helpers import STORIES260K
 
 runner = CliRunner()
@@ -30,7 +31,9 @@ def test_lens_commands(tmp_path):
     _run(["lens", "logit", model, *SMALL, "--json", str(tmp_path / "ll.json"), "--html", str(tmp_path / "ll.html")])
     data = json.loads((tmp_path / "ll.json").read_text())
     assert data["layer_labels"][0] == "embed" and len(data["ce"]) == 6
-    assert "plotly" in (tmp_path / "ll.html").read_text()[:5000].lower()
+    page = (tmp_path / "ll.html").read_text()
+    assert plotly_js() in page and page.count("<div class='figure'") == 1  # offline: plotly inlined
+    assert "cdn" not in page.replace(plotly_js(), "") and "<script src" not in page
 
     lens_dir = tmp_path / "lens"
     _run(["lens", "tuned-train", model, "--out", str(lens_dir), "--steps", "3", *SMALL])

@@ -9,7 +9,11 @@ def test_list_and_eval_commands(micro_run, tmp_path):
     runner = CliRunner()
     res = runner.invoke(app, ["organism", "list", "--json", str(tmp_path / "list.json")])
     assert res.exit_code == 0, res.output
-    assert "tiny-gpt2" in json.loads((tmp_path / "list.json").read_text())["presets"]
+    listed = json.loads((tmp_path / "list.json").read_text())
+    assert "tiny-gpt2" in listed["presets"] and "compiled-induction" in listed["compiled"]
+    assert listed["planted"]["compiled-boolean"]["claims"] == ["C15"]
+    assert "C10" in listed["planted"]["tiny-gpt2"]["claims"] and "C09" not in listed["planted"]["tiny-gpt2"]["claims"]
+    assert "C09" in listed["planted"]["induction-2l"]["claims"]
     _, final = micro_run
     res = runner.invoke(app, ["organism", "eval", str(final), "--prompts", "8", "--json", str(tmp_path / "m.json")])
     assert res.exit_code == 0, res.output

@@ -23,7 +23,7 @@ def test_sweep_writes_page_and_json(tmp_path):
     assert res.exit_code == 0, res.output
     page = out.read_text()
     assert page.startswith("<!doctype html>") and "plotly" in page.lower()
-    assert page.count("Plotly.newPlot") == 3                     # geometry, dimensionality, loss
+    assert page.count("<div class='figure'") == 3               # geometry, dimensionality, loss
     data = json.loads(js.read_text())
     assert len(data["sweep"]["dims_per_feature"]) == 3
     assert len(data["geometry"]["shapes"]) == 3

@@ -86,8 +86,8 @@ def test_c03_supported_on_a_model_with_a_planted_helix():
     import torch
 
     from mechscope import HookedModel
-    from tests.helpers import gpt2_tokenizer, small_hf_model
     from tests.geometry.test_positional_and_tokens import _planted_w_pos
+    from tests.helpers import gpt2_tokenizer, small_hf_model
 
     hf = small_hf_model("gpt2", n_ctx=128, d_model=64)
     w_pos, _ = _planted_w_pos(n=128, d=64)

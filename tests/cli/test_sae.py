@@ -6,7 +6,6 @@ import pytest
 from typer.testing import CliRunner
 
 from mechscope.cli import app
-
 from tests.helpers import STORIES260K
 
 
@@ -41,3 +40,16 @@ def test_train_eval_dashboard(model_dir, tmp_path):
     assert res.exit_code == 0, res.output + repr(res.exception)
     assert (tmp_path / "d.html").read_text().startswith("<!doctype html>")
     assert [c["latent"] for c in json.loads((tmp_path / "d.json").read_text())["cards"]] == [0, 1]
+
+
+def test_train_leaves_the_process_group_even_when_training_fails(tmp_path, monkeypatch):
+    """ddp.shutdown() runs in a finally: a failing run under torchrun must not leave gloo threads behind."""
+    from mechscope.dictionary import distributed as ddp
+    from mechscope.errors import HookNameError
+
+    calls = []
+    monkeypatch.setattr(ddp, "shutdown", lambda: calls.append("shutdown"))
+    res = CliRunner().invoke(app, ["sae", "train", "--hook", "blocks.99.hook_resid_post", "--steps", "1",
+                                   "--seq-len", "16", "--n-sequences", "2", "--out", str(tmp_path / "saes")])
+    assert isinstance(res.exception, HookNameError), res.exception
+    assert calls == ["shutdown"]

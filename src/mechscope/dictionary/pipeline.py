@@ -1,0 +1,136 @@
+"""Train SAEs on a model's activations: the one pipeline the CLI (`mechscope sae train`) and the claims call.
+
+    saes, history = train_on_model(model, tokens, SAEPipelineConfig(hooks=("blocks.2.hook_resid_post",)),
+                                   TrainerConfig(steps=2000))
+
+1. Read each hook's width from one forward pass on the first sequence.
+2. Create one SAE per hook × architecture, named "ARCH@HOOK" (all from one config, seeded).
+3. Feed them all from one shuffled activation stream, re-shuffled every epoch over `tokens`, from
+   one of three sources: "stream" (a forward pass per chunk of 16 sequences, every epoch; no disk,
+   data-parallel by rank), "memory" (one pass, the activations kept in memory: fastest for small
+   runs, one process), or a harvested store on disk (`store=DIR`, written by rank 0, read by all).
+4. Train them together with SAETrainer (checkpoints and resumes through TrainerConfig.checkpoint_dir).
+
+`train_saes(configs, batches, trainer)` is step 2 and 4 alone, for activations that do not come from
+a model's hooks (e.g. embeddings built by hand).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import Literal
+
+from torch import Tensor
+
+from mechscope.dictionary.base import SparseAutoencoder
+from mechscope.dictionary.config import SAEConfig
+from mechscope.dictionary.registry import create_sae
+from mechscope.dictionary.trainer import SAETrainer, TrainerConfig
+from mechscope.dictionary.training_history import TrainingHistory
+from mechscope.errors import InputError
+
+
+@dataclasses.dataclass
+class SAEPipelineConfig:
+    """What to train: one SAE per hook × architecture, and where their activations come from.
+
+    hooks: hook points whose activations to decompose.
+    architectures: SAE architectures (see dictionary.ARCHITECTURES); every one is trained on every hook.
+    expansion_factor, k, l1_coefficient, l0_coefficient, dead_after_tokens: as in SAEConfig.
+    batch_size: activation rows (tokens) per step, summed over data-parallel ranks.
+    activations: "stream" (recompute every epoch) or "memory" (harvest once, keep in memory).
+    store: harvest to this directory first and train from disk (overrides `activations`).
+    shuffle_buffer_tokens: rows mixed at a time by the shuffle buffer ("stream" and "memory").
+    seed: seeds SAE initialisation and the shuffle of epoch e (seed + e).
+    """
+
+    hooks: tuple[str, ...]
+    architectures: tuple[str, ...] = ("topk",)
+    expansion_factor: int = 8
+    k: int = 32
+    l1_coefficient: float = 2.0
+    l0_coefficient: float = 1.0
+    dead_after_tokens: int = 1_000_000
+    batch_size: int = 4096
+    activations: Literal["stream", "memory"] = "stream"
+    store: str | None = None
+    shuffle_buffer_tokens: int = 1 << 16
+    seed: int = 0
+
+    def __post_init__(self):
+        self.hooks, self.architectures = tuple(self.hooks), tuple(self.architectures)
+        if not self.hooks or not self.architectures:
+            raise InputError("SAEPipelineConfig needs at least one hook and one architecture")
+        if self.activations not in ("stream", "memory"):
+            raise InputError(f"activations={self.activations!r}: use 'stream' or 'memory' (or store=DIR)")
+
+
+def train_saes(configs: Mapping[str, SAEConfig], batches: Iterable[Tensor | Mapping[str, Tensor]],
+               trainer: TrainerConfig) -> tuple[dict[str, SparseAutoencoder], TrainingHistory]:
+    """Create one SAE per named config and train them together on `batches` (see SAETrainer.fit)."""
+    saes = {name: create_sae(cfg) for name, cfg in configs.items()}
+    history = SAETrainer(saes, trainer).fit(batches)
+    return saes, history
+
+
+def train_on_model(model, tokens: Tensor, cfg: SAEPipelineConfig, trainer: TrainerConfig, *,
+                   rank: int = 0, world_size: int = 1) -> tuple[dict[str, SparseAutoencoder], TrainingHistory]:
+    """SAEs {"ARCH@HOOK": sae} trained on the model's activations over tokens [n_seq seq], and their curves.
+
+    Under data parallelism pass this process's rank and the world size; each rank reads its share of
+    every global batch of cfg.batch_size rows.
+    """
+    batches, widths = _activation_batches(model, tokens, cfg, rank, world_size)
+    spec = getattr(model, "spec", "") or ""
+    configs = {f"{arch}@{hook}": SAEConfig(
+        d_in=widths[hook], expansion_factor=cfg.expansion_factor, architecture=arch, k=cfg.k,
+        l1_coefficient=cfg.l1_coefficient, l0_coefficient=cfg.l0_coefficient, hook_name=hook, model_name=spec,
+        dead_after_tokens=cfg.dead_after_tokens, seed=cfg.seed)
+        for hook in cfg.hooks for arch in cfg.architectures}
+    return train_saes(configs, batches, trainer)
+
+
+def _activation_batches(model, tokens: Tensor, cfg: SAEPipelineConfig, rank: int,
+                        world_size: int) -> tuple[Iterator[dict[str, Tensor]], dict[str, int]]:
+    """An endless iterator of {hook: [batch_size // world_size d]} and each hook's width d."""
+    from mechscope.data.activation_store import (
+        ActivationStore,
+        ShuffleBuffer,
+        capture_activations,
+        harvest_activations,
+        stream_activations,
+    )
+    from mechscope.dictionary import distributed as ddp
+
+    hooks = list(cfg.hooks)
+    if cfg.store is not None:
+        if rank == 0:
+            harvest_activations(model, tokens, hooks, Path(cfg.store))
+        ddp.barrier()
+        store = ActivationStore(cfg.store)
+        batches = store.batches(cfg.batch_size, hooks, seed=cfg.seed, epochs=None, rank=rank, world_size=world_size)
+        return batches, {h: store.d(h) for h in hooks}
+    chunks = tokens.split(16)
+    if cfg.activations == "memory":
+        if world_size > 1:
+            raise InputError("activations='memory' runs in one process; under data parallelism pass store=DIR "
+                             "or activations='stream'")
+        cached = [capture_activations(model, c.to(model.device), hooks) for c in chunks]
+        return (_forever(lambda epoch: ShuffleBuffer(cfg.shuffle_buffer_tokens, cfg.batch_size,
+                                                     seed=cfg.seed + epoch)(iter(cached))),
+                {h: cached[0][h].shape[1] for h in hooks})
+    probe = capture_activations(model, tokens[:1].to(model.device), hooks)
+    return (_forever(lambda epoch: stream_activations(
+        model, chunks, hooks, batch_size=cfg.batch_size, shuffle_buffer_tokens=cfg.shuffle_buffer_tokens,
+        seed=cfg.seed + epoch, rank=rank, world_size=world_size)),
+        {h: probe[h].shape[1] for h in hooks})
+
+
+def _forever(one_epoch: Callable[[int], Iterable[dict[str, Tensor]]]) -> Iterator[dict[str, Tensor]]:
+    """Epoch 0, 1, 2, ... of batches, one after the other, without end."""
+    epoch = 0
+    while True:
+        yield from one_epoch(epoch)
+        epoch += 1
