@@ -8,8 +8,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from mechscope.cli.lens import (
+from mechscope.cli.common import (
     DEVICE_OPT,
+    DTYPE_OPT,
     HTML_OPT,
     JSON_OPT,
     MODEL_ARG,
@@ -18,6 +19,7 @@ from mechscope.cli.lens import (
     TEXT_OPT,
     emit,
     load_model,
+    text_tokens,
 )
 
 memory_app = typer.Typer(help="MLPs as memories: causal tracing, ROME / MEMIT edits, unit keys and values.",
@@ -49,13 +51,14 @@ def trace_cmd(model: str = MODEL_ARG, prompt: str = PROMPT_OPT, subject: str = S
               samples: int = typer.Option(10, help="noise draws per prompt"),
               noise_scale: float = typer.Option(3.0, help="noise std as a multiple of the embedding std"),
               seed: int = typer.Option(1, help="seed of the noise"),
-              json_path: Path = JSON_OPT, html_path: Path = HTML_OPT, device: str = DEVICE_OPT) -> None:
+              json_path: Path = JSON_OPT, html_path: Path = HTML_OPT, device: str = DEVICE_OPT,
+              dtype: str = DTYPE_OPT) -> None:
     """Noise the subject, restore one state per (layer, position), print where recall comes back."""
     from mechscope.memory.facts import known_facts
     from mechscope.memory.trace_summary import trace_facts
     from mechscope.memory.tracing import TraceConfig, causal_trace
 
-    m = load_model(model, device)
+    m = load_model(model, device, dtype)
     config = TraceConfig(kinds=tuple(k.strip() for k in kinds.split(",") if k.strip()), window=window,
                          n_samples=samples, noise_scale=noise_scale, seed=seed)
     console = Console()
@@ -80,7 +83,7 @@ def trace_cmd(model: str = MODEL_ARG, prompt: str = PROMPT_OPT, subject: str = S
             for layer in range(effects.shape[0]):
                 table.add_row(kind, str(layer), *(f"{float(v):+.3f}" for v in effects[layer]))
         console.print(table)
-    emit(result, json_path, html_path)
+    emit(result, json_path, html_path, title=f"Causal trace: {m.spec}")
 
 
 @memory_app.command("edit")
@@ -94,7 +97,7 @@ def edit_cmd(model: str = MODEL_ARG, prompt: str = PROMPT_OPT, subject: str = SU
              covariance_weight: float = typer.Option(1.0e4, help="MEMIT's λ on E[kkᵀ]"),
              save: Path = typer.Option(None, "--save", help="write the edited model to this NEW directory"),
              seed: int = SEED_OPT, json_path: Path = JSON_OPT, html_path: Path = HTML_OPT,
-             device: str = DEVICE_OPT) -> None:
+             device: str = DEVICE_OPT, dtype: str = DTYPE_OPT) -> None:
     """Edit facts with ROME or MEMIT, print the edit scores; the model on disk is never changed
     (--save writes a new checkpoint)."""
     from mechscope.data.text import eval_tokens
@@ -105,7 +108,7 @@ def edit_cmd(model: str = MODEL_ARG, prompt: str = PROMPT_OPT, subject: str = SU
     from mechscope.memory.prompts import Fact
     from mechscope.memory.rome import RomeConfig, rome
 
-    m = load_model(model, device)
+    m = load_model(model, device, dtype)
     layer_list = [int(x) for x in layers.split(",") if x.strip()]
     if prompt is not None:
         if not subject or not target:
@@ -148,7 +151,7 @@ def edit_cmd(model: str = MODEL_ARG, prompt: str = PROMPT_OPT, subject: str = SU
         if method == "rome" and len(rewrites) > 1:
             raise InputError("--save with several ROME edits would keep only the last; use --method memit")
         console.print(f"wrote the edited model to {edit.save(save)}")
-    emit(edit, json_path, html_path)
+    emit(edit, json_path, html_path, title=f"{edit.method} edit: {m.spec}")
 
 
 @memory_app.command("neurons")
@@ -157,14 +160,12 @@ def neurons_cmd(model: str = MODEL_ARG, layer: int = typer.Option(..., help="MLP
                 k: int = typer.Option(10, "-k", "--top", help="contexts and tokens shown per unit"),
                 text: list[Path] = TEXT_OPT, seq_len: int = SEQ_OPT, n_sequences: int = typer.Option(64, "--n-sequences"),
                 seed: int = SEED_OPT, json_path: Path = JSON_OPT, html_path: Path = HTML_OPT,
-                device: str = DEVICE_OPT) -> None:
+                device: str = DEVICE_OPT, dtype: str = DTYPE_OPT) -> None:
     """Keys (top-activating contexts) and values (vocabulary projection of W_out) of MLP units."""
-    from mechscope.data.text import eval_tokens
     from mechscope.memory.neurons import unit_keys_values
 
-    m = load_model(model, device)
-    tokens = eval_tokens(m, seq_len=seq_len, n_sequences=n_sequences, seed=seed,
-                         source=[str(p) for p in text] if text else None)
+    m = load_model(model, device, dtype)
+    tokens = text_tokens(m, seq_len, n_sequences, seed, text)
     result = unit_keys_values(m, layer, [int(u) for u in units.split(",") if u.strip()], tokens, k=k)
     console = Console()
     for label, ctx, top, bottom in zip(result.labels, result.top_contexts, result.value_top, result.value_bottom,
@@ -174,7 +175,7 @@ def neurons_cmd(model: str = MODEL_ARG, layer: int = typer.Option(..., help="MLP
             console.print(f"  {c['activation']:+.3f}  {c['context']!r}", markup=False)
         console.print("  value promotes: " + ", ".join(f"{t!r} {v:+.2f}" for t, v in top), markup=False)
         console.print("  value demotes:  " + ", ".join(f"{t!r} {v:+.2f}" for t, v in bottom), markup=False)
-    emit(result, json_path, html_path)
+    emit(result, json_path, html_path, title=f"MLP keys and values: {m.spec}, layer {result.layer}")
 
 
 def register(app: typer.Typer) -> None:
