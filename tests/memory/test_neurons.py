@@ -38,7 +38,7 @@ def test_logit_attribution_sums_to_the_direct_mlp_contribution(organism, organis
     fact = organism_facts[0]
     scores = unit_logit_attribution(organism, fact)
     answer = organism.to_single_token(fact.target)
-    _, cache = organism.run_with_cache(torch.tensor([encode(organism, fact.prompt)]), names="mlp_out")
+    _, cache = organism.run_with_cache(torch.tensor([encode(organism, fact.prompt)]), names=[f"blocks.{layer}.hook_mlp_out" for layer in range(4)])
     for layer in range(4):
         direct = (cache[f"blocks.{layer}.hook_mlp_out"][0, -1] - organism.b_out[layer]) @ organism.W_U[:, answer]
         assert float(scores[layer].sum()) == pytest.approx(float(direct), rel=1e-4, abs=1e-4)
