@@ -45,11 +45,19 @@ class KeyCovariance(Result):
     second_moment: torch.Tensor
 
     def solve(self, rhs: torch.Tensor, damping: float = 0.0) -> torch.Tensor:
-        """(C + damping·mean(diag C)·I)⁻¹ rhs in float64; rhs: [d_mlp] or [d_mlp n]."""
+        """(C + damping·s·I)⁻¹ rhs in float64, s = mean(diag C) (1 when C is zero: then the solve is
+        rhs / damping, the unwhitened direction); rhs: [d_mlp] or [d_mlp n]."""
         c = self.second_moment
         if damping:
-            c = c + damping * c.diagonal().mean() * torch.eye(c.shape[0], dtype=c.dtype)
-        return torch.linalg.solve(c, rhs.to(torch.float64))
+            scale = float(c.diagonal().mean()) or 1.0
+            c = c + damping * scale * torch.eye(c.shape[0], dtype=c.dtype)
+        try:
+            return torch.linalg.solve(c, rhs.to(torch.float64))
+        except torch.linalg.LinAlgError:
+            silent = int((self.second_moment.diagonal() == 0).sum())
+            raise InputError(f"E[kkᵀ] at layer {self.layer} is singular ({silent} of {c.shape[0]} units never fired "
+                             f"on its {self.n_tokens} tokens); pass a damping > 0 (e.g. 1e-3) or collect it on "
+                             "more or other text") from None
 
     def to_dict(self) -> dict:
         eig = torch.linalg.eigvalsh(self.second_moment)

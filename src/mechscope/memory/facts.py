@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import dataclasses
 import random
+from pathlib import Path
 
 import torch
 
-from mechscope.errors import NotApplicableError
+from mechscope.errors import MechscopeError, NotApplicableError
 from mechscope.memory.prompts import Fact
 from mechscope.tasks import vocab as V
 
@@ -28,8 +29,28 @@ class Rewrite:
     new_target: str
 
 
+def planted_facts(model) -> list[dict] | None:
+    """The facts a compiled organism (or its null twin) plants, from its circuit.json: dicts with
+    subject, relation, attribute, prompt, layer and unit; None for any other model."""
+    from mechscope.organisms.compiled.circuit import load_circuit
+
+    spec = str(getattr(model, "spec", "") or "").removeprefix("null-twin:")
+    name = spec.removeprefix("organism:")
+    if not spec or (name == spec and not (Path(spec) / "circuit.json").is_file()):
+        return None
+    try:
+        facts = load_circuit(name).extra.get("facts")
+    except MechscopeError:        # an organism without circuit.json: not a compiled one
+        return None
+    return facts if facts and all("prompt" in f for f in facts) else None
+
+
 def _candidates(model) -> list[tuple[str, str, str, str, str]]:
     """(prompt, subject, answer, relation, paraphrase) of every candidate fact."""
+    planted = planted_facts(model)
+    if planted is not None:
+        # the compiled organisms read any filler words before the prompt: that is the paraphrase
+        return [(f["prompt"], f["subject"], f["attribute"], f["relation"], "so " + f["prompt"]) for f in planted]
     gt = V.ground_truth_for(model)
     if gt is not None:
         return [(f["prompt"], f["entity"], f["attribute"], f["relation"], f["question"])

@@ -34,6 +34,7 @@ from mechscope.progress import progress
 class MemitConfig:
     shift: ShiftConfig = dataclasses.field(default_factory=ShiftConfig)
     covariance_weight: float = 1.0e4   # λ: the reference uses 15000 (GPT-2 XL) with C = E[k kᵀ]
+    damping: float = 0.0               # C + damping * mean(diag C) * I (1 when C is zero), as RomeConfig
     n_cov_tokens: int = 100_000
     seed: int = 0
 
@@ -61,12 +62,18 @@ def memit(model, rewrites: list[Rewrite], layers: list[int], config: MemitConfig
                   for rw in progress(rewrites, desc="MEMIT targets")]
         z = torch.stack([s.init.double().cpu() + s.delta.double().cpu() for s in shifts])   # [n d_model]
         for i, layer in enumerate(layers):
-            keys = subject_keys(model, layer, facts, prefixes)                               # [n d_mlp]
-            current = state_at_subject(model, z_name, facts)                                  # [n d_model]
+            keys = subject_keys(model, layer, facts, prefixes, config.shift.position)        # [n d_mlp]
+            current = state_at_subject(model, z_name, facts, config.shift.position)           # [n d_model]
             residual = (z - current) / (len(layers) - i)
             c = covariances[layer].second_moment
+            if config.damping:
+                c = c + config.damping * (float(c.diagonal().mean()) or 1.0) * torch.eye(c.shape[0], dtype=c.dtype)
             lhs = config.covariance_weight * c + keys.T @ keys
-            delta = torch.linalg.solve(lhs, keys.T @ residual)                               # [d_mlp d_model]
+            try:
+                delta = torch.linalg.solve(lhs, keys.T @ residual)                           # [d_mlp d_model]
+            except torch.linalg.LinAlgError:
+                raise InputError(f"λC + KᵀK at layer {layer} is singular (units that neither fire on the "
+                                 "covariance text nor in these facts' keys); pass a damping > 0, e.g. 1e-3") from None
             edit.add(layer, delta.to(model.W_out.dtype))
     except BaseException:
         edit.undo()

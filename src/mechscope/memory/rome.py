@@ -17,6 +17,7 @@ import dataclasses
 
 import torch
 
+from mechscope.errors import InputError
 from mechscope.memory.covariance import KeyCovariance, key_covariance
 from mechscope.memory.edit import Edit, apply_edit, validate_layers
 from mechscope.memory.facts import Rewrite
@@ -44,8 +45,13 @@ def rank_one_update(w_out: torch.Tensor, k_star: torch.Tensor, v_star: torch.Ten
     """(ΔW_out [d_mlp d_model], u = C⁻¹k* [d_mlp]) in float64. w_out: [d_mlp d_model]; k*: [d_mlp]; v*: [d_model]."""
     w = w_out.double()
     u = covariance.solve(k_star.double(), damping)
+    denominator = u @ k_star.double()
+    if not bool(denominator.abs() > 0) or not bool(torch.isfinite(denominator)):
+        raise InputError(f"the key k* at layer {covariance.layer} is {'zero' if not k_star.any() else 'degenerate'} "
+                         f"(k*ᵀC⁻¹k* = {float(denominator):.3g}): no unit there reads this fact; edit another layer "
+                         "or position")
     residual = v_star.double() - k_star.double() @ w
-    return torch.outer(u, residual) / (u @ k_star.double()), u
+    return torch.outer(u, residual) / denominator, u
 
 
 def rome(model, rewrite: Rewrite, layer: int, config: RomeConfig | None = None,
@@ -57,7 +63,7 @@ def rome(model, rewrite: Rewrite, layer: int, config: RomeConfig | None = None,
     if covariance is None:
         covariance = key_covariance(model, layer, config.n_cov_tokens, seed=config.seed)
     prefixes = context_prefixes(model, config.shift)
-    k_star = subject_keys(model, layer, [rewrite.fact], prefixes)[0]
+    k_star = subject_keys(model, layer, [rewrite.fact], prefixes, config.shift.position)[0]
     shift = optimize_shift(model, f"blocks.{layer}.hook_mlp_out", rewrite.fact, rewrite.new_target, prefixes,
                            config.shift)
     w_out = model.W_out[layer]

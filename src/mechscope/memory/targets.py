@@ -4,7 +4,9 @@ a hidden state that makes the model say the new target.
 - `context_prefixes`: short texts sampled from the model itself (seeded), so a key is averaged over
   the contexts a subject is met in, as in the reference code ("" is always the first prefix).
 - `subject_keys`: the down-projection input (``mlp.hook_post``) at the subject's last token of
-  prefix + prompt, averaged over prefixes: k*.
+  prefix + prompt, averaged over prefixes: k*. ``position="last"`` reads the prompt's last token
+  instead (the reference's fact_token="last"), for memories written after attention has moved the
+  subject to the end.
 - `optimize_shift`: a vector δ added to one hook point (the MLP output for ROME, the residual for
   MEMIT) at the subject's last token of every prefixed prompt, trained by Adam to minimise
   -log P(new target) + kl_factor * KL(P_δ || P) on "{subject} is a" at the subject's last token
@@ -19,6 +21,7 @@ from contextlib import contextmanager
 
 import torch
 
+from mechscope.errors import InputError
 from mechscope.memory.prompts import Fact, check_prompt, subject_span, target_id
 
 
@@ -33,6 +36,7 @@ class ShiftConfig:
     clamp_norm_factor: float = 4.0
     stop_loss: float = 0.05       # stop early once the total loss is below this
     kl_prompt: str = "{} is a"
+    position: str = "subject_last"   # where the key is read and δ added: "subject_last" or "last" (token)
     seed: int = 0
 
 
@@ -50,13 +54,19 @@ def context_prefixes(model, config: ShiftConfig) -> list[str]:
     return [""] + [t + ". " for t in texts]
 
 
-def prefixed(model, fact: Fact, prefixes: list[str]) -> list[tuple[list[int], int]]:
-    """(token ids, index of the subject's last token) of prefix + prompt for each prefix."""
+POSITIONS = ("subject_last", "last")
+
+
+def prefixed(model, fact: Fact, prefixes: list[str], position: str = "subject_last") -> list[tuple[list[int], int]]:
+    """(token ids, index of the edited position) of prefix + prompt for each prefix; position is
+    "subject_last" (the subject's last token) or "last" (the prompt's last token)."""
+    if position not in POSITIONS:
+        raise InputError(f"position {position!r}: use one of {', '.join(POSITIONS)}")
     rows = []
     for p in prefixes:
         ids, _, end = subject_span(model, p + fact.prompt, fact.subject)
         check_prompt(model, ids)
-        rows.append((ids, end - 1))
+        rows.append((ids, end - 1 if position == "subject_last" else len(ids) - 1))
     return rows
 
 
@@ -68,25 +78,27 @@ def _batch(rows: list[tuple[list[int], int]], pad: int) -> tuple[torch.Tensor, t
     return tokens, torch.tensor([i for _, i in rows]), torch.tensor([len(ids) - 1 for ids, _ in rows])
 
 
-def subject_keys(model, layer: int, facts: list[Fact], prefixes: list[str]) -> torch.Tensor:
-    """[n_facts d_mlp] k*: mean over prefixes of mlp.hook_post at the subject's last token (float64)."""
+def subject_keys(model, layer: int, facts: list[Fact], prefixes: list[str], position: str = "subject_last"
+                 ) -> torch.Tensor:
+    """[n_facts d_mlp] k*: mean over prefixes of mlp.hook_post at the subject's last token (or the
+    last token, position="last"), float64."""
     name = f"blocks.{layer}.mlp.hook_post"
     out = []
     for fact in facts:
-        rows = prefixed(model, fact, prefixes)
+        rows = prefixed(model, fact, prefixes, position)
         tokens, at, _ = _batch(rows, model.tokenizer.eos_token_id or 0)
         _, cache = model.run_with_cache(tokens.to(model.device), names=name)
         out.append(cache[name][torch.arange(len(rows)), at].double().mean(0).cpu())
     return torch.stack(out)
 
 
-def state_at_subject(model, hook_name: str, facts: list[Fact]) -> torch.Tensor:
-    """[n_facts d] the hook point's value at the subject's last token of each plain prompt (float64)."""
+def state_at_subject(model, hook_name: str, facts: list[Fact], position: str = "subject_last") -> torch.Tensor:
+    """[n_facts d] the hook point's value at the edited position of each plain prompt (float64)."""
     out = []
     for fact in facts:
-        ids, _, end = subject_span(model, fact.prompt, fact.subject)
+        ((ids, at),) = prefixed(model, fact, [""], position)
         _, cache = model.run_with_cache(torch.tensor([ids], device=model.device), names=hook_name)
-        out.append(cache[hook_name][0, end - 1].double().cpu())
+        out.append(cache[hook_name][0, at].double().cpu())
     return torch.stack(out)
 
 
@@ -115,11 +127,12 @@ def optimize_shift(model, hook_name: str, fact: Fact, new_target: str, prefixes:
                    config: ShiftConfig) -> Shift:
     """δ at `hook_name` (a [batch pos d] point) that makes prefix + prompt answer `new_target`."""
     target = target_id(model, new_target)
-    rows = prefixed(model, fact, prefixes)
-    kl_rows = prefixed(model, Fact(config.kl_prompt.format(fact.subject), fact.subject, new_target), [""])
+    rows = prefixed(model, fact, prefixes, config.position)
+    kl_rows = prefixed(model, Fact(config.kl_prompt.format(fact.subject), fact.subject, new_target), [""],
+                       config.position)
     tokens, at, last = _batch(rows + kl_rows, model.tokenizer.eos_token_id or 0)
     tokens, n = tokens.to(model.device), len(rows)
-    init = state_at_subject(model, hook_name, [fact])[0].float().to(model.device)
+    init = state_at_subject(model, hook_name, [fact], config.position)[0].float().to(model.device)
     with torch.no_grad():
         logits = model(tokens)
         kl_init = logits[n:][torch.arange(len(kl_rows)), at[n:]].float().log_softmax(-1)
