@@ -189,6 +189,49 @@ def memit_scores(model, rewrites, layers: list[int], n_cov: int, weights: list[f
     return out
 
 
+def compiled_memory(n_cov: int) -> dict:
+    """On organism:compiled-memory (memories planted at the last token of layers 1 and 2, one unit per
+    fact): do tracing and the key/value analysis find them, and do ROME / MEMIT edit them?"""
+    from mechscope.memory.facts import planted_facts
+    from mechscope.memory.neurons import unit_logit_attribution
+    from mechscope.memory.targets import ShiftConfig
+
+    model = mechscope.load("organism:compiled-memory")
+    planted = {f["prompt"]: f for f in planted_facts(model)}
+    facts = known_facts(model)
+    summary = trace_facts(model, facts, TraceConfig(n_samples=10, window=1, kinds=("mlp",)))
+    group_peaks = {}
+    for layer in (1, 2):
+        group = [t for t, f in zip(summary.traces, facts, strict=True) if planted[f.prompt]["layer"] == layer]
+        group_peaks[layer] = int(torch.stack([t.indirect_effect("mlp")[:, -1] for t in group]).mean(0).argmax())
+    unit_hits = 0
+    for f in facts:
+        scores = unit_logit_attribution(model, f)
+        unit_hits += divmod(int(scores.argmax()), scores.shape[1]) == (planted[f.prompt]["layer"],
+                                                                        planted[f.prompt]["unit"])
+    rewrites = counterfactuals(model, 30)
+    covs = key_covariance(model, [1, 2], n_cov, seq_len=32)
+    shift = ShiftConfig(position="last")
+    per: dict[str, list[float]] = {}
+    for rw in rewrites:
+        layer = int(unit_logit_attribution(model, rw.fact).sum(-1).argmax())
+        edit = rome(model, rw, layer, RomeConfig(shift=shift, damping=1e-3), covariance=covs[layer])
+        for k, v in edit_scores(model, [rw]).items():
+            per.setdefault(k, []).append(v)
+        edit.undo()
+    held = eval_tokens(model, seq_len=32, n_sequences=32, seed=123)
+    before = heldout_loss(model, held)
+    memits = []
+    for weight in (1.0, 100.0):
+        edit = memit(model, rewrites, [1, 2], MemitConfig(shift=shift, covariance_weight=weight, damping=1e-3),
+                     covariances=covs)
+        memits.append({"covariance_weight": weight, **edit_scores(model, rewrites),
+                       "heldout_loss_change": heldout_loss(model, held) - before})
+        edit.undo()
+    return {"n_facts": len(facts), "trace_group_peak_layer": group_peaks, "planted_units_found": unit_hits,
+            "rome_at_value_layer_last_token": {k: sum(v) / len(v) for k, v in per.items()}, "memit_layers_1_2": memits}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--model", default="organism:tiny-gpt2")
@@ -197,16 +240,22 @@ def main() -> None:
     parser.add_argument("--rome-layers", default="0,1,2")
     parser.add_argument("--memit-layers", default="1,2")
     parser.add_argument("--quick", action="store_true", help="5 facts, fewer covariance tokens")
+    parser.add_argument("--only-compiled", action="store_true", help="only the compiled-memory section")
     args = parser.parse_args()
     torch.set_num_threads(1)
+    if args.only_compiled:
+        print(write("memory-compiled", {"compiled_memory": compiled_memory(20_000 if args.quick else 100_000)}))
+        return
     model = mechscope.load(args.model)
     n = 5 if args.quick else 30
     n_cov = 20_000 if args.quick else 100_000
     facts = known_facts(model)[:n]
     trace_facts(model, facts[:2])                                     # warm-up
+    cpu = time.process_time()
     summary = trace_facts(model, facts)
+    cpu = time.process_time() - cpu
     result: dict = {"model": args.model, "load_average": os.getloadavg(),
-                    "tracing": {"n_facts": len(facts), "seconds": summary.seconds, "samples": 10,
+                    "tracing": {"n_facts": len(facts), "seconds": summary.seconds, "cpu_seconds": cpu, "samples": 10,
                                 "kinds": ["resid", "mlp", "attn"], "target_s": 10.0,
                                 "p_clean": summary.p_clean, "p_corrupt": summary.p_corrupt,
                                 "mean_effect_by_role": {k: v.tolist() for k, v in summary.effects.items()},
@@ -223,6 +272,7 @@ def main() -> None:
     result["memit"] = memit_scores(model, rewrites, [int(x) for x in args.memit_layers.split(",")], n_cov,
                                    [1e2, 1e3, 1e4])
     result["memit_targets"] = {"efficacy": 0.9, "neighbourhood": 0.85, "heldout_loss_change": 0.05}
+    result["compiled_memory"] = compiled_memory(n_cov)
     result["load_average_after"] = os.getloadavg()
     print(write("memory" if not args.quick else "memory-quick", result))
 

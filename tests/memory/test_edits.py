@@ -134,3 +134,14 @@ def test_save_writes_a_new_checkpoint_only(organism, cov1, rewrites, tmp_path):
         assert (out / "edit.json").exists()
     finally:
         edit.undo()
+
+
+def test_batch_neighbourhood_leaves_out_neighbours_that_are_rewritten(organism):
+    from mechscope.memory.edit_metrics import edit_scores
+
+    a, b = counterfactuals(organism, 2)
+    a_with_b = Rewrite(Fact(a.fact.prompt, a.fact.subject, a.fact.target, neighbours=((b.fact.prompt, b.fact.target),)),
+                       a.new_target)
+    assert "neighbourhood" in edit_scores(organism, [a_with_b])
+    assert "neighbourhood" not in edit_scores(organism, [a_with_b, b]) or \
+        edit_scores(organism, [a_with_b, b])["neighbourhood"] == edit_scores(organism, [b])["neighbourhood"]

@@ -5,7 +5,8 @@ Per rewrite (fact with old answer o, new answer n):
 - efficacy: P(n) > P(o) on the edited prompt; efficacy_top1: n is the top-1 token;
 - paraphrase: P(n) > P(o) on each paraphrase (mean over them);
 - neighbourhood: on facts of other subjects (answer a), P(a) > P(n): left alone (mean over them);
-  neighbourhood_top1: their top-1 is still a.
+  neighbourhood_top1: their top-1 is still a. Neighbours that are themselves among the rewrites (a
+  batch edit such as MEMIT's) are left out: their answer was meant to change.
 
 `edit_scores` averages these over the rewrites.
 """
@@ -18,6 +19,7 @@ from mechscope.memory.facts import Rewrite, last_token_logits
 
 
 def edit_scores(model, rewrites: list[Rewrite]) -> dict[str, float]:
+    edited = {rw.fact.prompt for rw in rewrites}
     prompts: list[str] = []
     rows: list[tuple[str, int, int, int]] = []   # (kind, rewrite index, wanted id, other id)
     for i, rw in enumerate(rewrites):
@@ -29,6 +31,8 @@ def edit_scores(model, rewrites: list[Rewrite]) -> dict[str, float]:
             prompts.append(p)
             rows.append(("paraphrase", i, new, old))
         for p, a in rw.fact.neighbours:
+            if p in edited:
+                continue
             prompts.append(p)
             rows.append(("neighbourhood", i, model.to_single_token(a), new))
     logits = last_token_logits(model, prompts)
