@@ -145,3 +145,18 @@ def test_batch_neighbourhood_leaves_out_neighbours_that_are_rewritten(organism):
     assert "neighbourhood" in edit_scores(organism, [a_with_b])
     assert "neighbourhood" not in edit_scores(organism, [a_with_b, b]) or \
         edit_scores(organism, [a_with_b, b])["neighbourhood"] == edit_scores(organism, [b])["neighbourhood"]
+
+
+@pytest.mark.parametrize("arch", ["gpt2", "llama"])
+def test_add_to_w_out_in_both_layouts(arch):
+    """GPT-2's Conv1D stores [d_mlp d_model], LLaMA's nn.Linear [d_model d_mlp]: the view moves by delta."""
+    model = HookedModel.from_hf(small_hf_model(arch, n_layers=2), gpt2_tokenizer(), spec=f"random:{arch}")
+    before = model.W_out.clone()
+    delta = torch.randn(model.cfg.d_mlp, model.cfg.d_model, generator=torch.Generator().manual_seed(0))
+    model.add_to_W_out(1, delta)
+    torch.testing.assert_close(model.W_out[1], before[1] + delta)
+    assert torch.equal(model.W_out[0], before[0])
+    tokens = torch.tensor([[1, 2, 3]])
+    _, cache = model.run_with_cache(tokens, names=["blocks.1.mlp.hook_post", "blocks.1.hook_mlp_out"])
+    expected = cache["blocks.1.mlp.hook_post"] @ model.W_out[1] + model.b_out[1]
+    torch.testing.assert_close(cache["blocks.1.hook_mlp_out"], expected, rtol=1e-5, atol=1e-5)
