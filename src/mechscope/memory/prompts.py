@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 
-import torch
-
 from mechscope.errors import InputError
 
 
@@ -77,12 +75,3 @@ def check_layer(model, layer: int, what: str = "layer") -> int:
     if not isinstance(layer, int) or not -n <= layer < n:
         raise InputError(f"{what} {layer} is out of range: this model has layers 0..{n - 1}")
     return layer % n
-
-
-def pad_batch(rows: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Right-pad token lists: ([batch pos] tokens, [batch] lengths)."""
-    width = max(len(r) for r in rows)
-    tokens = torch.full((len(rows), width), pad_id, dtype=torch.long)
-    for i, r in enumerate(rows):
-        tokens[i, : len(r)] = torch.tensor(r, dtype=torch.long)
-    return tokens, torch.tensor([len(r) for r in rows])
