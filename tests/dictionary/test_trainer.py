@@ -98,7 +98,7 @@ def test_two_processes_match_one_process_with_the_same_global_batch(tmp_path, mo
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=180)
     assert proc.returncode == 0, proc.stderr[-3000:]
     two = load_file(str(tmp_path / "two.safetensors"))
-    assert set(one) == set(two) and "topk.W_dec" in one
+    assert set(one) == set(two) and {"topk.W_dec", "transcoder.W_skip", "crosscoder.input_scale"} <= set(one)
     for k in one:
         torch.testing.assert_close(two[k], one[k], atol=2e-5, rtol=1e-4, msg=k)
     # and training moved the weights (the comparison is not vacuous)

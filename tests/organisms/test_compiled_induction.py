@@ -103,3 +103,41 @@ def test_build_command_writes_a_loadable_organism(tmp_path):
     assert json.loads((tmp_path / "o" / "circuit.json").read_text())["seed"] == 2
     res = CliRunner().invoke(app, ["organism", "build", "nope", "--out", str(tmp_path / "x")])
     assert res.exit_code != 0 and "no compiled organism named" in str(res.exception) + res.output
+
+
+def test_the_previous_token_head_reaches_the_induction_head_through_its_key_only(model, circuit, rep):
+    """Edge check: take the induction head's q, k or v from a run with the previous-token head
+    mean-ablated. Only the key carries the K-composition edge, so only k breaks copying."""
+    from mechscope.attention.icl import repeat_loss
+    from mechscope.model.interventions import patch_from
+    from mechscope.organisms.compiled.ablation import ablation_hooks, node_means
+    from mechscope.tasks.induction import repeated_tokens
+
+    roles = _roles(circuit)
+    (L0, prev), (L1, ind) = roles["previous-token"], roles["induction"]
+    means = node_means(model, repeated_tokens(model, 16, 24, seed=8).tokens)
+    names = [f"blocks.{L1}.attn.hook_{x}" for x in "qkv"]
+    with torch.no_grad(), model.hooks(fwd=ablation_hooks(means, [(L0, prev)], ())):
+        _, broken = model.run_with_cache(rep.tokens, names=names)
+    full = repeat_loss(model, rep).drop
+    for name in names:
+        with torch.no_grad(), model.hooks(fwd={name: patch_from(broken, heads=[ind])}):
+            drop = repeat_loss(model, rep).drop
+        if name.endswith("hook_k"):
+            assert drop < 0.05 * full, name
+        else:
+            assert drop == pytest.approx(full, abs=1e-3), name
+    assert f"a{L0}.h{prev}->a{L1}.h{ind}<k>" in circuit.edges
+    assert f"a{L0}.h{prev}->a{L1}.h{ind}<q>" not in circuit.edges and f"a{L0}.h{prev}->a{L1}.h{ind}<v>" not in circuit.edges
+
+
+def test_copying_detector_scores_only_the_head_whose_ov_reaches_the_logits(model, circuit):
+    """Only the induction head writes where the unembedding reads (the copy slot); every other head's
+    OV circuit to the logits is zero, and must score 0 rather than rounding noise."""
+    from mechscope.attention.detectors import copying_scores
+
+    scores = copying_scores(model).eigen
+    layer, head = _roles(circuit)["induction"]
+    assert scores[layer, head] == pytest.approx(1.0, abs=1e-4)
+    scores[layer, head] = 0
+    assert (scores == 0).all()

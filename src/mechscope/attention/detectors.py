@@ -167,11 +167,18 @@ def copying_scores(model, n_tokens: int = 200, seed: int = 0) -> CopyingScores:
     W_V, W_O = model.W_V.float(), model.W_O.float()
     K = len(chosen)
     with torch.no_grad():
+        circuits = []
         for layer in range(model.cfg.n_layers):
             ov = torch.einsum("kd,hde->hke", emb, W_V[layer])                      # [H K d_head]
             out = torch.einsum("hke,hem->hkm", ov, W_O[layer])                     # [H K d_model]
-            m = out @ w_u                                                      # [H K K]
-            ev = torch.linalg.eigvals(m.double())
-            eigen[layer] = (ev.sum(-1).real / ev.abs().sum(-1).clamp_min(1e-12)).float()
-            top1[layer] = (m.argmax(-1) == torch.arange(K)).float().mean(-1)
+            circuits.append(out @ w_u)                                             # [H K K]
+        # a head whose OV circuit is zero up to rounding (it writes nothing the unembedding reads)
+        # scores 0: its eigenvalues would be rounding noise, on which LAPACK can even fail to converge
+        sizes = torch.stack([m.flatten(1).abs().amax(1) for m in circuits])       # [L H]
+        live = sizes > 1e-4 * sizes.max().clamp_min(1e-30)
+        for layer, m in enumerate(circuits):
+            if live[layer].any():
+                ev = torch.linalg.eigvals(m[live[layer]].double())
+                eigen[layer, live[layer]] = (ev.sum(-1).real / ev.abs().sum(-1).clamp_min(1e-12)).float()
+            top1[layer] = (m.argmax(-1) == torch.arange(K)).float().mean(-1) * live[layer]
     return CopyingScores(eigen=eigen, top1=top1, n_tokens=K)

@@ -29,7 +29,8 @@ def _root() -> None:
     """Mechanistic interpretability for Hugging Face causal LMs."""
 
 
-_COMMAND_MODULES: tuple[str, ...] = ("model", "report", "organism", "lens", "geometry", "heads", "patching", "toy", "sae", "memory")
+_COMMAND_MODULES: tuple[str, ...] = ("model", "report", "organism", "lens", "geometry", "heads", "patching", "toy", "sae",
+                                     "graph", "circuit", "memory")
 
 for _name in _COMMAND_MODULES:
     importlib.import_module(f"mechscope.cli.{_name}").register(app)

@@ -125,3 +125,104 @@ def layer_robustness_cmd(model: str = MODEL_ARG, json_path: Path = JSON_OPT, htm
 
 def register(app: typer.Typer) -> None:
     app.add_typer(geometry_app, name="geometry")
+
+
+# -- linear concepts, steering, circles (issue #18) -------------------------------------------------------------
+
+PAIRS_OPT = typer.Option(None, "--pairs", help="word-pair file(s), one 'base<TAB>target' per line; the file name "
+                         "(without extension) names the concept; default: the built-in concepts")
+
+
+def _concepts(m, pairs: list[Path] | None):
+    from mechscope.geometry.word_pairs import concept_pairs, default_concepts, read_pairs
+
+    if not pairs:
+        return default_concepts(m, min_concepts=1)
+    return {p.stem: concept_pairs(m, p.stem, read_pairs(p)) for p in pairs}
+
+
+@geometry_app.command("concept")
+def concept_cmd(model: str = MODEL_ARG, json_path: Path = JSON_OPT, html_path: Path = HTML_OPT,
+                pairs: list[Path] = PAIRS_OPT,
+                space: str = typer.Option("unembedding", help="'unembedding' (Park's γ) or a hook name such as "
+                                          "blocks.1.hook_resid_post"),
+                seed: int = SEED_OPT, device: str = DEVICE_OPT, dtype: str = DTYPE_OPT) -> None:
+    """Concept directions from word pairs: leave-one-out test, Euclidean vs causal inner product."""
+    from mechscope.geometry.concepts import linear_concepts
+
+    m = load_model(model, device, dtype)
+    r = linear_concepts(m, _concepts(m, pairs), space=space, seed=seed)
+    table = Table(title=f"concept directions in {r.space}: held-out pairs above the random-pair 95th percentile")
+    for col in ("concept", "pairs", "Euclidean", "causal", "LOO accuracy (causal)"):
+        table.add_column(col)
+    for e, c in zip(r.euclidean, r.causal, strict=True):
+        table.add_row(e.name, str(e.n_pairs), f"{e.share_above:.2f}", f"{c.share_above:.2f}", f"{c.loo_accuracy:.2f}")
+    console = Console()
+    console.print(table)
+    for i, a in enumerate(r.names):
+        for j in range(i + 1, len(r.names)):
+            console.print(f"cos({a}, {r.names[j]}): Euclidean {r.cos_euclidean[i, j]:+.3f}, causal "
+                          f"{r.cos_causal[i, j]:+.3f}", markup=False)
+    emit(r, json_path, html_path, title=f"Concept directions ({r.space}): {m.spec}")
+
+
+@geometry_app.command("steer")
+def steer_cmd(model: str = MODEL_ARG, json_path: Path = JSON_OPT, html_path: Path = HTML_OPT,
+              concept: str = typer.Option(None, help="concept to steer (a built-in name or a --pairs file stem); "
+                                          "default: the first"),
+              pairs: list[Path] = PAIRS_OPT,
+              hook: str = typer.Option(None, help="where to add α·v (default: the last block's resid_post)"),
+              kind: str = typer.Option("causal", help="'causal' (Cov(γ)⁻¹γ̄) or 'euclidean' (γ̄) direction"),
+              alpha: list[float] = typer.Option(None, "--alpha", help="steering strengths (× the stream's mean norm)"),
+              prompt: list[str] = typer.Option(None, "--prompt", help="prompts to steer at their last position"),
+              device: str = DEVICE_OPT, dtype: str = DTYPE_OPT) -> None:
+    """Add α·v at a hook; target/base log-odds against α, off-target log-odds of the other concepts."""
+    from mechscope.errors import InputError
+    from mechscope.geometry.steering import DEFAULT_ALPHAS, DEFAULT_PROMPTS, steer, steering_direction
+
+    m = load_model(model, device, dtype)
+    concepts = _concepts(m, pairs)
+    name = concept or next(iter(concepts))
+    if name not in concepts:
+        raise InputError(f"unknown concept {name!r}: choose one of {', '.join(concepts)}")
+    r = steer(m, steering_direction(m, concepts[name], kind), concepts[name], hook=hook,
+              off_target={k: v for k, v in concepts.items() if k != name}, prompts=prompt or DEFAULT_PROMPTS,
+              alphas=alpha or DEFAULT_ALPHAS, kind=kind)
+    table = Table(title=f"steering {name} at {r.hook} ({kind} direction; α × {r.scale:.2f})")
+    for col in ("α", name, *r.off_target):
+        table.add_column(col)
+    for i, a in enumerate(r.alphas):
+        table.add_row(f"{a:+.2f}", f"{r.target[i]:+.3f}", *(f"{v[i]:+.3f}" for v in r.off_target.values()))
+    console = Console()
+    console.print(table)
+    console.print(f"slope {r.slope:+.3f} per unit α; off-target/target {r.selectivity:.3f}")
+    emit(r, json_path, html_path, title=f"Steering {name}: {m.spec}")
+
+
+@geometry_app.command("circle")
+def circle_cmd(model: str = MODEL_ARG, json_path: Path = JSON_OPT, html_path: Path = HTML_OPT,
+               cycle: str = typer.Option("days", help="'days' or 'months'"),
+               token: str = typer.Option("start", help="where to read the circle: 'start' (the day/month word) or "
+                                         "'answer' (the last position, labelled by the answer)"),
+               components: int = typer.Option(5, help="PCA components under the circle probe"),
+               mode: str = typer.Option("edit", help="intervention: 'edit' (move inside the circle plane) or "
+                                        "'engels' (the paper's mean-activation patch)"),
+               seed: int = SEED_OPT, device: str = DEVICE_OPT, dtype: str = DTYPE_OPT) -> None:
+    """Circle probe of day/month tokens per layer, irreducibility indices, and the "move the day" intervention."""
+    from mechscope.geometry.circle import circle_features
+
+    m = load_model(model, device, dtype)
+    r = circle_features(m, cycle, token=token, n_components=components, mode=mode, seed=seed)
+    table = Table(title=f"{cycle} circle at the {token} token ({r.n_prompts} prompts; unedited accuracy "
+                        f"{r.task_accuracy:.2f})")
+    for col in ("hook", "R²", "held-out R²", "shuffled R²", "intervention accuracy"):
+        table.add_column(col)
+    for i, h in enumerate(r.hooks):
+        table.add_row(h, f"{r.r2[i]:.3f}", f"{r.heldout_r2[i]:.3f}", f"{r.control_r2[i]:.3f}",
+                      f"{r.intervention_accuracy[i]:.3f}")
+    console = Console()
+    console.print(table)
+    console.print(f"at {r.best_hook}: order {r.order} ({'exact' if r.order_exact else 'not the calendar order'}); "
+                  f"ε-mixture index {r.mixture_index:.3f}, separability index {r.separability_index:.3f} bits",
+                  markup=False)
+    emit(r, json_path, html_path, title=f"{cycle.capitalize()} circle: {m.spec}")

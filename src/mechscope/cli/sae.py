@@ -66,6 +66,9 @@ def train(
     hook: list[str] = typer.Option(..., "--hook", help="hook point(s); one SAE per hook and architecture"),
     arch: list[str] = typer.Option(["topk"], "--arch", help="relu_l1 | topk | batch_topk | jumprelu (repeatable)"),
     out: Path = typer.Option(..., "--out", help="directory: one SAELens folder per SAE, plus the checkpoint"),
+    kind: str = typer.Option("sae", "--kind", help="sae | transcoder (each --hook an MLP input, e.g. "
+                             "blocks.1.ln2.hook_normalized) | crosscoder (one over all --hook sources)"),
+    skip: bool = typer.Option(False, "--skip", help="transcoders: add a skip connection"),
     expansion: int = typer.Option(8, help="d_sae = expansion × d_in"),
     k: int = typer.Option(32, help="active latents per token (topk, batch_topk)"),
     l1: float = typer.Option(2.0, help="L1 coefficient (relu_l1)"),
@@ -82,8 +85,8 @@ def train(
     """Train SAEs (every hook × architecture at once, from one activation stream); resumes from --out."""
     from mechscope.dictionary import distributed as ddp
     from mechscope.dictionary.pipeline import SAEPipelineConfig, train_on_model
-    from mechscope.dictionary.saelens_format import save_saelens
     from mechscope.dictionary.trainer import TrainerConfig
+    from mechscope.dictionary.transcoder_format import save_dictionary
 
     ddp.init_from_env()
     try:
@@ -92,7 +95,7 @@ def train(
         rank = ddp.rank()
         cfg = SAEPipelineConfig(hooks=tuple(hook), architectures=tuple(arch), expansion_factor=expansion, k=k,
                                 l1_coefficient=l1, l0_coefficient=l0, batch_size=batch,
-                                store=str(store) if store else None, seed=seed)
+                                store=str(store) if store else None, seed=seed, kind=kind, skip_connection=skip)
         trainer = TrainerConfig(steps=steps, lr=lr, checkpoint_dir=str(out), checkpoint_every=checkpoint_every)
         saes, history = train_on_model(m, tokens, cfg, trainer, rank=rank, world_size=ddp.world_size())
         if rank == 0:
@@ -100,7 +103,7 @@ def train(
             for col in ("SAE", "L0", "FVU", "dead", "saved to"):
                 table.add_column(col)
             for name, sae in saes.items():
-                path = save_saelens(sae, out / name)
+                path = save_dictionary(sae, out / name)
                 last = history.last(name)
                 table.add_row(name, f"{last.get('l0', float('nan')):.1f}", f"{last.get('fvu', float('nan')):.3f}",
                               f"{last.get('dead_fraction', float('nan')):.1%}", str(path))

@@ -105,7 +105,7 @@ class SparseAutoencoder(nn.Module):
     def decode(self, latents: Tensor) -> Tensor:
         """Latent activations [..., d_sae] -> reconstruction [..., d_in] in input units."""
         lead = latents.shape[:-1]
-        out = torch.addmm(self.b_dec, latents.reshape(-1, self.d_sae), self.W_dec) / self.input_scale
+        out = torch.addmm(self.b_dec, latents.reshape(-1, self.d_sae), self.W_dec) / self.output_divisor()
         return out.reshape(*lead, self.d_in)
 
     def forward(self, x: Tensor, dead_mask: Tensor | None = None) -> SAEOutput:
@@ -122,13 +122,17 @@ class SparseAutoencoder(nn.Module):
         return self._output(x, x_n, recon_n, latents.reshape(*lead, self.d_sae), active.sum(0),
                             active.sum(-1).float().mean(), sparsity, auxk, lead)
 
+    def output_divisor(self) -> Tensor:
+        """What turns a normalised reconstruction back into output units (a transcoder has its own)."""
+        return self.input_scale
+
     def auxk_loss(self, residual_n: Tensor, pre: Tensor, dead_mask: Tensor | None) -> Tensor:
         """No auxiliary loss unless a variant defines one."""
         return residual_n.new_zeros(())
 
     def _output(self, x, x_n, recon_n, latents, fire_counts, l0, sparsity, auxk, lead) -> SAEOutput:
         recon_loss = (recon_n - x_n).pow(2).sum(-1).mean()
-        recon = recon_n / self.input_scale
+        recon = recon_n / self.output_divisor()
         fvu = fraction_of_variance_unexplained(x.detach(), recon.detach())
         return SAEOutput(
             reconstruction=recon.reshape(*lead, self.d_in),

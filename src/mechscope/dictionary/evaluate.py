@@ -139,6 +139,32 @@ def _next_token_ce(logits: Tensor, tokens: Tensor) -> Tensor:
 
 
 @torch.no_grad()
+def spliced_ce(model, tokens: Tensor, splice: dict, zero_hook: str, batch_size: int = 8) -> dict[str, float]:
+    """Next-token CE of the clean model, with the `splice` hooks, and with `zero_hook` zeroed, over
+    tokens [n_seq seq]; CE loss recovered and KL(clean || spliced), mean per predicted token."""
+    ce = {"clean": 0.0, "spliced": 0.0, "zero": 0.0}
+    kl_sum, n_pred = 0.0, 0
+    for batch in tokens.split(batch_size):
+        batch = batch.to(model.device)
+        clean = model(batch)
+        with model.hooks(fwd=splice):
+            spliced = model(batch)
+        with model.hooks(fwd={zero_hook: zero_ablate()}):
+            zeroed = model(batch)
+        for key, logits in (("clean", clean), ("spliced", spliced), ("zero", zeroed)):
+            ce[key] += float(_next_token_ce(logits, batch).sum())
+        logp_clean = clean[:, :-1].float().log_softmax(-1)
+        logp_spliced = spliced[:, :-1].float().log_softmax(-1)
+        kl_sum += float((logp_clean.exp() * (logp_clean - logp_spliced)).sum())
+        n_pred += batch.shape[0] * (batch.shape[1] - 1)
+    ce_clean, ce_spliced, ce_zero = (ce[k] / max(n_pred, 1) for k in ("clean", "spliced", "zero"))
+    gap = ce_zero - ce_clean
+    recovered = (ce_zero - ce_spliced) / gap if abs(gap) > 1e-9 else math.nan
+    return {"ce_clean": ce_clean, "ce_with_sae": ce_spliced, "ce_zero_ablation": ce_zero,
+            "ce_loss_recovered": recovered, "kl_with_sae": kl_sum / max(n_pred, 1)}
+
+
+@torch.no_grad()
 def evaluate_sae(sae: SparseAutoencoder, model, tokens: Tensor, hook_name: str | None = None,
                  batch_size: int = 8) -> SAEEvaluation:
     """All metrics of `sae` spliced into `model` at its hook, over tokens [n_seq seq] (no padding)."""
@@ -148,8 +174,6 @@ def evaluate_sae(sae: SparseAutoencoder, model, tokens: Tensor, hook_name: str |
     was_training = sae.training
     sae.eval()
     totals, stats = _ReconstructionTotals(), LatentStats(sae.d_sae)
-    ce = {"clean": 0.0, "sae": 0.0, "zero": 0.0}
-    kl_sum, n_pred = 0.0, 0
 
     def splice(act, hook):
         x = as_sae_input(act, sae.d_in)
@@ -160,22 +184,6 @@ def evaluate_sae(sae: SparseAutoencoder, model, tokens: Tensor, hook_name: str |
         stats.update((flat_lat > 0).sum(0), flat_x.shape[0])
         return recon.reshape(act.shape).to(act.dtype)
 
-    for batch in tokens.split(batch_size):
-        batch = batch.to(model.device)
-        clean = model(batch)
-        with model.hooks(fwd={hook_name: splice}):
-            spliced = model(batch)
-        with model.hooks(fwd={hook_name: zero_ablate()}):
-            zeroed = model(batch)
-        for key, logits in (("clean", clean), ("sae", spliced), ("zero", zeroed)):
-            ce[key] += float(_next_token_ce(logits, batch).sum())
-        logp_clean = clean[:, :-1].float().log_softmax(-1)
-        logp_sae = spliced[:, :-1].float().log_softmax(-1)
-        kl_sum += float((logp_clean.exp() * (logp_clean - logp_sae)).sum())
-        n_pred += batch.shape[0] * (batch.shape[1] - 1)
+    ce = spliced_ce(model, tokens, {hook_name: splice}, hook_name, batch_size)
     sae.train(was_training)
-    ce_clean, ce_sae, ce_zero = (ce[k] / max(n_pred, 1) for k in ("clean", "sae", "zero"))
-    gap = ce_zero - ce_clean
-    recovered = (ce_zero - ce_sae) / gap if abs(gap) > 1e-9 else math.nan
-    return _finish(sae, totals, stats, hook_name=hook_name, ce_clean=ce_clean, ce_with_sae=ce_sae, ce_zero_ablation=ce_zero,
-                   ce_loss_recovered=recovered, kl_with_sae=kl_sum / max(n_pred, 1))
+    return _finish(sae, totals, stats, hook_name=hook_name, **ce)

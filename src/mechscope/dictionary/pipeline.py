@@ -31,6 +31,8 @@ from mechscope.dictionary.trainer import SAETrainer, TrainerConfig
 from mechscope.dictionary.training_history import TrainingHistory
 from mechscope.errors import InputError
 
+DICTIONARY_KINDS = ("sae", "transcoder", "crosscoder")
+
 
 @dataclasses.dataclass
 class SAEPipelineConfig:
@@ -44,6 +46,9 @@ class SAEPipelineConfig:
     store: harvest to this directory first and train from disk (overrides `activations`).
     shuffle_buffer_tokens: rows mixed at a time by the shuffle buffer ("stream" and "memory").
     seed: seeds SAE initialisation and the shuffle of epoch e (seed + e).
+    kind: "sae" (one per hook); "transcoder" (hooks are MLP inputs, blocks.L.ln2.hook_normalized or
+        blocks.L.hook_mlp_in; each predicts blocks.L.hook_mlp_out); "crosscoder" (one over all hooks).
+    skip_connection: transcoders only (see TranscoderConfig).
     """
 
     hooks: tuple[str, ...]
@@ -58,11 +63,18 @@ class SAEPipelineConfig:
     store: str | None = None
     shuffle_buffer_tokens: int = 1 << 16
     seed: int = 0
+    kind: Literal["sae", "transcoder", "crosscoder"] = "sae"
+    skip_connection: bool = False
 
     def __post_init__(self):
         self.hooks, self.architectures = tuple(self.hooks), tuple(self.architectures)
         if not self.hooks or not self.architectures:
             raise InputError("SAEPipelineConfig needs at least one hook and one architecture")
+        if self.kind not in DICTIONARY_KINDS:
+            raise InputError(f"kind={self.kind!r}: use one of {DICTIONARY_KINDS} (cross-layer transcoders are not "
+                             "implemented yet)")
+        if self.kind == "crosscoder" and len(self.hooks) < 2:
+            raise InputError("a crosscoder reads several hooks: pass at least two")
         if self.activations not in ("stream", "memory"):
             raise InputError(f"activations={self.activations!r}: use 'stream' or 'memory' (or store=DIR)")
 
@@ -70,7 +82,7 @@ class SAEPipelineConfig:
 def train_saes(configs: Mapping[str, SAEConfig], batches: Iterable[Tensor | Mapping[str, Tensor]],
                trainer: TrainerConfig) -> tuple[dict[str, SparseAutoencoder], TrainingHistory]:
     """Create one SAE per named config and train them together on `batches` (see SAETrainer.fit)."""
-    saes = {name: create_sae(cfg) for name, cfg in configs.items()}
+    saes = {name: create_dictionary(cfg) for name, cfg in configs.items()}
     history = SAETrainer(saes, trainer).fit(batches)
     return saes, history
 
@@ -82,14 +94,56 @@ def train_on_model(model, tokens: Tensor, cfg: SAEPipelineConfig, trainer: Train
     Under data parallelism pass this process's rank and the world size; each rank reads its share of
     every global batch of cfg.batch_size rows.
     """
-    batches, widths = _activation_batches(model, tokens, cfg, rank, world_size)
+    reads = cfg.hooks
+    if cfg.kind == "transcoder":
+        reads = cfg.hooks + tuple(_mlp_output(h) for h in cfg.hooks)
+    batches, widths = _activation_batches(model, tokens, dataclasses.replace(cfg, hooks=reads), rank, world_size)
     spec = getattr(model, "spec", "") or ""
-    configs = {f"{arch}@{hook}": SAEConfig(
-        d_in=widths[hook], expansion_factor=cfg.expansion_factor, architecture=arch, k=cfg.k,
-        l1_coefficient=cfg.l1_coefficient, l0_coefficient=cfg.l0_coefficient, hook_name=hook, model_name=spec,
-        dead_after_tokens=cfg.dead_after_tokens, seed=cfg.seed)
-        for hook in cfg.hooks for arch in cfg.architectures}
+    common = dict(expansion_factor=cfg.expansion_factor, k=cfg.k, l1_coefficient=cfg.l1_coefficient,
+                  l0_coefficient=cfg.l0_coefficient, model_name=spec, dead_after_tokens=cfg.dead_after_tokens,
+                  seed=cfg.seed)
+    if cfg.kind == "transcoder":
+        from mechscope.dictionary.transcoder import TranscoderConfig
+
+        configs = {f"transcoder_{arch}@{hook}": TranscoderConfig(
+            d_in=widths[hook], architecture=arch, hook_name=hook, output_hook_name=_mlp_output(hook),
+            skip_connection=cfg.skip_connection, **common) for hook in cfg.hooks for arch in cfg.architectures}
+    elif cfg.kind == "crosscoder":
+        from mechscope.dictionary.crosscoder import CrosscoderConfig
+
+        if len({widths[h] for h in cfg.hooks}) != 1:
+            raise InputError(f"crosscoder sources must have one width; got {[widths[h] for h in cfg.hooks]}")
+        configs = {f"crosscoder_{arch}": CrosscoderConfig(
+            d_in=sum(widths[h] for h in cfg.hooks), architecture=arch, sources=cfg.hooks, **common)
+            for arch in cfg.architectures}
+    else:
+        configs = {f"{arch}@{hook}": SAEConfig(d_in=widths[hook], architecture=arch, hook_name=hook, **common)
+                   for hook in cfg.hooks for arch in cfg.architectures}
     return train_saes(configs, batches, trainer)
+
+
+def create_dictionary(cfg: SAEConfig):
+    """An SAE, transcoder or crosscoder, by the type of its config."""
+    from mechscope.dictionary.crosscoder import CrosscoderConfig, create_crosscoder
+    from mechscope.dictionary.transcoder import TranscoderConfig, create_transcoder
+
+    if isinstance(cfg, TranscoderConfig):
+        return create_transcoder(cfg)
+    if isinstance(cfg, CrosscoderConfig):
+        return create_crosscoder(cfg)
+    return create_sae(cfg)
+
+
+def _mlp_output(hook: str) -> str:
+    """blocks.L.ln2.hook_normalized / blocks.L.hook_mlp_in -> blocks.L.hook_mlp_out."""
+    from mechscope.dictionary.transcoder import MLP_INPUT_SITES
+    from mechscope.model.names import parse
+
+    point = parse(hook)
+    if point.layer is None or point.site not in MLP_INPUT_SITES:
+        raise InputError(f"a transcoder reads an MLP input, blocks.L.{MLP_INPUT_SITES[0]} (or blocks.L.hook_mlp_in); "
+                         f"got {hook!r}")
+    return f"blocks.{point.layer}.hook_mlp_out"
 
 
 def _activation_batches(model, tokens: Tensor, cfg: SAEPipelineConfig, rank: int,

@@ -35,7 +35,6 @@ _TO_SAELENS = {"relu_l1": "standard", "topk": "topk", "jumprelu": "jumprelu", "b
 @torch.no_grad()
 def save_saelens(sae: SparseAutoencoder, path: str | Path) -> Path:
     """Write `sae` as a SAELens folder at `path` (atomically per file); returns the folder."""
-    path = Path(path)
     s = float(sae.input_scale)
     tensors = {
         "W_enc": (sae.W_enc * s).float().contiguous(),
@@ -60,6 +59,12 @@ def save_saelens(sae: SparseAutoencoder, path: str | Path) -> Path:
         tensors["threshold"] = sae.threshold.float().clone()
     if arch == "batch_topk":
         tensors["threshold"] = torch.full((sae.d_sae,), float(sae.threshold))
+    return write_saelens_folder(path, tensors, cfg)
+
+
+def write_saelens_folder(path: str | Path, tensors: dict, cfg: dict) -> Path:
+    """Write {name: tensor} and cfg.json as a SAELens folder (each file atomically); returns the folder."""
+    path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
     with atomic_path(path / WEIGHTS_FILENAME) as tmp:
         save_file(tensors, str(tmp))
@@ -67,14 +72,19 @@ def save_saelens(sae: SparseAutoencoder, path: str | Path) -> Path:
     return path
 
 
+def read_saelens_folder(path: str | Path) -> tuple[dict, dict]:
+    """(cfg.json as a dict, {name: float32 tensor}) of a SAELens folder."""
+    path = Path(path)
+    if not (path / CFG_FILENAME).exists() or not (path / WEIGHTS_FILENAME).exists():
+        raise CheckpointError(f"{path} is not a SAELens folder: it needs {CFG_FILENAME} and {WEIGHTS_FILENAME}")
+    cfg = json.loads((path / CFG_FILENAME).read_text())
+    return cfg, {k: v.float() for k, v in load_file(str(path / WEIGHTS_FILENAME)).items()}
+
+
 @torch.no_grad()
 def load_saelens(path: str | Path) -> SparseAutoencoder:
     """Load a SAELens folder (ours or SAELens's) as a mechscope SAE ready for inference."""
-    path = Path(path)
-    if not (path / CFG_FILENAME).exists() or not (path / WEIGHTS_FILENAME).exists():
-        raise CheckpointError(f"{path} is not a SAELens SAE folder: it needs {CFG_FILENAME} and {WEIGHTS_FILENAME}")
-    cfg = json.loads((path / CFG_FILENAME).read_text())
-    weights = {k: v.float() for k, v in load_file(str(path / WEIGHTS_FILENAME)).items()}
+    cfg, weights = read_saelens_folder(path)
     metadata = cfg.get("metadata") or {}
     arch = _architecture(cfg, metadata)
     if cfg.get("normalize_activations", "none") not in ("none", None):
@@ -100,13 +110,18 @@ def load_saelens(path: str | Path) -> SparseAutoencoder:
     sae.W_dec.copy_(weights["W_dec"])
     sae.b_enc.copy_(b_enc)
     sae.b_dec.copy_(weights["b_dec"])
-    if arch == "jumprelu":
-        sae.log_threshold.copy_(weights["threshold"].clamp_min(1e-30).log())
-    if arch == "batch_topk":
-        sae.threshold.fill_(float(weights["threshold"][0]))
-        sae.threshold_set.fill_(True)
+    load_threshold(sae, weights)
     sae.initialized.fill_(True)
     return sae.eval()
+
+
+def load_threshold(sae, weights: dict) -> None:
+    """Set a JumpReLU's per-latent or a BatchTopK's single threshold from a SAELens `threshold` [d_sae]."""
+    if sae.cfg.architecture == "jumprelu":
+        sae.log_threshold.copy_(weights["threshold"].clamp_min(1e-30).log())
+    elif sae.cfg.architecture == "batch_topk":
+        sae.threshold.fill_(float(weights["threshold"][0]))
+        sae.threshold_set.fill_(True)
 
 
 def _architecture(cfg: dict, metadata: dict) -> str:

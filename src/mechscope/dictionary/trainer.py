@@ -122,7 +122,8 @@ class SAETrainer:
         """One optimiser step for every SAE on this process's share of a batch."""
         out_metrics = {}
         for name, sae in self.saes.items():
-            x = self._select(batch, sae).reshape(-1, sae.d_in)
+            select = getattr(sae, "select_training_input", None)  # transcoders / crosscoders pack several hooks
+            x = select(batch) if select else self._select(batch, sae).reshape(-1, sae.d_in)
             if not bool(sae.initialized):
                 sae.initialize_from_data(ddp.all_gather_cat(x))
                 ddp.broadcast_module_(sae)

@@ -42,7 +42,7 @@ AXES: dict[str, Axes] = {
     "attn.hook_attn_scores": _PER_QUERY, "attn.hook_pattern": _PER_QUERY,
     **dict.fromkeys((
         "hook_embed", "hook_pos_embed", "hook_resid_pre", "hook_resid_mid", "hook_resid_post",
-        "hook_attn_out", "hook_mlp_out", "mlp.hook_pre", "mlp.hook_post", "hook_mlp_in",
+        "hook_attn_out", "hook_mlp_out", "mlp.hook_pre", "mlp.hook_post", "hook_attn_in", "hook_mlp_in",
         "ln1.hook_scale", "ln1.hook_normalized", "ln2.hook_scale", "ln2.hook_normalized",
         "ln_final.hook_scale", "ln_final.hook_normalized", "ln_final.hook_in",
     ), _PER_POSITION),

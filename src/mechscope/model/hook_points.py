@@ -11,6 +11,10 @@ Where each point comes from (module paths come from the architecture table):
     hook_resid_pre                  input of decoder block L (forward pre-hook)
     hook_resid_post                 output of decoder block L
     ln1/ln2/ln_final.hook_normalized  output of the norm module; hook_scale is computed from its input
+    hook_attn_in / hook_mlp_in /    input of the ln1 / ln2 / final norm module (forward pre-hook), handed
+      ln_final.hook_in              to hooks as a view: the norm is the sublayer's only reader, so a
+                                    replacement reaches that sublayer alone, and a gradient taken with
+                                    respect to it counts only the path through that sublayer
     attn.hook_q ... hook_z          inside our attention function (mechscope.model.attention)
     attn.hook_result                computed from the output projection's input; if a hook replaces it,
                                     the projection's output becomes sum over heads + bias
@@ -184,6 +188,17 @@ class Attachment:
             return args, {**kwargs, "hidden_states": new}
         return hook
 
+    def _on_read(self, name: str):
+        """Pre-hook on a norm module: its input, as a fresh view, is the sublayer's own copy."""
+        hs = self.hs
+
+        def hook(_module, args, kwargs):
+            if args:
+                return (hs.apply(name, args[0].view_as(args[0])), *args[1:]), kwargs
+            x = kwargs["hidden_states"]
+            return args, {**kwargs, "hidden_states": hs.apply(name, x.view_as(x))}
+        return hook
+
     def _on_norm(self, prefix: str, module: torch.nn.Module, wanted: set[str]):
         hs, kind = self.hs, self.norm
         eps = norm_eps(module, self.eps_attr)
@@ -254,6 +269,8 @@ class Attachment:
             add(s.embed.register_forward_hook(self._on_output("hook_embed")))
         if "hook_pos_embed" in wanted and s.pos_embed is not None:
             add(s.pos_embed.register_forward_hook(self._on_output("hook_pos_embed")))
+        if "ln_final.hook_in" in wanted:
+            add(s.final_norm.register_forward_pre_hook(self._on_read("ln_final.hook_in"), with_kwargs=True))
         if wanted & {"ln_final.hook_scale", "ln_final.hook_normalized"}:
             add(s.final_norm.register_forward_hook(self._on_norm("ln_final.", s.final_norm, wanted)))
         for layer, sites in sorted(by_layer.items()):
@@ -269,6 +286,9 @@ class Attachment:
             add(b.block.register_forward_pre_hook(self._on_input(name, stash), with_kwargs=True))
         if "hook_resid_post" in sites:
             add(b.block.register_forward_hook(self._on_output(pre + "hook_resid_post")))
+        for site, module in (("hook_attn_in", b.ln1), ("hook_mlp_in", b.ln2)):
+            if site in sites:
+                add(module.register_forward_pre_hook(self._on_read(pre + site), with_kwargs=True))
         for ln, module in (("ln1", b.ln1), ("ln2", b.ln2)):
             if sites & {f"{ln}.hook_scale", f"{ln}.hook_normalized"}:
                 add(module.register_forward_hook(self._on_norm(f"{pre}{ln}.", module, wanted)))

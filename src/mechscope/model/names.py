@@ -7,10 +7,14 @@ Global points::
                                                      batch 1, as the model computes it once for the batch)
     ln_final.hook_scale        [batch pos 1]         final norm divisor: sqrt(var + eps) (LayerNorm) or RMS (RMSNorm)
     ln_final.hook_normalized   [batch pos d_model]   final norm output (after its weight and bias)
+    ln_final.hook_in           [batch pos d_model]   (on request) what the final norm reads: the last residual
 
 Per block ``blocks.{L}.``::
 
     hook_resid_pre             [batch pos d_model]   residual stream entering block L
+    hook_attn_in               [batch pos d_model]   (on request) the pre-norm residual the attention sublayer
+                                                     reads, as a separate copy: a replacement changes only
+                                                     this layer's attention (its norm input), not the stream
     ln1.hook_scale             [batch pos 1]         (observe-only) divisor of the attention-input norm
     ln1.hook_normalized        [batch pos d_model]   attention input
     attn.hook_q                [batch pos head d_head]     queries (after RoPE on rotary models)
@@ -24,6 +28,8 @@ Per block ``blocks.{L}.``::
     hook_attn_out              [batch pos d_model]   attention output
     hook_resid_mid             [batch pos d_model]   resid_pre + attn_out (sequential blocks only; not on
                                                      parallel attention+MLP blocks such as Pythia's)
+    hook_mlp_in                [batch pos d_model]   (on request) as hook_attn_in, for the MLP: resid_mid on
+                                                     sequential blocks, resid_pre on parallel ones
     ln2.hook_scale, ln2.hook_normalized              as ln1, for the MLP input
     mlp.hook_pre               [batch pos d_mlp]     MLP pre-activation (the gate projection for gated MLPs)
     mlp.hook_post              [batch pos d_mlp]     input of the MLP's output projection
@@ -43,21 +49,24 @@ import re
 
 from mechscope.errors import HookNameError
 
-GLOBAL_SITES = ("hook_embed", "hook_pos_embed", "ln_final.hook_scale", "ln_final.hook_normalized")
+GLOBAL_SITES = ("hook_embed", "hook_pos_embed", "ln_final.hook_in", "ln_final.hook_scale", "ln_final.hook_normalized")
 BLOCK_SITES = (
     "hook_resid_pre",
+    "hook_attn_in",
     "ln1.hook_scale", "ln1.hook_normalized",
     "attn.hook_q", "attn.hook_k", "attn.hook_v",
     "attn.hook_attn_scores", "attn.hook_pattern", "attn.hook_z", "attn.hook_result",
     "hook_attn_out", "hook_resid_mid",
+    "hook_mlp_in",
     "ln2.hook_scale", "ln2.hook_normalized",
     "mlp.hook_pre", "mlp.hook_post", "hook_mlp_out",
     "hook_resid_post",
 )
 ATTN_INTERNAL = {"attn.hook_q": "q", "attn.hook_k": "k", "attn.hook_v": "v",
                  "attn.hook_attn_scores": "attn_scores", "attn.hook_pattern": "pattern", "attn.hook_z": "z"}
-ON_REQUEST = ("attn.hook_result",)
-"""Points left out of ``names=None``: computing them costs real work, so they must be named."""
+ON_REQUEST = ("attn.hook_result", "hook_attn_in", "hook_mlp_in", "ln_final.hook_in")
+"""Points left out of ``names=None``: computing them costs real work (or, for the sublayer inputs, a
+second copy of the residual stream in the cache), so they must be named."""
 
 _ALIASES = {
     "resid_pre": "hook_resid_pre", "resid_mid": "hook_resid_mid", "resid_post": "hook_resid_post",
@@ -67,6 +76,7 @@ _ALIASES = {
     "pattern": "attn.hook_pattern", "attn": "attn.hook_pattern", "result": "attn.hook_result",
     "pre": "mlp.hook_pre", "post": "mlp.hook_post",
     "embed": "hook_embed", "pos_embed": "hook_pos_embed",
+    "attn_in": "hook_attn_in", "mlp_in": "hook_mlp_in",
 }
 _BLOCK_RE = re.compile(r"^blocks\.(\d+)\.(.+)$")
 
@@ -115,7 +125,7 @@ def all_names(n_layers: int, *, learned_positions: bool, parallel_blocks: bool) 
             if site == "hook_resid_mid" and parallel_blocks:
                 continue
             names.append(f"blocks.{layer}.{site}")
-    names += ["ln_final.hook_scale", "ln_final.hook_normalized"]
+    names += ["ln_final.hook_in", "ln_final.hook_scale", "ln_final.hook_normalized"]
     return names
 
 

@@ -22,6 +22,7 @@ COMPILED = {  # name -> (module, compile function)
     "compiled-boolean": ("boolean", "compile_boolean"),
     "compiled-memory": ("memory", "compile_memory"),
     "compiled-geometry": ("geometry", "compile_geometry"),
+    "compiled-ioi": ("ioi", "compile_ioi"),
 }
 
 

@@ -103,12 +103,12 @@ class CompiledGPT2:
         return model
 
     def tokenizer(self):
-        """A word-level tokenizer over `vocab` (words split on whitespace), saved with save_pretrained."""
+        """A word-level tokenizer over `vocab` (text split into words and punctuation), for save_pretrained."""
         from tokenizers import Tokenizer, decoders, models, pre_tokenizers
         from transformers import PreTrainedTokenizerFast
 
         tok = Tokenizer(models.WordLevel({w: i for i, w in enumerate(self.vocab)}, unk_token=UNKNOWN))
-        tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+        tok.pre_tokenizer = pre_tokenizers.Whitespace()             # words and punctuation runs
         tok.decoder = decoders.WordPiece(prefix="##")          # joins words with spaces
         fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token=SPECIAL, eos_token=SPECIAL,
                                        pad_token=SPECIAL, unk_token=UNKNOWN)

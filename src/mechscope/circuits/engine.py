@@ -1,0 +1,212 @@
+"""One engine that evaluates any circuit in one forward pass.
+
+Every destination reads its own input plus, for each source upstream of it whose edge is outside
+the circuit, (ablated value - current value) of that source:
+
+    x_d' = x_d + sum_{s -> d not in C} (a_s - c_s)
+
+where c_s is the source's output in this very run (so upstream ablations propagate) and a_s its
+ablated value (`circuits.sources`). With every edge kept this is the clean run; with none kept
+each destination reads sum_s a_s, i.e. the corrupt run under patching. The destinations are the
+hook points hook_attn_in, hook_mlp_in and ln_final.hook_in, which change only what one sublayer
+reads. Several circuits run in one forward by tiling the prompts: masks [k n_src n_dst] give
+k * n_prompts rows. Runs stop at the final norm and unembed only the answer position
+(`patching.attribution._forward_to_final`), so large vocabularies cost no [rows pos d_vocab] tensor.
+
+    setup = CircuitSetup.from_task(model, task, ablation="patching")
+    per_prompt = evaluate(setup, masks)          # [k n_prompts]
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+
+from mechscope.circuits.graph import Graph
+from mechscope.circuits.metric import CircuitMetric, task_metric
+from mechscope.circuits.sources import (
+    ablated_values,
+    as_group,
+    destination_hook_names,
+    source_hook_names,
+    stack_sources,
+)
+from mechscope.dictionary import distributed as ddp
+from mechscope.errors import InputError
+from mechscope.patching.attribution import _forward_to_final as forward_to_answer
+
+
+@dataclasses.dataclass
+class CircuitSetup:
+    """What every circuit method needs: the model, its graph, the prompts, the ablation and the metric.
+
+    clean_tokens, corrupt_tokens: [n pos]; ablated: broadcastable to [n pos n_src d_model];
+    clean_sources: [n pos n_src d_model]; clean_answer_logits: [n d_vocab]. Both come from one clean
+    forward, run when first needed; EAP's gradient pass fills them on the way, so EAP costs one
+    corrupt forward plus one clean forward and backward.
+    """
+
+    model: object
+    graph: Graph
+    clean_tokens: torch.Tensor
+    corrupt_tokens: torch.Tensor
+    ablation: str
+    ablated: torch.Tensor
+    metric: CircuitMetric
+    answer_pos: int
+    max_rows: int = 256
+    n_prompts_total: int = 0          # over every rank under torchrun (= n_prompts in one process)
+    _clean_sources: torch.Tensor | None = None
+    _clean_answer_logits: torch.Tensor | None = None
+
+    @classmethod
+    def from_task(cls, model, task, *, ablation: str = "patching", metric=None, max_rows: int = 256
+                  ) -> CircuitSetup:
+        """`task`: a mechscope Task; `metric`: None (the task's), a metric name or a function.
+
+        Under torchrun each rank takes the disjoint share task[rank::world_size] of the prompts; every
+        score and mean is a sum over prompts all-reduced across ranks, so results match one process.
+        """
+        if ddp.is_distributed():
+            task = task.subset(slice(ddp.rank(), None, ddp.world_size()))
+        return cls.from_tokens(model, task.clean_tokens, task.corrupt_tokens, task=task, ablation=ablation,
+                               metric=metric, answer_pos=task.answer_pos, max_rows=max_rows)
+
+    @classmethod
+    def from_tokens(cls, model, clean_tokens, corrupt_tokens, *, task=None, ablation="patching", metric=None,
+                    answer_pos: int = -1, max_rows: int = 256) -> CircuitSetup:
+        clean, corrupt = torch.as_tensor(clean_tokens), torch.as_tensor(corrupt_tokens)
+        if clean.ndim != 2 or clean.shape != corrupt.shape:
+            raise InputError(f"clean tokens {tuple(clean.shape)} and corrupt tokens {tuple(corrupt.shape)} must "
+                             "both be [n_prompts, n_pos] with the same shape: pair each clean prompt with a "
+                             "corrupt prompt of the same token length")
+        if task is None and not callable(metric):
+            raise InputError("without a task, pass metric= as a function (answer_logits, prompt_index) -> [rows]")
+        clean, corrupt = clean.to(model.device), corrupt.to(model.device)
+        setup = cls(model=model, graph=Graph.from_model(model), clean_tokens=clean, corrupt_tokens=corrupt,
+                    ablation=ablation, ablated=ablated_values(model, corrupt, ablation), metric=None,
+                    answer_pos=answer_pos, max_rows=max_rows,
+                    n_prompts_total=int(ddp.all_reduce_sum(torch.tensor(clean.shape[0], device=model.device))))
+        if task is None:
+            setup.metric = CircuitMetric(metric, getattr(metric, "__name__", "custom"))
+        elif (metric or task.metric) == "kl":   # the reference distribution is needed up front
+            setup.metric = task_metric(task, metric, clean_answer_logits=setup.clean_answer_logits)
+        else:
+            setup.metric = task_metric(task, metric)
+        return setup
+
+    def _clean_run(self) -> None:
+        logits, acts = forward_to_answer(self.model, self.clean_tokens, source_hook_names(self.graph.n_layers),
+                                         self.answer_pos, grad=False)
+        self.remember_clean(acts, logits)
+
+    def remember_clean(self, sources: dict[str, torch.Tensor], answer_logits: torch.Tensor) -> None:
+        """Keep a clean run's source activations {hook name: act} and answer logits [n d_vocab]."""
+        self._clean_sources = stack_sources({n: a.detach() for n, a in sources.items()}, self.graph.n_layers)
+        self._clean_answer_logits = answer_logits.detach().float()
+
+    @property
+    def clean_sources(self) -> torch.Tensor:
+        if self._clean_sources is None:
+            self._clean_run()
+        return self._clean_sources
+
+    @property
+    def clean_answer_logits(self) -> torch.Tensor:
+        if self._clean_answer_logits is None:
+            self._clean_run()
+        return self._clean_answer_logits
+
+    @property
+    def n_prompts(self) -> int:
+        return self.clean_tokens.shape[0]
+
+    def prompt_index(self, k: int) -> torch.Tensor:
+        return torch.arange(self.n_prompts).repeat(k)
+
+
+def engine_hooks(setup: CircuitSetup, ablate: torch.Tensor) -> dict:
+    """Forward hooks that run `ablate` [k n_src n_dst] (1 = edge outside the circuit) on k tiled copies."""
+    k, n = ablate.shape[0], setup.n_prompts
+    weights = ablate.to(setup.ablated.dtype).to(setup.ablated.device)
+    deltas: list[tuple[int, torch.Tensor]] = []
+    sizes = [1] + [setup.graph.n_heads, 1] * setup.graph.n_layers
+    starts = [sum(sizes[:i]) for i in range(len(sizes))]
+    fwd: dict = {}
+
+    def record(start: int):
+        def fn(act, hook):
+            if start == 0:
+                deltas.clear()
+            group = as_group(hook.name, act)
+            current = group.reshape(k, n, *group.shape[1:])                       # [k n pos g d]
+            ablated = setup.ablated[:, :, start:start + group.shape[2]].unsqueeze(0)
+            deltas.append((start, ablated - current))
+        return fn
+
+    def patch(dst: int):
+        w = weights[:, :, dst]                                                    # [k n_src]
+        active = [i for i, s in enumerate(starts) if bool(w[:, s:s + sizes[i]].any())]
+
+        def fn(x, hook):
+            if not active:
+                return None
+            total = 0
+            for start, delta in deltas:
+                ws = w[:, start:start + delta.shape[3]]
+                if bool(ws.any()):
+                    total = total + torch.einsum("knpgd,kg->knpd", delta, ws)
+            return x + total.reshape(x.shape) if torch.is_tensor(total) else None
+        return fn
+
+    for start, name in zip(starts, source_hook_names(setup.graph.n_layers), strict=True):
+        fwd[name] = record(start)
+    for dst, name in enumerate(destination_hook_names(setup.graph.n_layers)):
+        fwd[name] = patch(dst)
+    return fwd
+
+
+def _as_masks(setup: CircuitSetup, masks: torch.Tensor) -> torch.Tensor:
+    masks = torch.as_tensor(masks).bool().cpu()
+    if masks.ndim == 2:
+        masks = masks[None]
+    g = setup.graph
+    if masks.shape[1:] != (g.n_src, g.n_dst):
+        raise InputError(f"circuit masks must be [k, {g.n_src}, {g.n_dst}] (sources x destinations); got "
+                         f"{tuple(masks.shape)}. Build them with Graph.mask_from_edges / mask_from_nodes")
+    return masks
+
+
+def answer_logits(setup: CircuitSetup, masks: torch.Tensor) -> torch.Tensor:
+    """Answer-position logits with each circuit of `masks` [k n_src n_dst]: [k n d_vocab] (no grad)."""
+    masks = _as_masks(setup, masks)
+    ablate = setup.graph.allowed[None] & ~masks
+    per_chunk = max(1, setup.max_rows // setup.n_prompts)
+    out = []
+    model = setup.model
+    for i in range(0, masks.shape[0], per_chunk):
+        chunk = ablate[i:i + per_chunk]
+        tokens = setup.clean_tokens.repeat(chunk.shape[0], 1)
+        with model.hooks(fwd=engine_hooks(setup, chunk)):
+            logits, _ = forward_to_answer(model, tokens, [], setup.answer_pos, grad=False)
+        out.append(logits.float().view(chunk.shape[0], setup.n_prompts, -1))
+    return torch.cat(out)
+
+
+def prompt_mean(setup: CircuitSetup, values: torch.Tensor) -> torch.Tensor:
+    """[k n] per-prompt values -> [k] means over every prompt (all ranks under torchrun)."""
+    return ddp.all_reduce_sum(values.sum(-1)) / setup.n_prompts_total
+
+
+def mean_metric(setup: CircuitSetup, masks: torch.Tensor) -> torch.Tensor:
+    """The mean metric of each circuit: masks [k n_src n_dst] -> [k]."""
+    return prompt_mean(setup, evaluate(setup, masks))
+
+
+def evaluate(setup: CircuitSetup, masks: torch.Tensor) -> torch.Tensor:
+    """The metric of each circuit, per prompt: masks [k n_src n_dst] (or one [n_src n_dst]) -> [k n]."""
+    logits = answer_logits(setup, masks)
+    k = logits.shape[0]
+    values = setup.metric(logits.reshape(k * setup.n_prompts, -1), setup.prompt_index(k))
+    return values.view(k, setup.n_prompts)

@@ -1,0 +1,96 @@
+"""C21: feature-to-feature interactions across layers are not sparse.
+
+Experiment: one TopK transcoder per MLP (k = d_model/16, 8x expansion) trained on the model's text,
+then attribution graphs (circuit-tracer semantics, mechscope.graphs) on held-out prompts. Read from
+each graph: every active feature's out-degree (how many later-layer features take >= 1% of their
+input from it) and the share of edges needed to carry 80% and 98% of the edge influence on the
+logits (mechscope.graphs.sparsity). Sparse interactions need few edges; dense ones many.
+
+Null: the re-initialised twin, read the same way (transcoders trained on its activations). A random
+network's features interact with no structure, so "not sparse" must not be much sparser than it;
+graphs whose inputs are mostly error nodes (completeness < 0.5) say nothing either way.
+
+Cost: n_layers transcoders x budget.train_steps steps of 256 tokens, and one attribution graph per
+prompt (2 prompts of 16 tokens quick, 8 full), on the model and on the twin.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from mechscope.claims.base import Budget, Measurement
+from mechscope.data.text import eval_tokens
+from mechscope.dictionary.transcoder_evaluate import evaluate_transcoder
+from mechscope.dictionary.transcoder_training import TranscoderRun, train_mlp_transcoders
+from mechscope.graphs.attribute import attribute
+from mechscope.graphs.sparsity import interaction_sparsity
+
+ID = "C21"
+NULL = "twin"
+READS = ("edges_80_per_node", "median_out_degree", "completeness_score")
+
+DENSE_EDGES, SPARSE_EDGES = 3.0, 1.5
+MIN_OUT_DEGREE, MIN_COMPLETENESS = 2.0, 0.5
+NULL_RATIO_DENSE, NULL_RATIO_SPARSE = 0.5, 0.25
+INPUT_SHARE = 0.01
+RULE = (f"attribution graphs over per-layer transcoders: inconclusive if the graphs' completeness is < "
+        f"{MIN_COMPLETENESS} (mostly error nodes); supported (not sparse) if carrying 80% of the edge influence "
+        f"takes ≥ {DENSE_EDGES:g} edges per node, the median feature out-degree (later features taking ≥ "
+        f"{INPUT_SHARE:.0%} of their input from it) is ≥ {MIN_OUT_DEGREE:g}, and the edges per node are ≥ "
+        f"{NULL_RATIO_DENSE}× the re-initialised twin's; not supported (sparse) if 80% takes < {SPARSE_EDGES:g} "
+        f"edges per node or < {NULL_RATIO_SPARSE}× the twin's; otherwise inconclusive")
+
+
+def verdict(metrics: dict, null: dict | None) -> str:
+    edges, degree = metrics["edges_80_per_node"], metrics["median_out_degree"]
+    if metrics["completeness_score"] < MIN_COMPLETENESS:
+        return "inconclusive"
+    if edges < SPARSE_EDGES or (null is not None and edges < NULL_RATIO_SPARSE * null["edges_80_per_node"]):
+        return "not supported"
+    if null is not None and edges >= DENSE_EDGES and degree >= MIN_OUT_DEGREE \
+            and edges >= NULL_RATIO_DENSE * null["edges_80_per_node"]:
+        return "supported"
+    return "inconclusive"
+
+
+def measure(model, budget: Budget) -> Measurement:
+    seq_len = min(budget.seq_len, model.cfg.n_ctx)
+    train = eval_tokens(model, seq_len=seq_len, n_sequences=8 * budget.n_sequences, seed=budget.seed + 1)
+    held_out = eval_tokens(model, seq_len=seq_len, n_sequences=budget.n_sequences, seed=budget.seed)
+    tcs = train_mlp_transcoders(model, train, TranscoderRun(steps=budget.train_steps, seed=budget.seed,
+                                                            show_progress=False))
+    fvu = [evaluate_transcoder(tc, model, held_out[:4]).fvu for tc in tcs.values()]
+    n_graphs = 2 if budget.name == "quick" else 8
+    prompt_len = min(16, seq_len)
+    graphs = [attribute(model, tcs, held_out[i, :prompt_len], show_progress=False) for i in range(n_graphs)]
+    sparsity = [interaction_sparsity(g, INPUT_SHARE) for g in graphs]
+    degrees = np.concatenate([s.out_degree.numpy() for s in sparsity]) if sparsity else np.zeros(0)
+    scores = [g.scores() for g in graphs]
+    share80 = float(np.mean([s.edge_share_80 for s in sparsity]))
+    share98 = float(np.mean([s.edge_share_98 for s in sparsity]))
+    per_node = float(np.mean([s.edges_80_per_node for s in sparsity]))
+    median_degree = float(np.median(degrees)) if len(degrees) else float("nan")
+    completeness = float(np.mean([c for _, c in scores]))
+    metrics = {
+        "edges_80_per_node": round(per_node, 3), "edge_share_80": round(share80, 4), "edge_share_98": round(share98, 4),
+        "median_out_degree": median_degree, "mean_out_degree": round(float(degrees.mean()), 3) if len(degrees) else None,
+        "replacement_score": round(float(np.mean([r for r, _ in scores])), 4),
+        "completeness_score": round(completeness, 4),
+        "n_features_per_graph": [g.n_features for g in graphs], "n_graphs": n_graphs, "prompt_tokens": prompt_len,
+        "transcoder_fvu_per_layer": [round(v, 4) for v in fvu], "train_tokens": int(train.numel()),
+        "train_steps": budget.train_steps,
+    }
+    return Measurement(
+        metrics=metrics, key_metric="edges_80_per_node",
+        evidence=(f"Over {n_graphs} attribution graphs of {prompt_len}-token prompts ({sum(metrics['n_features_per_graph'])} "
+                  f"active features), carrying 80% of the edge influence takes {per_node:.2f} edges per node "
+                  f"({share80:.1%} of the edges; 98%: {share98:.1%}); the median feature feeds ≥ {INPUT_SHARE:.0%} of the input of "
+                  f"{median_degree:g} later features. Graph completeness {completeness:.2f}; transcoder FVU by "
+                  f"layer {', '.join(f'{v:.2f}' for v in fvu)}."),
+        method=(f"TopK transcoders (k = d_model/16, 8× expansion) on every MLP, trained {budget.train_steps} steps "
+                f"on {train.numel()} tokens of the bundled text; attribution graphs with frozen attention and "
+                "norms, direct effects between active features, error nodes, tokens and the top logits "
+                "(circuit-tracer semantics); out-degree at a 1% input share; edge influence as circuit-tracer "
+                "prunes by."),
+        figures=[graphs[0].figure()] if graphs else [],
+    )

@@ -1,0 +1,108 @@
+"""Attribution graphs: the direct effects between the nodes of one prompt's replacement model.
+
+Phases (circuit-tracer's algorithm, Ameisen et al. 2025):
+
+1. Replacement forward (replacement.py) on `batch_size` copies of the prompt: every feature
+   activation, MLP error and token embedding is a leaf, and every feature pre-activation and logit
+   is a linear function of the leaves.
+2. Targets: every active feature (its pre-activation) and the logit targets, the most likely next
+   tokens until their probabilities sum to `desired_logit_prob` (at most `max_n_logits`), each read
+   as logit minus the mean logit.
+3. One backward per `batch_size` targets, copy b carrying target b: the gradient on each leaf times
+   the leaf's value is that source's direct effect on the target (feature: grad * activation; error
+   and token nodes: grad . vector summed over d_model).
+4. The adjacency matrix A [n_nodes n_nodes], rows = targets, columns = sources, nodes ordered
+   [active features (layer, pos, latent), errors (layer-major, layer * n_pos + pos), tokens, logits].
+
+    graph = attribute(model, transcoders, "The cat sat on the")
+    graph.adjacency, graph.prune(), graph.scores(), graph.to_neuronpedia(), graph.figure()
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from mechscope.errors import InputError
+from mechscope.graphs.graph import AttributionGraph
+from mechscope.graphs.replacement import replacement_forward
+from mechscope.progress import progress
+
+
+def logit_targets(logits: Tensor, max_n_logits: int = 10, desired_logit_prob: float = 0.95) -> tuple[Tensor, Tensor]:
+    """Most likely next tokens of logits [d_vocab] until their probability reaches desired_logit_prob.
+
+    -> (token ids [n], probabilities [n]), n <= max_n_logits.
+    """
+    probs = logits.float().softmax(-1)
+    top_p, top_i = probs.topk(min(max_n_logits, probs.numel()))
+    n = int((top_p.cumsum(0) < desired_logit_prob).sum()) + 1
+    n = min(n, len(top_p))
+    return top_i[:n], top_p[:n]
+
+
+def attribute(model, transcoders: dict[int, object], prompt: str | Tensor, *, max_n_logits: int = 10,
+              desired_logit_prob: float = 0.95, batch_size: int = 64,
+              show_progress: bool | None = None) -> AttributionGraph:
+    """The attribution graph of `prompt` (text, or token ids [pos]) through one transcoder per layer."""
+    tokens = model.to_tokens(prompt)[0] if isinstance(prompt, str) else torch.as_tensor(prompt).reshape(-1)
+    if tokens.numel() < 1:
+        raise InputError("the prompt has no tokens")
+    tokens = tokens.to(model.device)
+    n_pos, n_layers = tokens.numel(), model.cfg.n_layers
+    trace = replacement_forward(model, transcoders, tokens.expand(batch_size, n_pos))
+    layers = range(n_layers)
+    acts0 = {layer: trace.acts[layer][0].detach() for layer in layers}
+    active = torch.cat([torch.cat([torch.full((len(nz), 1), layer), nz], 1)
+                        for layer in layers for nz in [acts0[layer].nonzero()]]).long()          # [n_feat 3]
+    act_values = torch.stack([acts0[int(lay)][p, f] for lay, p, f in active]) if len(active) else torch.zeros(0)
+    logit_ids, logit_p = logit_targets(trace.logits[0, -1].detach(), max_n_logits, desired_logit_prob)
+
+    n_feat, n_err, n_logit = len(active), n_layers * n_pos, len(logit_ids)
+    n_nodes = n_feat + n_err + n_pos + n_logit
+    adjacency = torch.zeros(n_nodes, n_nodes)
+    feat_index = {layer: (active[:, 0] == layer).nonzero().squeeze(-1) for layer in layers}   # rows in `active`
+    leaves = [trace.acts[layer] for layer in layers] + [trace.errors[layer] for layer in layers] + [trace.embed]
+
+    def target_values(rows: list[int]) -> Tensor:
+        """The scalar each copy b carries: target rows[b] of the node list (features, then logits)."""
+        out = []
+        for b, row in enumerate(rows):
+            if row < n_feat:
+                layer, p, f = active[row].tolist()
+                out.append(trace.pre[layer][b, p, f])
+            else:
+                logits = trace.logits[b, -1]
+                out.append(logits[logit_ids[row - n_feat - n_err - n_pos]] - logits.mean())
+        return torch.stack(out)
+
+    target_rows = list(range(n_feat)) + list(range(n_nodes - n_logit, n_nodes))
+    chunks = [target_rows[i:i + batch_size] for i in range(0, len(target_rows), batch_size)]
+    for chunk in progress(chunks, desc="attribution", enabled=show_progress):
+        grads = torch.autograd.grad(target_values(chunk).sum(), leaves, retain_graph=True, allow_unused=True)
+        g_acts, g_err, g_emb = grads[:n_layers], grads[n_layers:2 * n_layers], grads[-1]
+        rows = torch.tensor(chunk)
+        nb = len(chunk)
+        for layer in layers:
+            idx = feat_index[layer]
+            if g_acts[layer] is not None and len(idx):
+                _, p, f = active[idx].T
+                adjacency[rows[:, None], idx[None, :]] = (g_acts[layer][:nb, p, f] * act_values[idx]).float()
+            if g_err[layer] is not None:
+                contrib = (g_err[layer][:nb] * trace.errors[layer][:nb].detach()).sum(-1)      # [nb pos]
+                adjacency[rows, n_feat + layer * n_pos:n_feat + (layer + 1) * n_pos] = contrib.float()
+        if g_emb is not None:
+            adjacency[rows, n_feat + n_err:n_feat + n_err + n_pos] = (g_emb[:nb] * trace.embed[:nb].detach()).sum(-1).float()
+    return AttributionGraph(
+        prompt=prompt if isinstance(prompt, str) else "", input_tokens=tokens.tolist(),
+        token_strings=_token_strings(model, tokens), n_layers=n_layers, active_features=active,
+        activation_values=act_values.float(), logit_tokens=logit_ids.tolist(),
+        logit_token_strings=_token_strings(model, logit_ids), logit_probabilities=logit_p.float(),
+        adjacency=adjacency)
+
+
+def _token_strings(model, ids: Tensor) -> list[str]:
+    tok = getattr(model, "tokenizer", None)
+    if tok is None:
+        return [str(int(i)) for i in ids]
+    return [tok.decode([int(i)]) for i in ids]

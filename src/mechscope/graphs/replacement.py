@@ -1,0 +1,169 @@
+"""The local replacement model of one prompt (Ameisen et al. 2025), on mechscope's hooks.
+
+One forward of the real model in which every nonlinearity outside the transcoders is frozen at its
+value on this prompt, so the logits and every feature's pre-activation become *linear* functions
+of the graph's source nodes, while the forward still reproduces the model's logits exactly:
+
+    attention      blocks.L.attn.hook_pattern is detached: attention moves values with fixed weights
+    norms          ln1 / ln2 / ln_final.hook_normalized = value (detached) + w * P(dx) / s, dx = input - input.detach()
+                   (s the norm's divisor on this prompt, P centring for LayerNorm): value unchanged,
+                   derivative that of the norm with s held fixed
+    MLPs           blocks.L.hook_mlp_out = transcoder(acts) + skip(x) + error
+                   acts: the transcoder's latent activations on this prompt, cut from the graph and
+                   made leaves; error = true MLP output - transcoder output, a leaf too
+    embeddings     hook_embed is a leaf (learned positions, biases and b_dec stay constants)
+
+So d(target)/d(leaf) * leaf is a *direct* effect: a source reaches a target only through the
+residual stream, frozen attention and norms, and skip connections, never through another feature
+(each feature's effect is carried by its own leaf). These are circuit-tracer's semantics.
+
+    trace = replacement_forward(model, transcoders, tokens)    # tokens [batch pos], copies of one prompt
+    trace.logits, trace.pre[L], trace.acts[L], trace.errors[L], trace.embed
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+from torch import Tensor
+
+from mechscope.dictionary.transcoder import MLP_INPUT_SITES
+from mechscope.errors import InputError
+
+
+@dataclasses.dataclass
+class ReplacementTrace:
+    """Tensors of one replacement forward (batch b copies of one prompt of n_pos tokens).
+
+    logits [b pos d_vocab]; pre[L] [b pos d_sae] feature pre-activations (functions of the leaves);
+    acts[L] [b pos d_sae], errors[L] [b pos d_model], embed [b pos d_model]: the leaves.
+    frozen: what was held fixed (patterns, norm inputs, outputs and divisors), by hook name;
+    pass it back to `replacement_forward` to rerun the *same* linear model with other leaf values.
+    """
+
+    logits: Tensor
+    pre: dict[int, Tensor]
+    acts: dict[int, Tensor]
+    errors: dict[int, Tensor]
+    embed: Tensor
+    frozen: dict[str, Tensor]
+
+
+def check_transcoders(model, transcoders: dict[int, object]) -> None:
+    """One MLP transcoder per layer, reading the MLP input and writing hook_mlp_out."""
+    n_layers = model.cfg.n_layers
+    if sorted(transcoders) != list(range(n_layers)):
+        raise InputError(f"attribution needs a transcoder for every layer 0..{n_layers - 1}; got layers "
+                         f"{sorted(transcoders)}. Train the missing ones (TranscoderConfig.for_mlp)")
+    if model.cfg.parallel_attn_mlp:
+        raise InputError("parallel attention+MLP blocks are not supported by the replacement model yet")
+    for layer, tc in transcoders.items():
+        site_in = tc.cfg.hook_name.removeprefix(f"blocks.{layer}.")
+        if site_in not in MLP_INPUT_SITES or tc.cfg.output_hook_name != f"blocks.{layer}.hook_mlp_out":
+            raise InputError(f"transcoder for layer {layer} maps {tc.cfg.hook_name} -> {tc.cfg.output_hook_name}; "
+                             f"the replacement model needs blocks.{layer}.{MLP_INPUT_SITES[0]} -> blocks.{layer}.hook_mlp_out")
+
+
+def _frozen_norm(module, kind: str, frozen: dict[str, Tensor], name: str, input_key: str, stash: dict,
+                 weight_offset: float = 0.0):
+    """Hook for `name` (a norm output): out_0 + w * P(x - x_0) / s_0, with x_0, out_0, s_0 the input,
+    output and divisor on the prompt (recorded in `frozen` on the first run, read on reruns); w is the
+    norm's weight plus the architecture's offset (Gemma multiplies by 1 + weight)."""
+    gain = getattr(module, "weight", None)
+    if gain is not None and weight_offset:
+        gain = gain + weight_offset
+    scale_name = name.replace("hook_normalized", "hook_scale")
+
+    def fn(out: Tensor, hook) -> Tensor:
+        x = stash[input_key]
+        if name not in frozen:
+            frozen[name], frozen[name + ":in"], frozen[scale_name] = out.detach(), x.detach(), stash[scale_name].detach()
+        dx = x - frozen[name + ":in"]                     # zero in value on the prompt, identity in derivative
+        if kind == "layernorm":
+            dx = dx - dx.mean(-1, keepdim=True)
+        lin = dx / frozen[scale_name]
+        if gain is not None:
+            lin = lin * gain.detach()
+        return frozen[name] + lin.to(out.dtype)
+    return fn
+
+
+def replacement_forward(model, transcoders: dict[int, object], tokens: Tensor, *,
+                        frozen: dict[str, Tensor] | None = None,
+                        acts: dict[int, Tensor] | None = None) -> ReplacementTrace:
+    """Run the frozen replacement forward on tokens [batch pos] (grad enabled); see the module docstring.
+
+    frozen: a previous trace's `frozen` (same tokens): rerun that linear model instead of freezing anew.
+    acts: {layer: [batch pos d_sae]} feature activations to use instead of the transcoders' own
+        (with `frozen`, this is an intervention on the replacement model: set a feature, see what moves).
+    """
+    check_transcoders(model, transcoders)
+    n_layers, kind = model.cfg.n_layers, model.cfg.norm
+    offset = float(getattr(model.table, "norm_weight_offset", 0.0))
+    blocks = model.structure.blocks
+    frozen = {} if frozen is None else frozen
+    stash: dict[str, Tensor] = {}
+    pre, leaves, errors, embed = {}, {}, {}, {}
+
+    def keep(key):
+        def fn(act, hook):
+            stash[key] = act
+        return fn
+
+    def leaf_embed(act, hook):
+        embed["e"] = act.detach().clone().requires_grad_(True)
+        return embed["e"]
+
+    def pattern(act, hook):
+        return frozen.setdefault(hook.name, act.detach())
+
+    def mlp_out(layer):
+        tc = transcoders[layer]
+
+        def fn(out, hook):
+            x = stash[f"blocks.{layer}.ln2.hook_normalized"]
+            x_n = x.to(tc.W_enc.dtype) * tc.input_scale
+            p = tc.pre_activations(x_n.reshape(-1, tc.d_in)).reshape(*x.shape[:-1], tc.d_sae)
+            a = acts[layer] if acts is not None and layer in acts else tc.activation(p.detach().reshape(-1, tc.d_sae))
+            a = a.reshape(p.shape).detach().clone().requires_grad_(True)
+            written = tc.decode(a) + tc.skip(x)
+            name = hook.name
+            if name + ":error" not in frozen:
+                frozen[name], frozen[name + ":written"] = out.detach(), written.detach()
+                frozen[name + ":error"] = out.detach() - written.detach()
+            err = frozen[name + ":error"].clone().requires_grad_(True)
+            pre[layer], leaves[layer], errors[layer] = p, a, err
+            # = written + err in exact arithmetic; written as the recorded output plus changes, so
+            # that on the prompt the value is the model's own MLP output to the last bit
+            moved = (written - frozen[name + ":written"]) + (err - frozen[name + ":error"])
+            return frozen[name] + moved.to(out.dtype)
+        return fn
+
+    fwd: dict[str, list] = {"hook_embed": [leaf_embed]}
+    for layer in range(n_layers):
+        b = f"blocks.{layer}."
+        for site in ("hook_resid_pre", "hook_resid_mid", "ln1.hook_scale", "ln2.hook_scale"):
+            fwd[b + site] = [keep(b + site)]
+        fwd[b + "ln1.hook_normalized"] = [_frozen_norm(blocks[layer].ln1, kind, frozen, b + "ln1.hook_normalized",
+                                                       b + "hook_resid_pre", stash, offset)]
+        fwd[b + "ln2.hook_normalized"] = [_frozen_norm(blocks[layer].ln2, kind, frozen, b + "ln2.hook_normalized",
+                                                       b + "hook_resid_mid", stash, offset),
+                                          keep(b + "ln2.hook_normalized")]
+        fwd[b + "attn.hook_pattern"] = [pattern]
+        fwd[b + "hook_mlp_out"] = [mlp_out(layer)]
+    last = f"blocks.{n_layers - 1}.hook_resid_post"
+    fwd[last] = [keep(last)]
+    fwd["ln_final.hook_scale"] = [keep("ln_final.hook_scale")]
+    fwd["ln_final.hook_normalized"] = [_frozen_norm(model.structure.final_norm, kind, frozen,
+                                                    "ln_final.hook_normalized", last, stash, offset)]
+    modes = {layer: tc.training for layer, tc in transcoders.items()}
+    try:
+        for tc in transcoders.values():
+            tc.eval()                      # inference activations (BatchTopK's threshold, dense TopK)
+        with torch.enable_grad(), model.hooks(fwd=fwd):
+            logits = model(tokens)
+    finally:
+        for layer, tc in transcoders.items():
+            tc.train(modes[layer])
+    return ReplacementTrace(logits, pre, leaves, errors, embed["e"], frozen)

@@ -1,0 +1,38 @@
+"""C21's rule just inside and just outside each threshold, and its measurement on the default
+organism (slow: trains a transcoder per layer on the model and reads two attribution graphs)."""
+
+import math
+
+import pytest
+
+from mechscope.claims import c21_feature_interactions as c21
+
+
+def _m(edges, degree=5.0, completeness=0.9):
+    return {"edges_80_per_node": edges, "median_out_degree": degree, "completeness_score": completeness}
+
+
+def test_c21_rule_thresholds():
+    twin = _m(4.0)
+    assert c21.verdict(_m(c21.DENSE_EDGES), _m(c21.DENSE_EDGES)) == "supported"
+    assert c21.verdict(_m(c21.DENSE_EDGES - 1e-3), _m(c21.DENSE_EDGES)) == "inconclusive"
+    assert c21.verdict(_m(c21.DENSE_EDGES, degree=c21.MIN_OUT_DEGREE - 1), _m(3.0)) == "inconclusive"
+    assert c21.verdict(_m(c21.SPARSE_EDGES - 1e-3), twin) == "not supported"
+    assert c21.verdict(_m(c21.SPARSE_EDGES), _m(c21.SPARSE_EDGES)) == "inconclusive"
+    # much sparser than a random network is sparse, however many edges
+    assert c21.verdict(_m(5.0), _m(5.0 / c21.NULL_RATIO_SPARSE + 1)) == "not supported"
+    assert c21.verdict(_m(5.0), _m(5.0 / c21.NULL_RATIO_DENSE + 0.1)) == "inconclusive"
+    assert c21.verdict(_m(5.0, completeness=c21.MIN_COMPLETENESS - 1e-3), twin) == "inconclusive"
+    assert c21.verdict(_m(5.0), None) == "inconclusive"
+
+
+@pytest.mark.slow
+def test_c21_measures_the_default_organism():
+    import mechscope
+    from mechscope.claims.base import Budget
+
+    m = c21.measure(mechscope.load("organism:tiny-gpt2"), Budget(train_steps=100))
+    for key in c21.READS:
+        assert math.isfinite(m.metrics[key]), key
+    assert 0 < m.metrics["completeness_score"] <= 1 and m.metrics["n_graphs"] == 2
+    assert c21.verdict(m.metrics, m.metrics) in ("supported", "not supported", "inconclusive")

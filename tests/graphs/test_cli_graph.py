@@ -1,0 +1,29 @@
+"""`mechscope graph PROMPT` end to end: train transcoders, save them, write JSON + HTML; a second run
+from the saved transcoders writes the same graph."""
+
+import json
+
+from typer.testing import CliRunner
+
+from mechscope.cli import app
+
+
+def test_graph_command_trains_saves_and_reloads(tmp_path):
+    runner = CliRunner()
+    args = ["graph", "Once upon a time there was", "--model", "organism:tiny-gpt2"]
+    first = runner.invoke(app, [*args, "--train-steps", "20", "--save-transcoders", str(tmp_path / "tc"),
+                                "--json", str(tmp_path / "a.json"), "--html", str(tmp_path / "a.html")])
+    assert first.exit_code == 0, first.output
+    data = json.loads((tmp_path / "a.json").read_text())
+    assert data["nodes"] and data["links"] and data["metadata"]["prompt"] == "Once upon a time there was"
+    assert "Plotly.newPlot" in (tmp_path / "a.html").read_text()
+    assert sorted(p.name for p in (tmp_path / "tc").iterdir()) == ["L0", "L1", "L2", "L3"]
+    second = runner.invoke(app, [*args, "--transcoders", str(tmp_path / "tc"), "--json", str(tmp_path / "b.json")])
+    assert second.exit_code == 0, second.output
+    assert json.loads((tmp_path / "b.json").read_text()) == data
+
+
+def test_graph_command_says_what_to_do_with_an_empty_transcoder_folder(tmp_path):
+    result = CliRunner().invoke(app, ["graph", "hi", "--model", "organism:tiny-gpt2", "--transcoders", str(tmp_path)])
+    assert result.exit_code != 0
+    assert "save_transcoders" in str(result.exception) + result.output

@@ -1,0 +1,114 @@
+"""The replacement model reproduces the logits, and setting one feature in it moves every target by
+exactly its edge weight (circuit-tracer's own exactness check, against forward reruns)."""
+
+import pytest
+import torch
+
+from mechscope.errors import InputError
+from mechscope.graphs.attribute import attribute
+from mechscope.graphs.replacement import replacement_forward
+from tests.graphs.graph_helpers import random_transcoders
+
+
+@pytest.mark.parametrize("skip", [False, True])
+def test_replacement_forward_reproduces_the_logits(tiny_gpt2_model, skip):
+    model = tiny_gpt2_model
+    tokens = torch.randint(0, 5000, (2, 12), generator=torch.Generator().manual_seed(0))
+    trace = replacement_forward(model, random_transcoders(model, skip=skip), tokens)
+    with torch.no_grad():
+        clean = model(tokens)
+    assert float((trace.logits.detach() - clean).abs().max()) < 1e-5
+    assert all(bool((trace.acts[layer] > 0).any()) for layer in range(model.cfg.n_layers))
+
+
+def test_replacement_forward_reproduces_the_logits_on_real_llama(stories260k):
+    """RMSNorm, rotary positions, gated MLP: the real stories260K."""
+    tokens = stories260k.to_tokens("Once upon a time there was a little cat")
+    trace = replacement_forward(stories260k, random_transcoders(stories260k, arch="relu_l1"), tokens)
+    with torch.no_grad():
+        clean = stories260k(tokens)
+    # logits reach 19 here; merely hooking attn.hook_pattern (the attention function's explicit-softmax
+    # path) moves them by 9e-6, so the bound is 1e-5 plus 1e-6 relative
+    torch.testing.assert_close(trace.logits.detach(), clean, atol=1e-5, rtol=1e-6)
+
+
+@pytest.mark.parametrize("model_name", ["tiny_gpt2_model", "stories260k"])
+def test_setting_one_feature_moves_each_target_by_its_edge_weight(model_name, request):
+    """100 random source features: zero each in the frozen replacement model (a forward rerun) and
+    compare every target's change (feature pre-activations and demeaned logits) with its edge."""
+    model = request.getfixturevalue(model_name)
+    tokens = torch.randint(3, 500, (10,), generator=torch.Generator().manual_seed(1))
+    tcs = random_transcoders(model, arch="topk", skip=True)
+    graph = attribute(model, tcs, tokens, batch_size=64)
+    trace = replacement_forward(model, tcs, tokens[None])
+    feats = graph.active_features
+    logit_ids = torch.tensor(graph.logit_tokens)
+
+    def targets(tr):
+        pre = torch.stack([tr.pre[int(lay)][0, p, f] for lay, p, f in feats.tolist()])
+        last = tr.logits[0, -1]
+        return torch.cat([pre, last[logit_ids] - last.mean()]).detach()
+
+    base = targets(trace)
+    rows = list(range(graph.n_features)) + list(range(graph.logit_slice.start, graph.logit_slice.stop))
+    gen = torch.Generator().manual_seed(2)
+    sources = torch.randperm(graph.n_features, generator=gen)[:100].tolist()
+    assert len(sources) == min(100, graph.n_features) and graph.n_features >= 50
+    worst = 0.0
+    for s in sources:
+        layer, p, f = feats[s].tolist()
+        acts = {lay: a.detach().clone() for lay, a in trace.acts.items()}
+        acts[layer][0, p, f] = 0.0
+        moved = base - targets(replacement_forward(model, tcs, tokens[None], frozen=trace.frozen, acts=acts))
+        worst = max(worst, float((moved - graph.adjacency[rows, s]).abs().max()))
+    assert worst < 5e-4
+    assert float(graph.adjacency.abs().max()) > 0.05     # the edges are not all (trivially) zero
+
+
+def test_missing_layer_says_which(tiny_gpt2_model):
+    tcs = random_transcoders(tiny_gpt2_model)
+    del tcs[1]
+    with pytest.raises(InputError, match="every layer"):
+        replacement_forward(tiny_gpt2_model, tcs, torch.zeros(1, 3, dtype=torch.long))
+
+
+@pytest.mark.parametrize("arch", ["gpt2", "llama", "gemma"])
+def test_frozen_norm_has_the_derivative_of_the_norm_at_fixed_scale(arch):
+    """Against the norm module itself: along a direction v that leaves the divisor unchanged to first
+    order (v orthogonal to the input and, for LayerNorm, to the all-ones vector), the real norm and
+    the frozen one move alike. Covers LayerNorm, RMSNorm and Gemma's (1 + weight) RMSNorm."""
+    from mechscope import HookedModel
+    from mechscope.graphs.replacement import _frozen_norm
+    from tests.helpers import gpt2_tokenizer, small_hf_model
+
+    hf = small_hf_model(arch, vocab=5000)
+    with torch.no_grad():
+        for name, p in hf.named_parameters():
+            if "norm" in name or "ln_" in name:
+                p.normal_(0.3, 0.5, generator=torch.Generator().manual_seed(1))   # a non-trivial gain
+    model = HookedModel.from_hf(hf, gpt2_tokenizer(), spec=f"random:{arch}")
+    module = model.structure.blocks[0].ln2
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(3, model.cfg.d_model, generator=gen)
+    v = torch.randn(3, model.cfg.d_model, generator=gen)
+    layernorm = model.cfg.norm == "layernorm"
+    basis = [torch.ones_like(x), x - x.mean(-1, keepdim=True)] if layernorm else [x]   # orthogonal pairs
+    for b in basis:
+        b = b / b.norm(dim=-1, keepdim=True)
+        v = v - (v * b).sum(-1, keepdim=True) * b
+    s = torch.sqrt((x - x.mean(-1, keepdim=True) if layernorm else x).pow(2).mean(-1, keepdim=True)
+                   + getattr(module, "eps", getattr(module, "variance_epsilon", 1e-5)))
+    frozen, stash = {}, {"x": x, "blocks.0.ln2.hook_scale": s}
+    with torch.no_grad():
+        out = module(x)
+    fn = _frozen_norm(module, model.cfg.norm, frozen, "blocks.0.ln2.hook_normalized", "x", stash,
+                      float(model.table.norm_weight_offset))
+    fn(out, None)
+    eps = 1e-3
+    with torch.no_grad():      # central differences: the frozen norm is linear, the real one has curvature
+        real = (module(x + eps * v) - module(x - eps * v)) / (2 * eps)
+        stash["x"] = x + eps * v
+        up = fn(out, None)
+        stash["x"] = x - eps * v
+        linear = (up - fn(out, None)) / (2 * eps)
+    torch.testing.assert_close(linear, real, atol=1e-3, rtol=1e-3)
