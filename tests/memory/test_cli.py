@@ -57,3 +57,12 @@ def test_neurons(tmp_path):
                 "--seq-len", "16", "--json", str(tmp_path / "n.json")])
     assert "value promotes" in out.output
     assert json.loads((tmp_path / "n.json").read_text())["labels"] == ["unit 5", "unit 6", "set"]
+
+
+def test_rome_auto_layers_on_the_compiled_memory_organism():
+    out = _run(["memory", "edit", "organism:compiled-memory", "--n-facts", "4", "--layers", "auto", "--position",
+                "last", "--damping", "1e-3", "--cov-tokens", "1024"])
+    assert "efficacy               1.0000" in out.output and "neighbourhood          1.0000" in out.output
+    bad = runner.invoke(app, ["memory", "edit", "organism:compiled-memory", "--n-facts", "2", "--layers", "1",
+                              "--cov-tokens", "1024"])
+    assert bad.exit_code != 0 and "singular" in str(bad.exception)

@@ -28,7 +28,7 @@ from mechscope.claims.base import Budget, Measurement
 from mechscope.memory.covariance import key_covariance
 from mechscope.memory.edit_metrics import edit_scores
 from mechscope.memory.facts import counterfactuals, recalled
-from mechscope.memory.neurons import unit_keys_values, unit_logit_attribution
+from mechscope.memory.neurons import unit_keys_values, writing_layer
 from mechscope.memory.prompts import subject_span
 from mechscope.memory.rome import RomeConfig, rome
 from mechscope.memory.targets import ShiftConfig
@@ -104,10 +104,7 @@ def measure(model, budget: Budget) -> Measurement:
     # the layer ROME edits for each fact: the one whose MLP writes most toward its answer at the site
     # (its units' direct logit attribution: the values); the trace peaks are noisier per fact (a noised
     # subject can wake another fact's memory, and restoring that layer then helps too)
-    fact_layers = []
-    for tr, fact in zip(summary.traces, facts, strict=True):
-        pos = tr.subject_range[1] - 1 if role == "last subject" else len(tr.tokens) - 1
-        fact_layers.append(int(unit_logit_attribution(model, fact, pos).sum(-1).argmax()))
+    fact_layers = [writing_layer(model, fact, SITES[role]) for fact in facts]
     trace_layers = [lay for lay, _ in per_fact[role]]
     values, chance = value_decoding(model, facts, role, fact_layers)
     n_edit = min(len(rewrites), max(3, budget.n_prompts // 6))

@@ -91,10 +91,13 @@ def edit_cmd(model: str = MODEL_ARG, prompt: str = PROMPT_OPT, subject: str = SU
              target: str = typer.Option(None, help="the new one-token answer (leading space: ' Rome')"),
              paraphrase: list[str] = typer.Option(None, help="other prompts of the same fact, scored after the edit"),
              method: str = typer.Option("rome", help="rome (one layer) or memit (several)"),
-             layers: str = typer.Option("1", help="layer(s) to edit, comma-separated (memit: two or more)"),
+             layers: str = typer.Option("1", help="layer(s) to edit, comma-separated (memit: two or more); rome: "
+                                        "'auto' edits each fact where its MLP writes most toward its answer"),
              n_facts: int = typer.Option(30, help="without --prompt: this many counterfactual rewrites of known facts"),
              cov_tokens: int = typer.Option(100_000, help="tokens for E[kkᵀ]"),
              covariance_weight: float = typer.Option(1.0e4, help="MEMIT's λ on E[kkᵀ]"),
+             position: str = typer.Option("subject_last", help="where the key is read: subject_last or last (token)"),
+             damping: float = typer.Option(0.0, help="C + damping·mean(diag C)·I (for units that never fire on text)"),
              save: Path = typer.Option(None, "--save", help="write the edited model to this NEW directory"),
              seed: int = SEED_OPT, json_path: Path = JSON_OPT, html_path: Path = HTML_OPT,
              device: str = DEVICE_OPT, dtype: str = DTYPE_OPT) -> None:
@@ -107,9 +110,13 @@ def edit_cmd(model: str = MODEL_ARG, prompt: str = PROMPT_OPT, subject: str = SU
     from mechscope.memory.memit import MemitConfig, memit
     from mechscope.memory.prompts import Fact
     from mechscope.memory.rome import RomeConfig, rome
+    from mechscope.memory.targets import ShiftConfig
 
     m = load_model(model, device, dtype)
-    layer_list = [int(x) for x in layers.split(",") if x.strip()]
+    auto = layers.strip() == "auto"
+    if auto and method != "rome":
+        raise InputError("--layers auto is for ROME; MEMIT needs its layers listed (e.g. --layers 1,2)")
+    layer_list = [] if auto else [int(x) for x in layers.split(",") if x.strip()]
     if prompt is not None:
         if not subject or not target:
             raise InputError("--prompt needs --subject and --target (the new answer)")
@@ -117,26 +124,29 @@ def edit_cmd(model: str = MODEL_ARG, prompt: str = PROMPT_OPT, subject: str = SU
         rewrites = [Rewrite(Fact(prompt, subject, old, paraphrases=tuple(paraphrase or ())), target)]
     else:
         rewrites = counterfactuals(m, n_facts, seed=seed)
+    shift = ShiftConfig(position=position, seed=seed)
     held = eval_tokens(m, seq_len=min(64, m.cfg.n_ctx), n_sequences=16, seed=seed + 1)
     loss_before = heldout_loss(m, held)
     if method == "rome":
-        if len(layer_list) != 1:
-            raise InputError(f"ROME edits one layer; got --layers {layers}")
+        if not auto and len(layer_list) != 1:
+            raise InputError(f"ROME edits one layer; got --layers {layers} (or pass --layers auto)")
         from mechscope.memory.covariance import key_covariance
+        from mechscope.memory.neurons import writing_layer
 
-        cov = key_covariance(m, layer_list[0], cov_tokens, seed=seed)
+        fact_layers = [writing_layer(m, rw.fact, position) for rw in rewrites] if auto else layer_list * len(rewrites)
+        covs = key_covariance(m, sorted(set(fact_layers)), cov_tokens, seed=seed)
         per: dict[str, list[float]] = {}
         edit = None
-        for i, rw in enumerate(rewrites):
-            edit = rome(m, rw, layer_list[0], RomeConfig(seed=seed), covariance=cov)
+        for i, (rw, layer) in enumerate(zip(rewrites, fact_layers, strict=True)):
+            edit = rome(m, rw, layer, RomeConfig(shift=shift, damping=damping, seed=seed), covariance=covs[layer])
             for k, v in edit_scores(m, [rw]).items():
                 per.setdefault(k, []).append(v)
             if i < len(rewrites) - 1:
                 edit.undo()
         scores = {k: sum(v) / len(v) for k, v in per.items()}
     elif method == "memit":
-        edit = memit(m, rewrites, layer_list, MemitConfig(covariance_weight=covariance_weight,
-                                                          n_cov_tokens=cov_tokens, seed=seed))
+        edit = memit(m, rewrites, layer_list, MemitConfig(shift=shift, covariance_weight=covariance_weight,
+                                                          damping=damping, n_cov_tokens=cov_tokens, seed=seed))
         scores = edit_scores(m, rewrites)
     else:
         raise InputError(f"unknown --method {method!r}: use rome or memit")
@@ -144,7 +154,9 @@ def edit_cmd(model: str = MODEL_ARG, prompt: str = PROMPT_OPT, subject: str = SU
     edit.metrics.update(scores)
     console = Console()
     what = "each applied alone, then undone" if method == "rome" and len(rewrites) > 1 else "applied"
-    console.print(f"{method.upper()} at layers {edit.layers} on {len(rewrites)} fact(s) ({what}):")
+    where = sorted(set(fact_layers)) if method == "rome" else edit.layers
+    console.print(f"{method.upper()} at layers {where} on {len(rewrites)} fact(s) ({what}; held-out loss after "
+                  f"the {'last edit' if method == 'rome' else 'edit'}):")
     for k, v in scores.items():
         console.print(f"  {k:<22} {v:.4f}")
     if save:

@@ -19,7 +19,7 @@ import torch
 
 from mechscope.data.text import eval_tokens
 from mechscope.errors import InputError
-from mechscope.memory.prompts import Fact, check_layer, encode, target_id
+from mechscope.memory.prompts import Fact, check_layer, encode, subject_span, target_id
 from mechscope.results import Result
 
 
@@ -121,3 +121,11 @@ def unit_logit_attribution(model, fact: Fact, position: int = -1) -> torch.Tenso
     direction = model.W_U[:, answer].float()                                   # [d_model]
     acts = torch.stack([cache[n][0, position].float() for n in names])          # [layer d_mlp]
     return acts * (model.W_out.float() @ direction)
+
+
+def writing_layer(model, fact: Fact, position: str = "last") -> int:
+    """The layer whose MLP writes most toward the fact's answer at `position` ("last" token or
+    "subject_last"): the argmax over layers of the summed unit logit attribution there."""
+    ids, _, end = subject_span(model, fact.prompt, fact.subject)
+    pos = end - 1 if position == "subject_last" else len(ids) - 1
+    return int(unit_logit_attribution(model, fact, pos).sum(-1).argmax())
