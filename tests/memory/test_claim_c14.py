@@ -53,7 +53,7 @@ def test_supported_on_the_compiled_key_value_organism():
     from mechscope.claims.null_twin import build_null_twin
 
     model = mechscope.load("organism:compiled-memory")
-    budget = Budget(n_prompts=12, n_sequences=2, seq_len=32)
+    budget = Budget(n_prompts=12, n_sequences=2)            # seq_len 64 > its context of 32: clamped
     m = c14.measure(model, budget)
     null = c14.measure(build_null_twin(model), budget)
     assert m.metrics["peak_site"] == "last" and sorted(set(m.metrics["fact_layers"])) == [1, 2]

@@ -126,7 +126,7 @@ def measure(model, budget: Budget) -> Measurement:
     _, cache = model.run_with_cache(torch.tensor([ids]), names=[name])
     top_units = cache[name][0, at].topk(min(3, model.cfg.d_mlp)).indices.tolist()
     kv = unit_keys_values(model, fact_layers[0], top_units, k=5, n_sequences=budget.n_sequences,
-                          seq_len=budget.seq_len, seed=budget.seed)
+                          seq_len=min(budget.seq_len, model.cfg.n_ctx), seed=budget.seed)
     metrics = {
         "recall": recall, "n_facts": len(facts), "p_clean": summary.p_clean, "p_corrupt": summary.p_corrupt,
         "mlp_effect_last_subject_by_layer": summary.effects["mlp"][:, ROLES.index("last subject")].tolist(),
