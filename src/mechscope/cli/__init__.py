@@ -30,7 +30,7 @@ def _root() -> None:
 
 
 _COMMAND_MODULES: tuple[str, ...] = ("model", "report", "organism", "lens", "geometry", "heads", "patching", "toy", "sae",
-                                     "graph", "circuit")
+                                     "graph", "circuit", "memory")
 
 for _name in _COMMAND_MODULES:
     importlib.import_module(f"mechscope.cli.{_name}").register(app)

@@ -140,6 +140,17 @@ class WeightViews:
         """[layer d_mlp d_model]"""
         return self._mlp_weight(self.table.mlp_out, self.table.mlp_is_conv1d)
 
+    def W_out_parameter(self, layer: int) -> torch.nn.Parameter:
+        """The live down-projection weight of `layer` in its HF layout (Conv1D [d_mlp d_model], nn.Linear
+        [d_model d_mlp]): for saving and restoring it exactly. Change it with `add_to_W_out`."""
+        return self.structure.blocks[layer].mlp_out.weight
+
+    def add_to_W_out(self, layer: int, delta: torch.Tensor) -> None:
+        """W_out[layer] += delta ([d_mlp d_model], the W_out view's layout), in place on the live weight."""
+        w = self.W_out_parameter(layer)
+        with torch.no_grad():
+            w.add_((delta if self.table.mlp_is_conv1d else delta.T).to(w.dtype))
+
     @property
     def b_in(self) -> torch.Tensor:
         return torch.stack([_bias(b.mlp.get_submodule(self.table.mlp_in), self.cfg.d_mlp, self.W_E)

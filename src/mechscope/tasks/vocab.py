@@ -52,11 +52,12 @@ GENERIC_DESC_WORDS = ["oil", "column", "piece", "crime", "population", "unit", "
 
 def ground_truth_for(model):
     """The organism's GroundTruth when `model` is an organism (``organism:NAME``, or a directory
-    holding ``ground_truth.json``), else None. A ground-truth file that exists but cannot be read
-    raises ModelLoadError: tasks never fall back to generic words silently."""
+    holding ``ground_truth.json``) or the null twin of one (asked the same prompts), else None. A
+    ground-truth file that exists but cannot be read raises ModelLoadError: tasks never fall back to
+    generic words silently."""
     from mechscope.organisms import load_ground_truth, shipped_path
 
-    spec = str(getattr(model, "spec", "") or "")
+    spec = str(getattr(model, "spec", "") or "").removeprefix("null-twin:")
     if spec.startswith("organism:"):
         path = shipped_path(spec.split(":", 1)[1]) / "ground_truth.json"
     elif spec:
