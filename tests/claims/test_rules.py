@@ -9,14 +9,20 @@ from mechscope.claims import c02_norm_growth as c02
 
 
 def test_c02_needs_growth_beyond_the_twin():
-    twin = {"growth_factor_per_block": 1.05, "fit_r2": 0.99, "n_blocks": 12}
-    ok = {"growth_factor_per_block": 1.05 + c02.MARGIN, "fit_r2": c02.MIN_R2, "n_blocks": 12}
+    import math
+
+    twin = {"growth_factor_per_block": 1.04, "fit_r2": 0.99, "n_blocks": 12}
+    edge = math.exp(c02.RATE_RATIO * math.log(1.04))          # log-rate 1.5x the twin's: ~1.0606
+    ok = {"growth_factor_per_block": edge + 1e-4, "fit_r2": c02.MIN_R2, "n_blocks": 12}
     assert c02.verdict(ok, twin) == "supported"
-    assert c02.verdict({**ok, "growth_factor_per_block": 1.05 + c02.MARGIN - 1e-3}, twin) == "inconclusive"
+    assert c02.verdict({**ok, "growth_factor_per_block": edge - 1e-4}, twin) == "inconclusive"
     assert c02.verdict({**ok, "fit_r2": c02.MIN_R2 - 1e-3}, twin) == "inconclusive"
     assert c02.verdict({**ok, "n_blocks": 2}, twin) == "inconclusive"
     assert c02.verdict({**ok, "growth_factor_per_block": 1.0}, twin) == "not supported"
-    assert c02.verdict({**ok, "growth_factor_per_block": 1.001}, twin) == "inconclusive"
+    # a twin that shrinks sets no bar beyond MIN_FACTOR
+    shrinking = {**twin, "growth_factor_per_block": 0.9}
+    assert c02.verdict({**ok, "growth_factor_per_block": c02.MIN_FACTOR}, shrinking) == "supported"
+    assert c02.verdict({**ok, "growth_factor_per_block": c02.MIN_FACTOR - 1e-3}, shrinking) == "inconclusive"
     # a model that grows just like a random network is not evidence of anything
     assert c02.verdict(twin, twin) == "inconclusive"
     assert c02.verdict(ok, None) == "inconclusive"

@@ -28,7 +28,7 @@ READS = ("loss_drop", "max_prefix_matching", "min_span_prefix_matching", "max_la
 STRONG_SCORE, WEAK_SCORE = 0.3, 0.1   # attention weight (uniform over ~40 keys ~ 0.025)
 STRONG_DROP, WEAK_DROP = 1.0, 0.2     # nats, first -> second copy, at the best span
 DROP_MARGIN, SCORE_MARGIN = 0.5, 0.2  # over the twin
-JOINT_SHARE = 0.3                     # share of the drop the candidate heads together must carry
+JOINT_SHARE = 0.2                     # share of the drop the candidate heads together must carry
 SHIFT_SHARE = 0.1                     # a shifted circuit is named when its heads carry this much
 RULE = (f"supported if the loss drops by ≥ {STRONG_DROP} nats on the second copy (and by ≥ {DROP_MARGIN} more than "
         f"on the twin), some head keeps a prefix-matching score ≥ {STRONG_SCORE} at every span length (and "
