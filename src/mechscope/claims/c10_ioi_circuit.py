@@ -26,6 +26,7 @@ NULL = "twin"
 READS = ("accuracy", "logit_diff", "faithfulness")
 
 CIRCUIT_FRACTION = 0.15
+BASELINE_PROMPTS = 256   # accuracy near a threshold needs many prompts to read the same under every seed
 MIN_ACCURACY, MIN_LOGIT_DIFF, MIN_FAITHFUL, DIFF_MARGIN = 0.9, 1.0, 0.6, 1.0
 RULE = (f"supported if the model gets IOI right (accuracy >= {MIN_ACCURACY:.0%}, mean logit diff >= {MIN_LOGIT_DIFF} "
         f"and >= {DIFF_MARGIN} above the re-initialised twin's) and the top {CIRCUIT_FRACTION:.0%} of heads by total "
@@ -45,8 +46,9 @@ def verdict(metrics: dict, null: dict | None) -> str:
 
 
 def measure(model, budget: Budget) -> Measurement:
-    task = ioi_task(model, n_prompts=budget.n_prompts, seed=budget.seed, corrupt="abc")
-    base = task.baseline(model)
+    every = ioi_task(model, n_prompts=max(BASELINE_PROMPTS, budget.n_prompts), seed=budget.seed, corrupt="abc")
+    base = every.baseline(model)      # accuracy and logit diff: two forward passes, so on many prompts
+    task = every.subset(slice(0, budget.n_prompts))
     select, held_out = task.subset(slice(0, None, 2)), task.subset(slice(1, None, 2))
     total = activation_patching(model, select, "z", PatchingConfig(direction="noise"))
     n_heads = model.cfg.n_layers * model.cfg.n_heads
@@ -55,10 +57,8 @@ def measure(model, budget: Budget) -> Measurement:
     faith = circuit_faithfulness(model, held_out, circuit)
     direct = path_patching(model, select)
     movers = name_mover_scores(model, select)
-    per_prompt = base.clean_answer_logits.gather(1, task.answer_ids[:, None])[:, 0] \
-        - base.clean_answer_logits.gather(1, task.wrong_ids[:, None])[:, 0]
     metrics = {
-        "logit_diff": base.logit_diff, "logit_diff_ci95": rounded_ci(per_prompt, seed=budget.seed),
+        "logit_diff": base.logit_diff, "logit_diff_ci95": rounded_ci(base.clean_per_prompt, seed=budget.seed),
         "accuracy": base.accuracy, "top1_accuracy": base.top1_accuracy,
         "abc_logit_diff": base.corrupt_metric, "faithfulness": faith.faithfulness, "circuit_size": k,
         "n_heads": n_heads, "circuit_heads": [f"{a}.{b}" for a, b in circuit],

@@ -26,6 +26,7 @@ NULL = "twin"
 READS = ("accuracy", "logit_diff", "faithfulness", "n_layers_important")
 
 CIRCUIT_FRACTION, IMPORTANT = 0.15, 0.10
+BASELINE_PROMPTS = 256   # accuracy near a threshold needs many prompts to read the same under every seed
 MIN_ACCURACY, MIN_FAITHFUL, DIFF_MARGIN = 0.8, 0.6, 1.0
 RULE = (f"accuracy: the answer's logit above the next undocumented argument's (a name in the prompt). Supported "
         f"if accuracy >= {MIN_ACCURACY:.0%}, the mean logit diff is >= {DIFF_MARGIN} above the re-initialised twin's, "
@@ -49,8 +50,9 @@ def verdict(metrics: dict, null: dict | None) -> str:
 
 
 def measure(model, budget: Budget) -> Measurement:
-    task = docstring_task(model, n_prompts=budget.n_prompts, seed=budget.seed, wrong="signature")
-    base = task.baseline(model)
+    every = docstring_task(model, n_prompts=max(BASELINE_PROMPTS, budget.n_prompts), seed=budget.seed, wrong="signature")
+    base = every.baseline(model)      # accuracy and logit diff: two forward passes, so on many prompts
+    task = every.subset(slice(0, budget.n_prompts))
     select, held_out = task.subset(slice(0, None, 2)), task.subset(slice(1, None, 2))
     heads = activation_patching(model, select, "z")
     n_heads = model.cfg.n_layers * model.cfg.n_heads
@@ -59,10 +61,8 @@ def measure(model, budget: Budget) -> Measurement:
     faith = circuit_faithfulness(model, held_out, circuit)
     important = (heads.values >= IMPORTANT).nonzero().tolist()
     layers = sorted({a for a, _ in important})
-    per_prompt = base.clean_answer_logits.gather(1, task.answer_ids[:, None])[:, 0] \
-        - base.clean_answer_logits.gather(1, task.wrong_ids[:, None])[:, 0]
     metrics = {
-        "logit_diff": base.logit_diff, "logit_diff_ci95": rounded_ci(per_prompt, seed=budget.seed),
+        "logit_diff": base.logit_diff, "logit_diff_ci95": rounded_ci(base.clean_per_prompt, seed=budget.seed),
         "accuracy": base.accuracy, "top1_accuracy": base.top1_accuracy,
         "corrupt_logit_diff": base.corrupt_metric, "faithfulness": faith.faithfulness, "circuit_size": k,
         "circuit_heads": [f"{a}.{b}" for a, b in circuit], "important_heads": [f"{a}.{b}" for a, b in important],
