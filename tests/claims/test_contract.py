@@ -38,3 +38,26 @@ def test_contract_problems_are_named():
     assert "READS" in contract_problem(module(READS=["x"]), "C02")
     assert "TITLE belongs in claims/catalogue.py" in contract_problem(module(TITLE="t"), "C02")
     assert "must say something" in contract_problem(module(NULL=" "), "C02")
+
+
+def test_catalogue_titles_and_references_follow_claims_md():
+    """Title, slug and reference live once, in claims/catalogue.py, and say what CLAIMS.md says."""
+    import re
+
+    from mechscope.claims.catalogue import CATALOGUE
+    from tests.helpers import SHARED
+
+    claims_md = SHARED / "CLAIMS.md"
+    if not claims_md.exists():
+        pytest.skip(f"{claims_md} not found")
+    rows = re.findall(r"^\| (C\d\d) ([a-z0-9-]+) \| (.*?) \| (.*?) \| (.*?) \| (.*?) \|$", claims_md.read_text(),
+                      flags=re.M)
+
+    def norm(text):
+        return re.sub(r"[.\s]+$", "", text.replace("–", "-").replace(" ", ""))
+
+    assert len(rows) == len(CATALOGUE) == 21
+    for entry, (cid, slug, title, _, _, reference) in zip(CATALOGUE, rows, strict=True):
+        assert (entry.id, entry.slug) == (cid, slug)
+        assert norm(entry.title) == norm(title), entry.id
+        assert norm(entry.reference).replace(",", "") == norm(reference).replace(",", ""), entry.id

@@ -55,10 +55,8 @@ def measure(model, budget: Budget) -> Measurement:
     faith = circuit_faithfulness(model, held_out, circuit)
     direct = path_patching(model, select)
     movers = name_mover_scores(model, select)
-    per_prompt = base.clean_answer_logits.gather(1, task.answer_ids[:, None])[:, 0] \
-        - base.clean_answer_logits.gather(1, task.wrong_ids[:, None])[:, 0]
     metrics = {
-        "logit_diff": base.logit_diff, "logit_diff_ci95": rounded_ci(per_prompt, seed=budget.seed),
+        "logit_diff": base.logit_diff, "logit_diff_ci95": rounded_ci(base.clean_per_prompt, seed=budget.seed),
         "accuracy": base.accuracy, "top1_accuracy": base.top1_accuracy,
         "abc_logit_diff": base.corrupt_metric, "faithfulness": faith.faithfulness, "circuit_size": k,
         "n_heads": n_heads, "circuit_heads": [f"{a}.{b}" for a, b in circuit],

@@ -134,9 +134,9 @@ def _progress_line(index: int, total: int, result: ClaimResult) -> str:
     style = _STYLE.get(result.verdict, "")
     key = ""
     if result.key_metric and result.key_value is not None:
-        from mechscope.report.format import format_value
+        from mechscope.report.render import key_text, null_text
 
-        key = _escape_markup(f"  {result.key_metric} = {format_value(result.key_value)}")
+        key = _escape_markup(f"  {key_text(result)}" + (f"  ({null_text(result)})" if null_text(result) else ""))
     line = (f"[{index:>{width}}/{total}] {result.id} {result.slug:<28} "
             f"[{style}]{result.verdict:<15}[/{style}] {result.seconds:6.1f} s{key}")
     if result.error:
