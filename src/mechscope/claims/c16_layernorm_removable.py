@@ -10,7 +10,11 @@ Null: the re-initialised twin. Removing the norms from a network that has learne
 nothing, so a small gap only means something when the norms mattered: freezing them without
 fine-tuning must cost the model clearly more than it costs the twin.
 
-Cost: two fine-tunes of QUICK_STEPS steps under the quick budget, on the model and the twin.
+Cost (per model; the twin doubles it): two fine-tunes of QUICK_STEPS steps under the quick budget
+(forward + backward + AdamW over all weights on 4 x seq_len tokens each: linear in layers x tokens),
+plus one calibration forward per freezing event, twice (all at once, then during the fine-tune): the
+norms are frozen in at most 2 x budget.max_layers + 1 groups (one norm per group on models with at
+most max_layers blocks), which keeps the calibrations linear in depth; plus four held-out CE passes.
 """
 
 from __future__ import annotations
@@ -52,8 +56,9 @@ def measure(model, budget: Budget) -> Measurement:
     common = dict(seq_len=budget.seq_len, batch_size=4 if quick else 8)
     train = list(eval_token_batches(model, n_sequences=2 * budget.n_sequences, seed=budget.seed + 1, **common))
     held_out = list(eval_token_batches(model, n_sequences=budget.n_sequences, seed=budget.seed, **common))
+    groups = None if budget.max_layers is None else 2 * budget.max_layers + 1
     r = remove_norms(model, train, held_out, NormRemovalConfig(steps=steps, seed=budget.seed, lr=1e-3 if quick else 3e-4,
-                                                                  calibration_batches=1 if quick else 2))
+                                                                  calibration_batches=1 if quick else 2, groups=groups))
     skipped = sum(not math.isfinite(x) for x in r.losses_norm_free)
     freeze_cost = r.ce_frozen_untrained - r.ce_original
     return Measurement(
