@@ -58,6 +58,14 @@ class Budget:
         step = (n_layers - 1) / (self.max_layers - 1)
         return sorted({round(i * step) for i in range(self.max_layers)})
 
+    def exact_heads(self, n_layers: int, n_heads: int) -> int | None:
+        """How many heads a per-head patching sweep patches exactly after an attribution screen
+        (patching/screened.py): None (every head, no screen) when n_layers <= max_layers, else as many
+        heads as a max_layers-deep model has, which keeps the sweep linear in depth."""
+        if self.max_layers is None or n_layers <= self.max_layers:
+            return None
+        return self.max_layers * n_heads
+
     @classmethod
     def named(cls, name: str) -> Budget:
         if name == "quick":
