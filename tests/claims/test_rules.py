@@ -9,14 +9,20 @@ from mechscope.claims import c02_norm_growth as c02
 
 
 def test_c02_needs_growth_beyond_the_twin():
-    twin = {"growth_factor_per_block": 1.05, "fit_r2": 0.99, "n_blocks": 12}
-    ok = {"growth_factor_per_block": 1.05 + c02.MARGIN, "fit_r2": c02.MIN_R2, "n_blocks": 12}
+    import math
+
+    twin = {"growth_factor_per_block": 1.04, "fit_r2": 0.99, "n_blocks": 12}
+    edge = math.exp(c02.RATE_RATIO * math.log(1.04))          # log-rate 1.5x the twin's: ~1.0606
+    ok = {"growth_factor_per_block": edge + 1e-4, "fit_r2": c02.MIN_R2, "n_blocks": 12}
     assert c02.verdict(ok, twin) == "supported"
-    assert c02.verdict({**ok, "growth_factor_per_block": 1.05 + c02.MARGIN - 1e-3}, twin) == "inconclusive"
+    assert c02.verdict({**ok, "growth_factor_per_block": edge - 1e-4}, twin) == "inconclusive"
     assert c02.verdict({**ok, "fit_r2": c02.MIN_R2 - 1e-3}, twin) == "inconclusive"
     assert c02.verdict({**ok, "n_blocks": 2}, twin) == "inconclusive"
     assert c02.verdict({**ok, "growth_factor_per_block": 1.0}, twin) == "not supported"
-    assert c02.verdict({**ok, "growth_factor_per_block": 1.001}, twin) == "inconclusive"
+    # a twin that shrinks sets no bar beyond MIN_FACTOR
+    shrinking = {**twin, "growth_factor_per_block": 0.9}
+    assert c02.verdict({**ok, "growth_factor_per_block": c02.MIN_FACTOR}, shrinking) == "supported"
+    assert c02.verdict({**ok, "growth_factor_per_block": c02.MIN_FACTOR - 1e-3}, shrinking) == "inconclusive"
     # a model that grows just like a random network is not evidence of anything
     assert c02.verdict(twin, twin) == "inconclusive"
     assert c02.verdict(ok, None) == "inconclusive"
@@ -51,19 +57,20 @@ def test_c09_textbook_induction_against_the_twin():
 E = 1e-3  # just inside / just outside a threshold
 
 
-def test_c01_needs_a_model_that_predicts_beyond_its_twin():
+def test_c01_needs_a_model_that_predicts():
     from mechscope.claims import c01_residual_accumulation as c01
 
     ok = {"model_ce": 3.0, "log_vocab": 10.0, "tuned_lens_kl": [4.0, 3.0, 1.9, 0.0],
           "tuned_beats_logit_everywhere": True}
-    twin = {"model_ce": 3.0 + c01.CE_MARGIN}
-    assert c01.verdict(ok, twin) == "supported"
-    assert c01.verdict(ok, {"model_ce": 3.0 + c01.CE_MARGIN - E}) == "inconclusive"
-    assert c01.verdict({**ok, "model_ce": 9.0 + E}, {"model_ce": 20.0}) == "inconclusive"   # > 90% log(vocab)
-    assert c01.verdict({**ok, "tuned_lens_kl": [4.0, 3.0, 2.0 + E, 0.0]}, twin) == "inconclusive"  # not < half
-    assert c01.verdict({**ok, "tuned_lens_kl": [4.0, 4.2 + E, 1.0, 0.0]}, twin) == "inconclusive"  # rises > 5%
-    assert c01.verdict({**ok, "tuned_beats_logit_everywhere": False}, twin) == "inconclusive"
-    assert c01.verdict({**ok, "tuned_lens_kl": [4.0, 3.0, 4.0, 0.0]}, twin) == "not supported"
+    assert c01.verdict(ok, None) == "supported"
+    assert c01.verdict({**ok, "model_ce": 9.0 + E}, None) == "inconclusive"                 # > 90% log(vocab)
+    small_vocab = {**ok, "log_vocab": 3.0 + c01.CE_MARGIN}
+    assert c01.verdict(small_vocab, None) == "supported"
+    assert c01.verdict({**small_vocab, "model_ce": 3.0 + E}, None) == "inconclusive"        # not 1 nat below
+    assert c01.verdict({**ok, "tuned_lens_kl": [4.0, 3.0, 2.0 + E, 0.0]}, None) == "inconclusive"  # not < half
+    assert c01.verdict({**ok, "tuned_lens_kl": [4.0, 4.2 + E, 1.0, 0.0]}, None) == "inconclusive"  # rises > 5%
+    assert c01.verdict({**ok, "tuned_beats_logit_everywhere": False}, None) == "inconclusive"
+    assert c01.verdict({**ok, "tuned_lens_kl": [4.0, 3.0, 4.0, 0.0]}, None) == "not supported"
 
 
 def test_c03_helix_beyond_the_twin():

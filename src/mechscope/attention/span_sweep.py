@@ -77,6 +77,7 @@ class InductionSweep(Result):
 
     first_loss / second_loss: [n_spans n_rows] mean loss per row on tokens 2..n of each copy.
     lag_scores: [n_spans max_lag+1 n_layers n_heads] attention from the second copy to q - n + d.
+    previous_token: [n_spans n_layers n_heads] attention from every position q >= 1 to q - 1.
     candidates: heads checked causally, "L.H"; ablation_share: share of the drop each undoes.
     """
 
@@ -84,6 +85,7 @@ class InductionSweep(Result):
     first_loss: torch.Tensor
     second_loss: torch.Tensor
     lag_scores: torch.Tensor
+    previous_token: torch.Tensor
     best_span: int
     candidates: list[tuple[int, int]]
     candidate_lags: list[int]
@@ -91,7 +93,7 @@ class InductionSweep(Result):
     joint_ablation_share: float
     max_prefix: int
 
-    _json_exclude = ("first_loss", "second_loss", "lag_scores")
+    _json_exclude = ("first_loss", "second_loss", "lag_scores", "previous_token")
 
     @property
     def drop(self) -> list[float]:
@@ -135,7 +137,7 @@ def induction_sweep(model, spans: tuple[int, ...] = (8, 16, 32), n_rows: int = 1
         raise InputError(f"the context ({model.cfg.n_ctx}) is too short for repeated spans of 8 tokens")
     n_layers = model.cfg.n_layers
     names = [f"blocks.{layer}.attn.hook_pattern" for layer in range(n_layers)]
-    firsts, seconds, scores, data = [], [], [], []
+    firsts, seconds, scores, data, previous = [], [], [], [], []
     for i, span in enumerate(progress(spans, desc="induction spans")):
         rows = span_rows(model, n_rows, span, max_prefix, seed + i)
         logits, cache = model.run_with_cache(rows.tokens.to(model.device), names=names)
@@ -154,6 +156,8 @@ def induction_sweep(model, spans: tuple[int, ...] = (8, 16, 32), n_rows: int = 1
             per_lag.append(torch.stack(per_layer))                         # [L H]
         per_lag += [torch.zeros_like(per_lag[0])] * (max_lag + 1 - len(per_lag))
         scores.append(torch.stack(per_lag))
+        q = torch.arange(1, rows.tokens.shape[1])
+        previous.append(torch.stack([cache[name].float().cpu()[:, :, q, q - 1].mean((0, 2)) for name in names]))
         data.append(rows)
         del cache
     first, second = torch.stack(firsts), torch.stack(seconds)
@@ -171,7 +175,7 @@ def induction_sweep(model, spans: tuple[int, ...] = (8, 16, 32), n_rows: int = 1
     shares = [_share(model, rows, [head], base, drop) for head in candidates]
     joint = _share(model, rows, candidates, base, drop)
     return InductionSweep(spans=list(spans), first_loss=first, second_loss=second, lag_scores=lag_scores,
-                          best_span=spans[best], candidates=candidates, candidate_lags=lags,
+                          previous_token=torch.stack(previous), best_span=spans[best], candidates=candidates, candidate_lags=lags,
                           ablation_share=shares, joint_ablation_share=joint, max_prefix=max_prefix)
 
 

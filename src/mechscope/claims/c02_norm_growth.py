@@ -15,6 +15,8 @@ Cost: two forward passes over budget.n_sequences sequences (model and twin).
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from mechscope.claims.base import Budget, Measurement
@@ -25,11 +27,11 @@ ID = "C02"
 NULL = "twin"
 READS = ("growth_factor_per_block", "fit_r2", "n_blocks")
 
-MIN_FACTOR, MIN_R2, MARGIN = 1.01, 0.8, 0.03
+MIN_FACTOR, MIN_R2, RATE_RATIO = 1.01, 0.8, 1.5
 RULE = (f"exponential fit of the mean residual norm (positions ≥ 1) over the block outputs: supported if the "
-        f"growth factor is ≥ {MIN_FACTOR} per block with R² ≥ {MIN_R2} and exceeds the re-initialised twin's "
-        f"factor by ≥ {MARGIN} per block (a random network already grows like √L, which this fit reads as "
-        "×1.04-1.13); not supported if the factor is ≤ 1.0 (no growth); otherwise inconclusive; inconclusive "
+        f"growth factor is ≥ {MIN_FACTOR} per block with R² ≥ {MIN_R2} and its log-rate is ≥ {RATE_RATIO}× the "
+        "re-initialised twin's (a random network already grows like √L, which this fit reads as ×1.04-1.13 per block "
+        "on 12-4 blocks); not supported if the factor is ≤ 1.0 (no growth); otherwise inconclusive; inconclusive "
         "with fewer than 3 blocks")
 
 
@@ -39,8 +41,8 @@ def verdict(metrics: dict, null: dict | None) -> str:
         return "inconclusive"
     if factor <= 1.0:
         return "not supported"
-    if null is not None and factor >= MIN_FACTOR and r2 >= MIN_R2 \
-            and factor - null["growth_factor_per_block"] >= MARGIN:
+    twin_rate = math.log(max(null["growth_factor_per_block"], 1.0)) if null is not None else math.inf
+    if factor >= MIN_FACTOR and r2 >= MIN_R2 and math.log(factor) >= RATE_RATIO * twin_rate:
         return "supported"
     return "inconclusive"
 

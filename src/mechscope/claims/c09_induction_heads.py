@@ -28,7 +28,7 @@ READS = ("loss_drop", "max_prefix_matching", "min_span_prefix_matching", "max_la
 STRONG_SCORE, WEAK_SCORE = 0.3, 0.1   # attention weight (uniform over ~40 keys ~ 0.025)
 STRONG_DROP, WEAK_DROP = 1.0, 0.2     # nats, first -> second copy, at the best span
 DROP_MARGIN, SCORE_MARGIN = 0.5, 0.2  # over the twin
-JOINT_SHARE = 0.3                     # share of the drop the candidate heads together must carry
+JOINT_SHARE = 0.2                     # share of the drop the candidate heads together must carry
 SHIFT_SHARE = 0.1                     # a shifted circuit is named when its heads carry this much
 RULE = (f"supported if the loss drops by ≥ {STRONG_DROP} nats on the second copy (and by ≥ {DROP_MARGIN} more than "
         f"on the twin), some head keeps a prefix-matching score ≥ {STRONG_SCORE} at every span length (and "
@@ -62,7 +62,9 @@ def measure(model, budget: Budget) -> Measurement:
     head, lag, share = sweep.candidates[pick], sweep.candidate_lags[pick], sweep.ablation_share[pick]
     head_lag1 = float(lag1[best, head[0], head[1]])
     per_row_drop = sweep.first_loss[best] - sweep.second_loss[best]
-    prev = sweep.lag_scores[best, 0].flatten().max()  # duplicate-token (lag 0), for the evidence only
+    duplicate = sweep.lag_scores[best, 0].flatten().max()  # lag 0: the earlier occurrence itself
+    previous = sweep.previous_token[best]
+    prev_head = divmod(int(previous.flatten().argmax()), previous.shape[1])
     name = f"{head[0]}.{head[1]}"
     metrics = {
         "loss_drop": round(sweep.drop[best], 4), "loss_drop_ci95": rounded_ci(per_row_drop, seed=budget.seed),
@@ -79,7 +81,9 @@ def measure(model, budget: Budget) -> Measurement:
                             for (a, b), d, s in zip(sweep.candidates, sweep.candidate_lags, sweep.ablation_share,
                                                     strict=True)},
         "candidates_joint_share": round(sweep.joint_ablation_share, 4),
-        "max_duplicate_token_score": round(float(prev), 4),
+        "max_duplicate_token_score": round(float(duplicate), 4),
+        "max_previous_token_score": round(float(previous.max()), 4),
+        "top_previous_token_head": f"{prev_head[0]}.{prev_head[1]}",
         "n_rows": budget.n_sequences, "max_prefix": sweep.max_prefix,
     }
     curve = ", ".join(f"{n}: {r:.2f}" for n, r in zip(sweep.spans, sweep.ratio, strict=True))
@@ -88,7 +92,9 @@ def measure(model, budget: Budget) -> Measurement:
                 f"{metrics['max_prefix_matching']:.2f} (steadiest over span lengths: "
                 f"{metrics['steadiest_induction_head']}, {metrics['min_span_prefix_matching']:.2f} at its weakest). "
                 f"Mean-ablating head {name} undoes {share:.0%} of the drop, the most of the "
-                f"{len(sweep.candidates)} candidates (all together: {sweep.joint_ablation_share:.0%}).")
+                f"{len(sweep.candidates)} candidates (all together: {sweep.joint_ablation_share:.0%}). The best "
+                f"previous-token head is {metrics['top_previous_token_head']} "
+                f"(score {metrics['max_previous_token_score']:.2f}).")
     if lag > 1 and sweep.joint_ablation_share >= SHIFT_SHARE:
         evidence += (f" The copying runs through a shifted circuit: {name} attends {lag} tokens after the earlier "
                      f"occurrence, not the token right after it, and the candidate heads (lags "
