@@ -32,7 +32,7 @@ from mechscope.lens.norm_removal import NormRemovalConfig, remove_norms
 
 ID = "C16"
 NULL = "twin"
-READS = ("gap", "freeze_cost")
+READS = ("gap", "freeze_cost", "overflow_norm_free", "overflow_frozen_untrained")
 QUICK_STEPS = 25   # each of the two fine-tunes under the quick budget (batches of 4 sequences)
 QUICK_STEP_PARAMS, MIN_QUICK_STEPS = 5e8, 6   # quick: steps x parameters capped (all 25 steps up to 20M params)
 LR_WIDTH = 128     # Adam's step is scaled by min(1, LR_WIDTH / d_model): wide models take smaller steps
@@ -41,15 +41,18 @@ RULE = (f"gap = held-out CE of the norm-free model minus that of a plain fine-tu
         f"CE with every norm frozen before any fine-tuning minus the original CE. Supported if gap ≤ {SMALL_GAP} "
         f"nats while the freeze cost is ≥ {MIN_FREEZE_COST} nats above the re-initialised twin's (the norms did "
         f"something, and fine-tuning took it over); not supported if gap > {LARGE_GAP} nats; otherwise inconclusive "
-        "(a longer fine-tune may close it, or the norms did nothing to remove). A norm-free fine-tune whose CE is not "
-        "finite is an error, never a gap.")
+        "(a longer fine-tune may close it, or the norms did nothing to remove). CEs are over held-out predictions "
+        "with finite logits: a norm-free model whose logits overflow on any held-out prediction is not supported "
+        "(without its norms the network breaks), and norms whose freezing overflows the model more often than it "
+        "overflows the twin mattered.")
 
 
 def verdict(metrics: dict, null: dict | None) -> str:
     gap = metrics["gap"]
-    if gap > LARGE_GAP:
+    if gap > LARGE_GAP or metrics["overflow_norm_free"] > 0:
         return "not supported"
-    mattered = null is not None and metrics["freeze_cost"] >= null["freeze_cost"] + MIN_FREEZE_COST
+    mattered = null is not None and (metrics["freeze_cost"] >= null["freeze_cost"] + MIN_FREEZE_COST
+                                     or metrics["overflow_frozen_untrained"] > null["overflow_frozen_untrained"])
     return "supported" if gap <= SMALL_GAP and mattered else "inconclusive"
 
 
@@ -75,13 +78,17 @@ def measure(model, budget: Budget) -> Measurement:
         metrics={"ce_original": _finite(r.ce_original), "ce_control": _finite(r.ce_control),
                  "ce_norm_free": _finite(r.ce_norm_free), "ce_frozen_untrained": _finite(r.ce_frozen_untrained),
                  "gap": _finite(r.gap), "freeze_cost": _finite(freeze_cost), "steps": r.steps,
-                 "skipped_non_finite_steps": skipped, "n_norms": len(r.sites), "lr": lr},
+                 "skipped_non_finite_steps": skipped, "n_norms": len(r.sites), "lr": lr,
+                 **{f"overflow_{k}": round(v, 4) for k, v in r.overflow.items()}},
         key_metric="gap",
         evidence=(f"Held-out CE: original {r.ce_original:.3f}, all norms frozen without fine-tuning "
                   f"{r.ce_frozen_untrained:.3f} (freeze cost {freeze_cost:+.3f}), plain fine-tune {r.ce_control:.3f}, "
                   f"norm-free fine-tune {r.ce_norm_free:.3f} nats: removing the {len(r.sites)} norms costs "
                   f"{r.gap:+.3f} nats against the control after {r.steps} steps"
-                  + (f" ({skipped} steps skipped on a non-finite loss)." if skipped else ".")),
+                  + (f" ({skipped} steps skipped on a non-finite loss)." if skipped else ".")
+                  + (f" Logits overflowed on {r.overflow['norm_free']:.1%} of held-out predictions without norms "
+                     f"({r.overflow['frozen_untrained']:.1%} with all norms frozen before fine-tuning); CEs are over "
+                     "the finite ones." if r.overflow["norm_free"] or r.overflow["frozen_untrained"] else "")),
         method=(f"Each norm (every ln2, then every ln1, then the final norm) is replaced one at a time by a frozen "
                 f"scale, its average divisor over data measured just before (position 0 gets its own), with "
                 f"fine-tuning of all weights in between; {r.steps} AdamW steps in all (lr {lr:.1e}), gradients clipped to norm 1, "

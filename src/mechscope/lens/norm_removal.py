@@ -48,6 +48,8 @@ class NormRemovalResult(Result):
     ce_control: after a plain fine-tune.   ce_norm_free: after the norm-removal fine-tune (no norms).
     scales: site -> frozen scale (positions >= 1) and first_scale (position 0).
     losses_*: training loss per step.
+    overflow: model -> share of held-out predictions whose logits were not finite ("original",
+    "frozen_untrained", "control", "norm_free"); each ce_* is over that model's finite predictions.
     """
 
     ce_original: float
@@ -60,6 +62,7 @@ class NormRemovalResult(Result):
     losses_norm_free: list[float]
     losses_control: list[float]
     checkpoint: str | None = None
+    overflow: dict[str, float] = dataclasses.field(default_factory=dict)
 
     @property
     def gap(self) -> float:
@@ -101,15 +104,26 @@ def freeze_in_order(model, groups: list[list[str]], batches: list[torch.Tensor],
 
 
 def next_token_ce(model, batches: list[torch.Tensor], frozen: FrozenNorms | None = None) -> float:
-    """Mean next-token cross-entropy over batches, with `frozen` norms applied."""
-    total, n = 0.0, 0
+    """Mean next-token cross-entropy over batches, with `frozen` norms applied (NaN if any logit overflows)."""
+    ce, overflow = held_out_ce(model, batches, frozen)
+    return ce if overflow == 0 else float("nan")
+
+
+def held_out_ce(model, batches: list[torch.Tensor], frozen: FrozenNorms | None = None) -> tuple[float, float]:
+    """(mean next-token CE over the predictions whose logits are all finite, share of predictions whose
+    logits are not), with `frozen` norms applied. A norm-free network can overflow on a few outlier tokens
+    (a gated MLP squares an above-average residual at every block) and NaN then spreads to later positions
+    through attention; the share says how much of the text that hit, the CE what the rest costs."""
+    total, n, bad = 0.0, 0, 0
     with torch.no_grad(), (frozen or FrozenNorms()).applied(model):
         for batch in batches:
             logits = model(batch)[:, :-1].float()
-            total += float(torch.nn.functional.cross_entropy(
-                logits.reshape(-1, logits.shape[-1]), batch[:, 1:].reshape(-1), reduction="sum"))
-            n += batch[:, 1:].numel()
-    return total / n
+            ok = torch.isfinite(logits).all(-1)                       # [batch pos-1]
+            ce = torch.nn.functional.cross_entropy(logits[ok], batch[:, 1:][ok], reduction="sum")
+            total += float(ce) if bool(ok.any()) else 0.0
+            n += int(ok.sum())
+            bad += int((~ok).sum())
+    return (total / n if n else float("nan")), bad / max(n + bad, 1)
 
 
 def _fine_tune(model, batches, cfg: NormRemovalConfig, schedule: dict[int, list[str]] | None,
@@ -160,26 +174,27 @@ def remove_norms(model, train_tokens: torch.Tensor | Iterable[torch.Tensor],
     original = {k: v.detach().clone() for k, v in model.hf_model.state_dict().items()}
     torch.manual_seed(cfg.seed)
     try:
-        ce_original = next_token_ce(model, held_out)
+        overflow = {}
+        ce_original, overflow["original"] = held_out_ce(model, held_out)
         all_at_once = FrozenNorms()
         freeze_in_order(model, groups, train[:cfg.calibration_batches], all_at_once)
-        ce_frozen_untrained = next_token_ce(model, held_out, all_at_once)
+        ce_frozen_untrained, overflow["frozen_untrained"] = held_out_ce(model, held_out, all_at_once)
 
         frozen = FrozenNorms()
         losses_free = _fine_tune(model, train, cfg, schedule, frozen, "norm removal")
         freeze_in_order(model, [[site for site in group if site not in frozen.scales] for group in groups
                                 if any(site not in frozen.scales for site in group)],
                         train[:cfg.calibration_batches], frozen)   # any the schedule did not reach
-        ce_free = next_token_ce(model, held_out, frozen)
+        ce_free, overflow["norm_free"] = held_out_ce(model, held_out, frozen)
         checkpoint = str(save_norm_free(model, frozen, out_dir)) if out_dir is not None else None
 
         model.hf_model.load_state_dict(original)
         losses_control = _fine_tune(model, train, cfg, None, FrozenNorms(), "control fine-tune")
-        ce_control = next_token_ce(model, held_out)
+        ce_control, overflow["control"] = held_out_ce(model, held_out)
     finally:
         model.hf_model.load_state_dict(original)
     return NormRemovalResult(
         ce_original=ce_original, ce_frozen_untrained=ce_frozen_untrained, ce_control=ce_control,
         ce_norm_free=ce_free, steps=cfg.steps, sites=order, scales=frozen.to_dict(),
-        losses_norm_free=losses_free, losses_control=losses_control, checkpoint=checkpoint,
+        losses_norm_free=losses_free, losses_control=losses_control, checkpoint=checkpoint, overflow=overflow,
     )
