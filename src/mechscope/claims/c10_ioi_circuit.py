@@ -31,6 +31,7 @@ NULL = "twin"
 READS = ("accuracy", "logit_diff", "faithfulness")
 
 CIRCUIT_FRACTION = 0.15
+BASELINE_PROMPTS = 256   # accuracy near a threshold needs many prompts to read the same under every seed
 MIN_ACCURACY, MIN_LOGIT_DIFF, MIN_FAITHFUL, DIFF_MARGIN = 0.9, 1.0, 0.6, 1.0
 RULE = (f"supported if the model gets IOI right (accuracy >= {MIN_ACCURACY:.0%}, mean logit diff >= {MIN_LOGIT_DIFF} "
         f"and >= {DIFF_MARGIN} above the re-initialised twin's) and the top {CIRCUIT_FRACTION:.0%} of heads by total "
@@ -50,8 +51,9 @@ def verdict(metrics: dict, null: dict | None) -> str:
 
 
 def measure(model, budget: Budget) -> Measurement:
-    task = ioi_task(model, n_prompts=budget.n_prompts, seed=budget.seed, corrupt="abc")
-    base = task.baseline(model)
+    every = ioi_task(model, n_prompts=max(BASELINE_PROMPTS, budget.n_prompts), seed=budget.seed, corrupt="abc")
+    base = every.baseline(model)      # accuracy and logit diff: two forward passes, so on many prompts
+    task = every.subset(slice(0, budget.n_prompts))
     select, held_out = task.subset(slice(0, None, 2)), task.subset(slice(1, None, 2))
     screen = head_effects(model, select, "noise", budget.exact_heads(model.cfg.n_layers, model.cfg.n_heads))
     total = screen.result

@@ -30,6 +30,7 @@ NULL = "twin"
 READS = ("accuracy", "logit_diff", "faithfulness", "n_layers_important")
 
 CIRCUIT_FRACTION, IMPORTANT = 0.15, 0.10
+BASELINE_PROMPTS = 256   # accuracy near a threshold needs many prompts to read the same under every seed
 MIN_ACCURACY, MIN_FAITHFUL, DIFF_MARGIN = 0.8, 0.6, 1.0
 RULE = (f"accuracy: the answer's logit above the next undocumented argument's (a name in the prompt). Supported "
         f"if accuracy >= {MIN_ACCURACY:.0%}, the mean logit diff is >= {DIFF_MARGIN} above the re-initialised twin's, "
@@ -53,8 +54,9 @@ def verdict(metrics: dict, null: dict | None) -> str:
 
 
 def measure(model, budget: Budget) -> Measurement:
-    task = docstring_task(model, n_prompts=budget.n_prompts, seed=budget.seed, wrong="signature")
-    base = task.baseline(model)
+    every = docstring_task(model, n_prompts=max(BASELINE_PROMPTS, budget.n_prompts), seed=budget.seed, wrong="signature")
+    base = every.baseline(model)      # accuracy and logit diff: two forward passes, so on many prompts
+    task = every.subset(slice(0, budget.n_prompts))
     select, held_out = task.subset(slice(0, None, 2)), task.subset(slice(1, None, 2))
     screen = head_effects(model, select, "denoise", budget.exact_heads(model.cfg.n_layers, model.cfg.n_heads))
     heads = screen.result
