@@ -179,12 +179,24 @@ def test_c12_information_moves_in_identifiable_layers():
 def test_c16_small_gap_counts_only_when_the_norms_mattered():
     from mechscope.claims import c16_layernorm_removable as c16
 
-    twin = {"freeze_cost": 0.0}
-    assert c16.verdict({"gap": 0.1, "freeze_cost": 0.2}, twin) == "supported"
-    assert c16.verdict({"gap": 0.1 + E, "freeze_cost": 1.0}, twin) == "inconclusive"
-    assert c16.verdict({"gap": 0.1, "freeze_cost": 0.2 - E}, twin) == "inconclusive"   # removing nothing
-    assert c16.verdict({"gap": 0.5 + E, "freeze_cost": 1.0}, twin) == "not supported"
-    assert c16.verdict({"gap": 0.5, "freeze_cost": 1.0}, twin) == "inconclusive"
+    fine = {"overflow_norm_free": 0.0, "overflow_frozen_untrained": 0.0}
+    twin = {"freeze_cost": 0.0, **fine}
+    assert c16.verdict({"gap": 0.1, "freeze_cost": 0.2, **fine}, twin) == "supported"
+    assert c16.verdict({"gap": 0.1 + E, "freeze_cost": 1.0, **fine}, twin) == "inconclusive"
+    assert c16.verdict({"gap": 0.1, "freeze_cost": 0.2 - E, **fine}, twin) == "inconclusive"   # removing nothing
+    assert c16.verdict({"gap": 0.5 + E, "freeze_cost": 1.0, **fine}, twin) == "not supported"
+    assert c16.verdict({"gap": 0.5, "freeze_cost": 1.0, **fine}, twin) == "inconclusive"
+
+
+def test_c16_overflow_without_norms_is_not_supported_and_freezing_overflow_means_they_mattered():
+    from mechscope.claims import c16_layernorm_removable as c16
+
+    fine = {"overflow_norm_free": 0.0, "overflow_frozen_untrained": 0.0}
+    twin = {"freeze_cost": 0.0, **fine}
+    assert c16.verdict({"gap": 0.0, "freeze_cost": 1.0, **fine, "overflow_norm_free": 1e-4}, twin) == "not supported"
+    frozen_breaks = {"gap": 0.1, "freeze_cost": 0.0, **fine, "overflow_frozen_untrained": 1e-4}
+    assert c16.verdict(frozen_breaks, twin) == "supported"
+    assert c16.verdict(frozen_breaks, {**twin, "overflow_frozen_untrained": 1e-4}) == "inconclusive"
 
 
 def test_c17_dilution_beyond_the_twin():

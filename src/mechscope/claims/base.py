@@ -46,13 +46,32 @@ class Budget:
     n_sequences: int = 16        # sequences of natural text
     train_steps: int = 200       # steps for anything trained inside a claim (tuned lens, SAE, fine-tune)
     seed: int = 0
+    max_layers: int | None = 8   # per-layer sweeps visit at most this many layers (None: every layer)
+
+    def layers(self, n_layers: int) -> list[int]:
+        """The layers a per-layer sweep visits: all of them when n_layers <= max_layers, else max_layers
+        evenly spaced ones that always include the first and the last (sorted, distinct)."""
+        if self.max_layers is None or n_layers <= self.max_layers:
+            return list(range(n_layers))
+        if self.max_layers < 2:
+            return [0, n_layers - 1][: max(self.max_layers, 1)]
+        step = (n_layers - 1) / (self.max_layers - 1)
+        return sorted({round(i * step) for i in range(self.max_layers)})
+
+    def exact_heads(self, n_layers: int, n_heads: int) -> int | None:
+        """How many heads a per-head patching sweep patches exactly after an attribution screen
+        (patching/screened.py): None (every head, no screen) when n_layers <= max_layers, else as many
+        heads as a max_layers-deep model has, which keeps the sweep linear in depth."""
+        if self.max_layers is None or n_layers <= self.max_layers:
+            return None
+        return self.max_layers * n_heads
 
     @classmethod
     def named(cls, name: str) -> Budget:
         if name == "quick":
             return cls()
         if name == "full":
-            return cls(name="full", n_prompts=128, seq_len=128, n_sequences=64, train_steps=2000)
+            return cls(name="full", n_prompts=128, seq_len=128, n_sequences=64, train_steps=2000, max_layers=None)
         from mechscope.errors import InputError
 
         raise InputError(f"unknown budget {name!r}: use 'quick' or 'full'")

@@ -10,7 +10,12 @@ until the model predicts: its CE must sit >= 1 nat below log(vocab), where a re-
 sits (measured: the twins of tiny-gpt2 and stories260K are within 0.05 nats of it). Measuring the
 twin itself would cost a second tuned-lens training run and add nothing the rule reads.
 
-Cost: one tuned-lens training run (60 steps under the quick budget).
+Cost (no twin run): one forward over 2 x n_sequences x seq_len training tokens
+to cache the residuals at P points, P = min(n_layers + 1, budget.max_layers) evenly spaced
+(embed and final always in); then QUICK_STEPS steps of P x 128 tokens x d_model x V' unembedding,
+forward and backward, with V' = min(d_vocab, QUICK_VOCAB) under quick (a sampled-vocabulary KL for
+training only: lens/sampled_vocab.py); then two forwards over the held-out tokens and 2 x P exact
+full-vocabulary unembeddings for the numbers the rule reads. Linear in layers (capped at P) and tokens.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ NULL = ("the uniform predictor: CE = log(vocab), where a re-initialised network 
         "below it before its lens curve is read")
 READS = ("model_ce", "log_vocab", "tuned_lens_kl", "tuned_beats_logit_everywhere")
 QUICK_STEPS = 60   # tuned-lens training steps under the quick budget
+QUICK_VOCAB = 4096   # tokens in the sampled training vocabulary under the quick budget (exact KL when larger)
 CE_MARGIN = 1.0   # nats the model's CE must sit below log(vocab)
 RULE = ("inconclusive if the model's own CE is above 90% of log(vocab) or not ≥ 1 nat below log(vocab), the CE "
         "of the uniform predictor and of a re-initialised network (no prediction to accumulate), or it has a single "
@@ -58,11 +64,13 @@ def measure(model, budget: Budget) -> Measurement:
     train = list(eval_token_batches(model, n_sequences=2 * budget.n_sequences, seed=budget.seed + 1, **common))
     held_out = list(eval_token_batches(model, n_sequences=budget.n_sequences, seed=budget.seed, **common))
     quick = budget.name == "quick"
+    points = budget.layers(model.cfg.n_layers + 1)   # residual points: embed, after block 0, ...
     train_cfg = TunedLensTrainConfig(steps=QUICK_STEPS if quick else budget.train_steps,
                                      tokens_per_step=128 if quick else 512, lr=2e-3 if quick else 1e-3,
-                                     seed=budget.seed)
+                                     seed=budget.seed, points=tuple(points),
+                                     vocab_sample=QUICK_VOCAB if quick else None)
     lens, training = train_tuned_lens(model, train, train_cfg)
-    cmp, logit, tuned = compare_lenses(model, lens, held_out, LogitLensConfig())
+    cmp, logit, tuned = compare_lenses(model, lens, held_out, LogitLensConfig(), points=points)
     mid = len(cmp.layer_labels) // 2
     return Measurement(
         metrics={
@@ -76,17 +84,21 @@ def measure(model, budget: Budget) -> Measurement:
             "tuned_kl_mid": round(cmp.tuned_kl[mid], 4),
             "logit_top1_agreement": [round(v, 3) for v in logit.top1_agreement],
             "train_steps": training.steps, "n_tokens": logit.n_tokens,
+            "train_vocab": min(model.cfg.d_vocab, train_cfg.vocab_sample or model.cfg.d_vocab),
         },
         key_metric="model_ce", null_key="log_vocab",
         evidence=(f"KL to the final distribution falls from {cmp.logit_kl[0]:.2f} nats at the embedding to "
-                  f"{cmp.logit_kl[-2]:.2f} before the last block under the logit lens, and from "
+                  f"{cmp.logit_kl[-2]:.2f} after block {cmp.layer_labels[-2]} under the logit lens, and from "
                   f"{cmp.tuned_kl[0]:.2f} to {cmp.tuned_kl[-2]:.2f} under the tuned lens; the tuned lens is "
                   f"{'at or below' if cmp.tuned_wins_everywhere else 'not everywhere below'} the logit lens "
                   f"(model CE {cmp.final_ce:.2f} nats)."),
-        method=(f"Logit lens: the model's final norm and unembedding applied to the residual stream after "
-                f"every block, on {logit.n_tokens} held-out next-token predictions. Tuned lens: one affine "
-                f"translator h + A h + b per layer, zero-initialised, trained {training.steps} steps with Adam "
-                f"to minimise KL to the final distribution on separate text, then evaluated on the same "
-                f"held-out tokens."),
+        method=(f"Logit lens: the model's final norm and unembedding applied to the residual stream at "
+                f"{len(points)} of the {model.cfg.n_layers + 1} residual points (embed, after blocks "
+                f"{', '.join(cmp.layer_labels[1:])}), on {logit.n_tokens} held-out next-token predictions. "
+                f"Tuned lens: one affine translator h + A h + b per point, zero-initialised, trained "
+                f"{training.steps} steps with Adam to minimise KL to the final distribution on separate text"
+                + (f" (KL on a sampled vocabulary of {QUICK_VOCAB} tokens: each step's top-{train_cfg.vocab_top_k} "
+                   f"final tokens plus uniform draws)" if quick and QUICK_VOCAB < model.cfg.d_vocab else "")
+                + "; every number shown is the exact full-vocabulary KL on the same held-out tokens."),
         figures=[cmp.figure(), logit.figure()],
     )

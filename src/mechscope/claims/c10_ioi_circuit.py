@@ -8,7 +8,12 @@ is not scored on the prompts that chose it. Also: direct effect on the logits by
 name-mover scores (attention END -> IO x direct logit effect).
 
 Null: the re-initialised twin (about 50% accuracy, logit diff ~ 0).
-Cost: one noising sweep over all heads, path patching and one faithfulness run, on the model and the twin.
+Cost (per model; the twin doubles it): one noising sweep over the heads, one path-patching run and one
+faithfulness run on n_prompts / 2 prompts each. The sweep patches every head exactly on models with at
+most budget.max_layers blocks (one forward per head and prompt from the head's layer on: quadratic in
+depth); deeper models get an attribution-patching screen of every head (one forward + backward) and
+exact patches of only the max_layers x n_heads heads it ranks highest (patching/screened.py), and path
+patching of only the circuit's heads as senders: linear in depth.
 """
 
 from __future__ import annotations
@@ -16,8 +21,8 @@ from __future__ import annotations
 from mechscope.attention.name_movers import name_mover_scores
 from mechscope.claims.base import Budget, Measurement
 from mechscope.patching.ablation import circuit_faithfulness
-from mechscope.patching.activation import PatchingConfig, activation_patching
 from mechscope.patching.path import path_patching
+from mechscope.patching.screened import head_effects
 from mechscope.stats import rounded_ci
 from mechscope.tasks.ioi import ioi_task
 
@@ -50,12 +55,14 @@ def measure(model, budget: Budget) -> Measurement:
     base = every.baseline(model)      # accuracy and logit diff: two forward passes, so on many prompts
     task = every.subset(slice(0, budget.n_prompts))
     select, held_out = task.subset(slice(0, None, 2)), task.subset(slice(1, None, 2))
-    total = activation_patching(model, select, "z", PatchingConfig(direction="noise"))
+    screen = head_effects(model, select, "noise", budget.exact_heads(model.cfg.n_layers, model.cfg.n_heads))
+    total = screen.result
     n_heads = model.cfg.n_layers * model.cfg.n_heads
     k = max(2, round(CIRCUIT_FRACTION * n_heads))
     circuit = [idx for idx, _ in total.top(k)]
     faith = circuit_faithfulness(model, held_out, circuit)
-    direct = path_patching(model, select)
+    screened = screen.n_exact < n_heads
+    direct = path_patching(model, select, senders=circuit if screened else None)
     movers = name_mover_scores(model, select)
     metrics = {
         "logit_diff": base.logit_diff, "logit_diff_ci95": rounded_ci(base.clean_per_prompt, seed=budget.seed),
@@ -67,6 +74,7 @@ def measure(model, budget: Budget) -> Measurement:
         "top_direct_effect_heads": [f"{i[0]}.{i[1]}: {v_:.2f}" for i, v_ in direct.top(5)],
         "top_name_mover_heads": [f"{a}.{b}: {s:.2f}" for a, b, s in movers.as_head_scores().top(3)],
         "n_prompts": base.n_prompts, "n_selection_prompts": len(select), "n_held_out_prompts": len(held_out),
+        "n_heads_patched_exactly": screen.n_exact,
         "templates": sorted(set(task.labels["template"].tolist())),
     }
     evidence = (
@@ -80,6 +88,8 @@ def measure(model, budget: Budget) -> Measurement:
         figures=[total.figure(), direct.figure(), movers.figure(), faith.figure()],
         method=("IOI prompts from BABA/ABBA templates (the organism's ground truth or generic English names that "
                 "are single tokens); noising activation patching of each head's hook_z with the ABC set on the even "
-                f"prompts; circuit = top {CIRCUIT_FRACTION:.0%} of heads; faithfulness with ABC-mean ablation of all "
+                + (f"prompts (attribution-patching screen of all {n_heads} heads, the top {screen.n_exact} patched "
+                   "exactly; path patching from the circuit's heads only);" if screened else "prompts;")
+                + f" circuit = top {CIRCUIT_FRACTION:.0%} of heads; faithfulness with ABC-mean ablation of all "
                 "other heads on the odd prompts; path patching heads -> logits (other heads and MLPs frozen); "
                 "name-mover scores."))

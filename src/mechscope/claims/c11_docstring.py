@@ -10,14 +10,18 @@ heads carrying >= 10% are "important", the circuit is the top 15% of heads, and 
 circuit is not scored on the prompts that chose it. "Multi-level": important heads in >= 2 layers.
 
 Null: the re-initialised twin (about 50% accuracy, logit diff ~ 0).
-Cost: one patching sweep over all heads and one faithfulness run, on the model and the twin.
+Cost (per model; the twin doubles it): one denoising sweep over the heads and one faithfulness run on
+n_prompts / 2 prompts each. Every head is patched exactly on models with at most budget.max_layers
+blocks (quadratic in depth); deeper models get an attribution-patching screen of every head and exact
+patches of the max_layers x n_heads heads it ranks highest (patching/screened.py: linear in depth);
+only exactly patched heads can count as important.
 """
 
 from __future__ import annotations
 
 from mechscope.claims.base import Budget, Measurement
 from mechscope.patching.ablation import circuit_faithfulness
-from mechscope.patching.activation import activation_patching
+from mechscope.patching.screened import head_effects
 from mechscope.stats import rounded_ci
 from mechscope.tasks.docstring import docstring_task
 
@@ -54,12 +58,13 @@ def measure(model, budget: Budget) -> Measurement:
     base = every.baseline(model)      # accuracy and logit diff: two forward passes, so on many prompts
     task = every.subset(slice(0, budget.n_prompts))
     select, held_out = task.subset(slice(0, None, 2)), task.subset(slice(1, None, 2))
-    heads = activation_patching(model, select, "z")
+    screen = head_effects(model, select, "denoise", budget.exact_heads(model.cfg.n_layers, model.cfg.n_heads))
+    heads = screen.result
     n_heads = model.cfg.n_layers * model.cfg.n_heads
     k = max(2, round(CIRCUIT_FRACTION * n_heads))
     circuit = [idx for idx, _ in heads.top(k)]
     faith = circuit_faithfulness(model, held_out, circuit)
-    important = (heads.values >= IMPORTANT).nonzero().tolist()
+    important = ((heads.values >= IMPORTANT) & screen.exact).nonzero().tolist()
     layers = sorted({a for a, _ in important})
     metrics = {
         "logit_diff": base.logit_diff, "logit_diff_ci95": rounded_ci(base.clean_per_prompt, seed=budget.seed),
@@ -69,6 +74,7 @@ def measure(model, budget: Budget) -> Measurement:
         "layers_with_important_heads": layers, "n_layers_important": len(layers),
         "top_heads": [f"{i[0]}.{i[1]}: {v_:.2f}" for i, v_ in heads.top(6)],
         "n_prompts": base.n_prompts, "n_selection_prompts": len(select), "n_held_out_prompts": len(held_out),
+        "n_heads_patched_exactly": screen.n_exact,
     }
     evidence = (
         f"On {base.n_prompts} docstring prompts the answer beats the next undocumented argument in {base.accuracy:.0%} "
@@ -79,5 +85,7 @@ def measure(model, budget: Budget) -> Measurement:
         metrics=metrics, key_metric="logit_diff", evidence=evidence, figures=[heads.figure(), faith.figure()],
         method=("Docstring prompts whose next ':param' is the third argument, scored against the fourth (undocumented) "
                 "argument of the signature; corrupt prompts rename the signature's arguments; denoising patching of "
-                "each head's hook_z (all positions) on the even prompts; circuit faithfulness with corrupt-mean "
+                "each head's hook_z (all positions) on the even prompts"
+                + (" (attribution-patching screen of every head, the top "
+                   f"{screen.n_exact} patched exactly)" if screen.n_exact < n_heads else "") + "; circuit faithfulness with corrupt-mean "
                 "ablation of the other heads on the odd prompts."))

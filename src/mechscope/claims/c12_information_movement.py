@@ -11,7 +11,12 @@ positions hold >= 80% of it; not when the effect only reaches the final position
 or drifts there gradually over most of the depth.
 
 Null: the re-initialised twin (it does not do the task: its clean-corrupt gap is ~0).
-Cost: one patching sweep over (layer, position) on <= 16 prompts, on the model and the twin.
+Cost (per model; the twin doubles it): denoising patches of resid_pre at only the positions the rule
+reads (the changed ones and the final one, not the whole prompt) and at B = min(n_layers,
+budget.max_layers) layers spread over the depth (every layer on models with at most max_layers
+blocks), on <= 16 prompts; each patch runs from its layer onward, so the cost is at most
+B x (changed + 1) x n_layers block-passes per prompt: linear in layers under quick. With sampled
+layers the rise width is measured between sampled layers, an upper bound on the true width.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ import math
 
 from mechscope.claims.base import Budget, Measurement
 from mechscope.errors import NotApplicableError
-from mechscope.patching.activation import activation_patching
+from mechscope.patching.activation import PatchingConfig, activation_patching
 from mechscope.tasks.induction import induction_task
 from mechscope.tasks.ioi import ioi_task
 
@@ -50,17 +55,20 @@ def verdict(metrics: dict, null: dict | None) -> str:
     return "inconclusive"
 
 
-def movement(at_end: list[float], at_changed: list[float]) -> tuple[int, int, float]:
+def movement(at_end: list[float], at_changed: list[float], layers: list[int] | None = None
+             ) -> tuple[int, int, float]:
     """(arrival layer, rise width, min changed share before the rise) from resid_pre shares by layer.
 
+    layers: the layer of each entry (default 0, 1, ...; a sample of the layers gives a coarser width).
     arrival: first layer whose final-position share is >= HIGH (-1 if none); the rise starts after
     the last layer before it with share <= LOW; width = arrival - that layer (-1 if no arrival).
     """
-    arrival = next((layer for layer, v in enumerate(at_end) if v >= HIGH), -1)
-    if arrival < 0:
+    layers = list(range(len(at_end))) if layers is None else layers
+    first = next((i for i, v in enumerate(at_end) if v >= HIGH), -1)
+    if first < 0:
         return -1, -1, float(min(at_changed))
-    start = max((layer for layer in range(arrival) if at_end[layer] <= LOW), default=0)
-    return arrival, arrival - start, float(min(at_changed[: start + 1]))
+    start = max((i for i in range(first) if at_end[i] <= LOW), default=0)
+    return layers[first], layers[first] - layers[start], float(min(at_changed[: start + 1]))
 
 
 def pick_task(model, budget: Budget):
@@ -73,30 +81,34 @@ def pick_task(model, budget: Budget):
 
 def measure(model, budget: Budget) -> Measurement:
     task = pick_task(model, budget)
-    grid = activation_patching(model, task, "resid_pre")
-    values = grid.values
-    changed = task.differing_positions()
+    changed_at = task.differing_positions().nonzero().flatten().tolist()
     end = task.resolved_answer_pos
+    positions = sorted(set(changed_at) | {end})            # only what the rule reads
+    layers = budget.layers(model.cfg.n_layers)
+    grid = activation_patching(model, task, "resid_pre", PatchingConfig(layers=layers, positions=positions))
+    values = grid.values                                     # [len(layers) len(positions)]
+    changed = [positions.index(p) for p in changed_at]
     gap = grid.clean_metric - grid.corrupt_metric
-    at_changed = values[:, changed].sum(1).tolist()           # [n_layers]
-    at_end = values[:, end].tolist()
-    arrival, width, holds = movement(at_end, at_changed)
+    at_changed = values[:, changed].sum(1).tolist()
+    at_end = values[:, positions.index(end)].tolist()
+    arrival, width, holds = movement(at_end, at_changed, layers)
     metrics = {
         "task": task.name, "gap": gap, "clean_metric": grid.clean_metric, "corrupt_metric": grid.corrupt_metric,
         "n_blocks": model.cfg.n_layers, "arrival_layer": arrival, "rise_width": width,
         "changed_share_before_rise": holds,
         "effect_at_changed_positions_by_layer": [round(v, 4) for v in at_changed],
-        "effect_at_end_by_layer": [round(v, 4) for v in at_end],
-        "changed_positions": changed.nonzero().flatten().tolist(), "n_prompts": len(task),
+        "effect_at_end_by_layer": [round(v, 4) for v in at_end], "patched_layers": layers,
+        "changed_positions": changed_at, "n_prompts": len(task),
     }
     where = (f"arrives at the final position (>= {HIGH:.0%}) at layer {arrival}, a rise over {width} block(s)"
              if arrival >= 0 else f"never holds {HIGH:.0%} of it at the final position before the last block")
     evidence = (
         f"On the {task.name} task ({len(task)} prompts, gap {gap:.2f} in logit diff) the effect sits at the changed "
         f"position(s) {metrics['changed_positions']} ({at_changed[0]:.0%} at layer 0, at least {holds:.0%} before the "
-        f"rise) and {where}. Final-position share by layer: {', '.join(f'{v:.2f}' for v in at_end)}.")
+        f"rise) and {where}. Final-position share by layer "
+        f"({', '.join(map(str, layers))}): {', '.join(f'{v:.2f}' for v in at_end)}.")
     return Measurement(
         metrics=metrics, key_metric="arrival_layer", evidence=evidence, figures=[grid.figure()],
-        method=("Denoising activation patching of resid_pre at every (layer, position), batched and run from the "
-                "patched layer onward; IOI with S2 -> IO corruption (template 0) when the model has single-token "
+        method=(f"Denoising activation patching of resid_pre at layers {', '.join(map(str, layers))} and at the "
+                "changed and final positions (the ones the rule reads), batched and run from the patched layer onward; IOI with S2 -> IO corruption (template 0) when the model has single-token "
                 "names, else the induction-copy task; values are the fraction of the clean-corrupt gap recovered."))

@@ -10,7 +10,16 @@ Null: the re-initialised twin. Removing the norms from a network that has learne
 nothing, so a small gap only means something when the norms mattered: freezing them without
 fine-tuning must cost the model clearly more than it costs the twin.
 
-Cost: two fine-tunes of QUICK_STEPS steps under the quick budget, on the model and the twin.
+Cost (per model; the twin doubles it): two fine-tunes of QUICK_STEPS steps under the quick budget
+(forward + backward + AdamW over all weights on 4 x seq_len tokens each: linear in layers x tokens),
+with QUICK_STEPS cut to max(MIN_QUICK_STEPS, QUICK_STEP_PARAMS / n_params) on models above 20M parameters
+(6 on a 135M model), plus one calibration forward per freezing event, twice (all at once, then during the fine-tune): the
+norms are frozen in at most 2 x budget.max_layers + 1 groups (one norm per group on models with at
+most max_layers blocks), which keeps the calibrations linear in depth; plus four held-out CE passes.
+
+Numerical safety: the learning rate shrinks with width (1/d_model above d_model 128, as muP does for Adam),
+since a full-size step on every weight of a wide trained model, with frozen norms, overflows; a step
+whose loss or gradient is not finite is skipped, and the count is reported.
 """
 
 from __future__ import annotations
@@ -23,22 +32,27 @@ from mechscope.lens.norm_removal import NormRemovalConfig, remove_norms
 
 ID = "C16"
 NULL = "twin"
-READS = ("gap", "freeze_cost")
+READS = ("gap", "freeze_cost", "overflow_norm_free", "overflow_frozen_untrained")
 QUICK_STEPS = 25   # each of the two fine-tunes under the quick budget (batches of 4 sequences)
+QUICK_STEP_PARAMS, MIN_QUICK_STEPS = 5e8, 6   # quick: steps x parameters capped (all 25 steps up to 20M params)
+LR_WIDTH = 128     # Adam's step is scaled by min(1, LR_WIDTH / d_model): wide models take smaller steps
 SMALL_GAP, LARGE_GAP, MIN_FREEZE_COST = 0.1, 0.5, 0.2
 RULE = (f"gap = held-out CE of the norm-free model minus that of a plain fine-tune of equal length; freeze cost = "
         f"CE with every norm frozen before any fine-tuning minus the original CE. Supported if gap ≤ {SMALL_GAP} "
         f"nats while the freeze cost is ≥ {MIN_FREEZE_COST} nats above the re-initialised twin's (the norms did "
         f"something, and fine-tuning took it over); not supported if gap > {LARGE_GAP} nats; otherwise inconclusive "
-        "(a longer fine-tune may close it, or the norms did nothing to remove). A norm-free fine-tune whose CE is not "
-        "finite is an error, never a gap.")
+        "(a longer fine-tune may close it, or the norms did nothing to remove). CEs are over held-out predictions "
+        "with finite logits: a norm-free model whose logits overflow on any held-out prediction is not supported "
+        "(without its norms the network breaks), and norms whose freezing overflows the model more often than it "
+        "overflows the twin mattered.")
 
 
 def verdict(metrics: dict, null: dict | None) -> str:
     gap = metrics["gap"]
-    if gap > LARGE_GAP:
+    if gap > LARGE_GAP or metrics["overflow_norm_free"] > 0:
         return "not supported"
-    mattered = null is not None and metrics["freeze_cost"] >= null["freeze_cost"] + MIN_FREEZE_COST
+    mattered = null is not None and (metrics["freeze_cost"] >= null["freeze_cost"] + MIN_FREEZE_COST
+                                     or metrics["overflow_frozen_untrained"] > null["overflow_frozen_untrained"])
     return "supported" if gap <= SMALL_GAP and mattered else "inconclusive"
 
 
@@ -48,28 +62,36 @@ def _finite(x: float) -> float | None:
 
 def measure(model, budget: Budget) -> Measurement:
     quick = budget.name == "quick"
-    steps = QUICK_STEPS if quick else budget.train_steps
+    steps = budget.train_steps
+    if quick:
+        steps = max(MIN_QUICK_STEPS, min(QUICK_STEPS, int(QUICK_STEP_PARAMS / model.cfg.n_params)))
+    lr = (1e-3 if quick else 3e-4) * min(1.0, LR_WIDTH / model.cfg.d_model)
     common = dict(seq_len=budget.seq_len, batch_size=4 if quick else 8)
     train = list(eval_token_batches(model, n_sequences=2 * budget.n_sequences, seed=budget.seed + 1, **common))
     held_out = list(eval_token_batches(model, n_sequences=budget.n_sequences, seed=budget.seed, **common))
-    r = remove_norms(model, train, held_out, NormRemovalConfig(steps=steps, seed=budget.seed, lr=1e-3 if quick else 3e-4,
-                                                                  calibration_batches=1 if quick else 2))
+    groups = None if budget.max_layers is None else 2 * budget.max_layers + 1
+    r = remove_norms(model, train, held_out, NormRemovalConfig(steps=steps, seed=budget.seed, lr=lr,
+                                                                  calibration_batches=1 if quick else 2, groups=groups))
     skipped = sum(not math.isfinite(x) for x in r.losses_norm_free)
     freeze_cost = r.ce_frozen_untrained - r.ce_original
     return Measurement(
         metrics={"ce_original": _finite(r.ce_original), "ce_control": _finite(r.ce_control),
                  "ce_norm_free": _finite(r.ce_norm_free), "ce_frozen_untrained": _finite(r.ce_frozen_untrained),
                  "gap": _finite(r.gap), "freeze_cost": _finite(freeze_cost), "steps": r.steps,
-                 "skipped_non_finite_steps": skipped, "n_norms": len(r.sites)},
+                 "skipped_non_finite_steps": skipped, "n_norms": len(r.sites), "lr": lr,
+                 **{f"overflow_{k}": round(v, 4) for k, v in r.overflow.items()}},
         key_metric="gap",
         evidence=(f"Held-out CE: original {r.ce_original:.3f}, all norms frozen without fine-tuning "
                   f"{r.ce_frozen_untrained:.3f} (freeze cost {freeze_cost:+.3f}), plain fine-tune {r.ce_control:.3f}, "
                   f"norm-free fine-tune {r.ce_norm_free:.3f} nats: removing the {len(r.sites)} norms costs "
                   f"{r.gap:+.3f} nats against the control after {r.steps} steps"
-                  + (f" ({skipped} steps skipped on a non-finite loss)." if skipped else ".")),
+                  + (f" ({skipped} steps skipped on a non-finite loss)." if skipped else ".")
+                  + (f" Logits overflowed on {r.overflow['norm_free']:.1%} of held-out predictions without norms "
+                     f"({r.overflow['frozen_untrained']:.1%} with all norms frozen before fine-tuning); CEs are over "
+                     "the finite ones." if r.overflow["norm_free"] or r.overflow["frozen_untrained"] else "")),
         method=(f"Each norm (every ln2, then every ln1, then the final norm) is replaced one at a time by a frozen "
                 f"scale, its average divisor over data measured just before (position 0 gets its own), with "
-                f"fine-tuning of all weights in between; {r.steps} AdamW steps in all, gradients clipped to norm 1, "
+                f"fine-tuning of all weights in between; {r.steps} AdamW steps in all (lr {lr:.1e}), gradients clipped to norm 1, "
                 "steps with a non-finite loss or gradient skipped. The control is a plain fine-tune with the same "
                 "steps, data and learning rate. CE on held-out text."),
         figures=[r.figure()],

@@ -7,7 +7,10 @@ Null: the re-initialised twin, where every block adds a little noise and deletin
 changes little; and an absolute bar from the reference: Lad et al. find 72-95% of predictions kept
 when a middle layer is deleted, with the first and last layers the most sensitive.
 
-Cost: 2 * n_layers edited forward passes over budget.n_sequences sequences, on the model and the twin.
+Cost (per model; the twin doubles it): 2 x B - 1 edited forward passes of the whole model over
+budget.n_sequences x seq_len tokens, B = min(n_layers, budget.max_layers) blocks spread evenly over
+the depth (the first and the last always among them): linear in layers x tokens under quick, where
+B is capped; quadratic in depth under full, which edits every block.
 """
 
 from __future__ import annotations
@@ -51,13 +54,14 @@ def verdict(metrics: dict, null: dict | None) -> str:
 
 def measure(model, budget: Budget) -> Measurement:
     batches = eval_token_batches(model, seq_len=budget.seq_len, n_sequences=budget.n_sequences, seed=budget.seed)
-    r = layer_robustness(model, batches)
+    r = layer_robustness(model, batches, layers=budget.layers(model.cfg.n_layers))
     middle = r.deleted_agreement[1:-1]
     median = float(np.median(middle)) if middle else float(np.median(r.deleted_agreement))
     return Measurement(
         metrics={"middle_median_agreement": round(median, 4),
                  "first_block_agreement": round(r.deleted_agreement[0], 4),
                  "last_block_agreement": round(r.deleted_agreement[-1], 4), "n_blocks": r.n_layers,
+                 "edited_blocks": r.layers,
                  "deleted_agreement": [round(v, 4) for v in r.deleted_agreement],
                  "deleted_ce": [round(v, 4) for v in r.deleted_ce],
                  "swapped_agreement": [round(v, 4) for v in r.swapped_agreement],
@@ -65,7 +69,7 @@ def measure(model, budget: Budget) -> Measurement:
                  "n_tokens": r.n_tokens},
         key_metric="middle_median_agreement",
         evidence=(f"Deleting a block keeps {', '.join(f'{a:.0%}' for a in r.deleted_agreement)} of the original "
-                  f"top-1 predictions (blocks 0..{r.n_layers - 1}; middle median {median:.0%}, reference band "
+                  f"top-1 predictions (blocks {', '.join(map(str, r.layers))} of {r.n_layers}; middle median {median:.0%}, reference band "
                   f"72–95%); swapping neighbours keeps {', '.join(f'{a:.0%}' for a in r.swapped_agreement)}. "
                   f"Original CE {r.base_ce:.2f} nats."),
         method=("Each block removed in turn (the residual stream skips it), and each adjacent pair swapped, by "

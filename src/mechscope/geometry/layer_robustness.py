@@ -4,6 +4,10 @@ Edits are made on the HookedModel's `model.layers` ModuleList, inside a context 
 puts the original blocks back. Deleting block L means the residual stream skips it (resid_post =
 resid_pre); swapping L and L+1 runs them in the other order. Per edit we report the top-1
 agreement with the unedited model and the next-token cross-entropy.
+
+Cost model: one forward of the whole model over the tokens per edit, 2 x |layers| - 1 edits (every
+block deleted and every adjacent pair swapped, by default): quadratic in depth when every layer is
+edited; pass `layers` (e.g. a fixed number spread over the depth) to keep it linear.
 """
 
 from __future__ import annotations
@@ -48,9 +52,10 @@ def _set_contents(layers: torch.nn.ModuleList, modules: list[torch.nn.Module]) -
 class LayerRobustnessResult(Result):
     """Damage per edit, over n_tokens next-token predictions.
 
-    deleted_agreement[L] / deleted_ce[L]: with block L removed.
-    swapped_agreement[L] / swapped_ce[L]: with blocks L and L+1 exchanged (n_layers - 1 entries).
+    deleted_agreement[i] / deleted_ce[i]: with block layers[i] removed.
+    swapped_agreement[i] / swapped_ce[i]: with blocks swapped[i] and swapped[i] + 1 exchanged.
     base_ce: the unedited model's cross-entropy.
+    layers / swapped_layers: the blocks edited (every block, and every block but the last, by default).
     """
 
     n_layers: int
@@ -60,6 +65,8 @@ class LayerRobustnessResult(Result):
     swapped_agreement: list[float]
     swapped_ce: list[float]
     n_tokens: int
+    layers: list[int] = dataclasses.field(default_factory=list)
+    swapped_layers: list[int] = dataclasses.field(default_factory=list)
 
     def figure(self):
         import plotly.graph_objects as go
@@ -67,8 +74,8 @@ class LayerRobustnessResult(Result):
 
         fig = make_subplots(rows=1, cols=2, subplot_titles=("top-1 agreement with the original",
                                                             "cross-entropy (nats)"))
-        deleted_x = [str(i) for i in range(self.n_layers)]
-        swapped_x = [f"{i}↔{i + 1}" for i in range(self.n_layers - 1)]
+        deleted_x = [str(i) for i in (self.layers or range(self.n_layers))]
+        swapped_x = [f"{i}↔{i + 1}" for i in (self.swapped_layers or range(self.n_layers - 1))]
         fig.add_trace(go.Bar(x=deleted_x, y=self.deleted_agreement, name="delete block"), 1, 1)
         fig.add_trace(go.Bar(x=swapped_x, y=self.swapped_agreement, name="swap blocks"), 1, 1)
         fig.add_trace(go.Bar(x=deleted_x, y=self.deleted_ce, name="delete block (CE)", showlegend=False,
@@ -94,18 +101,23 @@ def _score(model, batches: list[torch.Tensor], base_top: list[torch.Tensor]) -> 
     return agree / n, ce / n
 
 
-def layer_robustness(model, tokens: torch.Tensor | Iterable[torch.Tensor], batch_size: int = 8
-                     ) -> LayerRobustnessResult:
-    """Delete each block and swap each adjacent pair; tokens [n pos] or batches [batch pos]."""
+def layer_robustness(model, tokens: torch.Tensor | Iterable[torch.Tensor], batch_size: int = 8,
+                     layers: Sequence[int] | None = None) -> LayerRobustnessResult:
+    """Delete each block in `layers` (default: all) and swap each with its successor; tokens [n pos] or
+    batches [batch pos]."""
     batches = [b.to(model.device) for b in token_batches(tokens, batch_size)]
     if not batches:
         raise InputError("layer robustness needs at least one batch of tokens")
     n = model.cfg.n_layers
+    layers = list(range(n)) if layers is None else sorted({int(layer) for layer in layers})
+    if not layers or layers[0] < 0 or layers[-1] >= n:
+        raise InputError(f"layers to edit must lie in 0..{n - 1}, got {layers}")
+    swaps = [layer for layer in layers if layer < n - 1]
     with torch.no_grad():
         base_top = [model(b)[:, :-1].argmax(-1) for b in batches]
     _, base_ce = _score(model, batches, base_top)
     deleted, swapped = [], []
-    edits = [("delete", layer) for layer in range(n)] + [("swap", layer) for layer in range(n - 1)]
+    edits = [("delete", layer) for layer in layers] + [("swap", layer) for layer in swaps]
     for kind, layer in progress(edits, desc="layer robustness"):
         order = list(range(n))
         if kind == "delete":
@@ -118,5 +130,5 @@ def layer_robustness(model, tokens: torch.Tensor | Iterable[torch.Tensor], batch
         n_layers=n, base_ce=base_ce,
         deleted_agreement=[a for a, _ in deleted], deleted_ce=[c for _, c in deleted],
         swapped_agreement=[a for a, _ in swapped], swapped_ce=[c for _, c in swapped],
-        n_tokens=sum(t.numel() for t in base_top),
+        n_tokens=sum(t.numel() for t in base_top), layers=layers, swapped_layers=swaps,
     )

@@ -80,22 +80,35 @@ class FrozenNorms:
 
 def calibrate(model, site: str, batches: list[torch.Tensor], frozen: FrozenNorms | None = None) -> FrozenScale:
     """Average divisor of the norm at `site` over token batches, with `frozen` norms already applied."""
-    total_rest = total_first = 0.0
-    n_rest = n_first = 0
+    return calibrate_many(model, [site], batches, frozen)[site]
 
-    def observe(scale, _hook):
-        nonlocal total_rest, total_first, n_rest, n_first
-        s = scale[..., 0].float()                            # [batch pos]
-        total_first += float(s[:, 0].sum())
-        total_rest += float(s[:, 1:].sum())
-        n_first += s.shape[0]
-        n_rest += s[:, 1:].numel()
 
-    with torch.no_grad(), (frozen or FrozenNorms()).applied(model), model.hooks(fwd={f"{site}.hook_scale": observe}):
+def calibrate_many(model, sites: list[str], batches: list[torch.Tensor],
+                   frozen: FrozenNorms | None = None) -> dict[str, FrozenScale]:
+    """Average divisor of each norm in `sites`, all measured in the same forward passes over `batches`
+    with `frozen` norms applied (the others in `sites` still live). Cost: one forward per batch,
+    whatever the number of sites."""
+    sums = {site: [0.0, 0.0, 0, 0] for site in sites}   # total_first, total_rest, n_first, n_rest
+
+    def observer(site: str):
+        def observe(scale, _hook):
+            s = scale[..., 0].double()                            # [batch pos]
+            acc = sums[site]
+            acc[0] += float(s[:, 0].sum())
+            acc[1] += float(s[:, 1:].sum())
+            acc[2] += s.shape[0]
+            acc[3] += s[:, 1:].numel()
+        return observe
+
+    fwd = {f"{site}.hook_scale": observer(site) for site in sites}
+    with torch.no_grad(), (frozen or FrozenNorms()).applied(model), model.hooks(fwd=fwd):
         for batch in batches:
             model(batch)
-    rest = total_rest / n_rest if n_rest else total_first / max(n_first, 1)
-    return FrozenScale(scale=rest, first_scale=total_first / max(n_first, 1))
+    out = {}
+    for site, (total_first, total_rest, n_first, n_rest) in sums.items():
+        first = total_first / max(n_first, 1)
+        out[site] = FrozenScale(scale=total_rest / n_rest if n_rest else first, first_scale=first)
+    return out
 
 
 def save_norm_free(model, frozen: FrozenNorms, directory: str | Path) -> Path:

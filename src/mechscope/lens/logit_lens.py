@@ -13,7 +13,7 @@ An optional `translate(point, resid) -> resid` turns the logit lens into any aff
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 
 import torch
 
@@ -118,11 +118,19 @@ def lens_log_probs(model, resid: torch.Tensor, point: int, translate: Translate 
 
 
 def run_lens(model, tokens: torch.Tensor | Iterable[torch.Tensor], cfg: LogitLensConfig | None = None,
-             translate: Translate | None = None, lens_name: str = "logit lens") -> LogitLensResult:
-    """Apply a lens to every residual point over token batches [batch pos] (pos >= 2)."""
+             translate: Translate | None = None, lens_name: str = "logit lens",
+             points: Sequence[int] | None = None) -> LogitLensResult:
+    """Apply a lens to residual points over token batches [batch pos] (pos >= 2).
+
+    points: indices into the n_layers + 1 residual points (0 = embed, i = after block i-1) to read;
+    None reads all of them. Cost: one forward per batch plus one [tokens d_model] x [d_model d_vocab]
+    unembedding per point read, so a subset of points bounds the cost on deep, wide-vocabulary models.
+    """
     cfg = cfg or LogitLensConfig()
     n_layers = model.cfg.n_layers
-    names = accumulated_resid_names(n_layers)
+    points = list(range(n_layers + 1)) if points is None else _check_points(points, n_layers)
+    all_names = accumulated_resid_names(n_layers)
+    names = [all_names[p] for p in points]
     sums = _Sums(len(names))
     example: list = []          # per point: topk over the first sequence's first positions
     example_tokens: list[str] = []
@@ -138,14 +146,14 @@ def run_lens(model, tokens: torch.Tensor | Iterable[torch.Tensor], cfg: LogitLen
             final_top = final.argmax(-1)
             targets = batch[:, 1:, None]
             sums.final_ce += float(-final.gather(-1, targets).sum())
-            for point, name in enumerate(names):
+            for index, (point, name) in enumerate(zip(points, names, strict=True)):
                 lp = lens_log_probs(model, cache[name], point, translate)
                 if first_batch:
                     example.append(lp[0, :cfg.example_positions].exp().topk(cfg.top_k, dim=-1))
                 lp = lp[:, :-1]
-                sums.ce[point] += float(-lp.gather(-1, targets).sum())
-                sums.kl[point] += float((final_p * (final - lp)).sum())
-                sums.agree[point] += float((lp.argmax(-1) == final_top).sum())
+                sums.ce[index] += float(-lp.gather(-1, targets).sum())
+                sums.kl[index] += float((final_p * (final - lp)).sum())
+                sums.agree[index] += float((lp.argmax(-1) == final_top).sum())
             sums.n += targets.numel()
         del cache
     if sums.n == 0:
@@ -154,7 +162,7 @@ def run_lens(model, tokens: torch.Tensor | Iterable[torch.Tensor], cfg: LogitLen
     top_probs = [top.values.tolist() for top in example]
     return LogitLensResult(
         lens=lens_name,
-        layer_labels=accumulated_resid_labels(n_layers),
+        layer_labels=[accumulated_resid_labels(n_layers)[p] for p in points],
         ce=(sums.ce / sums.n).tolist(),
         kl_to_final=(sums.kl / sums.n).tolist(),
         top1_agreement=(sums.agree / sums.n).tolist(),
@@ -164,6 +172,13 @@ def run_lens(model, tokens: torch.Tensor | Iterable[torch.Tensor], cfg: LogitLen
         example_top_tokens=top_tokens,
         example_top_probs=top_probs,
     )
+
+
+def _check_points(points: Sequence[int], n_layers: int) -> list[int]:
+    points = sorted({int(p) for p in points})
+    if not points or points[0] < 0 or points[-1] > n_layers:
+        raise InputError(f"lens points must lie in 0..{n_layers} (embed .. after the last block), got {points}")
+    return points
 
 
 def logit_lens(model, tokens: torch.Tensor | Iterable[torch.Tensor],

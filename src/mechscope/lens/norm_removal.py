@@ -5,6 +5,12 @@ average scale measured just before it is frozen, with fine-tuning steps in betwe
 last. The control is a plain fine-tune of the same length, data and learning rate, so the
 comparison isolates the cost of having no norms from the effect of more training. The model's
 weights are restored at the end; the norm-free weights can be saved as a checkpoint.
+
+Cost model: 2 x steps fine-tuning steps (forward + backward + AdamW over all weights, each linear in
+layers x tokens), plus one calibration forward per freezing event and calibration batch. With one
+event per norm (groups=None) that is 2 x n_layers + 1 forwards, each over every layer: quadratic in
+depth. `groups` freezes consecutive norms of the order together (each group calibrated in one pass,
+its norms measured with the earlier groups frozen), so a fixed number of groups keeps it linear.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ import torch
 
 from mechscope.data.text import token_batches
 from mechscope.errors import InputError
-from mechscope.lens.frozen_norms import FrozenNorms, calibrate, save_norm_free
+from mechscope.lens.frozen_norms import FrozenNorms, calibrate_many, save_norm_free
 from mechscope.progress import progress
 from mechscope.results import Result
 
@@ -30,6 +36,7 @@ class NormRemovalConfig:
     weight_decay: float = 0.0
     grad_clip: float = 1.0
     calibration_batches: int = 2     # batches used to measure each norm's average scale
+    groups: int | None = None        # freeze the norms in at most this many groups (None: one at a time)
     seed: int = 0
 
 
@@ -41,6 +48,8 @@ class NormRemovalResult(Result):
     ce_control: after a plain fine-tune.   ce_norm_free: after the norm-removal fine-tune (no norms).
     scales: site -> frozen scale (positions >= 1) and first_scale (position 0).
     losses_*: training loss per step.
+    overflow: model -> share of held-out predictions whose logits were not finite ("original",
+    "frozen_untrained", "control", "norm_free"); each ce_* is over that model's finite predictions.
     """
 
     ce_original: float
@@ -53,6 +62,7 @@ class NormRemovalResult(Result):
     losses_norm_free: list[float]
     losses_control: list[float]
     checkpoint: str | None = None
+    overflow: dict[str, float] = dataclasses.field(default_factory=dict)
 
     @property
     def gap(self) -> float:
@@ -80,28 +90,52 @@ def removal_order(model) -> list[str]:
     return ([s for s in sites if s.endswith("ln2")] + [s for s in sites if s.endswith("ln1")] + ["ln_final"])
 
 
+def freezing_groups(order: list[str], groups: int | None) -> list[list[str]]:
+    """`order` cut into at most `groups` consecutive runs of near-equal length (None: one site each)."""
+    n = len(order) if groups is None else max(1, min(groups, len(order)))
+    bounds = [round(i * len(order) / n) for i in range(n + 1)]
+    return [order[a:b] for a, b in zip(bounds, bounds[1:], strict=False) if b > a]
+
+
+def freeze_in_order(model, groups: list[list[str]], batches: list[torch.Tensor], frozen: FrozenNorms) -> None:
+    """Freeze each group in turn at its average divisor, measured with the earlier groups frozen."""
+    for group in groups:
+        frozen.scales.update(calibrate_many(model, group, batches, frozen))
+
+
 def next_token_ce(model, batches: list[torch.Tensor], frozen: FrozenNorms | None = None) -> float:
-    """Mean next-token cross-entropy over batches, with `frozen` norms applied."""
-    total, n = 0.0, 0
+    """Mean next-token cross-entropy over batches, with `frozen` norms applied (NaN if any logit overflows)."""
+    ce, overflow = held_out_ce(model, batches, frozen)
+    return ce if overflow == 0 else float("nan")
+
+
+def held_out_ce(model, batches: list[torch.Tensor], frozen: FrozenNorms | None = None) -> tuple[float, float]:
+    """(mean next-token CE over the predictions whose logits are all finite, share of predictions whose
+    logits are not), with `frozen` norms applied. A norm-free network can overflow on a few outlier tokens
+    (a gated MLP squares an above-average residual at every block) and NaN then spreads to later positions
+    through attention; the share says how much of the text that hit, the CE what the rest costs."""
+    total, n, bad = 0.0, 0, 0
     with torch.no_grad(), (frozen or FrozenNorms()).applied(model):
         for batch in batches:
             logits = model(batch)[:, :-1].float()
-            total += float(torch.nn.functional.cross_entropy(
-                logits.reshape(-1, logits.shape[-1]), batch[:, 1:].reshape(-1), reduction="sum"))
-            n += batch[:, 1:].numel()
-    return total / n
+            ok = torch.isfinite(logits).all(-1)                       # [batch pos-1]
+            ce = torch.nn.functional.cross_entropy(logits[ok], batch[:, 1:][ok], reduction="sum")
+            total += float(ce) if bool(ok.any()) else 0.0
+            n += int(ok.sum())
+            bad += int((~ok).sum())
+    return (total / n if n else float("nan")), bad / max(n + bad, 1)
 
 
-def _fine_tune(model, batches, cfg: NormRemovalConfig, schedule: dict[int, str] | None,
+def _fine_tune(model, batches, cfg: NormRemovalConfig, schedule: dict[int, list[str]] | None,
                frozen: FrozenNorms, desc: str) -> list[float]:
-    """Train all weights for cfg.steps; at step k freeze the norm schedule[k] (if given)."""
+    """Train all weights for cfg.steps; at step k freeze the norms schedule[k] (if given)."""
     params = [p for p in model.hf_model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     calib = batches[:cfg.calibration_batches]
     losses = []
     for step in progress(range(cfg.steps), desc=desc):
         if schedule and step in schedule:
-            frozen.scales[schedule[step]] = calibrate(model, schedule[step], calib, frozen)
+            frozen.scales.update(calibrate_many(model, schedule[step], calib, frozen))
         batch = batches[step % len(batches)]
         with frozen.applied(model):
             logits = model(batch)[:, :-1].float()
@@ -132,32 +166,35 @@ def remove_norms(model, train_tokens: torch.Tensor | Iterable[torch.Tensor],
     if not train or not held_out:
         raise InputError("norm removal needs training and evaluation tokens")
     order = removal_order(model)
+    groups = freezing_groups(order, cfg.groups)
     removal_steps = max(1, int(cfg.steps * cfg.removal_fraction))
-    schedule = {int(i * removal_steps / len(order)): site for i, site in enumerate(order)}
+    schedule: dict[int, list[str]] = {}
+    for i, group in enumerate(groups):   # fewer steps than groups: groups sharing a step freeze together
+        schedule.setdefault(int(i * removal_steps / len(groups)), []).extend(group)
     original = {k: v.detach().clone() for k, v in model.hf_model.state_dict().items()}
     torch.manual_seed(cfg.seed)
     try:
-        ce_original = next_token_ce(model, held_out)
+        overflow = {}
+        ce_original, overflow["original"] = held_out_ce(model, held_out)
         all_at_once = FrozenNorms()
-        for site in order:
-            all_at_once.scales[site] = calibrate(model, site, train[:cfg.calibration_batches], all_at_once)
-        ce_frozen_untrained = next_token_ce(model, held_out, all_at_once)
+        freeze_in_order(model, groups, train[:cfg.calibration_batches], all_at_once)
+        ce_frozen_untrained, overflow["frozen_untrained"] = held_out_ce(model, held_out, all_at_once)
 
         frozen = FrozenNorms()
         losses_free = _fine_tune(model, train, cfg, schedule, frozen, "norm removal")
-        for site in order:        # fewer steps than norms: freeze the rest now
-            if site not in frozen.scales:
-                frozen.scales[site] = calibrate(model, site, train[:cfg.calibration_batches], frozen)
-        ce_free = next_token_ce(model, held_out, frozen)
+        freeze_in_order(model, [[site for site in group if site not in frozen.scales] for group in groups
+                                if any(site not in frozen.scales for site in group)],
+                        train[:cfg.calibration_batches], frozen)   # any the schedule did not reach
+        ce_free, overflow["norm_free"] = held_out_ce(model, held_out, frozen)
         checkpoint = str(save_norm_free(model, frozen, out_dir)) if out_dir is not None else None
 
         model.hf_model.load_state_dict(original)
         losses_control = _fine_tune(model, train, cfg, None, FrozenNorms(), "control fine-tune")
-        ce_control = next_token_ce(model, held_out)
+        ce_control, overflow["control"] = held_out_ce(model, held_out)
     finally:
         model.hf_model.load_state_dict(original)
     return NormRemovalResult(
         ce_original=ce_original, ce_frozen_untrained=ce_frozen_untrained, ce_control=ce_control,
         ce_norm_free=ce_free, steps=cfg.steps, sites=order, scales=frozen.to_dict(),
-        losses_norm_free=losses_free, losses_control=losses_control, checkpoint=checkpoint,
+        losses_norm_free=losses_free, losses_control=losses_control, checkpoint=checkpoint, overflow=overflow,
     )

@@ -1,10 +1,15 @@
 """Training a tuned lens: minimise KL(final || lens) at every point, model frozen; checkpoints and resumes.
 
-The residual stream at every point is computed once for all training tokens and kept in memory
-when it fits in `cache_mb` (otherwise each step runs the model on the next batch). Each step
+The residual stream at the trained points is computed once for all training tokens and kept in
+memory when it fits in `cache_mb` (otherwise each step runs the model on the next batch). Each step
 samples `tokens_per_step` positions (seeded by step, so a resumed run sees the same data as an
-uninterrupted one) and updates all translators together; sampling keeps a step cheap on large
-vocabularies, where the unembedding dominates.
+uninterrupted one) and updates all trained translators together.
+
+Cost model, per step: P trained points x T tokens_per_step x d_model x V' multiply-adds for the
+unembedding, forward and backward (about 3x), where V' = d_vocab, or `vocab_sample` when set
+(lens/sampled_vocab.py: the final distribution's top tokens, computed once for the training pool,
+plus uniform draws); plus one model forward over the training tokens to fill the pool. `points`
+limits P on deep models; untrained translators stay the identity (= the logit lens).
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from mechscope.data.text import token_batches
 from mechscope.errors import CheckpointError, InputError
 from mechscope.io import atomic_path
 from mechscope.lens.logit_lens import LogitLensConfig, LogitLensResult, run_lens
+from mechscope.lens.sampled_vocab import sample_vocab, top_tokens, unembed_columns
 from mechscope.lens.tuned_lens import TunedLens
 from mechscope.model.cache import accumulated_resid_names
 from mechscope.progress import progress
@@ -36,6 +42,9 @@ class TunedLensTrainConfig:
     checkpoint_every: int = 50     # steps between checkpoints (when a directory is given)
     cache_mb: int = 512            # keep all training activations in memory up to this size
     seed: int = 0
+    points: tuple[int, ...] | None = None  # residual points to train (0 = embed); None: all but the last
+    vocab_sample: int | None = None  # train on a sampled vocabulary of this size; None: the full vocabulary
+    vocab_top_k: int = 16          # with vocab_sample: the final distribution's top tokens per row always in it
 
 
 @dataclasses.dataclass
@@ -69,15 +78,23 @@ def frozen(module: torch.nn.Module):
             p.requires_grad_(flag)
 
 
-def lens_kl(model, lens: TunedLens, resid: torch.Tensor) -> torch.Tensor:
-    """Mean over points and rows of KL(final || lens); resid [n_points n d_model], final = last point."""
+def lens_kl(model, lens: TunedLens, resid: torch.Tensor, points: list[int] | None = None,
+            vocab: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean over points and rows of KL(final || lens); resid [n_points n d_model], final = last point.
+
+    points: the residual point of each of resid's first n_points - 1 entries (default 0, 1, ...).
+    vocab: token ids [v] to compute both distributions on, each renormalised over them
+    (sampled_vocab.py); None: the full vocabulary.
+    """
+    points = list(range(resid.shape[0] - 1)) if points is None else points
     with torch.no_grad():
-        final = torch.log_softmax(model.unembed(model.ln_final(resid[-1])).float(), dim=-1)
+        final = torch.log_softmax(unembed_columns(model, model.ln_final(resid[-1]), vocab).float(), dim=-1)
     total = resid.new_zeros((), dtype=torch.float32)
-    for point in range(resid.shape[0] - 1):  # the last point's translator gets no signal: KL is 0 there
-        lp = torch.log_softmax(model.unembed(model.ln_final(lens.translate(point, resid[point]))).float(), -1)
+    for index, point in enumerate(points):  # the last point's translator gets no signal: KL is 0 there
+        x = model.ln_final(lens.translate(point, resid[index]))
+        lp = torch.log_softmax(unembed_columns(model, x, vocab).float(), -1)
         total = total + (final.exp() * (final - lp)).sum(-1).mean()
-    return total / max(resid.shape[0] - 1, 1)
+    return total / max(len(points), 1)
 
 
 def train_tuned_lens(model, tokens: torch.Tensor | Iterable[torch.Tensor],
@@ -100,25 +117,32 @@ def train_tuned_lens(model, tokens: torch.Tensor | Iterable[torch.Tensor],
         lens = TunedLens.load(checkpoint_dir, model)
         optimizer = torch.optim.Adam(lens.parameters(), lr=cfg.lr)
         start = _load_state(Path(checkpoint_dir) / STATE_FILE, optimizer)
-    names = accumulated_resid_names(model.cfg.n_layers)
-    n_points = len(names)
+    all_names = accumulated_resid_names(model.cfg.n_layers)
+    points = _trained_points(cfg.points, len(all_names))
+    names = [all_names[p] for p in points] + [all_names[-1]]
 
-    def residuals(batch: torch.Tensor) -> torch.Tensor:          # [points batch*pos d]
+    def residuals(batch: torch.Tensor) -> torch.Tensor:          # [points+1 batch*pos d]
         with torch.no_grad():
             _, cache = model.run_with_cache(batch, names=names)
-        return cache.accumulated_resid().flatten(1, 2)
+        return torch.stack([cache[name] for name in names]).flatten(1, 2)
 
     n_tokens = sum(b.numel() for b in batches)
     pool = None
-    if n_tokens * n_points * model.cfg.d_model * 4 <= cfg.cache_mb * 2**20:
-        pool = torch.cat([residuals(b) for b in batches], dim=1)
+    if n_tokens * len(names) * model.cfg.d_model * 4 <= cfg.cache_mb * 2**20:
+        pool = torch.cat([residuals(b) for b in progress(batches, desc="tuned lens: caching residuals")], dim=1)
+    sampled = cfg.vocab_sample is not None and cfg.vocab_sample < model.cfg.d_vocab
+    pool_top = top_tokens(model, pool[-1], cfg.vocab_top_k) if sampled and pool is not None else None
     losses: list[float] = []
     with frozen(model.hf_model):
         for step in progress(range(start, cfg.steps), desc="tuned lens", total=cfg.steps, initial=start):
             resid = pool if pool is not None else residuals(batches[step % len(batches)])
             gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
             rows = torch.randperm(resid.shape[1], generator=gen)[:cfg.tokens_per_step].to(resid.device)
-            loss = lens_kl(model, lens, resid[:, rows])
+            vocab = None
+            if sampled:
+                top = pool_top[rows] if pool_top is not None else top_tokens(model, resid[-1, rows], cfg.vocab_top_k)
+                vocab = sample_vocab(top, cfg.vocab_sample, model.cfg.d_vocab, gen)
+            loss = lens_kl(model, lens, resid[:, rows], points, vocab)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -127,6 +151,17 @@ def train_tuned_lens(model, tokens: torch.Tensor | Iterable[torch.Tensor],
             if checkpoint_dir is not None and (done % cfg.checkpoint_every == 0 or done == cfg.steps):
                 save_checkpoint(checkpoint_dir, lens, optimizer, done)
     return lens, TunedLensTraining(steps=cfg.steps, resumed_from=start, losses=losses)
+
+
+def _trained_points(points: tuple[int, ...] | None, n_points: int) -> list[int]:
+    """The points whose translators train: every one but the last by default (its KL is 0)."""
+    if points is None:
+        return list(range(n_points - 1))
+    chosen = sorted({int(p) for p in points if int(p) != n_points - 1})
+    if not chosen or chosen[0] < 0 or chosen[-1] >= n_points:
+        raise InputError(f"tuned-lens points must lie in 0..{n_points - 2} (the last point needs no translator), "
+                         f"got {list(points)}")
+    return chosen
 
 
 def save_checkpoint(directory: str | Path, lens: TunedLens, optimizer, step: int) -> None:
@@ -175,12 +210,13 @@ class LensComparison(Result):
         return fig
 
 
-def compare_lenses(model, lens: TunedLens, tokens, cfg: LogitLensConfig | None = None
-                   ) -> tuple[LensComparison, LogitLensResult, LogitLensResult]:
-    """Evaluate the logit lens and `lens` on the same held-out tokens (materialised once)."""
+def compare_lenses(model, lens: TunedLens, tokens, cfg: LogitLensConfig | None = None,
+                   points: list[int] | None = None) -> tuple[LensComparison, LogitLensResult, LogitLensResult]:
+    """Evaluate the logit lens and `lens` on the same held-out tokens (materialised once), with the
+    exact full-vocabulary KL, at `points` (indices into the residual points; None: all)."""
     batches = list(token_batches(tokens, (cfg or LogitLensConfig()).batch_size))
-    logit = run_lens(model, batches, cfg, lens_name="logit lens")
+    logit = run_lens(model, batches, cfg, lens_name="logit lens", points=points)
     with torch.no_grad():
-        tuned = run_lens(model, batches, cfg, translate=lens.translate, lens_name="tuned lens")
+        tuned = run_lens(model, batches, cfg, translate=lens.translate, lens_name="tuned lens", points=points)
     return LensComparison(layer_labels=logit.layer_labels, logit_kl=logit.kl_to_final, tuned_kl=tuned.kl_to_final,
                           logit_ce=logit.ce, tuned_ce=tuned.ce, final_ce=logit.final_ce), logit, tuned

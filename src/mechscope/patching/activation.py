@@ -11,6 +11,11 @@ Usage::
 
     grid = activation_patching(model, task, "resid_pre")          # [n_layers n_pos]
     heads = activation_patching(model, task, "z")                 # [n_layers n_heads]
+    part = activation_patching(model, task, "resid_pre", PatchingConfig(layers=[0, 5], positions=[2, -1]))
+
+Cost model: one forward per site and prompt, from the patched layer onward (skip_lower_layers), so
+a full (layer, position) grid costs about n_layers^2 / 2 x n_pos block-passes per prompt. A claim that
+reads a few positions or layers passes `layers` / `positions` and pays only for those.
 """
 
 from __future__ import annotations
@@ -38,6 +43,8 @@ class PatchingConfig:
     per_position: bool = False
     skip_lower_layers: bool = True
     max_rows: int = 512
+    layers: list[int] | None = None      # grid rows: these layers only (None: every layer)
+    positions: list[int] | None = None   # grid positions (residual / per-position head sites; negative from the end)
 
 
 def hook_name(site: str, layer: int) -> str:
@@ -47,18 +54,40 @@ def hook_name(site: str, layer: int) -> str:
     return act_name(site, layer)
 
 
-def grid_sites(model, site: str, n_pos: int, per_position: bool = False) -> tuple[list[Site], tuple[int, ...]]:
-    """Sites of a full grid, in row-major order of the returned shape."""
-    L = model.cfg.n_layers
+def grid_sites(model, site: str, n_pos: int, per_position: bool = False, layers: list[int] | None = None,
+               positions: list[int] | None = None) -> tuple[list[Site], tuple[int, ...]]:
+    """Sites of a grid (every layer and position unless `layers` / `positions` narrow it), in
+    row-major order of the returned shape."""
+    rows = grid_layers(model, layers)
+    cols = grid_positions(n_pos, positions)
+    L, P = len(rows), len(cols)
     if site in RESID_SITES:
-        return [Site(hook_name(site, layer), pos=p) for layer in range(L) for p in range(n_pos)], (L, n_pos)
+        return [Site(hook_name(site, layer), pos=p) for layer in rows for p in cols], (L, P)
     if site in HEAD_SITES:
         heads = model.cfg.n_kv_heads if site in ("k", "v") else model.cfg.n_heads
         if per_position:
-            return ([Site(hook_name(site, layer), pos=p, head=h) for layer in range(L) for h in range(heads)
-                     for p in range(n_pos)], (L, heads, n_pos))
-        return [Site(hook_name(site, layer), head=h) for layer in range(L) for h in range(heads)], (L, heads)
+            return ([Site(hook_name(site, layer), pos=p, head=h) for layer in rows for h in range(heads)
+                     for p in cols], (L, heads, P))
+        return [Site(hook_name(site, layer), head=h) for layer in rows for h in range(heads)], (L, heads)
     raise InputError(f"unknown patching site {site!r}: use one of {', '.join(RESID_SITES + HEAD_SITES)}")
+
+
+def grid_layers(model, layers: list[int] | None) -> list[int]:
+    n = model.cfg.n_layers
+    if layers is None:
+        return list(range(n))
+    rows = sorted({int(layer) for layer in layers})
+    if not rows or rows[0] < 0 or rows[-1] >= n:
+        raise InputError(f"patching layers must lie in 0..{n - 1}, got {layers}")
+    return rows
+
+
+def grid_positions(n_pos: int, positions: list[int] | None) -> list[int]:
+    if positions is None:
+        return list(range(n_pos))
+    if any(not -n_pos <= int(p) < n_pos for p in positions):
+        raise InputError(f"patching positions must lie in -{n_pos}..{n_pos - 1}, got {positions}")
+    return sorted({int(p) % n_pos for p in positions})
 
 
 def runs_for(task, direction: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -80,10 +109,13 @@ def activation_patching(model, task, site: str = "resid_pre", config: PatchingCo
     """
     config = config or PatchingConfig()
     if sites is None:
-        sites, shape = grid_sites(model, site, task.n_pos, config.per_position)
+        sites, shape = grid_sites(model, site, task.n_pos, config.per_position, config.layers, config.positions)
         axes = _axes(site, config.per_position)
+        layer_labels = grid_layers(model, config.layers)
+        pos_index = grid_positions(task.n_pos, config.positions)
     else:
         shape, axes = (len(sites),), ("site",)
+        layer_labels, pos_index = [], list(range(task.n_pos))
     base, source = runs_for(task, config.direction)
     device = model.device
     names = sorted({s.hook for s in sites})
@@ -110,8 +142,8 @@ def activation_patching(model, task, site: str = "resid_pre", config: PatchingCo
     return PatchingResult(
         task=task.name, site=site, direction=config.direction, metric=task.metric, axes=axes,
         values=values.reshape(shape), patched_metric=patched.reshape(shape), clean_metric=clean,
-        corrupt_metric=corrupt, n_prompts=len(task), pos_labels=_pos_labels(model, task),
-        sites=[dataclasses.asdict(s) for s in sites] if axes == ("site",) else [])
+        corrupt_metric=corrupt, n_prompts=len(task), pos_labels=[_pos_labels(model, task)[p] for p in pos_index],
+        sites=[dataclasses.asdict(s) for s in sites] if axes == ("site",) else [], layers=layer_labels)
 
 
 def _axes(site: str, per_position: bool) -> tuple[str, ...]:

@@ -36,6 +36,7 @@ from mechscope.errors import BatchGrowthError, InputError
 from mechscope.model.axes import axes_of, where
 from mechscope.model.hook_points import GrowBatch
 from mechscope.model.names import parse
+from mechscope.progress import progress
 
 ScoreFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 """score(answer_logits [rows d_vocab], prompt_index [rows]) -> [rows]"""
@@ -102,7 +103,8 @@ def run_patched(model, base_tokens: torch.Tensor, sources: dict[str, torch.Tenso
     order = sorted(range(len(sites)), key=lambda i: expansion_layer(model, sites[i].hook))
     out = torch.empty(len(sites), n)
     base_scores = None
-    for start in range(0, len(order), per_chunk):
+    for start in progress(range(0, len(order), per_chunk), desc=f"patching {len(sites)} sites",
+                          total=-(-len(order) // per_chunk)):
         chunk = order[start:start + per_chunk]
         chunk_sites = [sites[i] for i in chunk]
         if config.skip_lower_layers:

@@ -11,7 +11,8 @@ from mechscope.figures import safe_tokens
 from mechscope.results import Result
 
 
-def _heatmap(values: torch.Tensor, axes: tuple[str, ...], title: str, pos_labels: list[str], zlabel: str):
+def _heatmap(values: torch.Tensor, axes: tuple[str, ...], title: str, pos_labels: list[str], zlabel: str,
+             row_labels: list | None = None):
     import plotly.graph_objects as go
 
     v = values
@@ -25,7 +26,8 @@ def _heatmap(values: torch.Tensor, axes: tuple[str, ...], title: str, pos_labels
     use_labels = axes[1] == "pos" and len(pos_labels) == v.shape[1]
     x = safe_tokens(pos_labels, show_whitespace=True) if use_labels else list(range(v.shape[1]))
     limit = float(v.abs().max()) if v.numel() else 1.0
-    fig = go.Figure(go.Heatmap(z=v.tolist(), x=x, y=list(range(v.shape[0])), colorscale="RdBu",
+    y = [str(r) for r in row_labels] if row_labels and len(row_labels) == v.shape[0] else list(range(v.shape[0]))
+    fig = go.Figure(go.Heatmap(z=v.tolist(), x=x, y=y, colorscale="RdBu",
                                zmid=0, zmin=-limit, zmax=limit, colorbar={"title": zlabel}))
     fig.update_layout(title=title, xaxis_title=axes[1], yaxis_title=axes[0])
     return fig
@@ -49,6 +51,7 @@ class PatchingResult(Result):
     n_prompts: int
     pos_labels: list[str] = dataclasses.field(default_factory=list)
     sites: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    layers: list[int] = dataclasses.field(default_factory=list)   # the layer of each grid row (grid axes only)
 
     def top(self, k: int = 5) -> list[tuple[tuple[int, ...], float]]:
         """The k entries with the largest |value|: [(index tuple, value)]."""
@@ -59,7 +62,7 @@ class PatchingResult(Result):
 
     def figure(self):
         return _heatmap(self.values, self.axes, f"{self.task}: {self.direction} patching of {self.site}",
-                        self.pos_labels, "fraction of effect")
+                        self.pos_labels, "fraction of effect", self.layers)
 
 
 @dataclasses.dataclass

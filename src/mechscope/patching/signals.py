@@ -19,6 +19,7 @@ import dataclasses
 import torch
 
 from mechscope.patching.partial_forward import Site, run_patched
+from mechscope.progress import progress
 from mechscope.results import Result
 from mechscope.tasks.ioi import ioi_task
 
@@ -73,7 +74,7 @@ def order_probe(model, n_prompts: int = 128, seed: int = 0, template_ids: list[i
     rng = np.random.default_rng(seed + 7919)
     permutations = [rng.permutation(labels) for _ in range(null_shuffles)]
     null = torch.zeros(null_shuffles, len(names), task.n_pos)
-    for i, name in enumerate(names):
+    for i, name in enumerate(progress(names, desc="order probes by layer")):
         acts = cache[name].float().cpu().numpy()
         for p in range(task.n_pos):
             score = probe_accuracy(acts[:, p], labels, seed=seed, n_shuffles=control_shuffles)

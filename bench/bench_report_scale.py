@@ -1,0 +1,140 @@
+"""Per-claim seconds of the quick report on random-init models of real sizes (issue 20).
+
+Shapes (random init; the cost of a claim depends on the shape, not on the weights):
+  llama-4l     the 135M shape below with 4 layers          (scaling point)
+  llama-12l    the 135M shape below with 12 layers         (scaling point)
+  llama-135m   SmolLM2-135M: LlamaConfig, 30 layers, hidden 576, 9 heads / 3 kv heads, SwiGLU 1536,
+               tied embeddings, rope_theta 100000
+  gpt2-small   GPT-2 small: 12 layers, d_model 768, 12 heads, vocabulary 50257
+
+The LLaMA shapes use the GPT-2 tokenizer (the only real tokenizer on this machine), so their vocabulary
+is 50257 rather than SmolLM2's 49152: 2% more unembedding work than the real model.
+
+Usage (one claim at a time while working; the whole 135M report at most twice on a shared machine):
+    PYTHONPATH=src python bench/bench_report_scale.py --shape llama-135m --claims C01,C16 [--twin]
+Writes bench/results/report_scale.json (entries merged by shape/claim/twin, so runs accumulate) and
+prints a table of seconds per claim (model, twin) with the verdict.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from harness import RESULTS, write  # noqa: E402
+
+TOKENIZER = Path(__file__).resolve().parents[2] / "shared" / "tokenizers" / "gpt2"
+SHAPES = ("llama-4l", "llama-12l", "llama-135m", "gpt2-small")
+TARGET_S = {"llama-135m": 300, "gpt2-small": 180}
+
+
+def build(shape: str, seed: int = 0):
+    """A random-init HookedModel of `shape` with the GPT-2 tokenizer."""
+    from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM
+
+    from mechscope import HookedModel
+
+    tokenizer = AutoTokenizer.from_pretrained(os.environ.get("MECHSCOPE_BENCH_TOKENIZER", str(TOKENIZER)))
+    torch.manual_seed(seed)
+    if shape == "gpt2-small":
+        hf = GPT2LMHeadModel(GPT2Config(n_layer=12, n_embd=768, n_head=12, n_positions=1024, vocab_size=50257))
+    else:
+        layers = {"llama-4l": 4, "llama-12l": 12, "llama-135m": 30}[shape]
+        hf = LlamaForCausalLM(LlamaConfig(
+            num_hidden_layers=layers, hidden_size=576, num_attention_heads=9, num_key_value_heads=3,
+            intermediate_size=1536, vocab_size=len(tokenizer), tie_word_embeddings=True, rope_theta=100000.0,
+            max_position_embeddings=2048))
+    return HookedModel.from_hf(hf.eval(), tokenizer, spec=f"random:{shape}")
+
+
+def run(shape: str, ids: str | None, twin: bool, budget_name: str) -> list[dict]:
+    from mechscope.claims.base import NULL_TWIN, Budget
+    from mechscope.claims.registry import discover, run_claims
+
+    model = build(shape)
+    specs = [s for s in discover() if s.module is not None]
+    if not twin:  # measure the model only: present every claim as if its null were its own sentence
+        import types
+
+        patched = []
+        for s in specs:
+            if s.module.NULL == NULL_TWIN:
+                mod = types.ModuleType(s.module.__name__)
+                mod.__dict__.update(s.module.__dict__)
+                mod.NULL = "bench: twin skipped"
+                mod.verdict = lambda metrics, null, _v=s.module.verdict: _v(metrics, None)
+                s = type(s)(s.entry, module=mod)
+            patched.append(s)
+        specs = patched
+    rows = []
+    cpu_start = [0.0]
+
+    def on_progress(index, total, spec, result):
+        if result is None:
+            print(f"[{index}/{total}] {spec.id} ...", file=sys.stderr, flush=True)
+            cpu_start[0] = time.process_time()
+            return
+        rows.append({"shape": shape, "claim": spec.id, "twin": twin, "budget": budget_name,
+                     "seconds": round(result.seconds, 2), "twin_seconds": round(result.null_seconds, 2),
+                     "cpu_seconds": round(time.process_time() - cpu_start[0], 2),
+                     "verdict": result.verdict, "error": result.error,
+                     "n_layers": model.cfg.n_layers, "when": time.strftime("%H:%M:%S", time.gmtime())})
+        print(f"    {spec.id} {result.seconds:7.1f}s twin {result.null_seconds:7.1f}s "
+              f"cpu {rows[-1]['cpu_seconds']:7.1f}s  {result.verdict}"
+              + (f"  ({result.error[:120]})" if result.error else ""), file=sys.stderr, flush=True)
+
+    run_claims(model, ids=ids, budget=Budget.named(budget_name), specs=specs, on_progress=on_progress)
+    return rows
+
+
+def merge(rows: list[dict]) -> dict:
+    path = RESULTS / "report_scale.json"
+    old = json.loads(path.read_text())["rows"] if path.exists() else []
+    key = lambda r: (r["shape"], r["claim"], r["twin"], r["budget"])  # noqa: E731
+    fresh = {key(r) for r in rows}
+    merged = [r for r in old if key(r) not in fresh] + rows
+    totals: dict[str, dict[str, float]] = {}
+    for r in merged:
+        t = totals.setdefault(f"{r['shape']} twin={r['twin']} {r['budget']}", {"wall_s": 0.0, "cpu_s": 0.0})
+        t["wall_s"] = round(t["wall_s"] + r["seconds"] + r["twin_seconds"], 1)
+        t["cpu_s"] = round(t["cpu_s"] + r.get("cpu_seconds", float("nan")), 1)
+    return {"rows": sorted(merged, key=key), "totals": totals, "targets_s": TARGET_S,
+            "note": "wall seconds on the shared machine; cpu_seconds = this process's CPU time (1 torch thread), "
+                    "what the claim costs on an idle core"}
+
+
+def table(payload: dict) -> str:
+    lines = [f"{'shape':<12} {'claim':<5} {'twin':<5} {'model s':>8} {'twin s':>8} {'cpu s':>8}  verdict"]
+    for r in payload["rows"]:
+        lines.append(f"{r['shape']:<12} {r['claim']:<5} {str(r['twin']):<5} {r['seconds']:8.1f} "
+                     f"{r['twin_seconds']:8.1f} {r.get('cpu_seconds', float('nan')):8.1f}  {r['verdict']}")
+    lines += [f"total {k}: {v}" for k, v in payload["totals"].items()]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--shape", choices=SHAPES, action="append", required=True)
+    parser.add_argument("--claims", default=None, help="e.g. C01,C16 (default: every implemented claim)")
+    parser.add_argument("--twin", action="store_true", help="also measure the re-initialised null twin")
+    parser.add_argument("--budget", default="quick")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    os.environ.setdefault("MECHSCOPE_PROGRESS", "0")
+    rows = []
+    for shape in args.shape:
+        rows += run(shape, args.claims, args.twin, args.budget)
+    payload = merge(rows)
+    write("report_scale", payload)
+    print(table(payload))
+
+
+if __name__ == "__main__":
+    main()
