@@ -47,7 +47,8 @@ def test_each_unit_has_its_gate_truth_table_and_writes_it_along_its_direction(mo
 
 
 def test_gate_logits_are_right_and_ablating_one_unit_breaks_only_its_gate(model, circuit, every_token):
-    from mechscope.organisms.compiled.ablation import node_means, unit_mean_ablate
+    from mechscope.model.interventions import mean_ablate
+    from mechscope.organisms.compiled.ablation import node_means
     from mechscope.organisms.compiled.boolean import THRESHOLD, gate_truth, random_feature_tokens
 
     readout = model.tokenizer.convert_tokens_to_ids([u["readout_token"] for u in circuit.mlp_units["m0"]])
@@ -56,7 +57,7 @@ def test_gate_logits_are_right_and_ablating_one_unit_breaks_only_its_gate(model,
         assert torch.equal(model(every_token)[:, 1, readout] > THRESHOLD, truth)
     means = node_means(model, random_feature_tokens(model, seed=5))["blocks.0.mlp.hook_post"][1:].mean(0)  # [d_mlp]
     for k, unit in enumerate(circuit.mlp_units["m0"]):
-        with torch.no_grad(), model.hooks(fwd={"blocks.0.mlp.hook_post": unit_mean_ablate(means, unit["units"])}):
+        with torch.no_grad(), model.hooks(fwd={"blocks.0.mlp.hook_post": mean_ablate(means, units=unit["units"])}):
             right = (model(every_token)[:, 1, readout] > THRESHOLD) == truth
         assert right[:, k].float().mean() <= 0.8, unit["role"]          # the gate falls to a constant guess
         others = [j for j in range(16) if j != k]

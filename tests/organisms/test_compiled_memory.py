@@ -32,7 +32,7 @@ def test_every_fact_is_recalled_from_text_by_the_plain_hf_model(circuit):
 
 
 def test_each_fact_lives_in_its_recorded_unit_and_nowhere_else(model, circuit, prompts):
-    from mechscope.organisms.compiled.ablation import unit_mean_ablate
+    from mechscope.model.interventions import mean_ablate
 
     tokens, answers = prompts
     names = [f"blocks.{L}.mlp.hook_post" for L in (1, 2)]
@@ -46,7 +46,7 @@ def test_each_fact_lives_in_its_recorded_unit_and_nowhere_else(model, circuit, p
         assert (post[others, -1, fact["unit"]] == 0).all()                    # nor on other facts
     for fact in circuit.extra["facts"][:6]:
         zero = torch.zeros(model.cfg.d_mlp)
-        with torch.no_grad(), model.hooks(fwd={f"blocks.{fact['layer']}.mlp.hook_post": unit_mean_ablate(zero, [fact["unit"]])}):
+        with torch.no_grad(), model.hooks(fwd={f"blocks.{fact['layer']}.mlp.hook_post": mean_ablate(zero, units=[fact["unit"]])}):
             right = model(tokens)[:, -1].argmax(-1) == answers
         i = circuit.extra["facts"].index(fact)
         assert not right[i] and right[[j for j in range(len(answers)) if j != i]].all(), fact

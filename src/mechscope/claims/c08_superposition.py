@@ -11,11 +11,8 @@ Cost: one batched training run of 20 toy models (quick); the full budget adds th
 
 from __future__ import annotations
 
-from contextlib import contextmanager
-
-import torch
-
 from mechscope.claims.base import Budget, Measurement
+from mechscope.threads import torch_threads
 from mechscope.toy import SuperpositionSweep, ToyConfig, sweep_probabilities
 from mechscope.toy.sweep import superposition_sweep
 
@@ -42,16 +39,6 @@ def verdict(metrics: dict, null: dict | None = None) -> str:
     return "inconclusive"
 
 
-@contextmanager
-def _threads(n: int):
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 def _small_sweep(budget: Budget):
     replicas = 4 if budget.name == "quick" else 12
     cfg = ToyConfig(n_features=5, n_hidden=2, importance_decay=0.9,
@@ -68,7 +55,7 @@ def _large_sweep(budget: Budget) -> SuperpositionSweep:
 
 
 def measure(model, budget: Budget) -> Measurement:
-    with _threads(1):  # tiny matrices: one thread is fastest and does not fight a busy machine
+    with torch_threads(1):  # tiny matrices: one thread is fastest and does not fight a busy machine
         sweep, geometry, _ = _small_sweep(budget)
     represented = (sweep.feature_norms >= 0.5).sum(dim=1).tolist()
     metrics = {

@@ -40,16 +40,6 @@ def ablation_hooks(means: dict[str, torch.Tensor], heads: Iterable[tuple[int, in
     return hooks
 
 
-def unit_mean_ablate(mean: torch.Tensor, units: list[int]):
-    """Hook for ``mlp.hook_post`` [batch pos d_mlp]: replace `units` by `mean` ([pos d_mlp] or [d_mlp])
-    (`mean_ablate` selects heads and positions, not MLP units)."""
-    def fn(act, hook):
-        act = act.clone()
-        act[..., units] = mean.to(act.dtype).expand_as(act)[..., units]
-        return act
-    return fn
-
-
 @dataclasses.dataclass
 class Faithfulness:
     """The task metric with no node, only the non-circuit nodes, all nodes, or only the circuit ablated."""
@@ -99,7 +89,7 @@ def unit_faithfulness(model, metric: Callable[[], float], means: dict[str, torch
 
     def under(heads, units: dict[int, list[int]]) -> float:
         hooks = ablation_hooks(means, heads, ())
-        hooks.update({f"blocks.{L}.mlp.hook_post": unit_mean_ablate(means[f"blocks.{L}.mlp.hook_post"], us)
+        hooks.update({f"blocks.{L}.mlp.hook_post": mean_ablate(means[f"blocks.{L}.mlp.hook_post"], units=us)
                       for L, us in units.items() if us})
         with torch.no_grad(), model.hooks(fwd=hooks):
             return float(metric())
