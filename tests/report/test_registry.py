@@ -11,7 +11,8 @@ import torch
 
 from mechscope.claims.base import Budget, ClaimResult
 from mechscope.claims.catalogue import CATALOGUE
-from mechscope.claims.registry import ModelGuard, discover, normalize_id, parse_ids, run_claims, select
+from mechscope.claims.model_guard import ModelGuard
+from mechscope.claims.registry import discover, normalize_id, parse_ids, run_claims, select
 from mechscope.errors import InputError
 
 CLAIMS_MD = Path(__file__).resolve().parents[2].parent / "shared" / "CLAIMS.md"
