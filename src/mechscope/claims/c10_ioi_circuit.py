@@ -20,9 +20,8 @@ from __future__ import annotations
 
 from mechscope.attention.name_movers import name_mover_scores
 from mechscope.claims.base import Budget, Measurement
-from mechscope.patching.ablation import circuit_faithfulness
+from mechscope.claims.head_circuit import choose_and_score
 from mechscope.patching.path import path_patching
-from mechscope.patching.screened import head_effects
 from mechscope.stats import rounded_ci
 from mechscope.tasks.ioi import ioi_task
 
@@ -52,16 +51,10 @@ def verdict(metrics: dict, null: dict | None) -> str:
 
 def measure(model, budget: Budget) -> Measurement:
     every = ioi_task(model, n_prompts=max(BASELINE_PROMPTS, budget.n_prompts), seed=budget.seed, corrupt="abc")
-    base = every.baseline(model)      # accuracy and logit diff: two forward passes, so on many prompts
-    task = every.subset(slice(0, budget.n_prompts))
-    select, held_out = task.subset(slice(0, None, 2)), task.subset(slice(1, None, 2))
-    screen = head_effects(model, select, "noise", budget.exact_heads(model.cfg.n_layers, model.cfg.n_heads))
-    total = screen.result
-    n_heads = model.cfg.n_layers * model.cfg.n_heads
-    k = max(2, round(CIRCUIT_FRACTION * n_heads))
-    circuit = [idx for idx, _ in total.top(k)]
-    faith = circuit_faithfulness(model, held_out, circuit)
-    screened = screen.n_exact < n_heads
+    chosen = choose_and_score(model, every, budget, "noise", CIRCUIT_FRACTION)
+    base, task, select, held_out = chosen.baseline, chosen.task, chosen.select, chosen.held_out
+    screen, total, circuit, faith = chosen.screen, chosen.screen.result, chosen.circuit, chosen.faithfulness
+    n_heads, k, screened = chosen.n_heads, len(chosen.circuit), chosen.screened
     direct = path_patching(model, select, senders=circuit if screened else None)
     movers = name_mover_scores(model, select)
     metrics = {

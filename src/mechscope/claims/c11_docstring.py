@@ -20,8 +20,7 @@ only exactly patched heads can count as important.
 from __future__ import annotations
 
 from mechscope.claims.base import Budget, Measurement
-from mechscope.patching.ablation import circuit_faithfulness
-from mechscope.patching.screened import head_effects
+from mechscope.claims.head_circuit import choose_and_score
 from mechscope.stats import rounded_ci
 from mechscope.tasks.docstring import docstring_task
 
@@ -55,15 +54,10 @@ def verdict(metrics: dict, null: dict | None) -> str:
 
 def measure(model, budget: Budget) -> Measurement:
     every = docstring_task(model, n_prompts=max(BASELINE_PROMPTS, budget.n_prompts), seed=budget.seed, wrong="signature")
-    base = every.baseline(model)      # accuracy and logit diff: two forward passes, so on many prompts
-    task = every.subset(slice(0, budget.n_prompts))
-    select, held_out = task.subset(slice(0, None, 2)), task.subset(slice(1, None, 2))
-    screen = head_effects(model, select, "denoise", budget.exact_heads(model.cfg.n_layers, model.cfg.n_heads))
-    heads = screen.result
-    n_heads = model.cfg.n_layers * model.cfg.n_heads
-    k = max(2, round(CIRCUIT_FRACTION * n_heads))
-    circuit = [idx for idx, _ in heads.top(k)]
-    faith = circuit_faithfulness(model, held_out, circuit)
+    chosen = choose_and_score(model, every, budget, "denoise", CIRCUIT_FRACTION)
+    base, select, held_out = chosen.baseline, chosen.select, chosen.held_out
+    screen, heads, circuit, faith = chosen.screen, chosen.screen.result, chosen.circuit, chosen.faithfulness
+    n_heads, k = chosen.n_heads, len(chosen.circuit)
     important = ((heads.values >= IMPORTANT) & screen.exact).nonzero().tolist()
     layers = sorted({a for a, _ in important})
     metrics = {
