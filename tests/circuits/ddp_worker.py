@@ -8,7 +8,7 @@ import torch
 
 import mechscope
 from mechscope.circuits import CircuitSetup, acdc, attribute, faithfulness_curve
-from mechscope.dictionary import distributed as ddp
+from mechscope import distributed as ddp
 from mechscope.tasks import get_task
 
 

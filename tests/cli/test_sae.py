@@ -44,7 +44,7 @@ def test_train_eval_dashboard(model_dir, tmp_path):
 
 def test_train_leaves_the_process_group_even_when_training_fails(tmp_path, monkeypatch):
     """ddp.shutdown() runs in a finally: a failing run under torchrun must not leave gloo threads behind."""
-    from mechscope.dictionary import distributed as ddp
+    from mechscope import distributed as ddp
     from mechscope.errors import HookNameError
 
     calls = []

@@ -7,7 +7,7 @@ import torch
 from safetensors.torch import save_file
 
 import mechscope
-from mechscope.dictionary import distributed as ddp
+from mechscope import distributed as ddp
 from mechscope.memory.covariance import key_covariance
 from mechscope.memory.facts import known_facts
 from mechscope.memory.trace_summary import trace_facts

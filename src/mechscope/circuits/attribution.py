@@ -29,7 +29,7 @@ import torch
 from mechscope.circuits.engine import CircuitSetup, forward_to_answer, mean_metric
 from mechscope.circuits.graph import Graph
 from mechscope.circuits.sources import destination_hook_names, source_hook_names
-from mechscope.dictionary import distributed as ddp
+from mechscope import distributed as ddp
 from mechscope.errors import InputError
 from mechscope.progress import progress
 from mechscope.results import Result

@@ -32,7 +32,7 @@ from mechscope.circuits.sources import (
     source_hook_names,
     stack_sources,
 )
-from mechscope.dictionary import distributed as ddp
+from mechscope import distributed as ddp
 from mechscope.errors import InputError
 from mechscope.patching.attribution import _forward_to_final as forward_to_answer
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import torch
 
-from mechscope.dictionary import distributed as ddp
+from mechscope import distributed as ddp
 from mechscope.errors import InputError
 
 ABLATIONS = ("patching", "mean", "mean_positional", "zero")

@@ -8,7 +8,8 @@ one loader and writers behind them.
         emit(result, json_path, html_path, title="thing")
 
 Defaults are the same for every command: the shipped organism, CPU, float32. A device that does not
-exist or an unknown dtype fails before the model loads, with a message that says what to pass.
+exist, a dtype the device cannot run or a device_map that cannot apply fails before the model loads,
+with a message that says what to pass (model/devices.py).
 """
 
 from __future__ import annotations
@@ -20,15 +21,17 @@ from typing import Any
 
 import typer
 
-from mechscope.errors import InputError
+from mechscope.model.devices import CANONICAL as DTYPES
+from mechscope.model.devices import check_device, check_device_map, check_dtype  # noqa: F401 - the CLI's checks
 
 MODEL_HELP = "HF model directory, hub id or organism:NAME (default: the shipped organism)"
-DTYPES = ("float32", "bfloat16", "float16")
 
 MODEL_ARG = typer.Argument(None, help=MODEL_HELP)
 MODEL_OPT = typer.Option(None, "--model", help=MODEL_HELP)
 DEVICE_OPT = typer.Option("cpu", "--device", help="device to load the model on: cpu, cuda, cuda:N or mps")
-DTYPE_OPT = typer.Option("float32", "--dtype", help=f"weights' dtype: {', '.join(DTYPES)}")
+DTYPE_OPT = typer.Option("float32", "--dtype", help=f"weights' dtype: {', '.join(DTYPES)} (or fp32, bf16, fp16)")
+DEVICE_MAP_OPT = typer.Option(None, "--device-map", help="spread the model over devices (needs accelerate): auto, "
+                              "balanced, balanced_low_0, sequential, or a JSON {module: device} map or file")
 JSON_OPT = typer.Option(None, "--json", help="write the result as JSON here")
 HTML_OPT = typer.Option(None, "--html", help="write the figures as a self-contained (offline) HTML page here")
 TEXT_OPT = typer.Option(None, "--text", help="text file(s) (.txt or .txt.gz) to read; default: the bundled sample")
@@ -69,43 +72,14 @@ def model_spec(spec: str | None) -> str:
     return spec or default_model_spec()
 
 
-def check_device(device: str) -> str:
-    """`device` if torch can place tensors there; otherwise an InputError naming the devices there are."""
-    import torch
-
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, ValueError):
-        raise InputError(f"--device {device!r} is not a device name: use cpu, cuda, cuda:N or mps") from None
-    if dev.type == "cpu":
-        return device
-    if dev.type == "cuda":
-        n = torch.cuda.device_count() if torch.cuda.is_available() else 0
-        if n == 0:
-            raise InputError(f"--device {device!r}: no CUDA device is available here; use --device cpu")
-        if dev.index is not None and dev.index >= n:
-            raise InputError(f"--device {device!r}: only {n} CUDA device(s) here (cuda:0..cuda:{n - 1})")
-        return device
-    if dev.type == "mps":
-        if not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-            raise InputError(f"--device {device!r}: MPS is not available here; use --device cpu")
-        return device
-    raise InputError(f"--device {device!r}: mechscope runs on cpu, cuda or mps")
-
-
-def check_dtype(dtype: str) -> str:
-    if dtype not in DTYPES:
-        raise InputError(f"--dtype {dtype!r} is not supported: use one of {', '.join(DTYPES)}")
-    return dtype
-
-
-def load_model(spec: str | None, device: str = "cpu", dtype: str = "float32"):
-    """The one CLI loader: validate device and dtype, then `mechscope.load` the spec (default organism)."""
+def load_model(spec: str | None, device: str = "cpu", dtype: str = "float32", device_map: str | None = None):
+    """The one CLI loader: validate device, dtype and device_map, then `mechscope.load` the spec
+    (default organism)."""
     check_device(device)
-    check_dtype(dtype)
+    dtype = check_dtype(dtype, device)
     import mechscope
 
-    return mechscope.load(model_spec(spec), device=device, dtype=dtype)
+    return mechscope.load(model_spec(spec), device=device, dtype=dtype, device_map=device_map)
 
 
 def write_json(path: Path | None, payload: Any) -> None:

@@ -83,7 +83,7 @@ def train(
     json_path: Path = typer.Option(None, "--json", help="write the training curves here"),
 ) -> None:
     """Train SAEs (every hook × architecture at once, from one activation stream); resumes from --out."""
-    from mechscope.dictionary import distributed as ddp
+    from mechscope import distributed as ddp
     from mechscope.dictionary.pipeline import SAEPipelineConfig, train_on_model
     from mechscope.dictionary.trainer import TrainerConfig
     from mechscope.dictionary.transcoder_format import save_dictionary

@@ -156,7 +156,7 @@ def _activation_batches(model, tokens: Tensor, cfg: SAEPipelineConfig, rank: int
         harvest_activations,
         stream_activations,
     )
-    from mechscope.dictionary import distributed as ddp
+    from mechscope import distributed as ddp
 
     hooks = list(cfg.hooks)
     if cfg.store is not None:

@@ -28,7 +28,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from mechscope.dictionary import distributed as ddp
+from mechscope import distributed as ddp
 from mechscope.dictionary.base import SparseAutoencoder
 from mechscope.dictionary.latent_stats import LatentStats
 from mechscope.dictionary.training_history import TrainingHistory

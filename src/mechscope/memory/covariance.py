@@ -11,7 +11,7 @@ Checkpoint: one safetensors file holding the running sums and, in its metadata, 
 and a fingerprint of the run's parameters; written atomically every `checkpoint_every` batches.
 
 Scale-out: under `torchrun` (process group initialised, e.g. by
-`mechscope.dictionary.distributed.init_from_env`) rank r takes batches r, r + world, ...; the sums
+`mechscope.distributed.init_from_env`) rank r takes batches r, r + world, ...; the sums
 are all-reduced at the end, so every rank returns C of all the tokens. Each rank checkpoints its own
 share (`<checkpoint>.rank<r>-of-<world>`).
 """
@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 
 from mechscope.data.text import Source, eval_tokens
-from mechscope.dictionary import distributed as ddp
+from mechscope import distributed as ddp
 from mechscope.errors import CheckpointError, InputError
 from mechscope.io import atomic_path
 from mechscope.memory.prompts import check_layer

@@ -12,7 +12,7 @@ import dataclasses
 
 import torch
 
-from mechscope.dictionary import distributed as ddp
+from mechscope import distributed as ddp
 from mechscope.errors import InputError
 from mechscope.memory.prompts import Fact
 from mechscope.memory.tracing import CausalTrace, TraceConfig, causal_trace

@@ -17,12 +17,12 @@ from pathlib import Path
 import torch
 
 from mechscope.errors import MechscopeError, ModelLoadError
+from mechscope.model.devices import DTYPES, check_device_map
 from mechscope.model.hooked import HookedModel
 from mechscope.specs import registered_prefixes, resolve_prefixed
 
 _PREFIX = re.compile(r"^[A-Za-z][\w-]+:(?![/\\])")   # "organism:NAME"; not "C:\\..." or "http://"
-_DTYPES = {"float32": torch.float32, "fp32": torch.float32, "float16": torch.float16, "fp16": torch.float16,
-           "bfloat16": torch.bfloat16, "bf16": torch.bfloat16, "float64": torch.float64}
+_DTYPES = {**DTYPES, "float64": torch.float64}
 
 
 def _dtype(dtype) -> torch.dtype | None:
@@ -92,8 +92,13 @@ def _cached_locally(spec: str) -> bool:
 
 def load(spec: str, device: str | torch.device | None = None, dtype=None, *,
          trust_remote_code: bool = False, tokenizer=None, local_files_only: bool | None = None,
-         check_finite: bool = True) -> HookedModel:
+         check_finite: bool = True, device_map: str | dict | None = None) -> HookedModel:
     """Load `spec` as a HookedModel on `device` (default: cuda if available, else cpu).
+
+    device_map: spread the model over devices through accelerate (an optional dependency) instead of
+    placing it on `device`: "auto", "balanced", "balanced_low_0", "sequential" (split at the
+    architecture's _no_split_modules), or an explicit {module name: device} dict. Hooks are unchanged:
+    a hook sees its activation on the device of its block. Checked before any weight loads.
 
     check_finite: refuse a checkpoint with a NaN or infinite weight (ModelLoadError naming the
     tensor); pass False only to study such a checkpoint on purpose (every claim then says "error").
@@ -110,6 +115,9 @@ def load(spec: str, device: str | torch.device | None = None, dtype=None, *,
             raise _offline_error(str(spec))
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     kwargs = dict(trust_remote_code=trust_remote_code, local_files_only=local_files_only)
+    if device_map is not None:
+        device_map = check_device_map(device_map, _hf_class(target, kwargs))
+        kwargs["device_map"] = device_map
     try:
         hf_model = AutoModelForCausalLM.from_pretrained(target, dtype=_dtype(dtype) or torch.float32, **kwargs)
         if tokenizer is None:
@@ -131,8 +139,20 @@ def load(spec: str, device: str | torch.device | None = None, dtype=None, *,
                              "The checkpoint may be corrupt or truncated; re-download or re-save it.") from None
     if check_finite:
         refuse_non_finite(hf_model, str(spec))
-    hf_model.to(device)
+    if device_map is None:
+        hf_model.to(device)
     return HookedModel(hf_model, tokenizer, spec=str(spec))
+
+
+def _hf_class(target: str, kwargs: dict) -> type | None:
+    """The transformers class `target` loads as (for its _no_split_modules), without loading weights."""
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    try:
+        config = AutoConfig.from_pretrained(target, **{k: v for k, v in kwargs.items() if k != "device_map"})
+        return AutoModelForCausalLM._model_mapping[type(config)]
+    except Exception:  # noqa: BLE001 - unknown here: from_pretrained then says what is wrong
+        return None
 
 
 def non_finite_weight(hf_model: torch.nn.Module) -> str | None:
