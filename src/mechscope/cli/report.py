@@ -4,6 +4,13 @@
     mechscope report ../shared/models/stories260K --out report.html --json report.json
     mechscope report gpt2 --claims C02,C09 --budget full --seed 1
     mechscope report --list                           # the claims and which are implemented
+    mechscope report gpt2 --device cuda --dtype bf16  # the run section shows bf16's effect on the logits
+    torchrun --nproc-per-node 8 -m mechscope report meta-llama/Llama-3.2-1B --device cuda   # claims split
+
+Before the claims run it prints an estimate of the total time (claims/cost.py, calibrated by timing
+the model); each claim's line shows its estimate beside the time it took. Under torchrun the claims
+are split across ranks by that estimate and rank 0 writes the one report (claims/ranks.py,
+docs/distributed.md).
 """
 
 from __future__ import annotations
@@ -19,21 +26,23 @@ from rich.console import Console
 from rich.table import Table
 
 from mechscope.claims.base import Budget, ClaimResult
-from mechscope.claims.registry import ClaimSpec, discover, parse_ids, run_claims, select
+from mechscope.claims.registry import ClaimSpec, discover, parse_ids, select
 from mechscope.cli.common import (
+    DEVICE_MAP_OPT,
     DEVICE_OPT,
     DTYPE_OPT,
     check_device,
+    check_device_map,
     check_dtype,
     default_model_spec,
     load_model,
 )
 from mechscope.errors import InputError
 
+PRECISION_PROMPTS, PRECISION_SEQ_LEN = 4, 64   # the prompts the half-precision effect is measured on
+
 _STYLE = {"supported": "green", "not supported": "red", "inconclusive": "yellow", "not applicable": "dim",
           "not implemented": "dim", "error": "magenta"}
-
-
 
 
 def report(
@@ -47,6 +56,7 @@ def report(
     list_only: bool = typer.Option(False, "--list", help="List the claims and whether each is implemented."),
     device: str = DEVICE_OPT,
     dtype: str = DTYPE_OPT,
+    device_map: str = DEVICE_MAP_OPT,
 ) -> None:
     """Run the claims catalogue on MODEL and write a self-contained HTML report."""
     console = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -58,51 +68,81 @@ def report(
         return
     run_budget = dataclasses.replace(Budget.named(budget), seed=seed)
     spec = model or default_model_spec()
+    from mechscope import distributed as ddp
+
+    ddp.init_from_env()
+    lead = ddp.rank() == 0
+    device = _rank_device(device)
     check_device(device)
-    check_dtype(dtype)
+    dtype = check_dtype(dtype, device)
+    check_device_map(device_map)
+    if device_map and ddp.world_size() > 1:
+        raise InputError("--device-map with several torchrun ranks would spread every rank's copy over the same "
+                         "devices: use either torchrun (one model per rank) or --device-map (one model, many devices)")
     for path in (out, json_path):
         _check_writable(path)
+    say = console.print if lead else (lambda *a, **k: None)
 
+    from mechscope.claims.cost import estimate
+    from mechscope.claims.ranks import run_claims_on_ranks
     from mechscope.report import build_report, write_html, write_json
 
-    console.print(f"loading [bold]{_escape_markup(spec)}[/bold] on {device} ({dtype}) …")
-    hooked = load_model(spec, device, dtype)
+    precision = _half_precision_effect(spec, device, dtype, device_map, say) if lead and dtype != "float32" else None
+    say(f"loading [bold]{_escape_markup(spec)}[/bold] on {device} ({dtype}"
+        + (f", device_map {_escape_markup(str(device_map))}" if device_map else "") + ") …")
+    hooked = load_model(spec, device, dtype, device_map=device_map)
     n_run = sum(s.implemented for s in chosen)
-    console.print(f"running {n_run} of {len(chosen)} claims (budget {run_budget.name}, seed {seed})")
+    est = estimate(hooked, chosen, run_budget) if lead else None
+    ranks = ddp.world_size()
+    if est is not None:
+        say(f"running {n_run} of {len(chosen)} claims (budget {run_budget.name}, seed {seed}"
+            + (f", {ranks} ranks" if ranks > 1 else "") + f"): estimated {_duration(est.total_seconds / ranks)}")
 
     started = dt.datetime.now(dt.timezone.utc)
     t0 = time.perf_counter()
     done: list[ClaimResult] = []
+    guesses = est.per_claim if est is not None else {}
+    prefix = f"rank {ddp.rank()} " if ranks > 1 else ""
 
-    # One line per claim. On a terminal it names the claim while it runs and is rewritten in place
-    # with the verdict (a claim's own tqdm bar may draw over it meanwhile); elsewhere (CI logs) only
-    # the finished line is written. No rich Live display: it would fight with those tqdm bars.
+    # One line per claim. On a terminal it names the claim (and its estimate) while it runs and is
+    # rewritten in place with the verdict (a claim's own tqdm bar may draw over it meanwhile); elsewhere
+    # (CI logs) only the finished line is written. No rich Live display: it would fight with those bars.
     def on_progress(index: int, total: int, claim: ClaimSpec, result: ClaimResult | None) -> None:
         if result is None:
             if console.is_terminal:
-                console.print(f"[{index}/{total}] {claim.id} {_escape_markup(claim.entry.slug)} …", end="")
+                guess = f" (~{_duration(guesses[claim.id])})" if guesses.get(claim.id) else ""
+                console.print(f"{prefix}[{index}/{total}] {claim.id} {_escape_markup(claim.entry.slug)} …{guess}",
+                              end="")
             return
         done.append(result)
         if console.is_terminal:
             console.file.write("\r\x1b[2K")  # back to the line start, erase it
-        console.print(_progress_line(index, total, result))
+        console.print(prefix + _progress_line(index, total, result, guesses.get(result.id)))
 
     interrupted = False
     try:
-        run_claims(hooked, ids=ids, budget=run_budget, on_progress=on_progress, specs=specs)
+        results = run_claims_on_ranks(hooked, ids=[s.id for s in chosen], budget=run_budget, on_progress=on_progress,
+                                      specs=specs, costs=guesses)
     except KeyboardInterrupt:  # keep what finished: write a partial report, then stop
-        interrupted = True
+        if ranks > 1:
+            raise
+        interrupted, results = True, done
         console.print(f"[yellow]interrupted after {len(done)} claims; writing a partial report[/yellow]")
-    results = done
     seconds = time.perf_counter() - t0
+    if not lead:
+        ddp.shutdown()
+        return
 
     command = f"mechscope report {spec} --budget {run_budget.name} --seed {seed} --device {device}"
     if dtype != "float32":
         command += f" --dtype {dtype}"
+    if device_map:
+        command += f" --device-map {device_map}"
     if ids:
         command += f" --claims {','.join(ids)}"
     rep = build_report(hooked, results, budget=run_budget, started=started, seconds=seconds, spec=spec,
                        claim_ids=ids, command=command)
+    rep.run.update(_run_facts(est, ranks, device_map, precision))
     if interrupted:
         rep.run["interrupted"] = True
     write_html(rep, out)
@@ -111,9 +151,53 @@ def report(
     counts = ", ".join(f"{n} {verdict}" for verdict, n in rep.summary().items())
     console.print(f"wrote [bold]{_escape_markup(str(out))}[/bold]"
                   + (f" and [bold]{_escape_markup(str(json_path))}[/bold]" if json_path else "")
-                  + f" in {seconds:.1f} s: {counts}")
+                  + f" in {seconds:.1f} s (estimated {_duration(est.total_seconds / ranks)}): {counts}")
+    ddp.shutdown()
     if interrupted:
         raise typer.Exit(130)
+
+
+def _rank_device(device: str) -> str:
+    """Under torchrun a bare "cuda" means this rank's GPU (cuda:LOCAL_RANK)."""
+    from mechscope import distributed as ddp
+
+    return f"cuda:{ddp.local_rank()}" if device == "cuda" and ddp.is_distributed() else device
+
+
+def _half_precision_effect(spec: str, device: str, dtype: str, device_map, say) -> dict:
+    """Logits of a few prompts in float32, then in `dtype` (model/precision.py); one model in memory at a time."""
+    import gc
+
+    from mechscope.data.text import eval_tokens
+    from mechscope.model.precision import precision_effect, reference_logits
+
+    say(f"measuring the effect of {dtype} against float32 on {PRECISION_PROMPTS} prompts …")
+    ref_model = load_model(spec, device, "float32", device_map=device_map)
+    tokens = eval_tokens(ref_model, seq_len=min(PRECISION_SEQ_LEN, ref_model.cfg.n_ctx),
+                         n_sequences=PRECISION_PROMPTS, seed=0)
+    reference = reference_logits(ref_model, tokens)
+    del ref_model
+    gc.collect()
+    half = load_model(spec, device, dtype, device_map=device_map)
+    effect = precision_effect(reference, half, tokens)
+    del half
+    gc.collect()
+    return effect
+
+
+def _run_facts(est, ranks: int, device_map, precision: dict | None) -> dict:
+    """What the run section adds to the metadata: the estimate, the ranks, the device map, precision."""
+    facts = {"estimated_seconds": round(est.total_seconds / ranks, 1) if est is not None else None,
+             "ranks": ranks}
+    if device_map:
+        facts["device_map"] = device_map
+    if precision is not None:
+        facts["precision"] = precision
+    return facts
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
 
 
 def _check_writable(path: Path | None) -> None:
@@ -129,7 +213,7 @@ def _check_writable(path: Path | None) -> None:
         raise InputError(f"cannot write {path}: choose another --out/--json path")
 
 
-def _progress_line(index: int, total: int, result: ClaimResult) -> str:
+def _progress_line(index: int, total: int, result: ClaimResult, guess: float | None = None) -> str:
     width = len(str(total))
     style = _STYLE.get(result.verdict, "")
     key = ""
@@ -138,7 +222,8 @@ def _progress_line(index: int, total: int, result: ClaimResult) -> str:
 
         key = _escape_markup(f"  {key_text(result)}" + (f"  ({null_text(result)})" if null_text(result) else ""))
     line = (f"[{index:>{width}}/{total}] {result.id} {result.slug:<28} "
-            f"[{style}]{result.verdict:<15}[/{style}] {result.seconds:6.1f} s{key}")
+            f"[{style}]{result.verdict:<15}[/{style}] {result.seconds + result.null_seconds:6.1f} s"
+            + (f" (est. {guess:.1f} s)" if guess else "") + key)
     if result.error:
         line += f"\n         [magenta]{_escape_markup(result.error)}[/magenta]"
     return line

@@ -55,8 +55,9 @@ def plotly_js() -> str:
 def figure_json(fig: Any) -> str:
     """A plotly Figure (or a Result with figure(), or a plotly dict) as JSON safe inside <script>.
 
-    plotly.io.to_json writes <, > and / as \\u escapes, so no string in a figure can close the
-    script element it sits in.
+    <, >, / and & are written as \\u escapes, so no string in a figure can close the script element
+    it sits in. Keys are sorted: the same figure gives the same text however it was built (a Figure
+    that went through pickle, as under torchrun, or to_dict() orders its keys differently).
     """
     import plotly.graph_objects as go
     import plotly.io as pio
@@ -67,7 +68,12 @@ def figure_json(fig: Any) -> str:
         fig = go.Figure(fig)
     if not isinstance(fig, go.Figure):
         raise TypeError(f"expected a plotly Figure, got {type(fig).__name__}")
-    return pio.to_json(fig, validate=False)
+    text = json.dumps(json.loads(pio.to_json(fig, validate=False)), sort_keys=True, separators=(",", ":"))
+    return text.translate(_SCRIPT_SAFE)
+
+
+# these characters only ever occur inside JSON strings, where their \u escapes mean the same
+_SCRIPT_SAFE = str.maketrans({"<": "\\u003c", ">": "\\u003e", "/": "\\u002f", "&": "\\u0026"})
 
 
 def figure_title(fig_json: str) -> str:

@@ -1,0 +1,210 @@
+"""How long the report will take, before it starts: a cost model per claim, calibrated on the model.
+
+A claim's work is counted in three units, each priced by timing the loaded model once (`calibrate`):
+
+- tokens: token positions pushed through the whole model (a backward pass counts as 2 more); priced
+  at the seconds per token of one timed forward of [8 seq_len], so the price grows with the model's
+  size (layers, d_model, vocabulary) and follows the device, dtype and load of the machine;
+- calls: Python-side steps (one forward call, one optimiser step of a small trained probe/SAE, a
+  ridge fit), priced at one timed forward of [1 8] tokens;
+- flops: arithmetic outside the model (a tuned lens or SAE trained on cached activations), priced at
+  the model's measured throughput (its forward flops per token / seconds per token).
+
+A claim module may define ``cost(cfg, budget) -> Cost`` (its own cost model, per model run; the twin
+doubles it when NULL == "twin"); otherwise the table below holds it. The table's constants are the
+counts of forwards and tokens measured on organism:tiny-gpt2 (4 layers) under the quick budget,
+scaled by the budget knobs and model sizes each claim's work grows with (its docstring's "Cost:").
+Estimates are approximate: on organism:tiny-gpt2 the total is within a factor of 3 of the time taken
+(tests/report/test_estimate.py); a claim whose budget changed since the table was written can be
+further off, which the report shows beside the measured seconds.
+
+    est = estimate(model, specs, budget)
+    est.total_seconds, est.per_claim["C09"]
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import statistics
+import time
+from collections.abc import Callable
+
+from mechscope.claims.base import NULL_TWIN, Budget
+
+REFERENCE_PROMPTS, REFERENCE_TOKENS, REFERENCE_HEADS = 32, 16 * 64, 16   # tiny-gpt2 under quick
+
+
+@dataclasses.dataclass(frozen=True)
+class Cost:
+    """The work of one run of a claim's measure() on one model (see the module docstring for units)."""
+
+    tokens: float = 0.0
+    calls: float = 0.0
+    flops: float = 0.0
+
+
+@dataclasses.dataclass(frozen=True)
+class Calibration:
+    """Prices measured on the model: seconds per token forwarded, per call, and flops per second."""
+
+    seconds_per_token: float
+    seconds_per_call: float
+    flops_per_second: float
+
+    def seconds(self, cost: Cost) -> float:
+        return (cost.tokens * self.seconds_per_token + cost.calls * self.seconds_per_call
+                + cost.flops / self.flops_per_second)
+
+
+@dataclasses.dataclass
+class Estimate:
+    """Estimated seconds per claim (model and twin together) and in total, with the prices used."""
+
+    per_claim: dict[str, float]
+    calibration: Calibration
+
+    @property
+    def total_seconds(self) -> float:
+        return float(sum(self.per_claim.values()))
+
+    def to_dict(self) -> dict:
+        return {"total_seconds": round(self.total_seconds, 1),
+                "per_claim": {k: round(v, 2) for k, v in self.per_claim.items()},
+                "calibration": dataclasses.asdict(self.calibration)}
+
+
+def forward_flops_per_token(cfg, seq_len: int) -> float:
+    """Multiply-adds x 2 of one token through the model: the blocks' matmuls, attention over seq_len
+    positions and the unembedding."""
+    d, n_layers = cfg.d_model, cfg.n_layers
+    d_mlp = getattr(cfg, "d_mlp", 4 * d) or 4 * d
+    mlp = (3 if getattr(cfg, "gated_mlp", False) else 2) * d * d_mlp
+    attn = 4 * d * d + 2 * seq_len * d
+    return 2.0 * (n_layers * (mlp + attn) + d * cfg.d_vocab)
+
+
+def calibrate(model, seq_len: int = 64, repeats: int = 3) -> Calibration:
+    """Time forwards of [8 seq_len] and [1 8] random tokens on `model` (median of `repeats`)."""
+    import torch
+
+    seq_len = max(8, min(seq_len, getattr(model.cfg, "n_ctx", seq_len) or seq_len))
+    gen = torch.Generator().manual_seed(0)
+    big = torch.randint(0, model.cfg.d_vocab, (8, seq_len), generator=gen)
+    small = big[:1, :8]
+    t_big, t_small = _median_time(model, big, repeats), _median_time(model, small, repeats)
+    per_token = max(t_big - t_small, 0.1 * t_big) / big.numel()
+    return Calibration(seconds_per_token=per_token, seconds_per_call=t_small,
+                       flops_per_second=forward_flops_per_token(model.cfg, seq_len) / per_token)
+
+
+def _median_time(model, tokens, repeats: int) -> float:
+    import torch
+
+    times = []
+    with torch.no_grad():
+        model(tokens)   # warm-up: allocations, lazy init
+        for _ in range(repeats):
+            start = time.perf_counter()
+            model(tokens)
+            if tokens.device.type == "cuda" or str(model.device).startswith("cuda"):
+                torch.cuda.synchronize()
+            times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def estimate(model, specs, budget: Budget, calibration: Calibration | None = None) -> Estimate:
+    """Estimated seconds for each spec (ClaimSpec) on `model` under `budget`; 0 for unimplemented ones."""
+    cal = calibration or calibrate(model, budget.seq_len)
+    per_claim = {}
+    for spec in specs:
+        cost = claim_cost(spec, model.cfg, budget)
+        if cost is None:
+            per_claim[spec.id] = 0.0
+            continue
+        runs = 2 if str(getattr(spec.module, "NULL", "")) == NULL_TWIN else 1
+        seconds = runs * cal.seconds(cost)
+        per_claim[spec.id] = seconds if math.isfinite(seconds) else 0.0
+    return Estimate(per_claim=per_claim, calibration=cal)
+
+
+def claim_cost(spec, cfg, budget: Budget) -> Cost | None:
+    """The claim's own `cost(cfg, budget)`, else the table's; None for a claim that will not run."""
+    if spec.module is None:
+        return None
+    own = getattr(spec.module, "cost", None)
+    if callable(own):
+        return own(cfg, budget)
+    rule = COSTS.get(spec.id)
+    return rule(cfg, budget, spec.module) if rule is not None else Cost(calls=100)
+
+
+def _knobs(cfg, b: Budget) -> dict[str, float]:
+    n_layers, n_heads = cfg.n_layers, cfg.n_heads
+    exact_layers = n_layers if b.max_layers is None else min(n_layers, b.max_layers)
+    return {
+        "P": b.n_prompts / REFERENCE_PROMPTS,                    # prompts, relative to the reference
+        "T": b.n_sequences * b.seq_len,                          # text tokens
+        "t": b.n_sequences * b.seq_len / REFERENCE_TOKENS,
+        "S": b.train_steps,
+        "Lb": len(b.layers(n_layers)),                           # layers a per-layer sweep visits
+        "H": exact_layers * n_heads / REFERENCE_HEADS,           # heads patched exactly, relative
+        "d": cfg.d_model, "V": cfg.d_vocab, "L": n_layers,
+    }
+
+
+def _quick(b: Budget, module, name: str, default: int) -> int:
+    return getattr(module, name, default) if b.name == "quick" else b.train_steps
+
+
+def _c01(cfg, b, module):
+    k = _knobs(cfg, b)
+    steps = _quick(b, module, "QUICK_STEPS", 60)
+    vocab = min(k["V"], getattr(module, "QUICK_VOCAB", k["V"])) if b.name == "quick" else k["V"]
+    points = min(k["L"] + 1, b.max_layers or k["L"] + 1)
+    return Cost(tokens=4 * k["T"], calls=7 * steps, flops=6.0 * steps * points * 128 * k["d"] * vocab)
+
+
+def _sae(steps_per: float, tokens_per_t: float, calls_per_step: float, width: float = 8.0):
+    """Dictionaries (SAEs, transcoders) trained for budget.train_steps steps of 256 activations each."""
+    def rule(cfg, b, module):
+        k = _knobs(cfg, b)
+        flops = 6.0 * steps_per * k["S"] * 256 * k["d"] * width * k["d"]
+        return Cost(tokens=tokens_per_t * k["T"], calls=steps_per * k["S"] * calls_per_step, flops=flops)
+    return rule
+
+
+def _c16(cfg, b, module):
+    k = _knobs(cfg, b)
+    steps = b.train_steps
+    if b.name == "quick":
+        steps = max(getattr(module, "MIN_QUICK_STEPS", 6),
+                    min(getattr(module, "QUICK_STEPS", 25), int(getattr(module, "QUICK_STEP_PARAMS", 5e8)
+                                                                / max(getattr(cfg, "n_params", 1) or 1, 1))))
+    return Cost(tokens=2 * steps * 4 * b.seq_len * 3 + 8 * k["T"], calls=16 * steps + 20 * k["Lb"])
+
+
+_Rule = Callable[[object, Budget, object], Cost]
+COSTS: dict[str, _Rule] = {
+    "C01": _c01,
+    "C02": lambda c, b, m: Cost(tokens=_knobs(c, b)["T"], calls=2),
+    "C03": lambda c, b, m: Cost(calls=10),
+    "C04": lambda c, b, m: Cost(calls=1.5 * b.train_steps, flops=6.0 * b.train_steps * 256 * c.d_model ** 2 * 8),
+    "C05": lambda c, b, m: Cost(calls=15, flops=2.0 * c.d_vocab * c.d_model ** 2),
+    "C06": lambda c, b, m: Cost(tokens=1120, calls=160),
+    "C07": lambda c, b, m: Cost(tokens=14210 * _knobs(c, b)["Lb"] / 4, calls=600),
+    "C08": lambda c, b, m: Cost(calls=500 if b.name == "quick" else 5000),
+    "C09": lambda c, b, m: Cost(tokens=8096 * b.n_sequences / 16, calls=60),
+    "C10": lambda c, b, m: Cost(tokens=16384 * _knobs(c, b)["P"] * _knobs(c, b)["H"], calls=170),
+    "C11": lambda c, b, m: Cost(tokens=30960 * _knobs(c, b)["P"] * _knobs(c, b)["H"], calls=170),
+    "C12": lambda c, b, m: Cost(tokens=960 * _knobs(c, b)["Lb"] / 4 * min(b.n_prompts, 16) / 16, calls=5),
+    "C13": lambda c, b, m: Cost(tokens=62400 * _knobs(c, b)["P"], calls=250),
+    "C14": lambda c, b, m: Cost(tokens=122050 * _knobs(c, b)["t"], calls=850),
+    "C15": _sae(2, 12, 0.5),
+    "C16": _c16,
+    "C17": lambda c, b, m: Cost(tokens=_knobs(c, b)["T"], calls=2),
+    "C18": lambda c, b, m: Cost(tokens=2 * _knobs(c, b)["Lb"] * _knobs(c, b)["T"], calls=10 * _knobs(c, b)["Lb"]),
+    "C19": lambda c, b, m: Cost(tokens=6720 * _knobs(c, b)["P"], calls=400),
+    "C20": _sae(1, 9, 2.4),
+    "C21": lambda c, b, m: _sae(c.n_layers, 9, 3.5)(c, b, m),
+}

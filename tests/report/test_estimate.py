@@ -1,0 +1,67 @@
+"""The report's estimate before it starts: finite for every claim, priced on the model, and within a
+factor of 3 of the time the claims take on organism:tiny-gpt2."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from types import SimpleNamespace
+
+import pytest
+
+from mechscope.claims.base import Budget
+from mechscope.claims.cost import Calibration, Cost, claim_cost, estimate
+from mechscope.claims.registry import discover, run_claims, select
+
+FACTOR = 3.0
+FAST = ["C02", "C03", "C05", "C09", "C12", "C17", "C18"]   # ~10 s on an idle 2-core machine
+
+
+@pytest.fixture(scope="module")
+def organism():
+    import mechscope
+
+    return mechscope.load("organism:tiny-gpt2", device="cpu")
+
+
+def test_every_claim_has_a_finite_positive_estimate(organism):
+    est = estimate(organism, discover(), Budget.named("quick"))
+    implemented = {s.id for s in discover() if s.module is not None}
+    assert set(est.per_claim) == {s.id for s in discover()}
+    assert all(math.isfinite(v) and v >= 0 for v in est.per_claim.values())
+    assert all(est.per_claim[i] > 0 for i in implemented)
+    assert math.isfinite(est.total_seconds) and est.total_seconds > 0
+    full = estimate(organism, discover(), Budget.named("full"), calibration=est.calibration)
+    assert full.total_seconds > est.total_seconds          # the full budget does more work
+    assert est.to_dict()["total_seconds"] == round(est.total_seconds, 1)
+
+
+def test_the_twin_doubles_and_a_module_may_state_its_own_cost():
+    cal = Calibration(seconds_per_token=1e-3, seconds_per_call=1e-2, flops_per_second=1e9)
+    assert cal.seconds(Cost(tokens=1000, calls=10, flops=1e9)) == pytest.approx(1 + 0.1 + 1)
+    own = SimpleNamespace(NULL="twin", cost=lambda cfg, budget: Cost(tokens=budget.n_prompts * 100))
+    spec = SimpleNamespace(id="C99", module=own)
+    model = SimpleNamespace(cfg=SimpleNamespace(n_layers=2, n_heads=2, d_model=8, d_vocab=10))
+    est = estimate(model, [spec, SimpleNamespace(id="C98", module=None)], Budget(n_prompts=5), calibration=cal)
+    assert est.per_claim == {"C99": pytest.approx(2 * 500 * 1e-3), "C98": 0.0}
+    assert claim_cost(spec, model.cfg, Budget(n_prompts=5)) == Cost(tokens=500)
+
+
+def test_estimate_is_within_a_factor_of_the_time_taken(organism):
+    budget = Budget.named("quick")
+    specs = select(discover(), FAST)
+    est = estimate(organism, specs, budget)
+    start = time.perf_counter()
+    results = run_claims(organism, budget=budget, specs=specs)
+    took = time.perf_counter() - start
+    assert all(r.verdict != "error" for r in results), [(r.id, r.error) for r in results]
+    assert took / FACTOR <= est.total_seconds <= took * FACTOR, (est.per_claim, took)
+
+
+def test_scaled_budgets_scale_the_estimate(organism):
+    quick = Budget.named("quick")
+    cal = Calibration(seconds_per_token=1e-4, seconds_per_call=1e-2, flops_per_second=1e10)
+    one = estimate(organism, discover(), quick, calibration=cal).per_claim
+    two = estimate(organism, discover(), dataclasses.replace(quick, n_sequences=32), calibration=cal).per_claim
+    assert two["C02"] > one["C02"] and two["C17"] > one["C17"]    # text-token claims grow with the text

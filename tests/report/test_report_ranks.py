@@ -1,0 +1,60 @@
+"""`mechscope report` under torchrun: 2 gloo ranks split the claims and rank 0 writes one report whose
+verdicts, metrics, figures and HTML equal a 1-process run apart from timings (and the rank count)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+CLAIMS = "C02,C05,C09,C17"        # fast claims; C09 and C02 run a null twin on each rank
+
+
+def _report(tmp: Path, ranks: int) -> tuple[dict, str, str]:
+    env = {**os.environ, "PYTHONPATH": f"{REPO / 'src'}{os.pathsep}{REPO}", "OMP_NUM_THREADS": "1",
+           "MECHSCOPE_PROGRESS": "0"}
+    env.pop("WORLD_SIZE", None)
+    launcher = [sys.executable] if ranks == 1 else [sys.executable, "-m", "torch.distributed.run", "--standalone",
+                                                    f"--nproc-per-node={ranks}"]
+    out, js = tmp / f"r{ranks}.html", tmp / f"r{ranks}.json"
+    cmd = [*launcher, "-m", "mechscope", "report", "organism:tiny-gpt2", "--claims", CLAIMS,
+           "--out", str(out), "--json", str(js)]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600, cwd=tmp)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(js.read_text()), out.read_text(), proc.stderr
+
+
+def _without_timings(page: str) -> str:
+    page = re.sub(r"started [^,]+, [0-9.]+ s\.", "started T, S s.", page)
+    page = re.sub(r" · [0-9.]+ s( \(twin [0-9.]+ s\))?", " · S s", page)
+    return re.sub(r"<span class=\"k\">(started_utc|seconds|estimated_seconds|ranks)</span> <span class=\"v mono\">"
+                  r"[^<]*</span>", r"<span class='k'>\1</span>", page)
+
+
+@pytest.mark.slow
+def test_two_ranks_write_the_one_rank_report(tmp_path):
+    one, page_one, _ = _report(tmp_path, 1)
+    two, page_two, log = _report(tmp_path, 2)
+    assert "rank 1 " in log and "rank 0 " in log                      # both ranks ran claims
+    assert two["run"]["ranks"] == 2 and one["run"]["ranks"] == 1
+    assert not (tmp_path / "r2.html.tmp").exists()
+    for a, b in zip(one["claims"], two["claims"], strict=True):
+        assert (a["id"], a["verdict"], a["metrics"], a["null_metrics"]) == (b["id"], b["verdict"], b["metrics"],
+                                                                           b["null_metrics"])
+    assert [c["verdict"] for c in one["claims"]].count("error") == 0
+    assert _without_timings(page_two) == _without_timings(page_one)
+
+
+def test_the_split_balances_the_estimate():
+    from mechscope.claims.ranks import split_claims
+
+    ids = ["C01", "C02", "C03", "C04", "C05"]
+    parts = split_claims(ids, {"C01": 10.0, "C02": 1.0, "C03": 4.0, "C04": 5.0, "C05": 0.5}, 2)
+    assert sorted(sum(parts, [])) == ids
+    assert parts == [["C01", "C05"], ["C02", "C03", "C04"]]         # 10 + 0.5 | 5 + 4 + 1 (a tie goes to rank 0)
