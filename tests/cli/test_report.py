@@ -65,3 +65,47 @@ def test_list_writes_the_catalogue(tmp_path):
 
 def test_default_model_is_the_shipped_organism():
     assert report_cli.default_model_spec().startswith("organism:")
+
+
+def test_estimate_is_printed_before_the_claims_and_half_precision_is_measured(tmp_path, fake_discover):
+    js = tmp_path / "r.json"
+    result = runner.invoke(app, ["report", "organism:tiny-gpt2", "--claims", "C01,C05", "--out", str(tmp_path / "r.html"),
+                                 "--json", str(js), "--dtype", "bf16"])
+    assert result.exit_code == 0, result.output
+    out = result.output
+    assert "estimated" in out and out.index("estimated") < out.index("[1/2]")
+    assert "(est. " in out                                        # each claim's line shows its estimate
+    run = json.loads(js.read_text())["run"]
+    assert run["ranks"] == 1 and run["estimated_seconds"] > 0
+    precision = run["precision"]
+    assert precision["dtype"] == "bfloat16" and precision["reference"] == "float32" and precision["finite"]
+    assert 0 < precision["max_abs_dlogit"] < 1 and 0.8 < precision["top1_agreement"] <= 1
+    assert "bfloat16" in run["command"] and "top1_agreement" in (tmp_path / "r.html").read_text()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--device", "cuda:7"], "--device"),
+    (["--device", "tpu"], "--device"),
+    (["--device-map", '{"": "cuda:7"}'], "--device"),
+    (["--device-map", "everywhere"], "--device-map"),
+    (["--dtype", "int8"], "--dtype"),
+])
+def test_bad_device_dtype_or_map_fails_before_the_model_loads(tmp_path, args, message, monkeypatch):
+    import mechscope
+
+    monkeypatch.setattr(mechscope, "load", lambda *a, **k: pytest.fail("the model was loaded"))
+    result = runner.invoke(app, ["report", "organism:tiny-gpt2", "--out", str(tmp_path / "r.html"), *args])
+    assert result.exit_code != 0
+    assert isinstance(result.exception, InputError) and message in str(result.exception), result.output
+
+
+def test_a_dtype_the_device_cannot_run_fails_before_the_model_loads(tmp_path, monkeypatch):
+    import mechscope
+    from mechscope.model import devices
+
+    monkeypatch.setattr(mechscope, "load", lambda *a, **k: pytest.fail("the model was loaded"))
+    monkeypatch.setattr(devices, "dtype_problem", lambda dtype, device: "no half kernels" if dtype != devices.DTYPES[
+        "fp32"] else None)
+    result = runner.invoke(app, ["report", "--out", str(tmp_path / "r.html"), "--dtype", "fp16"])
+    assert isinstance(result.exception, InputError)
+    assert "float16 cannot run on cpu: no half kernels; use --dtype float32" in str(result.exception)

@@ -13,6 +13,9 @@ Usage::
     heads = activation_patching(model, task, "z")                 # [n_layers n_heads]
     part = activation_patching(model, task, "resid_pre", PatchingConfig(layers=[0, 5], positions=[2, -1]))
 
+Under torchrun (mechscope.distributed.init_from_env) each rank patches the disjoint share
+prompts[rank::world_size] and the per-site sums are all-reduced: every rank returns the whole grid.
+
 Cost model: one forward per site and prompt, from the patched layer onward (skip_lower_layers), so
 a full (layer, position) grid costs about n_layers^2 / 2 x n_pos block-passes per prompt. A claim that
 reads a few positions or layers passes `layers` / `positions` and pays only for those.
@@ -24,6 +27,7 @@ import dataclasses
 
 import torch
 
+from mechscope import distributed as ddp
 from mechscope.errors import InputError
 from mechscope.model.names import act_name
 from mechscope.patching.partial_forward import PartialForwardConfig, Site, run_patched
@@ -116,6 +120,12 @@ def activation_patching(model, task, site: str = "resid_pre", config: PatchingCo
     else:
         shape, axes = (len(sites),), ("site",)
         layer_labels, pos_index = [], list(range(task.n_pos))
+    n_prompts, pos_labels = len(task), _pos_labels(model, task)
+    if ddp.world_size() > n_prompts:
+        raise InputError(f"{n_prompts} prompts cannot be shared by {ddp.world_size()} ranks: use more prompts "
+                         "or fewer ranks")
+    if ddp.is_distributed():
+        task = task.subset(slice(ddp.rank(), None, ddp.world_size()))
     base, source = runs_for(task, config.direction)
     device = model.device
     names = sorted({s.hook for s in sites})
@@ -131,9 +141,10 @@ def activation_patching(model, task, site: str = "resid_pre", config: PatchingCo
     per_site, base_scores = run_patched(
         model, base.to(device), sources, sites, score, task.answer_pos,
         PartialForwardConfig(config.skip_lower_layers, config.max_rows))
-    clean = task.score(clean_logits, reference_logits=clean_logits).mean().item()
-    corrupt = task.score(corrupt_logits, reference_logits=clean_logits).mean().item()
-    patched = per_site.mean(1)
+    sums = torch.cat([per_site.sum(1).float(), task.score(clean_logits, reference_logits=clean_logits).sum()[None],
+                      task.score(corrupt_logits, reference_logits=clean_logits).sum()[None]])
+    sums = ddp.all_reduce_sum(sums) / n_prompts          # means over every rank's prompts
+    patched, clean, corrupt = sums[:-2], sums[-2].item(), sums[-1].item()
     gap = clean - corrupt
     if config.direction == "denoise":
         values = (patched - corrupt) / gap
@@ -142,7 +153,7 @@ def activation_patching(model, task, site: str = "resid_pre", config: PatchingCo
     return PatchingResult(
         task=task.name, site=site, direction=config.direction, metric=task.metric, axes=axes,
         values=values.reshape(shape), patched_metric=patched.reshape(shape), clean_metric=clean,
-        corrupt_metric=corrupt, n_prompts=len(task), pos_labels=[_pos_labels(model, task)[p] for p in pos_index],
+        corrupt_metric=corrupt, n_prompts=n_prompts, pos_labels=[pos_labels[p] for p in pos_index],
         sites=[dataclasses.asdict(s) for s in sites] if axes == ("site",) else [], layers=layer_labels)
 
 
