@@ -65,3 +65,18 @@ def test_scaled_budgets_scale_the_estimate(organism):
     one = estimate(organism, discover(), quick, calibration=cal).per_claim
     two = estimate(organism, discover(), dataclasses.replace(quick, n_sequences=32), calibration=cal).per_claim
     assert two["C02"] > one["C02"] and two["C17"] > one["C17"]    # text-token claims grow with the text
+
+
+def test_elapsed_bar_fills_with_time_and_stops(capsys):
+    from mechscope.progress import ElapsedBar
+
+    bar = ElapsedBar("[1/1] C99 demo", expected_seconds=2.0, enabled=True, interval=0.05)
+    time.sleep(0.3)
+    filled = bar._bar.n
+    bar.close()
+    assert 0.1 < filled <= 2.0 and not bar._thread.is_alive()
+    err = capsys.readouterr().err
+    assert "C99 demo" in err and "/ ~2 s" in err
+    quiet = ElapsedBar("x", 1.0, enabled=False)
+    assert quiet._thread is None
+    quiet.close()

@@ -104,19 +104,21 @@ def report(
     guesses = est.per_claim if est is not None else {}
     prefix = f"rank {ddp.rank()} " if ranks > 1 else ""
 
-    # One line per claim. On a terminal it names the claim (and its estimate) while it runs and is
-    # rewritten in place with the verdict (a claim's own tqdm bar may draw over it meanwhile); elsewhere
-    # (CI logs) only the finished line is written. No rich Live display: it would fight with those bars.
+    # One line per claim when it finishes. While it runs, on a terminal, a bar fills with its time
+    # against its estimate (mechscope.progress.ElapsedBar); the claim's own bars draw below it.
+    from mechscope.progress import ElapsedBar
+
+    running: dict[str, ElapsedBar] = {}
+
     def on_progress(index: int, total: int, claim: ClaimSpec, result: ClaimResult | None) -> None:
         if result is None:
-            if console.is_terminal:
-                guess = f" (~{_duration(guesses[claim.id])})" if guesses.get(claim.id) else ""
-                console.print(f"{prefix}[{index}/{total}] {claim.id} {_escape_markup(claim.entry.slug)} …{guess}",
-                              end="")
+            desc = f"{prefix}[{index}/{total}] {claim.id} {claim.entry.slug}"
+            running[claim.id] = ElapsedBar(desc, guesses.get(claim.id) or 1.0)
             return
+        bar = running.pop(claim.id, None)
+        if bar is not None:
+            bar.close()
         done.append(result)
-        if console.is_terminal:
-            console.file.write("\r\x1b[2K")  # back to the line start, erase it
         console.print(prefix + _progress_line(index, total, result, guesses.get(result.id)))
 
     interrupted = False
@@ -124,6 +126,8 @@ def report(
         results = run_claims_on_ranks(hooked, ids=[s.id for s in chosen], budget=run_budget, on_progress=on_progress,
                                       specs=specs, costs=guesses)
     except KeyboardInterrupt:  # keep what finished: write a partial report, then stop
+        for bar in running.values():
+            bar.close()
         if ranks > 1:
             raise
         interrupted, results = True, done
