@@ -70,7 +70,7 @@ def report(
     spec = model or default_model_spec()
     from mechscope import distributed as ddp
 
-    ddp.init_from_env()
+    ddp.init_from_env("nccl" if device.startswith("cuda") else "gloo")
     lead = ddp.rank() == 0
     device = _rank_device(device)
     check_device(device)
@@ -96,7 +96,7 @@ def report(
     ranks = ddp.world_size()
     if est is not None:
         say(f"running {n_run} of {len(chosen)} claims (budget {run_budget.name}, seed {seed}"
-            + (f", {ranks} ranks" if ranks > 1 else "") + f"): estimated {_duration(est.total_seconds / ranks)}")
+            + (f", {ranks} ranks" if ranks > 1 else "") + f"): estimated {_duration(_wall(est, ranks))}")
 
     started = dt.datetime.now(dt.timezone.utc)
     t0 = time.perf_counter()
@@ -155,7 +155,7 @@ def report(
     counts = ", ".join(f"{n} {verdict}" for verdict, n in rep.summary().items())
     console.print(f"wrote [bold]{_escape_markup(str(out))}[/bold]"
                   + (f" and [bold]{_escape_markup(str(json_path))}[/bold]" if json_path else "")
-                  + f" in {seconds:.1f} s (estimated {_duration(est.total_seconds / ranks)}): {counts}")
+                  + f" in {seconds:.1f} s (estimated {_duration(_wall(est, ranks))}): {counts}")
     ddp.shutdown()
     if interrupted:
         raise typer.Exit(130)
@@ -165,7 +165,12 @@ def _rank_device(device: str) -> str:
     """Under torchrun a bare "cuda" means this rank's GPU (cuda:LOCAL_RANK)."""
     from mechscope import distributed as ddp
 
-    return f"cuda:{ddp.local_rank()}" if device == "cuda" and ddp.is_distributed() else device
+    if device == "cuda" and ddp.is_distributed():
+        import torch
+
+        torch.cuda.set_device(ddp.local_rank())   # nccl collectives (gather_object) use the current device
+        return f"cuda:{ddp.local_rank()}"
+    return device
 
 
 def _half_precision_effect(spec: str, device: str, dtype: str, device_map, say) -> dict:
@@ -191,13 +196,21 @@ def _half_precision_effect(spec: str, device: str, dtype: str, device_map, say) 
 
 def _run_facts(est, ranks: int, device_map, precision: dict | None) -> dict:
     """What the run section adds to the metadata: the estimate, the ranks, the device map, precision."""
-    facts = {"estimated_seconds": round(est.total_seconds / ranks, 1) if est is not None else None,
+    facts = {"estimated_seconds": round(_wall(est, ranks), 1) if est is not None else None,
              "ranks": ranks}
     if device_map:
         facts["device_map"] = device_map
     if precision is not None:
         facts["precision"] = precision
     return facts
+
+
+def _wall(est, ranks: int) -> float:
+    """Estimated wall time: the busiest rank's share of the claims (all of them in one process)."""
+    from mechscope.claims.ranks import split_claims
+
+    parts = split_claims(list(est.per_claim), est.per_claim, ranks)
+    return max(sum(est.per_claim[i] for i in part) for part in parts)
 
 
 def _duration(seconds: float) -> str:
