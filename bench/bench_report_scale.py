@@ -14,12 +14,21 @@ Usage (one claim at a time while working; the whole 135M report at most twice on
     PYTHONPATH=src python bench/bench_report_scale.py --shape llama-135m --claims C01,C16 [--twin]
 Writes bench/results/report_scale.json (entries merged by shape/claim/twin, so runs accumulate) and
 prints a table of seconds per claim (model, twin) with the verdict.
+
+Scaling study (issue 20: "no claim's time grows faster than linearly in layers x tokens"):
+    PYTHONPATH=src python bench/bench_report_scale.py --study [--claims C01,C16] [--twin] [--from-results]
+runs the claims on llama-4l, llama-12l and llama-135m (4, 12, 30 layers; same budget, so the same
+tokens: layers x tokens is proportional to layers) unless --from-results reuses the rows already in
+report_scale.json, then fits each claim's CPU seconds to a * layers^b by least squares in log-log and
+prints b per claim with a check b <= MAX_EXPONENT. Writes bench/results/report_scale_study.json and a
+self-contained plotly page report_scale_study.html (seconds against layers, log-log, with a slope-1 guide).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import time
@@ -32,6 +41,9 @@ from harness import RESULTS, write  # noqa: E402
 
 TOKENIZER = Path(__file__).resolve().parents[2] / "shared" / "tokenizers" / "gpt2"
 SHAPES = ("llama-4l", "llama-12l", "llama-135m", "gpt2-small")
+STUDY_SHAPES = ("llama-4l", "llama-12l", "llama-135m")   # 4, 12, 30 layers of the 135M shape
+MAX_EXPONENT = 1.15   # a fitted exponent in layers above this counts as faster than linear (noise allowance)
+MIN_SECONDS = 1.0     # claims cheaper than this at every depth are reported but not fitted (timer noise)
 TARGET_S = {"llama-135m": 300, "gpt2-small": 180}
 
 
@@ -119,21 +131,94 @@ def table(payload: dict) -> str:
     return "\n".join(lines)
 
 
+def fit_exponent(layers: list[int], seconds: list[float]) -> float:
+    """Least-squares slope b of log(seconds) = log(a) + b log(layers)."""
+    xs = [math.log(v) for v in layers]
+    ys = [math.log(max(v, 1e-3)) for v in seconds]
+    mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
+    sxx = sum((x - mx) ** 2 for x in xs)
+    return sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / sxx if sxx else float("nan")
+
+
+def study(rows: list[dict], twin: bool, budget_name: str) -> dict:
+    """Per claim: CPU seconds (model + twin when measured) at each study depth, the fitted exponent in
+    layers, and whether it is at most MAX_EXPONENT."""
+    per_claim: dict[str, dict[int, float]] = {}
+    for r in rows:
+        if r["shape"] in STUDY_SHAPES and r["twin"] == twin and r["budget"] == budget_name:
+            per_claim.setdefault(r["claim"], {})[r["n_layers"]] = r.get("cpu_seconds", r["seconds"])
+    claims = {}
+    for claim, points in sorted(per_claim.items()):
+        layers = sorted(points)
+        seconds = [points[n] for n in layers]
+        entry = {"layers": layers, "cpu_seconds": seconds}
+        if len(layers) >= 2 and max(seconds) >= MIN_SECONDS:
+            b = fit_exponent(layers, seconds)
+            entry.update(exponent=round(b, 3), linear_or_better=b <= MAX_EXPONENT)
+        claims[claim] = entry
+    fitted = [c for c in claims.values() if "exponent" in c]
+    return {"claims": claims, "max_exponent": MAX_EXPONENT, "twin": twin, "budget": budget_name,
+            "all_linear_or_better": all(c["linear_or_better"] for c in fitted) if fitted else None,
+            "note": "same budget at every depth, so tokens are fixed and layers x tokens is proportional to layers"}
+
+
+def study_figure(result: dict):
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    for claim, c in result["claims"].items():
+        label = claim + (f" (b={c['exponent']:.2f})" if "exponent" in c else "")
+        fig.add_trace(go.Scatter(x=c["layers"], y=c["cpu_seconds"], mode="lines+markers", name=label))
+    seconds = [s for c in result["claims"].values() for s in c["cpu_seconds"] if s > 0]
+    if seconds:   # slope-1 guide through the median claim at 4 layers
+        base = sorted(seconds)[len(seconds) // 2]
+        fig.add_trace(go.Scatter(x=[4, 30], y=[base, base * 30 / 4], mode="lines", name="linear (b = 1)",
+                                 line={"dash": "dash", "color": "gray"}))
+    fig.update_layout(title="quick report: CPU seconds per claim against depth (135M shape, log-log)",
+                      xaxis={"title": "layers", "type": "log"}, yaxis={"title": "CPU seconds", "type": "log"})
+    return fig
+
+
+def write_study(result: dict) -> None:
+    from mechscope.io import write_text_atomic
+
+    write("report_scale_study", result)
+    write_text_atomic(RESULTS / "report_scale_study.html", study_figure(result).to_html(include_plotlyjs=True))
+    for claim, c in result["claims"].items():
+        b = c.get("exponent")
+        verdict = "n/a (under 1 s)" if b is None else ("ok" if c["linear_or_better"] else "FASTER THAN LINEAR")
+        print(f"{claim:<5} layers {c['layers']} cpu s {c['cpu_seconds']}  exponent "
+              f"{'-' if b is None else f'{b:.2f}'}  {verdict}")
+    print(f"no claim grows faster than linearly (b <= {MAX_EXPONENT}): {result['all_linear_or_better']}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--shape", choices=SHAPES, action="append", required=True)
+    parser.add_argument("--shape", choices=SHAPES, action="append")
+    parser.add_argument("--study", action="store_true", help="scaling study on llama-4l, llama-12l, llama-135m")
+    parser.add_argument("--from-results", action="store_true", help="with --study: fit the rows already saved")
     parser.add_argument("--claims", default=None, help="e.g. C01,C16 (default: every implemented claim)")
     parser.add_argument("--twin", action="store_true", help="also measure the re-initialised null twin")
     parser.add_argument("--budget", default="quick")
     args = parser.parse_args()
     torch.set_num_threads(1)
     os.environ.setdefault("MECHSCOPE_PROGRESS", "0")
+    shapes = list(args.shape or [])
+    if args.study and not args.from_results:
+        shapes += [s for s in STUDY_SHAPES if s not in shapes]
+    if not shapes and not args.study:
+        parser.error("give --shape, or --study")
     rows = []
-    for shape in args.shape:
+    for shape in shapes:
         rows += run(shape, args.claims, args.twin, args.budget)
     payload = merge(rows)
-    write("report_scale", payload)
-    print(table(payload))
+    if rows:
+        write("report_scale", payload)
+        print(table(payload))
+    if args.study:
+        wanted = set(args.claims.split(",")) if args.claims else None
+        write_study(study([r for r in payload["rows"] if wanted is None or r["claim"] in wanted],
+                          args.twin, args.budget))
 
 
 if __name__ == "__main__":

@@ -33,3 +33,17 @@ def test_scaled_quick_verdicts_equal_full_verdicts_on_tiny_gpt2(organism):
     want = {r.id: (r.verdict, r.error) for r in run_claims(organism, ids=AFFECTED, budget=Budget.named("full"))}
     assert {k: v[0] for k, v in got.items()} == {k: v[0] for k, v in want.items()}, (got, want)
     assert all(v[0] != "error" for v in got.values()), got
+
+
+SCALELENS = ["C01", "C02", "C03", "C04", "C05", "C06", "C07", "C08", "C09", "C14", "C15", "C16", "C17", "C20", "C21"]
+
+
+@pytest.mark.slow
+def test_quick_verdicts_equal_full_verdicts_on_tiny_gpt2_for_the_scaled_residual_and_feature_claims(organism):
+    """The claims whose cost scales with the model (C01-C09, C14-C17, C20, C21; issue 20), twin included:
+    quick and full must give the same verdict on the organism, and neither an error."""
+    got = {r.id: (r.verdict, r.error) for r in run_claims(organism, ids=SCALELENS, budget=Budget.named("quick"))}
+    want = {r.id: (r.verdict, r.error) for r in run_claims(organism, ids=SCALELENS, budget=Budget.named("full"))}
+    assert set(got) == set(SCALELENS)
+    assert {k: v[0] for k, v in got.items()} == {k: v[0] for k, v in want.items()}, (got, want)
+    assert all(v[0] != "error" for v in list(got.values()) + list(want.values())), (got, want)

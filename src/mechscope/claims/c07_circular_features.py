@@ -14,8 +14,10 @@ Null: the re-initialised twin (same prompts, same selection of site and hooks); 
 points, so its held-out R² and intervention accuracy show what the method gives on a network that learned
 nothing, selection included.
 
-Cost: per site one cached forward pass of 35-42 prompts and 7 × (n_layers + 1) intervened passes (12 × for
-months), Engels' irreducibility indices on ≤ 96 points: ~5 s per model for days on a 4-layer organism.
+Cost: per site one cached forward pass of 35-42 prompts and 7 × P intervened passes (12 × for months), P =
+the residual points visited (the embedding and every block output, or budget.max_layers of them evenly spread
+on deeper models: budget.layers), so the passes stay linear in depth; Engels' irreducibility indices on ≤ 96
+points: ~5 s per model for days on a 4-layer organism.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import numpy as np
 
 from mechscope.claims.base import Budget, Measurement
 from mechscope.errors import NotApplicableError
-from mechscope.geometry.circle import TOKENS, circle_features
+from mechscope.geometry.circle import TOKENS, circle_features, residual_hooks
 
 ID = "C07"
 NULL = "twin"
@@ -63,7 +65,9 @@ def _site_metrics(r) -> dict:
 
 def measure(model, budget: Budget) -> Measurement:
     steps = 2000 if budget.name == "quick" else 10_000
-    sites = {token: circle_features(model, "days", token=token, seed=budget.seed, mixture_steps=steps)
+    every = residual_hooks(model)
+    hooks = [every[i] for i in budget.layers(len(every))]
+    sites = {token: circle_features(model, "days", token=token, hooks=hooks, seed=budget.seed, mixture_steps=steps)
              for token in TOKENS}
     per_site = {token: _site_metrics(r) for token, r in sites.items()}
     token = max(TOKENS, key=lambda t: per_site[t]["heldout_r2"])
@@ -73,7 +77,7 @@ def measure(model, budget: Budget) -> Measurement:
     figures = [r.figure() for r in sites.values()]
     if budget.name != "quick":
         try:
-            months = {t: _site_metrics(circle_features(model, "months", token=t, seed=budget.seed,
+            months = {t: _site_metrics(circle_features(model, "months", token=t, hooks=hooks, seed=budget.seed,
                                                        mixture_steps=steps)) for t in TOKENS}
             metrics["months"] = months
         except NotApplicableError as err:

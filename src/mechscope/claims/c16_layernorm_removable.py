@@ -1,7 +1,7 @@
 """C16: LayerNorm does nothing substantial: it can be fine-tuned away (Heimersheim 2024).
 
 Experiment: each norm (every ln2, then every ln1, then the final norm) is replaced one at a time
-by a frozen scale, its average divisor measured just before (position 0 gets its own), with
+by a frozen scale per position, its average divisor at that position measured just before, with
 fine-tuning of all weights in between; the control is a plain fine-tune with the same steps, data
 and learning rate. gap = held-out CE of the norm-free model minus the control's. Steps whose loss or
 gradient is not finite (a huge-norm token under a frozen scale) are skipped, never taken.
@@ -17,9 +17,13 @@ with QUICK_STEPS cut to max(MIN_QUICK_STEPS, QUICK_STEP_PARAMS / n_params) on mo
 norms are frozen in at most 2 x budget.max_layers + 1 groups (one norm per group on models with at
 most max_layers blocks), which keeps the calibrations linear in depth; plus four held-out CE passes.
 
-Numerical safety: the learning rate shrinks with width (1/d_model above d_model 128, as muP does for Adam),
-since a full-size step on every weight of a wide trained model, with frozen norms, overflows; a step
-whose loss or gradient is not finite is skipped, and the count is reported.
+Numerical safety (real models reach first-token residual norms of ~24,000; a gated MLP without a norm
+squares whatever excess a token carries at every block): each norm is frozen to a scale per position
+(its average divisor at that position, position 0 included), not one scale for all positions; the
+learning rate shrinks with width (1/d_model above d_model 128, as muP does for Adam); a step after which
+the loss is not finite is undone with the learning rate halved (lens/norm_removal.py), and a step whose
+loss or gradient is still not finite is skipped, the count reported; a held-out prediction whose logits
+overflow is charged log(vocab) nats and the overflowing share is reported, so every number is finite.
 """
 
 from __future__ import annotations
@@ -41,8 +45,9 @@ RULE = (f"gap = held-out CE of the norm-free model minus that of a plain fine-tu
         f"CE with every norm frozen before any fine-tuning minus the original CE. Supported if gap ≤ {SMALL_GAP} "
         f"nats while the freeze cost is ≥ {MIN_FREEZE_COST} nats above the re-initialised twin's (the norms did "
         f"something, and fine-tuning took it over); not supported if gap > {LARGE_GAP} nats; otherwise inconclusive "
-        "(a longer fine-tune may close it, or the norms did nothing to remove). CEs are over held-out predictions "
-        "with finite logits: a norm-free model whose logits overflow on any held-out prediction is not supported "
+        "(a longer fine-tune may close it, or the norms did nothing to remove). A held-out prediction whose logits "
+        "overflow is charged log(vocab) nats (the uniform predictor's CE): a norm-free model whose logits overflow on "
+        "any held-out prediction is not supported "
         "(without its norms the network breaks), and norms whose freezing overflows the model more often than it "
         "overflows the twin mattered.")
 
@@ -87,10 +92,10 @@ def measure(model, budget: Budget) -> Measurement:
                   f"{r.gap:+.3f} nats against the control after {r.steps} steps"
                   + (f" ({skipped} steps skipped on a non-finite loss)." if skipped else ".")
                   + (f" Logits overflowed on {r.overflow['norm_free']:.1%} of held-out predictions without norms "
-                     f"({r.overflow['frozen_untrained']:.1%} with all norms frozen before fine-tuning); CEs are over "
-                     "the finite ones." if r.overflow["norm_free"] or r.overflow["frozen_untrained"] else "")),
+                     f"({r.overflow['frozen_untrained']:.1%} with all norms frozen before fine-tuning); each such "
+                     "prediction is charged log(vocab) nats." if r.overflow["norm_free"] or r.overflow["frozen_untrained"] else "")),
         method=(f"Each norm (every ln2, then every ln1, then the final norm) is replaced one at a time by a frozen "
-                f"scale, its average divisor over data measured just before (position 0 gets its own), with "
+                f"scale per position, its average divisor at that position over data measured just before, with "
                 f"fine-tuning of all weights in between; {r.steps} AdamW steps in all (lr {lr:.1e}), gradients clipped to norm 1, "
                 "steps with a non-finite loss or gradient skipped. The control is a plain fine-tune with the same "
                 "steps, data and learning rate. CE on held-out text."),

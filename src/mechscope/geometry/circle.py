@@ -29,6 +29,7 @@ from mechscope.geometry.circle_probe import CircleFit, circle_plane_edit, engels
 from mechscope.geometry.irreducibility import mixture_index, separability_index
 from mechscope.geometry.word_pairs import known_token
 from mechscope.model.interventions import add_vector, mean_ablate
+from mechscope.progress import progress
 from mechscope.results import Result
 from mechscope.tasks import vocab as V
 
@@ -246,7 +247,8 @@ def circle_features(model, kind: str = "days", *, token: str = "start", hooks: S
     acts = cycle_activations(model, cp, hooks, token)
     fits = {h: fit_circle(acts[h], labels, cp.period, n_components=n_components, seed=seed) for h in hooks}
     accuracy = [float("nan") if fits[h].degenerate else circle_intervention(model, cp, h, acts[h], fits[h], mode,
-                                                                               token)[0] for h in hooks]
+                                                                               token)[0]
+                for h in progress(hooks, desc=f"{kind} circle: interventions at the {token} site")]
     usable = [h for h in hooks if not fits[h].degenerate] or hooks
     best = max(usable, key=lambda h: fits[h].heldout_r2)
     fit = fits[best]

@@ -7,7 +7,15 @@ becomes linear in x. We get y' from the module's own output without knowing its 
     y' = b + (s(x) / c) * (y - b),   b = g(0) = the module applied to a zero vector
 
 which holds for LayerNorm, RMSNorm and Gemma's (1 + w) RMSNorm alike, and autograd sees the exact
-linear map (the two s(x) cancel). Position 0 gets its own constant (its scale is usually an outlier).
+linear map (the two s(x) cancel).
+
+The constant is per position: c_p, the norm's average divisor at position p over the calibration
+sequences (position 0 included, whose scale is usually an outlier: in real models the first token's
+residual norm reaches ~10^4), and the average over positions >= 1 beyond the calibrated length. One
+constant for all positions is not numerically safe: the divisor of a causal network falls with position
+(attention averages over more values), and a gated MLP without a norm squares whatever excess a
+position carries at every block, so a 12-block random-init LLaMA overflows within 8 blocks at positions
+whose divisor is above the average. Per position, the frozen model is still linear in x.
 
 Sites are named ``blocks.{L}.ln1``, ``blocks.{L}.ln2`` and ``ln_final``, as in the hook names.
 """
@@ -32,13 +40,24 @@ FROZEN_NORMS_FILE = "frozen_norms.json"
 
 @dataclasses.dataclass
 class FrozenScale:
-    """The constant that replaces one norm's divisor: `scale` for positions >= 1, `first_scale` for 0."""
+    """The constants that replace one norm's divisor.
+
+    scale: the average divisor over positions >= 1 (used beyond the calibrated positions).
+    first_scale: the average divisor at position 0.
+    positions: the average divisor at each calibrated position 0..P-1 (None: `scale` at every position
+        >= 1, as checkpoints written before per-position scales have it).
+    """
 
     scale: float
     first_scale: float
+    positions: list[float] | None = None
 
     def per_position(self, n_pos: int, device) -> torch.Tensor:
+        """The divisor at each position, [n_pos 1] (fp32)."""
         c = torch.full((n_pos, 1), self.scale, device=device)
+        if self.positions is not None:
+            known = min(n_pos, len(self.positions))
+            c[:known, 0] = torch.tensor(self.positions[:known], dtype=c.dtype, device=device)
         c[0] = self.first_scale
         return c
 
@@ -88,16 +107,19 @@ def calibrate_many(model, sites: list[str], batches: list[torch.Tensor],
     """Average divisor of each norm in `sites`, all measured in the same forward passes over `batches`
     with `frozen` norms applied (the others in `sites` still live). Cost: one forward per batch,
     whatever the number of sites."""
-    sums = {site: [0.0, 0.0, 0, 0] for site in sites}   # total_first, total_rest, n_first, n_rest
+    sums: dict[str, torch.Tensor] = {}     # site -> [2 pos] float64: sum of the divisor, count, per position
 
     def observer(site: str):
         def observe(scale, _hook):
-            s = scale[..., 0].double()                            # [batch pos]
-            acc = sums[site]
-            acc[0] += float(s[:, 0].sum())
-            acc[1] += float(s[:, 1:].sum())
-            acc[2] += s.shape[0]
-            acc[3] += s[:, 1:].numel()
+            s = scale[..., 0].detach().double().cpu()             # [batch pos]
+            acc = sums.get(site)
+            if acc is None or acc.shape[1] < s.shape[1]:
+                grown = torch.zeros(2, s.shape[1], dtype=torch.float64)
+                if acc is not None:
+                    grown[:, :acc.shape[1]] = acc
+                acc = sums[site] = grown
+            acc[0, :s.shape[1]] += s.sum(0)
+            acc[1, :s.shape[1]] += s.shape[0]
         return observe
 
     fwd = {f"{site}.hook_scale": observer(site) for site in sites}
@@ -105,9 +127,11 @@ def calibrate_many(model, sites: list[str], batches: list[torch.Tensor],
         for batch in batches:
             model(batch)
     out = {}
-    for site, (total_first, total_rest, n_first, n_rest) in sums.items():
-        first = total_first / max(n_first, 1)
-        out[site] = FrozenScale(scale=total_rest / n_rest if n_rest else first, first_scale=first)
+    for site in sites:
+        total, count = sums[site]
+        first = float(total[0] / count[0])
+        rest = float(total[1:].sum() / count[1:].sum()) if total.shape[0] > 1 else first
+        out[site] = FrozenScale(scale=rest, first_scale=first, positions=(total / count).tolist())
     return out
 
 

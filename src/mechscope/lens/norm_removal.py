@@ -16,6 +16,7 @@ its norms measured with the earlier groups frozen), so a fixed number of groups 
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -110,10 +111,12 @@ def next_token_ce(model, batches: list[torch.Tensor], frozen: FrozenNorms | None
 
 
 def held_out_ce(model, batches: list[torch.Tensor], frozen: FrozenNorms | None = None) -> tuple[float, float]:
-    """(mean next-token CE over the predictions whose logits are all finite, share of predictions whose
-    logits are not), with `frozen` norms applied. A norm-free network can overflow on a few outlier tokens
-    (a gated MLP squares an above-average residual at every block) and NaN then spreads to later positions
-    through attention; the share says how much of the text that hit, the CE what the rest costs."""
+    """(mean next-token CE, share of predictions whose logits are not all finite), with `frozen` norms
+    applied. A norm-free network can overflow on outlier tokens (a gated MLP squares an above-average
+    residual at every block) and NaN then spreads to later positions through attention. Such a
+    prediction is charged log(d_vocab) nats, the uniform predictor's CE (a prediction without usable
+    logits is worth no more than a guess), so the CE is finite even when everything overflows; the
+    share says how much of the text that hit."""
     total, n, bad = 0.0, 0, 0
     with torch.no_grad(), (frozen or FrozenNorms()).applied(model):
         for batch in batches:
@@ -123,32 +126,70 @@ def held_out_ce(model, batches: list[torch.Tensor], frozen: FrozenNorms | None =
             total += float(ce) if bool(ok.any()) else 0.0
             n += int(ok.sum())
             bad += int((~ok).sum())
-    return (total / n if n else float("nan")), bad / max(n + bad, 1)
+    total += bad * math.log(model.cfg.d_vocab)
+    return total / max(n + bad, 1), bad / max(n + bad, 1)
 
 
-def _fine_tune(model, batches, cfg: NormRemovalConfig, schedule: dict[int, list[str]] | None,
+def _fine_tune(model, batches, cfg: NormRemovalConfig, schedule: dict[int, list[list[str]]] | None,
                frozen: FrozenNorms, desc: str) -> list[float]:
-    """Train all weights for cfg.steps; at step k freeze the norms schedule[k] (if given)."""
+    """Train all weights for cfg.steps; at step k freeze the groups of norms schedule[k] (if given), each
+    group measured with the ones before it frozen (freeze_in_order).
+
+    Backtracking: a model without norms can be driven to overflow by one step (a gated MLP squares
+    the residual at every block, so a small gain in its weights compounds over depth). When a step's
+    loss is not finite, the last update is undone, the learning rate halved, the norms frozen at this
+    step re-measured on the restored weights, and the loss taken again; a step still not finite is
+    skipped. After the last step the final update is checked the same way on the next batch. Cost: one
+    copy of the weights per step, and a forward per undone step.
+    """
     params = [p for p in model.hf_model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     calib = batches[:cfg.calibration_batches]
-    losses = []
-    for step in progress(range(cfg.steps), desc=desc):
-        if schedule and step in schedule:
-            frozen.scales.update(calibrate_many(model, schedule[step], calib, frozen))
-        batch = batches[step % len(batches)]
+    before = [torch.empty_like(p) for p in params]      # the weights before the last update
+    updated = False
+
+    def loss_on(batch: torch.Tensor) -> torch.Tensor:
         with frozen.applied(model):
             logits = model(batch)[:, :-1].float()
-        loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch[:, 1:].reshape(-1))
+        return torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch[:, 1:].reshape(-1))
+
+    def undo(groups: list[list[str]]) -> None:
+        with torch.no_grad():
+            for p, b in zip(params, before, strict=True):
+                p.copy_(b)
+        for param_group in opt.param_groups:
+            param_group["lr"] *= 0.5
+        for site in (site for group in groups for site in group):   # measured on the undone weights
+            del frozen.scales[site]
+        freeze_in_order(model, groups, calib, frozen)
+
+    losses = []
+    for step in progress(range(cfg.steps), desc=desc):
+        groups = (schedule or {}).get(step, [])
+        freeze_in_order(model, groups, calib, frozen)
+        batch = batches[step % len(batches)]
+        loss = loss_on(batch)
+        if not torch.isfinite(loss) and updated:
+            undo(groups)
+            updated = False
+            loss = loss_on(batch)
         opt.zero_grad(set_to_none=True)
         losses.append(loss.item())
         if not torch.isfinite(loss):
-            continue  # an overflowing batch (e.g. a huge-norm token under a frozen scale): no step on NaN
+            continue  # an overflowing batch even before the last update: no step on NaN
         loss.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
         if torch.isfinite(grad_norm):
+            with torch.no_grad():
+                for p, b in zip(params, before, strict=True):
+                    b.copy_(p)
             opt.step()
+            updated = True
     opt.zero_grad(set_to_none=True)  # leave no .grad behind on the caller's model
+    if updated:
+        with torch.no_grad():
+            if not torch.isfinite(loss_on(batches[cfg.steps % len(batches)])):
+                undo([])
     return losses
 
 
@@ -168,9 +209,9 @@ def remove_norms(model, train_tokens: torch.Tensor | Iterable[torch.Tensor],
     order = removal_order(model)
     groups = freezing_groups(order, cfg.groups)
     removal_steps = max(1, int(cfg.steps * cfg.removal_fraction))
-    schedule: dict[int, list[str]] = {}
-    for i, group in enumerate(groups):   # fewer steps than groups: groups sharing a step freeze together
-        schedule.setdefault(int(i * removal_steps / len(groups)), []).extend(group)
+    schedule: dict[int, list[list[str]]] = {}
+    for i, group in enumerate(groups):   # fewer steps than groups: groups sharing a step freeze in turn
+        schedule.setdefault(int(i * removal_steps / len(groups)), []).append(group)
     original = {k: v.detach().clone() for k, v in model.hf_model.state_dict().items()}
     torch.manual_seed(cfg.seed)
     try:
