@@ -111,8 +111,10 @@ PRESETS: dict[str, Preset] = {
     "tiny-gpt2": _TINY_GPT2,
     "tiny-llama": dataclasses.replace(
         _TINY_GPT2, name="tiny-llama", arch="llama", shares=dict(_TINY_GPT2.shares),
+        batch_size=6, induction_rows_per_step=4, induction_min_span=1, induction_max_prefix=20, steps=1200,
+        eval_every=300, checkpoint_every=100,
         description="LLaMA blocks (RoPE, RMSNorm, SwiGLU), 4 layers, d_model 128, 4 heads, ctx 128, vocab 2048; "
-                    "the tiny-gpt2 recipe."),
+                    "6 rows of packed documents plus 4 rows packed with repeated random spans of 1-20 tokens."),
     "induction-2l": Preset(
         name="induction-2l",
         description="LLaMA blocks (RoPE, RMSNorm, SwiGLU), 2 layers, d_model 128, 4 heads, ctx 128, vocab 2048; "
