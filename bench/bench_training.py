@@ -17,7 +17,7 @@ tokens, half the steps), no packing (plain causal rows: what the packed-sequence
 `torch.compile`. A profile of the baseline step groups self CPU time into matmul, attention,
 elementwise/norm, optimizer and other.
 
-    python bench/bench_training.py [--preset NAME] [--steps 30] [--threads 2] [--no-compile]
+    python bench/bench_training.py [--preset NAME] [--steps 10] [--repeats 3] [--threads 2] [--no-compile]
         -> bench/results/training.json
 """
 
@@ -31,7 +31,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from harness import write  # noqa: E402
+from harness import interleaved, write  # noqa: E402
 from mechscope.organisms.batches import pack_rows, packed_induction_rows  # noqa: E402
 from mechscope.organisms.flops import matmul_peak_flops, training_flops_per_token  # noqa: E402
 from mechscope.organisms.presets import build_model, get_preset  # noqa: E402
@@ -88,30 +88,31 @@ def peaks(preset, rows: int, seconds: float = 1.0) -> dict:
     return out
 
 
-def time_steps(preset, *, n_steps: int, rows: int, optimizer: str = "default", autocast: bool = False,
-               packed: bool = True, compile_model: bool = False) -> dict:
-    """Seconds per step and tokens/s over n_steps (after 3 warm-up steps) from a fresh seeded model."""
+def contender(preset, *, n_steps: int, rows: int, optimizer: str = "default", autocast: bool = False,
+              packed: bool = True, compile_model: bool = False):
+    """A fresh seeded model + optimizer and a callable that runs its next n_steps training steps
+    (3 warm-up steps, compilation included, run here); returns (run, tokens per call)."""
     torch.manual_seed(0)
     model = build_model(preset)
     model.train()
     opt = make_optimizer(model, preset, implementation=optimizer)
     forward = torch.compile(model) if compile_model else model
-    batches = [packed_batch(preset, s, rows, packed) for s in range(n_steps + 3)]
+    batches = [packed_batch(preset, s, rows, packed) for s in range(n_steps)]
 
     def one(batch):
         x, labels, positions = batch
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
             loss = forward(input_ids=x, labels=labels, position_ids=positions, use_cache=False).loss
         optimizer_step(model, opt, loss, preset.grad_clip)
-        return x.numel()
 
     for batch in batches[:3]:
         one(batch)
-    start, tokens = time.perf_counter(), 0
-    for batch in batches[3:]:
-        tokens += one(batch)
-    seconds = time.perf_counter() - start
-    return {"seconds_per_step": seconds / n_steps, "tokens_per_second": tokens / seconds, "rows": batches[0][0].shape[0]}
+
+    def run():
+        for batch in batches:
+            one(batch)
+
+    return run, sum(b[0].numel() for b in batches)
 
 
 def bf16_error(preset, rows: int) -> dict:
@@ -168,8 +169,9 @@ def profile(preset, rows: int, n_steps: int = 5) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--preset", default=DEFAULT_ORGANISM)
-    parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--steps", type=int, default=10, help="training steps per timed block")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=3, help="round-robin blocks of --steps steps each")
     parser.add_argument("--no-compile", action="store_true", help="skip the torch.compile contender")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -184,18 +186,23 @@ def main() -> None:
         "adamw_foreach": dict(optimizer="foreach"),
         "adamw_fused": dict(optimizer="fused"),
         "bf16_autocast": dict(autocast=True),
-        "twice_the_rows": dict(rows=2 * rows, n_steps=max(1, args.steps // 2)),
+        "twice_the_rows": dict(rows=2 * rows),
         "unpacked_causal": dict(packed=False),
     }
     if not args.no_compile:
         contenders["torch_compile"] = dict(compile_model=True)
-    timings = {}
+    runs, tokens, failed = {}, {}, {}
     for name, kw in contenders.items():
         kw = {"rows": rows, "n_steps": args.steps, **kw}
         try:
-            timings[name] = time_steps(preset, **kw)
+            runs[name], tokens[name] = contender(preset, **kw)
         except Exception as err:  # a lever that does not run here is a result, not a crash
-            timings[name] = {"error": f"{type(err).__name__}: {err}"[:300]}
+            failed[name] = {"error": f"{type(err).__name__}: {err}"[:300]}
+    # round-robin blocks of steps (harness.interleaved): load on a shared machine hits every contender alike
+    timed = interleaved(runs, repeats=args.repeats, warmup=0)
+    timings = {name: {"seconds_per_step": t["median_s"] / args.steps,
+                      "tokens_per_second": tokens[name] / t["median_s"], "runs_s": t["runs_s"]}
+               for name, t in timed.items()} | failed
     peak_after = peaks(preset, all_rows)
     peak = {k: max(peak_before[k], peak_after[k]) for k in peak_before}
     for t in timings.values():
@@ -207,6 +214,7 @@ def main() -> None:
     error = bf16_error(preset, rows)
     path = write("training", {
         "preset": preset.name, "work": {"rows": all_rows, "seq_len": preset.seq_len, "steps": args.steps,
+                                         "repeats": args.repeats,
                                          "flops_per_token": flops_per_token},
         "peak_flops": peak, "peak_before": peak_before, "peak_after": peak_after, "timings": timings,
         "bf16_vs_fp32": error, "profile": prof, "target_fraction": 0.5,
