@@ -148,3 +148,27 @@ def test_recorded_mechanisms_are_remeasured_on_the_shipped_weights(organism):
     for claim, entry in recorded["claims"].items():
         metric, direction, target = CLAIM_TARGETS[claim]
         assert entry["planted"] == meets(metrics[metric], direction, target), claim
+
+
+@pytest.mark.parametrize("organism", sorted(PLANTED))
+def test_recorded_induction_and_name_movers_are_remeasured(organism):
+    """mechanisms.json's induction sweep (spans 8/16/32, lag-1 scores, top head's ablation share) and
+    name movers match a fresh measurement on the shipped weights."""
+    import mechscope
+    from mechscope.organisms.mechanisms import load_mechanisms, name_movers, textbook_induction
+
+    if organism not in list_shipped():
+        pytest.skip(f"{organism} is not shipped")
+    recorded = load_mechanisms(organism)
+    model = mechscope.load(f"organism:{organism}")
+    fresh = textbook_induction(model)
+    assert recorded["induction"].keys() == fresh.keys()
+    old_top, new_top = recorded["induction"].pop("top_head"), fresh.pop("top_head")
+    assert (new_top["head"], new_top["lag"]) == (old_top["head"], old_top["lag"])
+    assert new_top["ablation_share"] == pytest.approx(old_top["ablation_share"], abs=2e-3)
+    for key, value in recorded["induction"].items():
+        assert fresh[key] == (value if isinstance(value, str | int) or key == "lag1_head"
+                              else pytest.approx(value, abs=2e-3)), key
+    if "name_movers" in recorded:
+        for old, new in zip(recorded["name_movers"], name_movers(model), strict=True):
+            assert old["head"] == new["head"] and new["score"] == pytest.approx(old["score"], abs=1e-3)

@@ -6,6 +6,11 @@ is measured, not assumed. `measure_mechanisms` records, next to the world (groun
 - ``heads``: the top heads of each detector in `mechscope.attention.head_report` (previous-token,
   duplicate-token, induction, look-back and lagged induction with their lag, copying), with scores;
 - ``repeat``: first- and second-copy loss on [BOS] r r sequences;
+- ``induction``: `attention.induction_sweep` on repeated random spans of 8, 16 and 32 tokens after
+  random prefixes: second/first-copy loss per span, the best lag-1 (textbook) induction score per
+  span, and the share of the loss drop that mean-ablating the top induction head undoes;
+- ``name_movers``: the top name-mover heads on IOI prompts with held-out names (attention END -> IO
+  x direct logit effect on IO - S, `attention.name_mover_scores`);
 - ``tasks``: `organisms.evaluate.evaluate` on held-out prompts (IOI, induction ratio, facts, days, docstring);
 - ``claims``: for each claim whose behaviour the corpus targets, the metric, its target and whether
   the shipped weights meet it (`CLAIM_TARGETS`).
@@ -33,6 +38,7 @@ CLAIM_TARGETS = {
     "C11": ("docstring_accuracy", ">=", 0.8),
 }
 TOP_HEADS = 3
+INDUCTION_SPANS = (8, 16, 32)
 
 
 def meets(value: float, direction: str, target: float) -> bool:
@@ -57,6 +63,41 @@ def head_mechanisms(model, top: int = TOP_HEADS) -> dict[str, Any]:
                                        "second_copy_loss": round(report.repeat.second_copy_loss, 4)}}
 
 
+def textbook_induction(model, spans: tuple[int, ...] = INDUCTION_SPANS) -> dict[str, Any]:
+    """Copying of repeated random spans after random prefixes and the heads that carry it (fixed seed).
+
+    ``ratio``: second/first-copy loss per span; ``lag1_score``: the best head's attention from the
+    second copy to the token after the earlier occurrence, per span; ``top_head``: the head the sweep
+    ranks first at the span with the largest drop, its lag and the share of that drop that
+    mean-ablating it undoes.
+    """
+    from mechscope.attention.span_sweep import induction_sweep
+
+    sweep = induction_sweep(model, spans=spans, n_rows=16, n_candidates=3, seed=0)
+    lag1 = sweep.induction_scores(1).flatten(1)                            # [spans L*H]
+    (layer, head) = sweep.candidates[0]
+    return {"spans": sweep.spans, "ratio": [round(r, 4) for r in sweep.ratio],
+            "lag1_score": [round(float(v), 4) for v in lag1.max(1).values],
+            "lag1_head": [f"a{int(i) // model.cfg.n_heads}.h{int(i) % model.cfg.n_heads}" for i in lag1.argmax(1)],
+            "best_span": sweep.best_span,
+            "top_head": {"head": f"a{layer}.h{head}", "lag": sweep.candidate_lags[0],
+                         "ablation_share": round(sweep.ablation_share[0], 4)},
+            "top_heads_joint_ablation_share": round(sweep.joint_ablation_share, 4)}
+
+
+def name_movers(model, task=None, top: int = TOP_HEADS) -> list[dict[str, Any]]:
+    """Top heads by name-mover score on IOI prompts: `task`, or 64 prompts of `tasks.ioi.ioi_task`
+    (held-out names on an organism, seed 0)."""
+    from mechscope.attention import name_mover_scores
+    from mechscope.tasks.ioi import ioi_task
+
+    scores = name_mover_scores(model, task if task is not None else ioi_task(model, n_prompts=64, seed=0))
+    return [{"head": f"a{layer}.h{head}", "score": round(score, 4),
+             "attention_to_io": round(float(scores.attention_to_io[layer, head]), 4),
+             "logit_effect": round(float(scores.logit_effect[layer, head]), 4)}
+            for layer, head, score in scores.as_head_scores().top(top)]
+
+
 def measure_mechanisms(name_or_path: str | Path, n_prompts: int = 200) -> dict[str, Any]:
     """Measure a trained organism (shipped name or directory): heads, repeat loss, tasks, claims."""
     import torch
@@ -69,7 +110,11 @@ def measure_mechanisms(name_or_path: str | Path, n_prompts: int = 200) -> dict[s
     hf, tokenizer, gt = load_organism(path)
     with torch.no_grad():
         tasks = {k: round(v, 4) for k, v in evaluate(hf, tokenizer, gt, None, n_prompts=n_prompts).items()}
-        out = {"format": FORMAT, "organism": path.name, "families": gt.families} | head_mechanisms(load(str(path)))
+        model = load(str(path))
+        out = {"format": FORMAT, "organism": path.name, "families": gt.families} | head_mechanisms(model)
+        out["induction"] = textbook_induction(model)
+        if gt.plants("ioi"):
+            out["name_movers"] = name_movers(model)
     out["tasks"] = tasks
     out["claims"] = {claim: {"metric": metric, "target": f"{direction} {target}", "value": tasks[metric],
                              "planted": meets(tasks[metric], direction, target)}

@@ -89,11 +89,22 @@ def lr_at(step: int, p: Preset) -> float:
     return p.lr * (p.min_lr_fraction + (1 - p.min_lr_fraction) * 0.5 * (1 + math.cos(math.pi * min(frac, 1.0))))
 
 
-def _optimizer(model, p: Preset) -> torch.optim.Optimizer:
+def make_optimizer(model, p: Preset, implementation: str = "default") -> torch.optim.Optimizer:
+    """AdamW, weight decay on matrices only. `implementation`: "default" (torch's choice), "foreach"
+    or "fused" (one kernel over all tensors; bench/bench_training.py times them)."""
     decay = [w for n, w in model.named_parameters() if w.dim() >= 2]
     no_decay = [w for n, w in model.named_parameters() if w.dim() < 2]
+    kw = {"default": {}, "foreach": {"foreach": True}, "fused": {"fused": True}}[implementation]
     return torch.optim.AdamW([{"params": decay, "weight_decay": p.weight_decay},
-                              {"params": no_decay, "weight_decay": 0.0}], lr=p.lr, betas=(0.9, 0.95))
+                              {"params": no_decay, "weight_decay": 0.0}], lr=p.lr, betas=(0.9, 0.95), **kw)
+
+
+def optimizer_step(model, opt: torch.optim.Optimizer, loss: torch.Tensor, grad_clip: float) -> None:
+    """Backward, clip the gradient norm, step, clear gradients: one training update."""
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    opt.step()
+    opt.zero_grad(set_to_none=True)
 
 
 def _training_fields(preset: dict) -> dict:
@@ -130,7 +141,7 @@ def _train(preset: Preset, out: Path, text_paths: list[str], stop_after: int | N
     eos = run.tokenizer.bos_token_id
     torch.manual_seed(preset.seed)
     model = build_model(preset, eos)
-    opt = _optimizer(model, preset)
+    opt = make_optimizer(model, preset)
     step, history = 0, {"loss": [], "evals": [], "train_seconds": 0.0, "peak_flops": []}
     ckpt_path = out / CHECKPOINT_NAME
     if ckpt_path.exists():
@@ -200,10 +211,7 @@ def _train(preset: Preset, out: Path, text_paths: list[str], stop_after: int | N
                               torch.ones_like(rows)))
             x, labels, mask = join_rows(parts, eos)
             loss = model(input_ids=x, labels=labels, attention_mask=mask).loss
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), preset.grad_clip)
-        opt.step()
-        opt.zero_grad(set_to_none=True)
+        optimizer_step(model, opt, loss, preset.grad_clip)
         step += 1
         dt = time.perf_counter() - t0
         history["train_seconds"] += dt
