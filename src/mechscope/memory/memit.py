@@ -5,7 +5,8 @@
    new target.
 2. For each edited layer l in order: K [n d_mlp] keys at the subject's last token (averaged over
    context prefixes, read from the model as edited so far); the remaining residual
-   r_i = (z_i - h_R,i) / (layers left); ΔW_out = (λ C + KᵀK)⁻¹ Kᵀ R, written before moving on.
+   r_i = (z_i - h_R,i) / (layers left that read fact i: whose key of it is not zero, as a ReLU MLP
+   may not read a fact at all; every layer on a GELU model, as in the reference); ΔW_out = (λ C + KᵀK)⁻¹ Kᵀ R, written before moving on.
    λ (`covariance_weight`) weighs keeping E[k kᵀ]'s keys unchanged against fitting the new facts.
 """
 
@@ -61,10 +62,15 @@ def memit(model, rewrites: list[Rewrite], layers: list[int], config: MemitConfig
         shifts = [optimize_shift(model, z_name, rw.fact, rw.new_target, prefixes, config.shift)
                   for rw in progress(rewrites, desc="MEMIT targets")]
         z = torch.stack([s.init.double().cpu() + s.delta.double().cpu() for s in shifts])   # [n d_model]
+        # [n_layers n]: layers from each one on whose key of the fact is not zero (a ReLU MLP may not read
+        # a fact at all): the residual is split over those, not over layers that cannot write it
+        reads = torch.stack([subject_keys(model, layer, facts, prefixes, config.shift.position).norm(dim=1) > 0
+                             for layer in layers]).double()
+        remaining = reads.flip(0).cumsum(0).flip(0).clamp_min(1.0)
         for i, layer in enumerate(layers):
             keys = subject_keys(model, layer, facts, prefixes, config.shift.position)        # [n d_mlp]
             current = state_at_subject(model, z_name, facts, config.shift.position)           # [n d_model]
-            residual = (z - current) / (len(layers) - i)
+            residual = (z - current) / remaining[i][:, None]
             c = covariances[layer].second_moment
             if config.damping:
                 c = c + config.damping * (float(c.diagonal().mean()) or 1.0) * torch.eye(c.shape[0], dtype=c.dtype)
@@ -78,5 +84,6 @@ def memit(model, rewrites: list[Rewrite], layers: list[int], config: MemitConfig
     except BaseException:
         edit.undo()
         raise
-    edit.details.update({"prefixes": prefixes, "target_probs_during_fit": [s.final_prob for s in shifts]})
+    edit.details.update({"prefixes": prefixes, "target_probs_during_fit": [s.final_prob for s in shifts], "z": z,
+                         "layers_reading": reads.sum(0).tolist()})
     return edit
