@@ -99,6 +99,15 @@ def test_bad_rewrites_change_nothing(organism, cov1, bad, match):
     assert _same(organism, before)
 
 
+def test_contradictory_rewrites_are_refused_and_change_nothing(organism, cov1, rewrites):
+    before = _weights(organism)
+    rw = rewrites[0]
+    other = Rewrite(rw.fact, rw.fact.target if rw.new_target != rw.fact.target else " red")
+    with pytest.raises(InputError, match="one new target"):
+        memit(organism, [rw, other], [1], MemitConfig(shift=FAST), covariances={1: cov1})
+    assert _same(organism, before)
+
+
 def test_layer_out_of_range_changes_nothing(organism, cov1, rewrites):
     before = _weights(organism)
     with pytest.raises(InputError, match="out of range"):

@@ -50,6 +50,11 @@ def memit(model, rewrites: list[Rewrite], layers: list[int], config: MemitConfig
     edit = begin_edit(model, "MEMIT", layers, [])
     for rw in rewrites:
         check_rewrite(model, rw)
+    wanted: dict[str, str] = {}
+    for rw in rewrites:
+        if wanted.setdefault(rw.fact.prompt, rw.new_target) != rw.new_target:
+            raise InputError(f"two rewrites of {rw.fact.prompt!r} ask for {wanted[rw.fact.prompt]!r} and "
+                             f"{rw.new_target!r}; give each prompt one new target")
     edit.requests = [{"prompt": rw.fact.prompt, "subject": rw.fact.subject, "old": rw.fact.target,
                       "new": rw.new_target} for rw in rewrites]
     layers = edit.layers
