@@ -5,8 +5,9 @@
    new target.
 2. For each edited layer l in order: K [n d_mlp] keys at the subject's last token (averaged over
    context prefixes, read from the model as edited so far); the remaining residual
-   r_i = (z_i - h_R,i) / (layers left that read fact i: whose key of it is not zero, as a ReLU MLP
-   may not read a fact at all; every layer on a GELU model, as in the reference); ΔW_out = (λ C + KᵀK)⁻¹ Kᵀ R, written before moving on.
+   r_i = (z_i - h_R,i) / (layers left that read fact i: whose key of it, before the edit, is not
+   zero; a ReLU MLP may not read a fact at all; on a GELU model every layer, as in the reference);
+   ΔW_out = (λ C + KᵀK)⁻¹ Kᵀ R, written before moving on.
    λ (`covariance_weight`) weighs keeping E[k kᵀ]'s keys unchanged against fitting the new facts.
 """
 
