@@ -61,7 +61,7 @@ def test_neurons(tmp_path):
 
 def test_rome_auto_layers_on_the_compiled_memory_organism():
     out = _run(["memory", "edit", "organism:compiled-memory", "--n-facts", "4", "--layers", "auto", "--position",
-                "last", "--damping", "1e-3", "--cov-tokens", "1024"])
+                "last", "--damping", "1e-3", "--cov-tokens", "1024", "--prefixes", "0", "--stop-loss", "0.3"])
     assert "efficacy               1.0000" in out.output and "neighbourhood          1.0000" in out.output
     bad = runner.invoke(app, ["memory", "edit", "organism:compiled-memory", "--n-facts", "2", "--layers", "1",
                               "--cov-tokens", "1024"])

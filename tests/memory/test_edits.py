@@ -99,6 +99,15 @@ def test_bad_rewrites_change_nothing(organism, cov1, bad, match):
     assert _same(organism, before)
 
 
+def test_contradictory_rewrites_are_refused_and_change_nothing(organism, cov1, rewrites):
+    before = _weights(organism)
+    rw = rewrites[0]
+    other = Rewrite(rw.fact, rw.fact.target if rw.new_target != rw.fact.target else " red")
+    with pytest.raises(InputError, match="one new target"):
+        memit(organism, [rw, other], [1], MemitConfig(shift=FAST), covariances={1: cov1})
+    assert _same(organism, before)
+
+
 def test_layer_out_of_range_changes_nothing(organism, cov1, rewrites):
     before = _weights(organism)
     with pytest.raises(InputError, match="out of range"):
@@ -160,3 +169,30 @@ def test_add_to_w_out_in_both_layouts(arch):
     _, cache = model.run_with_cache(tokens, names=["blocks.1.mlp.hook_post", "blocks.1.hook_mlp_out"])
     expected = cache["blocks.1.mlp.hook_post"] @ model.W_out[1] + model.b_out[1]
     torch.testing.assert_close(cache["blocks.1.hook_mlp_out"], expected, rtol=1e-5, atol=1e-5)
+
+
+def test_memit_writes_all_of_a_fact_that_a_later_layer_does_not_read():
+    """compiled-memory plants each fact in one ReLU unit of layer 1 or 2; a layer-1 fact whose layer-2 key
+    is zero cannot be written at layer 2, so MEMIT over [1, 2] must put its whole residual into layer 1:
+    afterwards the residual after layer 2 is z (up to the small λC term), not halfway there."""
+    import mechscope
+    from mechscope.memory.facts import planted_facts
+    from mechscope.memory.targets import state_at_subject, subject_keys
+
+    model = mechscope.load("organism:compiled-memory")
+    layer_of = {f["prompt"]: f["layer"] for f in planted_facts(model)}
+    rw = next(r for r in counterfactuals(model, 30) if layer_of[r.fact.prompt] == 1
+              and float(subject_keys(model, 2, [r.fact], [""], "last").norm()) == 0.0)
+    covs = key_covariance(model, [1, 2], n_tokens=2048, seq_len=32)
+    shift = ShiftConfig(n_prefixes=0, position="last")
+    before = state_at_subject(model, "blocks.2.hook_resid_post", [rw.fact], "last")[0]
+    edit = memit(model, [rw], [1, 2], MemitConfig(shift=shift, covariance_weight=1e-6, damping=1e-3),
+                 covariances=covs)
+    try:
+        after = state_at_subject(model, "blocks.2.hook_resid_post", [rw.fact], "last")[0]
+        z = edit.details["z"][0]
+        assert edit.details["layers_reading"] == [1.0]
+        assert float((after - z).norm()) < 1e-3 * float((z - before).norm())
+        assert edit_scores(model, [rw])["efficacy"] == 1.0
+    finally:
+        edit.undo()

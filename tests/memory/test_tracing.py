@@ -37,7 +37,9 @@ def test_trace_matches_one_forward_per_cell(organism, organism_facts):
     noise = draw_noise(organism, end - first, config)
     assert trace.p_corrupt == pytest.approx(_reference_cell(organism, fact, noise, [], 0), abs=1e-6)
     last = len(trace.tokens) - 1
-    for kind, layer, pos in [("resid", 1, end - 1), ("mlp", 0, last), ("attn", 2, first), ("mlp", 3, end - 1)]:
+    # ("resid", 3, end - 1) is a cell causal_trace does not run (the last layer before the last token)
+    for kind, layer, pos in [("resid", 1, end - 1), ("mlp", 0, last), ("attn", 2, first), ("mlp", 3, end - 1),
+                             ("resid", 3, end - 1), ("resid", 3, last)]:
         layers = [layer] if kind == "resid" else range(max(0, layer - 1), min(4, layer + 2))
         names = [f"blocks.{lay}.{KINDS[kind]}" for lay in layers]
         expected = _reference_cell(organism, fact, noise, names, pos)

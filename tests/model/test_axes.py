@@ -128,3 +128,54 @@ def test_units_select_mlp_neurons(model):
         expected[:, p, [3, 17]] = mean[[3, 17]]
     torch.testing.assert_close(seen["post"], expected)
     assert where(name, 3, units=5) == (slice(None), slice(None), 5)
+
+
+def test_row_positions_pair_rows_with_positions():
+    from mechscope.model.axes import RowPositions
+
+    act = torch.arange(3 * 5 * 4).reshape(3, 5, 4)                     # [batch pos d]
+    picked = act[where("blocks.0.hook_resid_post", 3, positions=RowPositions([2, 0, 4], rows=[0, 1, 1]))]
+    assert torch.equal(picked, torch.stack([act[0, 2], act[1, 0], act[1, 4]]))
+    every_row = act[where("blocks.0.hook_mlp_out", 3, positions=RowPositions([1, 3, 0]), n_rows=3)]
+    assert torch.equal(every_row, torch.stack([act[0, 1], act[1, 3], act[2, 0]]))
+    z = torch.arange(2 * 5 * 4 * 3).reshape(2, 5, 4, 3)                 # [batch pos head d]: heads form a grid
+    picked = z[where("blocks.0.attn.hook_z", 4, heads=[1, 3], positions=RowPositions([4, 2], rows=[1, 0]))]
+    assert torch.equal(picked, torch.stack([z[1, 4][[1, 3]], z[0, 2][[1, 3]]]))
+    pattern = torch.arange(2 * 4 * 5 * 5).reshape(2, 4, 5, 5)            # [batch head q k]: the query pairs with the row
+    assert torch.equal(pattern[where("blocks.0.attn.hook_pattern", 4, heads=2, positions=RowPositions([3, 1]))],
+                       torch.stack([pattern[0, 2, 3], pattern[1, 2, 1]]))
+    with pytest.raises(InterventionError, match="element-wise"):
+        where("blocks.0.hook_resid_post", 3, positions=RowPositions([1, 2], rows=[0]))
+    with pytest.raises(InterventionError, match="one position per batch row"):
+        where("blocks.0.hook_resid_post", 3, positions=RowPositions([1, 2]), n_rows=3)
+
+
+def test_per_row_patches_and_shifts_in_one_batch_equal_one_run_each(model):
+    """patch_from / add_vector with RowPositions on a 3-row batch give, row by row, the logits of three
+    separate runs that each patch (or shift) their own position."""
+    from mechscope.model.axes import RowPositions
+    from mechscope.model.interventions import add_vector
+
+    clean = model.to_tokens(TEXT)
+    other = clean.clone()
+    other[0, 1:4] = other[0, 5:8]
+    name = "blocks.1.hook_resid_pre"
+    _, cache = model.run_with_cache(clean, names=[name])
+    positions = [2, 5, 3]
+    batch = other.expand(3, -1)
+    source = {name: cache[name].expand(3, -1, -1)}
+    with model.hooks(fwd={name: patch_from(source, positions=RowPositions(positions))}):
+        together = model(batch)
+    for row, pos in enumerate(positions):
+        with model.hooks(fwd={name: patch_from(cache, positions=pos)}):
+            alone = model(other)
+        torch.testing.assert_close(together[row], alone[0], rtol=1e-5, atol=1e-5)
+    shifts = torch.randn(3, model.cfg.d_model, generator=torch.Generator().manual_seed(0), requires_grad=True)
+    with model.hooks(fwd={name: add_vector(shifts, positions=RowPositions(positions))}):
+        shifted = model(batch)
+    shifted[:, -1].logsumexp(-1).sum().backward()
+    assert shifts.grad is not None and bool(shifts.grad.abs().sum(1).gt(0).all())
+    for row, pos in enumerate(positions):
+        with model.hooks(fwd={name: add_vector(shifts[row].detach(), positions=pos)}):
+            alone = model(other)
+        torch.testing.assert_close(shifted[row].detach(), alone[0], rtol=1e-5, atol=1e-5)

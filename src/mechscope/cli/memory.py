@@ -98,6 +98,10 @@ def edit_cmd(model: str = MODEL_ARG, prompt: str = PROMPT_OPT, subject: str = SU
              covariance_weight: float = typer.Option(1.0e4, help="MEMIT's λ on E[kkᵀ]"),
              position: str = typer.Option("subject_last", help="where the key is read: subject_last or last (token)"),
              damping: float = typer.Option(0.0, help="C + damping·mean(diag C)·I (for units that never fire on text)"),
+             prefixes: int = typer.Option(10, help="sampled context prefixes k* and v* are averaged over (0: the "
+                                                   "plain prompt only, for small models that lose the fact after them)"),
+             stop_loss: float = typer.Option(0.05, help="stop fitting v* once its loss is below this (higher: a "
+                                                        "gentler edit, fewer neighbours flipped)"),
              save: Path = typer.Option(None, "--save", help="write the edited model to this NEW directory"),
              seed: int = SEED_OPT, json_path: Path = JSON_OPT, html_path: Path = HTML_OPT,
              device: str = DEVICE_OPT, dtype: str = DTYPE_OPT) -> None:
@@ -124,7 +128,7 @@ def edit_cmd(model: str = MODEL_ARG, prompt: str = PROMPT_OPT, subject: str = SU
         rewrites = [Rewrite(Fact(prompt, subject, old, paraphrases=tuple(paraphrase or ())), target)]
     else:
         rewrites = counterfactuals(m, n_facts, seed=seed)
-    shift = ShiftConfig(position=position, seed=seed)
+    shift = ShiftConfig(position=position, seed=seed, n_prefixes=prefixes, stop_loss=stop_loss)
     held = eval_tokens(m, seq_len=min(64, m.cfg.n_ctx), n_sequences=16, seed=seed + 1)
     loss_before = heldout_loss(m, held)
     if method == "rome":

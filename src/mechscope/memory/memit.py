@@ -5,7 +5,9 @@
    new target.
 2. For each edited layer l in order: K [n d_mlp] keys at the subject's last token (averaged over
    context prefixes, read from the model as edited so far); the remaining residual
-   r_i = (z_i - h_R,i) / (layers left); ΔW_out = (λ C + KᵀK)⁻¹ Kᵀ R, written before moving on.
+   r_i = (z_i - h_R,i) / (layers left that read fact i: whose key of it, before the edit, is not
+   zero; a ReLU MLP may not read a fact at all; on a GELU model every layer, as in the reference);
+   ΔW_out = (λ C + KᵀK)⁻¹ Kᵀ R, written before moving on.
    λ (`covariance_weight`) weighs keeping E[k kᵀ]'s keys unchanged against fitting the new facts.
 """
 
@@ -49,6 +51,11 @@ def memit(model, rewrites: list[Rewrite], layers: list[int], config: MemitConfig
     edit = begin_edit(model, "MEMIT", layers, [])
     for rw in rewrites:
         check_rewrite(model, rw)
+    wanted: dict[str, str] = {}
+    for rw in rewrites:
+        if wanted.setdefault(rw.fact.prompt, rw.new_target) != rw.new_target:
+            raise InputError(f"two rewrites of {rw.fact.prompt!r} ask for {wanted[rw.fact.prompt]!r} and "
+                             f"{rw.new_target!r}; give each prompt one new target")
     edit.requests = [{"prompt": rw.fact.prompt, "subject": rw.fact.subject, "old": rw.fact.target,
                       "new": rw.new_target} for rw in rewrites]
     layers = edit.layers
@@ -61,10 +68,15 @@ def memit(model, rewrites: list[Rewrite], layers: list[int], config: MemitConfig
         shifts = [optimize_shift(model, z_name, rw.fact, rw.new_target, prefixes, config.shift)
                   for rw in progress(rewrites, desc="MEMIT targets")]
         z = torch.stack([s.init.double().cpu() + s.delta.double().cpu() for s in shifts])   # [n d_model]
+        # [n_layers n]: layers from each one on whose key of the fact is not zero (a ReLU MLP may not read
+        # a fact at all): the residual is split over those, not over layers that cannot write it
+        reads = torch.stack([subject_keys(model, layer, facts, prefixes, config.shift.position).norm(dim=1) > 0
+                             for layer in layers]).double()
+        remaining = reads.flip(0).cumsum(0).flip(0).clamp_min(1.0)
         for i, layer in enumerate(layers):
             keys = subject_keys(model, layer, facts, prefixes, config.shift.position)        # [n d_mlp]
             current = state_at_subject(model, z_name, facts, config.shift.position)           # [n d_model]
-            residual = (z - current) / (len(layers) - i)
+            residual = (z - current) / remaining[i][:, None]
             c = covariances[layer].second_moment
             if config.damping:
                 c = c + config.damping * (float(c.diagonal().mean()) or 1.0) * torch.eye(c.shape[0], dtype=c.dtype)
@@ -78,5 +90,6 @@ def memit(model, rewrites: list[Rewrite], layers: list[int], config: MemitConfig
     except BaseException:
         edit.undo()
         raise
-    edit.details.update({"prefixes": prefixes, "target_probs_during_fit": [s.final_prob for s in shifts]})
+    edit.details.update({"prefixes": prefixes, "target_probs_during_fit": [s.final_prob for s in shifts], "z": z,
+                         "layers_reading": reads.sum(0).tolist()})
     return edit

@@ -9,6 +9,13 @@
 (Paper layout: W [d_model d_mlp] acting as W k; stored here in the W_out view's [d_mlp d_model]
 layout, ΔW_out = (C⁻¹k*) (v* - W k*)ᵀ / (k*ᵀ C⁻¹ k*).) The reference code divides by the key at the
 plain prompt instead of k*; we follow the paper's formula, which makes W' k* = v* exact.
+
+Where to edit: at the position and layer where causal tracing finds the MLP's effect (on the
+4-layer organism:tiny-gpt2 that is the last token, layer 3, not the subject's last token, whose
+restored state brings back almost nothing). Small models may stop recalling a fact after the
+sampled prefixes (tiny-gpt2: top-1 recall 0.2-0.87 under them); then k* and v* read there are
+not the fact's, and ``ShiftConfig(n_prefixes=0)`` (the plain prompt) edits it better, and a v* fitted
+to a looser loss (stop_loss 0.5) flips fewer neighbours. bench/bench_memory.py measures each change.
 """
 
 from __future__ import annotations

@@ -23,6 +23,8 @@ import torch
 
 from mechscope.errors import InputError
 from mechscope.memory.prompts import Fact, check_prompt, subject_span, target_id
+from mechscope.model.axes import RowPositions
+from mechscope.model.interventions import add_vector
 
 
 @dataclasses.dataclass
@@ -141,15 +143,10 @@ def optimize_shift(model, hook_name: str, fact: Fact, new_target: str, prefixes:
     max_norm = config.clamp_norm_factor * init.norm()
     losses: list[float] = []
 
-    def add_delta(act, hook):
-        act = act.clone()
-        act[torch.arange(act.shape[0]), at.to(act.device)] += delta.to(act.dtype)
-        return act
-
     prob = 0.0
     with frozen(model), torch.enable_grad():
         for step in range(config.steps):
-            with model.hooks(fwd={hook_name: add_delta}):
+            with model.hooks(fwd={hook_name: add_vector(delta, positions=RowPositions(at))}):
                 logits = model(tokens)
             logp = logits[torch.arange(n), last[:n]].float().log_softmax(-1)[:, target]
             nll = -logp.mean()

@@ -9,7 +9,7 @@ axis layout of a hook point is written down exactly once::
     resid / attn_out / mlp_*   [batch pos d]           no head axis, position axis 1
     ln*.hook_scale             [batch pos 1]           no head axis, position axis 1
 
-Axis 0 is always the batch row.
+Axis 0 is always the batch row. `RowPositions` selects one position per batch row (pairs, not a grid).
 """
 
 from __future__ import annotations
@@ -21,6 +21,34 @@ import torch
 
 from mechscope.errors import InterventionError
 from mechscope.model.names import HookPoint, parse
+
+
+@dataclasses.dataclass(frozen=True)
+class RowPositions:
+    """One position per batch row, paired element-wise: row rows[i] at position positions[i].
+
+    For many interventions in one batch that each touch another position (causal tracing restores
+    cell (layer, p) in its own rows; a fitted shift sits at each prompt's own subject token).
+    rows=None pairs positions[i] with row i, for every row of the batch. A row may appear several
+    times (several positions in one row).
+    """
+
+    positions: Sequence[int] | torch.Tensor
+    rows: Sequence[int] | torch.Tensor | None = None
+
+    def index(self, n_rows: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(rows [k], positions [k]) as long tensors; InterventionError when they do not pair up."""
+        positions = torch.as_tensor(self.positions, dtype=torch.long).reshape(-1)
+        rows = (torch.arange(len(positions)) if self.rows is None
+                else torch.as_tensor(self.rows, dtype=torch.long).reshape(-1))
+        if len(rows) != len(positions):
+            raise InterventionError(f"RowPositions pairs rows with positions element-wise: got {len(rows)} rows "
+                                    f"and {len(positions)} positions")
+        if self.rows is None and len(positions) != n_rows:
+            raise InterventionError(f"RowPositions without rows needs one position per batch row: got "
+                                    f"{len(positions)} positions for {n_rows} rows")
+        return rows, positions
+
 
 Index = int | Sequence[int] | slice | None
 """A selection along one axis: one index, a list of indices, a slice, or None for all of it."""
@@ -60,21 +88,28 @@ def axes_of(hook: HookPoint | str) -> Axes:
                                 f"be selected there; add its site to AXES in mechscope/model/axes.py") from None
 
 
-def where(hook: HookPoint | str, ndim: int, heads: Index = None, positions: Index = None,
-          rows: slice | None = None, units: Index = None) -> tuple:
+def where(hook: HookPoint | str, ndim: int, heads: Index = None, positions: Index | RowPositions = None,
+          rows: slice | None = None, units: Index = None, n_rows: int | None = None) -> tuple:
     """An index tuple selecting `rows` (a slice of the batch axis), `heads`, `positions` and `units`
     (entries of the last axis: MLP neurons at mlp.hook_pre/post, residual dimensions, d_head entries,
     key positions of a pattern) of an activation of `ndim` dimensions at `hook`; None selects the
     whole axis (an integer selection drops its axis, as in plain indexing).
 
     When several selections are lists, the index selects their grid (every listed head at every
-    listed position), not element-wise pairs.
+    listed position), not element-wise pairs. `positions` as `RowPositions` pairs batch rows with
+    positions instead (the selection's first axis is the pair; listed heads or units form a grid
+    with it); `n_rows`, the batch size, checks a RowPositions without rows.
     """
     index: list = [slice(None)] * ndim
     if rows is not None:
         index[0] = rows
     if units is not None:
         index[-1] = units
+    if isinstance(positions, RowPositions):
+        if rows is not None:
+            raise InterventionError("RowPositions names its own rows; drop rows=")
+        row_index, positions = positions.index(n_rows if n_rows is not None else len(positions.positions))
+        index[0] = row_index
     if heads is None and positions is None:
         return _grid(index)
     axes = axes_of(hook)
@@ -90,6 +125,17 @@ def where(hook: HookPoint | str, ndim: int, heads: Index = None, positions: Inde
 
 
 def _grid(index: list) -> tuple:
+    if isinstance(index[0], torch.Tensor):
+        # RowPositions: rows and positions are one paired axis; any listed heads / units broadcast against it
+        paired = [axis for axis, sel in enumerate(index) if isinstance(sel, torch.Tensor)]
+        lists = [axis for axis, sel in enumerate(index) if isinstance(sel, (list, tuple))]
+        for axis in paired:
+            index[axis] = index[axis].view([-1] + [1] * len(lists))
+        for k, axis in enumerate(lists):
+            shape = [1] * (len(lists) + 1)
+            shape[k + 1] = -1
+            index[axis] = torch.tensor(index[axis]).view(shape)
+        return tuple(index)
     lists = [axis for axis, sel in enumerate(index) if isinstance(sel, (list, tuple))]
     if len(lists) > 1:
         # several advanced indices would pair up element-wise; shape each one so they broadcast to a grid
@@ -101,13 +147,13 @@ def _grid(index: list) -> tuple:
 
 
 def write(target: torch.Tensor, source: torch.Tensor, hook: HookPoint | str, heads: Index = None,
-          positions: Index = None, rows: slice | None = None, units: Index = None) -> torch.Tensor:
+          positions: Index | RowPositions = None, rows: slice | None = None, units: Index = None) -> torch.Tensor:
     """In place: the selected part of `target` takes the same part of `source`. `source` broadcasts
     to `target`'s shape; with `rows` (a slice of `target`'s batch rows) it holds just those rows.
     Returns `target`."""
-    into = where(hook, target.dim(), heads, positions, rows, units)
+    into = where(hook, target.dim(), heads, positions, rows, units, n_rows=target.shape[0])
     source = source.to(target.device, target.dtype)
     if rows is None:
         source = source.expand_as(target)
-    target[into] = source[where(hook, source.dim(), heads, positions, units=units)]
+    target[into] = source[where(hook, source.dim(), heads, positions, units=units, n_rows=source.shape[0])]
     return target
