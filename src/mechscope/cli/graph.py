@@ -13,8 +13,9 @@ from mechscope.cli.common import DEVICE_OPT, DTYPE_OPT, MODEL_OPT, SEED_OPT, TEX
 def graph_cmd(
     prompt: str = typer.Argument(..., help="the text to attribute (its next-token prediction)"),
     model: str = MODEL_OPT,
-    transcoders: Path = typer.Option(None, "--transcoders", help="folder of per-layer transcoders (L0, L1, ...); "
-                                     "default: train them now on the bundled text"),
+    transcoders: Path = typer.Option(None, "--transcoders", help="folder of per-layer transcoders (L0, L1, ...) or "
+                                     "one cross-layer transcoder (sae train --kind clt); default: train per-layer "
+                                     "transcoders now on the bundled text"),
     save_transcoders_to: Path = typer.Option(None, "--save-transcoders", help="keep the transcoders trained here"),
     train_steps: int = typer.Option(300, help="training steps when transcoders are trained here"),
     k: int = typer.Option(0, help="TopK k of trained transcoders (0: d_model/16)"),
@@ -28,7 +29,7 @@ def graph_cmd(
     text: list[Path] = TEXT_OPT,
     device: str = DEVICE_OPT, dtype: str = DTYPE_OPT, seed: int = SEED_OPT,
 ) -> None:
-    """Attribution graph of PROMPT through per-layer transcoders (circuit-tracer semantics)."""
+    """Attribution graph of PROMPT through per-layer or cross-layer transcoders (circuit-tracer semantics)."""
     from mechscope.dictionary.transcoder_format import load_transcoders, save_transcoders
     from mechscope.dictionary.transcoder_training import TranscoderRun, train_mlp_transcoders
     from mechscope.graphs.attribute import attribute
@@ -42,7 +43,7 @@ def graph_cmd(
         console.print(f"training {m.cfg.n_layers} transcoders for {train_steps} steps (pass --transcoders to reuse some)")
         tokens = text_tokens(m, min(64, m.cfg.n_ctx), 128, seed + 1, text)
         tcs = train_mlp_transcoders(m, tokens, TranscoderRun(steps=train_steps, k=k, seed=seed))
-    if save_transcoders_to:
+    if save_transcoders_to and not getattr(tcs, "is_cross_layer", False):
         save_transcoders(tcs, save_transcoders_to)
     graph = attribute(m, tcs, prompt, max_n_logits=max_n_logits, desired_logit_prob=desired_logit_prob,
                       batch_size=batch_size)

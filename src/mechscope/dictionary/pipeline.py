@@ -34,7 +34,7 @@ from mechscope.dictionary.trainer import SAETrainer, TrainerConfig
 from mechscope.dictionary.training_history import TrainingHistory
 from mechscope.errors import InputError
 
-DICTIONARY_KINDS = ("sae", "transcoder", "crosscoder")
+DICTIONARY_KINDS = ("sae", "transcoder", "crosscoder", "clt")
 
 
 @dataclasses.dataclass
@@ -50,7 +50,9 @@ class SAEPipelineConfig:
     shuffle_buffer_tokens: rows mixed at a time by the shuffle buffer ("stream" and "memory").
     seed: seeds SAE initialisation and the shuffle of epoch e (seed + e).
     kind: "sae" (one per hook); "transcoder" (hooks are MLP inputs, blocks.L.ln2.hook_normalized or
-        blocks.L.hook_mlp_in; each predicts blocks.L.hook_mlp_out); "crosscoder" (one over all hooks).
+        blocks.L.hook_mlp_in; each predicts blocks.L.hook_mlp_out); "crosscoder" (one over all hooks);
+        "clt" (one cross-layer transcoder: hooks are the MLP inputs of consecutive layers, in order;
+        TopK only, k per layer).
     skip_connection: transcoders only (see TranscoderConfig).
     """
 
@@ -66,7 +68,7 @@ class SAEPipelineConfig:
     store: str | None = None
     shuffle_buffer_tokens: int = 1 << 16
     seed: int = 0
-    kind: Literal["sae", "transcoder", "crosscoder"] = "sae"
+    kind: Literal["sae", "transcoder", "crosscoder", "clt"] = "sae"
     skip_connection: bool = False
 
     def __post_init__(self):
@@ -74,8 +76,7 @@ class SAEPipelineConfig:
         if not self.hooks or not self.architectures:
             raise InputError("SAEPipelineConfig needs at least one hook and one architecture")
         if self.kind not in DICTIONARY_KINDS:
-            raise InputError(f"kind={self.kind!r}: use one of {DICTIONARY_KINDS} (cross-layer transcoders are not "
-                             "implemented yet)")
+            raise InputError(f"kind={self.kind!r}: use one of {DICTIONARY_KINDS}")
         if self.kind == "crosscoder" and len(self.hooks) < 2:
             raise InputError("a crosscoder reads several hooks: pass at least two")
         if self.activations not in ("stream", "memory"):
@@ -100,7 +101,7 @@ def harvest_in_memory(model, tokens: Tensor, hooks) -> list[dict[str, Tensor]]:
 
 def training_hooks(cfg: SAEPipelineConfig) -> tuple[str, ...]:
     """Every hook the dictionaries of cfg read: the hooks, plus each MLP's output for transcoders."""
-    if cfg.kind == "transcoder":
+    if cfg.kind in ("transcoder", "clt"):
         return cfg.hooks + tuple(_mlp_output(h) for h in cfg.hooks)
     return cfg.hooks
 
@@ -128,6 +129,14 @@ def train_on_model(model, tokens: Tensor, cfg: SAEPipelineConfig, trainer: Train
         configs = {f"transcoder_{arch}@{hook}": TranscoderConfig(
             d_in=widths[hook], architecture=arch, hook_name=hook, output_hook_name=_mlp_output(hook),
             skip_connection=cfg.skip_connection, **common) for hook in cfg.hooks for arch in cfg.architectures}
+    elif cfg.kind == "clt":
+        from mechscope.dictionary.clt import CLTConfig
+
+        if len({widths[h] for h in cfg.hooks}) != 1:
+            raise InputError(f"a CLT's layers must have one width; got {[widths[h] for h in cfg.hooks]}")
+        configs = {f"clt_{arch}": CLTConfig(d_in=widths[cfg.hooks[0]], architecture=arch, input_hooks=cfg.hooks,
+                                            output_hooks=tuple(_mlp_output(h) for h in cfg.hooks), **common)
+                   for arch in cfg.architectures}
     elif cfg.kind == "crosscoder":
         from mechscope.dictionary.crosscoder import CrosscoderConfig
 
@@ -143,10 +152,13 @@ def train_on_model(model, tokens: Tensor, cfg: SAEPipelineConfig, trainer: Train
 
 
 def create_dictionary(cfg: SAEConfig):
-    """An SAE, transcoder or crosscoder, by the type of its config."""
+    """An SAE, transcoder, cross-layer transcoder or crosscoder, by the type of its config."""
+    from mechscope.dictionary.clt import CLTConfig, create_clt
     from mechscope.dictionary.crosscoder import CrosscoderConfig, create_crosscoder
     from mechscope.dictionary.transcoder import TranscoderConfig, create_transcoder
 
+    if isinstance(cfg, CLTConfig):
+        return create_clt(cfg)
     if isinstance(cfg, TranscoderConfig):
         return create_transcoder(cfg)
     if isinstance(cfg, CrosscoderConfig):
