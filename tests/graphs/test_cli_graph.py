@@ -37,8 +37,10 @@ def test_graph_through_a_cross_layer_transcoder_trained_by_sae_train(tmp_path):
                                   "--expansion", "2", "--k", "4", *hooks])
     assert trained.exit_code == 0, trained.output + str(trained.exception)
     result = runner.invoke(app, ["graph", "Once upon a time there was", "--model", "organism:tiny-gpt2",
-                                 "--transcoders", str(tmp_path / "clt_topk"), "--json", str(tmp_path / "g.json")])
+                                 "--transcoders", str(tmp_path / "clt_topk"), "--json", str(tmp_path / "g.json"),
+                                 "--max-feature-nodes", "30"])
     assert result.exit_code == 0, result.output + str(result.exception)
     data = json.loads((tmp_path / "g.json").read_text())
     layers = {n["layer"] for n in data["nodes"] if n.get("feature_type") == "cross layer transcoder"}
     assert data["links"] and layers, {n.get("feature_type") for n in data["nodes"]}
+    assert 0 < sum(n.get("feature_type") == "cross layer transcoder" for n in data["nodes"]) <= 30

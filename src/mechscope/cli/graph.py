@@ -26,6 +26,8 @@ def graph_cmd(
     max_n_logits: int = typer.Option(10, help="at most this many logit targets"),
     desired_logit_prob: float = typer.Option(0.95, help="logit targets until their probability reaches this"),
     batch_size: int = typer.Option(64, help="targets per backward pass"),
+    max_feature_nodes: int = typer.Option(None, help="keep at most this many features, the most influential on "
+                                          "the logits (circuit-tracer's option; default: every active feature)"),
     text: list[Path] = TEXT_OPT,
     device: str = DEVICE_OPT, dtype: str = DTYPE_OPT, seed: int = SEED_OPT,
 ) -> None:
@@ -46,7 +48,7 @@ def graph_cmd(
     if save_transcoders_to and not getattr(tcs, "is_cross_layer", False):
         save_transcoders(tcs, save_transcoders_to)
     graph = attribute(m, tcs, prompt, max_n_logits=max_n_logits, desired_logit_prob=desired_logit_prob,
-                      batch_size=batch_size)
+                      batch_size=batch_size, max_feature_nodes=max_feature_nodes)
     replacement, completeness = graph.scores()
     pruned = graph.prune(node_threshold, edge_threshold)
     console.print(f"{graph.n_features} active features, {int((graph.adjacency != 0).sum())} edges; pruned to "
