@@ -98,8 +98,13 @@ def save_transcoders(transcoders: dict[int, object], path: str | Path) -> Path:
 
 def load_transcoders(path: str | Path):
     """Read what `save_transcoders` wrote: {layer: transcoder} in eval mode; or, when `path` is one saved
-    cross-layer transcoder (`mechscope sae train --kind clt`), that CLT."""
+    cross-layer transcoder (`mechscope sae train --kind clt`), that CLT; or a circuit-tracer transcoder
+    set (a folder with config.yaml, see circuit_tracer_format.py)."""
     path = Path(path)
+    if (path / "config.yaml").exists():
+        from mechscope.dictionary.circuit_tracer_format import load_circuit_tracer
+
+        return load_circuit_tracer(path)
     if (path / "cfg.json").exists():
         d = load_dictionary(path)
         if getattr(d, "is_cross_layer", False):
