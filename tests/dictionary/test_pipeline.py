@@ -7,7 +7,13 @@ import torch
 
 from mechscope.data.activation_store import ShuffleBuffer, capture_activations, stream_activations
 from mechscope.dictionary import SAEConfig, SAETrainer, TrainerConfig, create_sae
-from mechscope.dictionary.pipeline import SAEPipelineConfig, train_on_model, train_saes
+from mechscope.dictionary.pipeline import (
+    SAEPipelineConfig,
+    harvest_in_memory,
+    train_on_model,
+    train_saes,
+    training_hooks,
+)
 from mechscope.errors import InputError
 
 HOOKS = ("blocks.0.hook_resid_post", "blocks.1.hook_mlp_out")
@@ -53,6 +59,23 @@ def test_memory_mode_equals_harvest_once_and_reshuffle_each_epoch(tiny_gpt2_mode
             yield from ShuffleBuffer(256, 64, seed=3 + epoch)(iter(acts))
     _assert_same(saes, _by_hand(model, tokens, epochs()))
     assert set(history.names) == set(saes) and history.steps[-1] <= STEPS
+
+
+def test_harvested_activations_train_the_same_saes_without_a_forward_pass(tiny_gpt2_model):
+    model, tokens = tiny_gpt2_model, _tokens(tiny_gpt2_model)
+    cfg = _cfg(activations="memory", shuffle_buffer_tokens=256)
+    acts = harvest_in_memory(model, tokens, training_hooks(cfg))
+    torch.testing.assert_close(torch.cat([a[HOOKS[0]] for a in acts]),
+                               capture_activations(model, tokens, [HOOKS[0]])[HOOKS[0]], rtol=0, atol=1e-6)
+    forwards = []
+    with model.hooks(fwd={"hook_embed": lambda act, hook: forwards.append(1)}):
+        saes, _ = train_on_model(model, tokens, cfg, TRAINER, activations=acts)
+    assert not forwards
+    _assert_same(saes, train_on_model(model, tokens, cfg, TRAINER)[0])
+    with pytest.raises(InputError, match="lack hooks"):
+        train_on_model(model, tokens, cfg, TRAINER, activations=[{HOOKS[0]: a[HOOKS[0]]} for a in acts])
+    with pytest.raises(InputError, match="memory"):
+        train_on_model(model, tokens, _cfg(), TRAINER, activations=acts)
 
 
 def test_stream_mode_equals_streaming_by_hand(tiny_gpt2_model):

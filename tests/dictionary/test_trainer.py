@@ -1,7 +1,5 @@
 """Trainer: schedule, several SAEs at once, checkpoint/resume, data-parallel equivalence."""
 
-import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -12,6 +10,7 @@ from safetensors.torch import load_file
 from mechscope.dictionary import SAEConfig, create_sae
 from mechscope.dictionary.trainer import SAETrainer, TrainerConfig
 from mechscope.errors import InputError
+from tests.dictionary.torchrun import run_torchrun
 
 HERE = Path(__file__).parent
 
@@ -92,11 +91,7 @@ def test_two_processes_match_one_process_with_the_same_global_batch(tmp_path, mo
     monkeypatch.delenv("WORLD_SIZE", raising=False)
     ddp_worker.main(str(tmp_path / "one.safetensors"))  # the single-process reference, in this process
     one = load_file(str(tmp_path / "one.safetensors"))
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2",
-           str(HERE / "ddp_worker.py"), str(tmp_path / "two.safetensors")]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=180)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    run_torchrun(HERE / "ddp_worker.py", str(tmp_path / "two.safetensors"))
     two = load_file(str(tmp_path / "two.safetensors"))
     assert set(one) == set(two) and {"topk.W_dec", "transcoder.W_skip", "crosscoder.input_scale"} <= set(one)
     for k in one:

@@ -63,3 +63,29 @@ def test_neuronpedia_json_and_html_of_a_real_graph(tiny_gpt2_model, tmp_path):
     assert data["metadata"]["prompt"].startswith("The")
     d = graph.to_dict()
     assert 0 <= d["replacement_score"] <= 1 and 0 <= d["completeness_score"] <= 1
+
+
+def test_max_feature_nodes_keeps_the_features_most_influential_on_the_logits(tiny_gpt2_model):
+    """One ranking round (max_feature_nodes = update_interval * batch_size): the features kept are the
+    top ones by influence through the logit rows alone, computed here from the full graph; their edges
+    are the full graph's edges, and the rest of the nodes are unchanged."""
+    model = tiny_gpt2_model
+    tcs = random_transcoders(model)
+    tokens = torch.randint(3, 500, (8,), generator=torch.Generator().manual_seed(5))
+    full = attribute(model, tcs, tokens, batch_size=16)
+    n_keep = 2 * 16
+    part = attribute(model, tcs, tokens, batch_size=16, max_feature_nodes=n_keep, update_interval=2)
+    assert full.n_features > n_keep and part.n_features == n_keep
+    logit_rows = full.adjacency[full.logit_slice].abs()
+    by_logits = (full.logit_probabilities @ (logit_rows / logit_rows.sum(1, keepdim=True)))[:full.n_features]
+    expected = by_logits.argsort(descending=True, stable=True)[:n_keep].sort().values
+    assert torch.equal(part.active_features, full.active_features[expected])
+    keep = torch.cat([expected, torch.arange(full.n_features, full.adjacency.shape[0])])
+    torch.testing.assert_close(part.adjacency, full.adjacency[keep][:, keep], atol=1e-6, rtol=1e-5)
+    assert attribute(model, tcs, tokens, batch_size=16, max_feature_nodes=10_000).adjacency.shape == full.adjacency.shape
+    # several re-ranking rounds: still the full graph's edges among the kept nodes
+    rounds = attribute(model, tcs, tokens, batch_size=16, max_feature_nodes=40, update_interval=1)
+    kept = torch.tensor([full.active_features.tolist().index(f) for f in rounds.active_features.tolist()])
+    keep = torch.cat([kept, torch.arange(full.n_features, full.adjacency.shape[0])])
+    assert rounds.n_features == 40
+    torch.testing.assert_close(rounds.adjacency, full.adjacency[keep][:, keep], atol=1e-6, rtol=1e-5)

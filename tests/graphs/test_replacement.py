@@ -7,7 +7,7 @@ import torch
 from mechscope.errors import InputError
 from mechscope.graphs.attribute import attribute
 from mechscope.graphs.replacement import replacement_forward
-from tests.graphs.graph_helpers import random_transcoders
+from tests.graphs.graph_helpers import random_clt, random_transcoders
 
 
 @pytest.mark.parametrize("skip", [False, True])
@@ -33,12 +33,34 @@ def test_replacement_forward_reproduces_the_logits_on_real_llama(stories260k):
 
 
 @pytest.mark.parametrize("model_name", ["tiny_gpt2_model", "stories260k"])
-def test_setting_one_feature_moves_each_target_by_its_edge_weight(model_name, request):
+def test_replacement_forward_with_a_cross_layer_transcoder_reproduces_the_logits(model_name, request):
+    model = request.getfixturevalue(model_name)
+    tokens = torch.randint(3, 500, (2, 12), generator=torch.Generator().manual_seed(0))
+    clt = random_clt(model)
+    trace = replacement_forward(model, clt, tokens)
+    with torch.no_grad():
+        clean = model(tokens)
+    torch.testing.assert_close(trace.logits.detach(), clean, atol=1e-5, rtol=1e-6)
+    assert all(bool((trace.acts[layer] > 0).any()) for layer in range(model.cfg.n_layers))
+    # the error node is the true MLP output minus what the CLT writes from every layer up to this one
+    last = model.cfg.n_layers - 1
+    _, cache = model.run_with_cache(tokens, names=[f"blocks.{last}.hook_mlp_out"])
+    acts = {layer: trace.acts[layer].detach() for layer in range(model.cfg.n_layers)}
+    by_hand = sum(acts[s] @ clt.W_dec[clt._block(s), last * model.cfg.d_model:(last + 1) * model.cfg.d_model]
+                  for s in range(last + 1))
+    by_hand = (by_hand + clt.b_dec[last * model.cfg.d_model:]) / clt.output_scale[last]
+    torch.testing.assert_close(trace.errors[last].detach(), cache[f"blocks.{last}.hook_mlp_out"] - by_hand.detach(),
+                               atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("model_name,dictionary", [("tiny_gpt2_model", "per-layer"), ("stories260k", "per-layer"),
+                                                   ("tiny_gpt2_model", "clt")])
+def test_setting_one_feature_moves_each_target_by_its_edge_weight(model_name, dictionary, request):
     """100 random source features: zero each in the frozen replacement model (a forward rerun) and
     compare every target's change (feature pre-activations and demeaned logits) with its edge."""
     model = request.getfixturevalue(model_name)
     tokens = torch.randint(3, 500, (10,), generator=torch.Generator().manual_seed(1))
-    tcs = random_transcoders(model, arch="topk", skip=True)
+    tcs = random_transcoders(model, arch="topk", skip=True) if dictionary == "per-layer" else random_clt(model)
     graph = attribute(model, tcs, tokens, batch_size=64)
     trace = replacement_forward(model, tcs, tokens[None])
     feats = graph.active_features

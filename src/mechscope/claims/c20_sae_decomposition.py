@@ -28,7 +28,7 @@ from mechscope.claims.base import Budget, Measurement
 from mechscope.data.activation_store import capture_activations
 from mechscope.data.text import eval_tokens
 from mechscope.dictionary.evaluate import SAEEvaluation, evaluate_sae
-from mechscope.dictionary.pipeline import SAEPipelineConfig, train_on_model
+from mechscope.dictionary.pipeline import SAEPipelineConfig, harvest_in_memory, train_on_model
 from mechscope.dictionary.trainer import TrainerConfig
 
 ID = "C20"
@@ -87,8 +87,9 @@ def measure(model, budget: Budget) -> Measurement:
     batch = min(512, train_tokens.numel() // 2)
     cfg = SAEPipelineConfig(hooks=tuple(hooks), architectures=archs, expansion_factor=8, k=k, dead_after_tokens=50_000,
                             batch_size=batch, activations="memory", shuffle_buffer_tokens=1 << 14, seed=budget.seed)
+    acts = harvest_in_memory(model, train_tokens, hooks)   # one pass: the SAEs train on it, the PCA is fitted on it
     saes, training = train_on_model(model, train_tokens, cfg,
-                                    TrainerConfig(steps=budget.train_steps, lr=1e-3, warmup_steps=10))
+                                    TrainerConfig(steps=budget.train_steps, lr=1e-3, warmup_steps=10), activations=acts)
     layer_of = dict(zip(hooks, layers, strict=True))
     saes = {f"{sae.cfg.architecture}@{layer_of[sae.cfg.hook_name]}": sae for sae in saes.values()}
     results: dict[str, SAEEvaluation] = {name: evaluate_sae(sae, model, held_out) for name, sae in saes.items()}
@@ -96,7 +97,6 @@ def measure(model, budget: Budget) -> Measurement:
     ev, ce_rec, l0 = (_median([getattr(r, f) for r in topk]) for f in ("explained_variance", "ce_loss_recovered", "l0"))
     ce_clean, ce_zero = (_median([getattr(r, f) for r in topk]) for f in ("ce_clean", "ce_zero_ablation"))
     # the dense baseline: a rank-k PCA fitted on the training activations, scored on the held-out ones
-    acts = [capture_activations(model, b, hooks) for b in train_tokens.split(16)]
     test_acts = [capture_activations(model, b, hooks) for b in held_out.split(16)]
     pca_ev = _median([pca_explained_variance(torch.cat([a[h] for a in acts]), torch.cat([a[h] for a in test_acts]), k)
                       for h in hooks])

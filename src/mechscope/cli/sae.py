@@ -67,7 +67,8 @@ def train(
     arch: list[str] = typer.Option(["topk"], "--arch", help="relu_l1 | topk | batch_topk | jumprelu (repeatable)"),
     out: Path = typer.Option(..., "--out", help="directory: one SAELens folder per SAE, plus the checkpoint"),
     kind: str = typer.Option("sae", "--kind", help="sae | transcoder (each --hook an MLP input, e.g. "
-                             "blocks.1.ln2.hook_normalized) | crosscoder (one over all --hook sources)"),
+                             "blocks.1.ln2.hook_normalized) | crosscoder (one over all --hook sources) | clt (one cross-layer "
+                             "transcoder; the --hook options are the MLP inputs of consecutive layers, in order; topk)"),
     skip: bool = typer.Option(False, "--skip", help="transcoders: add a skip connection"),
     expansion: int = typer.Option(8, help="d_sae = expansion × d_in"),
     k: int = typer.Option(32, help="active latents per token (topk, batch_topk)"),

@@ -11,6 +11,9 @@
    runs, one process), or a harvested store on disk (`store=DIR`, written by rank 0, read by all).
 4. Train them together with SAETrainer (checkpoints and resumes through TrainerConfig.checkpoint_dir).
 
+A caller that needs the training activations too (C20 fits a PCA on them) harvests them once with
+`harvest_in_memory(model, tokens, hooks)` and passes them as `train_on_model(..., activations=chunks)`.
+
 `train_saes(configs, batches, trainer)` is step 2 and 4 alone, for activations that do not come from
 a model's hooks (e.g. embeddings built by hand).
 """
@@ -31,7 +34,7 @@ from mechscope.dictionary.trainer import SAETrainer, TrainerConfig
 from mechscope.dictionary.training_history import TrainingHistory
 from mechscope.errors import InputError
 
-DICTIONARY_KINDS = ("sae", "transcoder", "crosscoder")
+DICTIONARY_KINDS = ("sae", "transcoder", "crosscoder", "clt")
 
 
 @dataclasses.dataclass
@@ -47,7 +50,9 @@ class SAEPipelineConfig:
     shuffle_buffer_tokens: rows mixed at a time by the shuffle buffer ("stream" and "memory").
     seed: seeds SAE initialisation and the shuffle of epoch e (seed + e).
     kind: "sae" (one per hook); "transcoder" (hooks are MLP inputs, blocks.L.ln2.hook_normalized or
-        blocks.L.hook_mlp_in; each predicts blocks.L.hook_mlp_out); "crosscoder" (one over all hooks).
+        blocks.L.hook_mlp_in; each predicts blocks.L.hook_mlp_out); "crosscoder" (one over all hooks);
+        "clt" (one cross-layer transcoder: hooks are the MLP inputs of consecutive layers, in order;
+        TopK only, k per layer).
     skip_connection: transcoders only (see TranscoderConfig).
     """
 
@@ -63,7 +68,7 @@ class SAEPipelineConfig:
     store: str | None = None
     shuffle_buffer_tokens: int = 1 << 16
     seed: int = 0
-    kind: Literal["sae", "transcoder", "crosscoder"] = "sae"
+    kind: Literal["sae", "transcoder", "crosscoder", "clt"] = "sae"
     skip_connection: bool = False
 
     def __post_init__(self):
@@ -71,8 +76,7 @@ class SAEPipelineConfig:
         if not self.hooks or not self.architectures:
             raise InputError("SAEPipelineConfig needs at least one hook and one architecture")
         if self.kind not in DICTIONARY_KINDS:
-            raise InputError(f"kind={self.kind!r}: use one of {DICTIONARY_KINDS} (cross-layer transcoders are not "
-                             "implemented yet)")
+            raise InputError(f"kind={self.kind!r}: use one of {DICTIONARY_KINDS}")
         if self.kind == "crosscoder" and len(self.hooks) < 2:
             raise InputError("a crosscoder reads several hooks: pass at least two")
         if self.activations not in ("stream", "memory"):
@@ -87,17 +91,34 @@ def train_saes(configs: Mapping[str, SAEConfig], batches: Iterable[Tensor | Mapp
     return saes, history
 
 
+def harvest_in_memory(model, tokens: Tensor, hooks) -> list[dict[str, Tensor]]:
+    """The activations `activations="memory"` trains on: one {hook: [16*seq d]} per chunk of 16 sequences
+    of tokens [n_seq seq], on the CPU. Pass them to `train_on_model(..., activations=)` to reuse them."""
+    from mechscope.data.activation_store import capture_activations
+
+    return [capture_activations(model, chunk.to(model.device), list(hooks)) for chunk in tokens.split(16)]
+
+
+def training_hooks(cfg: SAEPipelineConfig) -> tuple[str, ...]:
+    """Every hook the dictionaries of cfg read: the hooks, plus each MLP's output for transcoders."""
+    if cfg.kind in ("transcoder", "clt"):
+        return cfg.hooks + tuple(_mlp_output(h) for h in cfg.hooks)
+    return cfg.hooks
+
+
 def train_on_model(model, tokens: Tensor, cfg: SAEPipelineConfig, trainer: TrainerConfig, *,
-                   rank: int = 0, world_size: int = 1) -> tuple[dict[str, SparseAutoencoder], TrainingHistory]:
+                   rank: int = 0, world_size: int = 1, activations: list[dict[str, Tensor]] | None = None,
+                   ) -> tuple[dict[str, SparseAutoencoder], TrainingHistory]:
     """SAEs {"ARCH@HOOK": sae} trained on the model's activations over tokens [n_seq seq], and their curves.
 
     Under data parallelism pass this process's rank and the world size; each rank reads its share of
-    every global batch of cfg.batch_size rows.
+    every global batch of cfg.batch_size rows. `activations`: chunks from `harvest_in_memory(model,
+    tokens, training_hooks(cfg))`, already harvested (cfg.activations must be "memory"); no forward pass
+    is run then.
     """
-    reads = cfg.hooks
-    if cfg.kind == "transcoder":
-        reads = cfg.hooks + tuple(_mlp_output(h) for h in cfg.hooks)
-    batches, widths = _activation_batches(model, tokens, dataclasses.replace(cfg, hooks=reads), rank, world_size)
+    reads = training_hooks(cfg)
+    batches, widths = _activation_batches(model, tokens, dataclasses.replace(cfg, hooks=reads), rank, world_size,
+                                          activations)
     spec = getattr(model, "spec", "") or ""
     common = dict(expansion_factor=cfg.expansion_factor, k=cfg.k, l1_coefficient=cfg.l1_coefficient,
                   l0_coefficient=cfg.l0_coefficient, model_name=spec, dead_after_tokens=cfg.dead_after_tokens,
@@ -108,6 +129,14 @@ def train_on_model(model, tokens: Tensor, cfg: SAEPipelineConfig, trainer: Train
         configs = {f"transcoder_{arch}@{hook}": TranscoderConfig(
             d_in=widths[hook], architecture=arch, hook_name=hook, output_hook_name=_mlp_output(hook),
             skip_connection=cfg.skip_connection, **common) for hook in cfg.hooks for arch in cfg.architectures}
+    elif cfg.kind == "clt":
+        from mechscope.dictionary.clt import CLTConfig
+
+        if len({widths[h] for h in cfg.hooks}) != 1:
+            raise InputError(f"a CLT's layers must have one width; got {[widths[h] for h in cfg.hooks]}")
+        configs = {f"clt_{arch}": CLTConfig(d_in=widths[cfg.hooks[0]], architecture=arch, input_hooks=cfg.hooks,
+                                            output_hooks=tuple(_mlp_output(h) for h in cfg.hooks), **common)
+                   for arch in cfg.architectures}
     elif cfg.kind == "crosscoder":
         from mechscope.dictionary.crosscoder import CrosscoderConfig
 
@@ -123,10 +152,13 @@ def train_on_model(model, tokens: Tensor, cfg: SAEPipelineConfig, trainer: Train
 
 
 def create_dictionary(cfg: SAEConfig):
-    """An SAE, transcoder or crosscoder, by the type of its config."""
+    """An SAE, transcoder, cross-layer transcoder or crosscoder, by the type of its config."""
+    from mechscope.dictionary.clt import CLTConfig, create_clt
     from mechscope.dictionary.crosscoder import CrosscoderConfig, create_crosscoder
     from mechscope.dictionary.transcoder import TranscoderConfig, create_transcoder
 
+    if isinstance(cfg, CLTConfig):
+        return create_clt(cfg)
     if isinstance(cfg, TranscoderConfig):
         return create_transcoder(cfg)
     if isinstance(cfg, CrosscoderConfig):
@@ -146,8 +178,8 @@ def _mlp_output(hook: str) -> str:
     return f"blocks.{point.layer}.hook_mlp_out"
 
 
-def _activation_batches(model, tokens: Tensor, cfg: SAEPipelineConfig, rank: int,
-                        world_size: int) -> tuple[Iterator[dict[str, Tensor]], dict[str, int]]:
+def _activation_batches(model, tokens: Tensor, cfg: SAEPipelineConfig, rank: int, world_size: int,
+                        cached: list[dict[str, Tensor]] | None) -> tuple[Iterator[dict[str, Tensor]], dict[str, int]]:
     """An endless iterator of {hook: [batch_size // world_size d]} and each hook's width d."""
     from mechscope.data.activation_store import (
         ActivationStore,
@@ -159,6 +191,15 @@ def _activation_batches(model, tokens: Tensor, cfg: SAEPipelineConfig, rank: int
     from mechscope import distributed as ddp
 
     hooks = list(cfg.hooks)
+    if cached is not None:
+        if cfg.activations != "memory" or cfg.store is not None:
+            raise InputError("activations= (already harvested) trains from memory: set SAEPipelineConfig("
+                             "activations='memory') and no store")
+        missing = sorted(set(hooks) - set(cached[0]) if cached else set(hooks))
+        if missing:
+            raise InputError(f"the harvested activations lack hooks {missing}; harvest "
+                             "harvest_in_memory(model, tokens, training_hooks(cfg))")
+        cached = [{h: c[h] for h in hooks} for c in cached]
     if cfg.store is not None:
         if rank == 0:
             harvest_activations(model, tokens, hooks, Path(cfg.store))
@@ -171,7 +212,8 @@ def _activation_batches(model, tokens: Tensor, cfg: SAEPipelineConfig, rank: int
         if world_size > 1:
             raise InputError("activations='memory' runs in one process; under data parallelism pass store=DIR "
                              "or activations='stream'")
-        cached = [capture_activations(model, c.to(model.device), hooks) for c in chunks]
+        if cached is None:
+            cached = harvest_in_memory(model, tokens, hooks)
         return (_forever(lambda epoch: ShuffleBuffer(cfg.shuffle_buffer_tokens, cfg.batch_size,
                                                      seed=cfg.seed + epoch)(iter(cached))),
                 {h: cached[0][h].shape[1] for h in hooks})

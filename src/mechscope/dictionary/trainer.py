@@ -13,6 +13,10 @@ Data-parallel: run the same script under `torchrun --nproc-per-node N`; every pr
 own share of each global batch (rows [rank*n/N, (rank+1)*n/N)) and gradients are averaged, so N
 processes follow the same trajectory as one process on the whole batch. See docs/sae-training.md.
 
+Latent-sharded dictionaries (`latent_sharded = True`, sharded_topk.py) split their latents, not the
+batch, across processes: every process feeds the same batches, and the trainer neither averages their
+gradients nor broadcasts their initialisation nor sums their per-latent fire counts.
+
 Checkpoints (`checkpoint_dir`): one file written atomically by rank 0; `fit` resumes from it and
 skips the batches already consumed.
 """
@@ -124,15 +128,17 @@ class SAETrainer:
         for name, sae in self.saes.items():
             select = getattr(sae, "select_training_input", None)  # transcoders / crosscoders pack several hooks
             x = select(batch) if select else self._select(batch, sae).reshape(-1, sae.d_in)
+            sharded = getattr(sae, "latent_sharded", False)     # every rank has the whole batch
             if not bool(sae.initialized):
-                sae.initialize_from_data(ddp.all_gather_cat(x))
-                ddp.broadcast_module_(sae)
+                sae.initialize_from_data(x if sharded else ddp.all_gather_cat(x))
+                if not sharded:
+                    ddp.broadcast_module_(sae)
             stats = self.stats[name]
             sae.train()
             out = sae(x, dead_mask=stats.dead_mask(sae.cfg.dead_after_tokens))
             out.loss.backward()
-            grads = [p.grad for p in sae.parameters() if p.grad is not None]
-            ddp.all_reduce_mean_(grads)
+            if not sharded:   # a shard's gradient is already the whole loss's gradient for its latents
+                ddp.all_reduce_mean_([p.grad for p in sae.parameters() if p.grad is not None])
             sae.remove_gradient_parallel_to_decoder_rows()
             if self.cfg.max_grad_norm:
                 torch.nn.utils.clip_grad_norm_(sae.parameters(), self.cfg.max_grad_norm)
@@ -142,8 +148,10 @@ class SAETrainer:
             self.optimizers[name].step()
             self.optimizers[name].zero_grad(set_to_none=True)
             sae.normalize_decoder_rows()
-            n_tokens = x.shape[0] * ddp.world_size()
-            stats.update(ddp.all_reduce_sum(out.fire_counts), n_tokens)
+            if sharded:
+                stats.update(out.fire_counts, x.shape[0])
+            else:
+                stats.update(ddp.all_reduce_sum(out.fire_counts), x.shape[0] * ddp.world_size())
             logged = torch.stack([out.loss.detach(), out.l0, out.fvu, out.reconstruction_loss, out.auxk_loss])
             ddp.all_reduce_mean_([logged])
             loss, l0, fvu, recon, auxk = logged.tolist()

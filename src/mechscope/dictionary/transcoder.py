@@ -171,15 +171,23 @@ def create_transcoder(cfg: TranscoderConfig) -> SparseAutoencoder:
 
 @torch.no_grad()
 def harvest_pairs(model, tokens: Tensor, transcoders, batch_size: int = 16) -> dict[str, Tensor]:
-    """Input and output activations of every transcoder from one forward per batch.
+    """Input and output activations of every transcoder (or cross-layer transcoder) from one forward per batch.
 
     tokens [n_seq seq] -> {hook_name: [n_seq*seq d_in]} for each transcoder's two hooks.
     """
     from mechscope.data.activation_store import capture_activations
 
-    names = sorted({n for tc in transcoders for n in (tc.cfg.hook_name, tc.cfg.output_hook_name)})
+    names = sorted({n for tc in transcoders for n in dictionary_hooks(tc)})
     parts = [capture_activations(model, batch.to(model.device), names) for batch in tokens.split(batch_size)]
     return {n: torch.cat([p[n] for p in parts]) for n in names}
+
+
+def dictionary_hooks(dictionary) -> tuple[str, ...]:
+    """Every hook a transcoder (input, output) or a cross-layer transcoder (all inputs, all outputs) reads."""
+    cfg = dictionary.cfg
+    if getattr(cfg, "input_hooks", None):
+        return tuple(cfg.input_hooks) + tuple(cfg.output_hooks)
+    return (cfg.hook_name, cfg.output_hook_name)
 
 
 def pair_batches(acts: Mapping[str, Tensor], batch_size: int, *, seed: int = 0) -> Iterator[dict[str, Tensor]]:

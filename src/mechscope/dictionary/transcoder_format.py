@@ -96,9 +96,20 @@ def save_transcoders(transcoders: dict[int, object], path: str | Path) -> Path:
     return path
 
 
-def load_transcoders(path: str | Path) -> dict[int, object]:
-    """Read what `save_transcoders` wrote: {layer: transcoder} in eval mode."""
+def load_transcoders(path: str | Path):
+    """Read what `save_transcoders` wrote: {layer: transcoder} in eval mode; or, when `path` is one saved
+    cross-layer transcoder (`mechscope sae train --kind clt`), that CLT; or a circuit-tracer transcoder
+    set (a folder with config.yaml, see circuit_tracer_format.py)."""
     path = Path(path)
+    if (path / "config.yaml").exists():
+        from mechscope.dictionary.circuit_tracer_format import load_circuit_tracer
+
+        return load_circuit_tracer(path)
+    if (path / "cfg.json").exists():
+        d = load_dictionary(path)
+        if getattr(d, "is_cross_layer", False):
+            return d
+        raise InputError(f"{path} is one dictionary but not a cross-layer transcoder; pass the folder holding L0, L1, ...")
     folders = sorted(p for p in path.glob("L*") if p.is_dir() and p.name[1:].isdigit())
     if not folders:
         raise InputError(f"{path} holds no transcoder folders L0, L1, ...; write them with save_transcoders "
@@ -116,7 +127,7 @@ def _write_state(d, path: Path, key: str) -> Path:
 
 
 def save_dictionary(d, path: str | Path) -> Path:
-    """Save an SAE, transcoder or crosscoder: the SAELens format where it has one, else mechscope's
+    """Save an SAE, transcoder, cross-layer transcoder or crosscoder: the SAELens format where it has one, else mechscope's
     (safetensors state + cfg.json, read back by `load_dictionary`)."""
     from mechscope.dictionary.saelens_format import save_saelens
 
@@ -125,7 +136,8 @@ def save_dictionary(d, path: str | Path) -> Path:
             return save_saelens_transcoder(d, path)
     elif not hasattr(d.cfg, "sources"):
         return save_saelens(d, path)
-    key = "mechscope_transcoder" if getattr(d, "is_transcoder", False) else "mechscope_crosscoder"
+    key = ("mechscope_clt" if getattr(d, "is_cross_layer", False) else
+           "mechscope_transcoder" if getattr(d, "is_transcoder", False) else "mechscope_crosscoder")
     return _write_state(d, Path(path), key)
 
 
@@ -135,8 +147,12 @@ def load_dictionary(path: str | Path):
     from mechscope.dictionary.saelens_format import load_saelens
 
     cfg, tensors = read_saelens_folder(path)
-    if "mechscope_transcoder" in cfg or "mechscope_crosscoder" in cfg:
-        if "mechscope_transcoder" in cfg:
+    from mechscope.dictionary.clt import CLTConfig, create_clt
+
+    if "mechscope_transcoder" in cfg or "mechscope_crosscoder" in cfg or "mechscope_clt" in cfg:
+        if "mechscope_clt" in cfg:
+            d = create_clt(CLTConfig.from_dict(cfg["mechscope_clt"]))
+        elif "mechscope_transcoder" in cfg:
             d = create_transcoder(TranscoderConfig.from_dict(cfg["mechscope_transcoder"]))
         else:
             d = create_crosscoder(CrosscoderConfig.from_dict(cfg["mechscope_crosscoder"]))

@@ -14,6 +14,11 @@ Phases (circuit-tracer's algorithm, Ameisen et al. 2025):
 4. The adjacency matrix A [n_nodes n_nodes], rows = targets, columns = sources, nodes ordered
    [active features (layer, pos, latent), errors (layer-major, layer * n_pos + pos), tokens, logits].
 
+With `max_feature_nodes` (circuit-tracer's option of that name), the logit rows come first, then the
+features in order of their influence on the logits as estimated from the rows computed so far
+(re-ranked every `update_interval` batches), until that many features have rows; the graph keeps only
+those features (the others' effects stay in no node, as in circuit-tracer).
+
     graph = attribute(model, transcoders, "The cat sat on the")
     graph.adjacency, graph.prune(), graph.scores(), graph.to_neuronpedia(), graph.figure()
 """
@@ -24,7 +29,7 @@ import torch
 from torch import Tensor
 
 from mechscope.errors import InputError
-from mechscope.graphs.graph import AttributionGraph
+from mechscope.graphs.graph import AttributionGraph, influence, normalize_rows
 from mechscope.graphs.replacement import replacement_forward
 from mechscope.progress import progress
 
@@ -41,10 +46,11 @@ def logit_targets(logits: Tensor, max_n_logits: int = 10, desired_logit_prob: fl
     return top_i[:n], top_p[:n]
 
 
-def attribute(model, transcoders: dict[int, object], prompt: str | Tensor, *, max_n_logits: int = 10,
-              desired_logit_prob: float = 0.95, batch_size: int = 64,
-              show_progress: bool | None = None) -> AttributionGraph:
-    """The attribution graph of `prompt` (text, or token ids [pos]) through one transcoder per layer."""
+def attribute(model, transcoders, prompt: str | Tensor, *, max_n_logits: int = 10,
+              desired_logit_prob: float = 0.95, batch_size: int = 64, max_feature_nodes: int | None = None,
+              update_interval: int = 4, show_progress: bool | None = None) -> AttributionGraph:
+    """The attribution graph of `prompt` (text, or token ids [pos]) through one transcoder per layer
+    ({layer: transcoder}) or one cross-layer transcoder; at most `max_feature_nodes` features (None: all)."""
     tokens = model.to_tokens(prompt)[0] if isinstance(prompt, str) else torch.as_tensor(prompt).reshape(-1)
     if tokens.numel() < 1:
         raise InputError("the prompt has no tokens")
@@ -76,9 +82,7 @@ def attribute(model, transcoders: dict[int, object], prompt: str | Tensor, *, ma
                 out.append(logits[logit_ids[row - n_feat - n_err - n_pos]] - logits.mean())
         return torch.stack(out)
 
-    target_rows = list(range(n_feat)) + list(range(n_nodes - n_logit, n_nodes))
-    chunks = [target_rows[i:i + batch_size] for i in range(0, len(target_rows), batch_size)]
-    for chunk in progress(chunks, desc="attribution", enabled=show_progress):
+    def compute_rows(chunk: list[int]) -> None:
         grads = torch.autograd.grad(target_values(chunk).sum(), leaves, retain_graph=True, allow_unused=True)
         g_acts, g_err, g_emb = grads[:n_layers], grads[n_layers:2 * n_layers], grads[-1]
         rows = torch.tensor(chunk)
@@ -93,6 +97,33 @@ def attribute(model, transcoders: dict[int, object], prompt: str | Tensor, *, ma
                 adjacency[rows, n_feat + layer * n_pos:n_feat + (layer + 1) * n_pos] = contrib.float()
         if g_emb is not None:
             adjacency[rows, n_feat + n_err:n_feat + n_err + n_pos] = (g_emb[:nb] * trace.embed[:nb].detach()).sum(-1).float()
+
+    if max_feature_nodes is not None and max_feature_nodes < 0:
+        raise InputError(f"max_feature_nodes={max_feature_nodes}: pass a count >= 0, or None for every active feature")
+    n_keep = n_feat if max_feature_nodes is None else min(max_feature_nodes, n_feat)
+    logit_rows = list(range(n_nodes - n_logit, n_nodes))
+    weights = torch.zeros(n_nodes)
+    weights[n_nodes - n_logit:] = logit_p.float().cpu()
+    visited = torch.zeros(n_feat, dtype=torch.bool)
+    with progress(total=n_logit + n_keep, desc="attribution", enabled=show_progress) as bar:
+        for i in range(0, n_logit, batch_size):
+            compute_rows(logit_rows[i:i + batch_size])
+            bar.update(len(logit_rows[i:i + batch_size]))
+        while int(visited.sum()) < n_keep:
+            if n_keep == n_feat:
+                pending = torch.arange(n_feat)
+            else:   # rank the unvisited features by their influence through the rows computed so far
+                rank = influence(normalize_rows(adjacency), weights)[:n_feat].argsort(descending=True, stable=True)
+                pending = rank[~visited[rank]][:min(update_interval * batch_size, n_keep - int(visited.sum()))]
+            for i in range(0, len(pending), batch_size):
+                chunk = pending[i:i + batch_size]
+                compute_rows(chunk.tolist())
+                visited[chunk] = True
+                bar.update(len(chunk))
+    if n_keep < n_feat:
+        keep = torch.cat([visited.nonzero().squeeze(-1), torch.arange(n_feat, n_nodes)])
+        adjacency = adjacency[keep][:, keep]
+        active, act_values = active[visited], act_values[visited]
     return AttributionGraph(
         prompt=prompt if isinstance(prompt, str) else "", input_tokens=tokens.tolist(),
         token_strings=_token_strings(model, tokens), n_layers=n_layers, active_features=active,

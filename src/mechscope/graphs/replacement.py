@@ -10,7 +10,9 @@ of the graph's source nodes, while the forward still reproduces the model's logi
                    derivative that of the norm with s held fixed
     MLPs           blocks.L.hook_mlp_out = transcoder(acts) + skip(x) + error
                    acts: the transcoder's latent activations on this prompt, cut from the graph and
-                   made leaves; error = true MLP output - transcoder output, a leaf too
+                   made leaves; error = true MLP output - transcoder output, a leaf too. With a
+                   cross-layer transcoder, transcoder(acts) is what the latents of every layer <= L
+                   write to layer L's output (each layer's activations are one leaf, used by all)
     embeddings     hook_embed is a leaf (learned positions, biases and b_dec stay constants)
 
 So d(target)/d(leaf) * leaf is a *direct* effect: a source reaches a target only through the
@@ -18,6 +20,7 @@ residual stream, frozen attention and norms, and skip connections, never through
 (each feature's effect is carried by its own leaf). These are circuit-tracer's semantics.
 
     trace = replacement_forward(model, transcoders, tokens)    # tokens [batch pos], copies of one prompt
+    transcoders: {layer: MLP transcoder} for every layer, or one CrossLayerTranscoder
     trace.logits, trace.pre[L], trace.acts[L], trace.errors[L], trace.embed
 """
 
@@ -50,9 +53,17 @@ class ReplacementTrace:
     frozen: dict[str, Tensor]
 
 
-def check_transcoders(model, transcoders: dict[int, object]) -> None:
-    """One MLP transcoder per layer, reading the MLP input and writing hook_mlp_out."""
+def check_transcoders(model, transcoders) -> None:
+    """One MLP transcoder per layer, reading the MLP input and writing hook_mlp_out (or one CLT over all)."""
     n_layers = model.cfg.n_layers
+    if getattr(transcoders, "is_cross_layer", False):
+        expected = [f"blocks.{layer}.hook_mlp_out" for layer in range(n_layers)]
+        inputs = [h.removeprefix(f"blocks.{layer}.") for layer, h in enumerate(transcoders.cfg.input_hooks)]
+        if list(transcoders.cfg.output_hooks) != expected or any(site not in MLP_INPUT_SITES for site in inputs):
+            raise InputError(f"the cross-layer transcoder maps {transcoders.cfg.input_hooks} -> "
+                             f"{transcoders.cfg.output_hooks}; the replacement model needs every layer 0..{n_layers - 1}, "
+                             f"blocks.L.{MLP_INPUT_SITES[0]} -> blocks.L.hook_mlp_out (CLTConfig.for_model)")
+        return
     if sorted(transcoders) != list(range(n_layers)):
         raise InputError(f"attribution needs a transcoder for every layer 0..{n_layers - 1}; got layers "
                          f"{sorted(transcoders)}. Train the missing ones (TranscoderConfig.for_mlp)")
@@ -89,7 +100,30 @@ def _frozen_norm(module, kind: str, frozen: dict[str, Tensor], name: str, input_
     return fn
 
 
-def replacement_forward(model, transcoders: dict[int, object], tokens: Tensor, *,
+class _PerLayer:
+    """One MLP transcoder per layer, seen as a cross-layer transcoder is: layer_pre_activations,
+    layer_activation and layer_written (what the dictionary writes to layer L's MLP output)."""
+
+    def __init__(self, transcoders: dict[int, object]):
+        self.tcs = transcoders
+
+    def layer_pre_activations(self, layer: int, x: Tensor) -> Tensor:
+        tc = self.tcs[layer]
+        x_n = x.to(tc.W_enc.dtype) * tc.input_scale
+        return tc.pre_activations(x_n.reshape(-1, tc.d_in)).reshape(*x.shape[:-1], tc.d_sae)
+
+    def layer_activation(self, layer: int, pre: Tensor) -> Tensor:
+        return self.tcs[layer].activation(pre.reshape(-1, pre.shape[-1])).reshape(pre.shape)
+
+    def layer_written(self, layer: int, acts: dict[int, Tensor], x: Tensor) -> Tensor:
+        return self.tcs[layer].decode(acts[layer]) + self.tcs[layer].skip(x)
+
+
+def _modules(transcoders) -> list:
+    return [transcoders] if getattr(transcoders, "is_cross_layer", False) else list(transcoders.values())
+
+
+def replacement_forward(model, transcoders, tokens: Tensor, *,
                         frozen: dict[str, Tensor] | None = None,
                         acts: dict[int, Tensor] | None = None) -> ReplacementTrace:
     """Run the frozen replacement forward on tokens [batch pos] (grad enabled); see the module docstring.
@@ -118,16 +152,16 @@ def replacement_forward(model, transcoders: dict[int, object], tokens: Tensor, *
     def pattern(act, hook):
         return frozen.setdefault(hook.name, act.detach())
 
-    def mlp_out(layer):
-        tc = transcoders[layer]
+    view = transcoders if getattr(transcoders, "is_cross_layer", False) else _PerLayer(transcoders)
 
+    def mlp_out(layer):
         def fn(out, hook):
             x = stash[f"blocks.{layer}.ln2.hook_normalized"]
-            x_n = x.to(tc.W_enc.dtype) * tc.input_scale
-            p = tc.pre_activations(x_n.reshape(-1, tc.d_in)).reshape(*x.shape[:-1], tc.d_sae)
-            a = acts[layer] if acts is not None and layer in acts else tc.activation(p.detach().reshape(-1, tc.d_sae))
+            p = view.layer_pre_activations(layer, x)
+            a = acts[layer] if acts is not None and layer in acts else view.layer_activation(layer, p.detach())
             a = a.reshape(p.shape).detach().clone().requires_grad_(True)
-            written = tc.decode(a) + tc.skip(x)
+            leaves[layer] = a
+            written = view.layer_written(layer, leaves, x)
             name = hook.name
             if name + ":error" not in frozen:
                 frozen[name], frozen[name + ":written"] = out.detach(), written.detach()
@@ -157,13 +191,14 @@ def replacement_forward(model, transcoders: dict[int, object], tokens: Tensor, *
     fwd["ln_final.hook_scale"] = [keep("ln_final.hook_scale")]
     fwd["ln_final.hook_normalized"] = [_frozen_norm(model.structure.final_norm, kind, frozen,
                                                     "ln_final.hook_normalized", last, stash, offset)]
-    modes = {layer: tc.training for layer, tc in transcoders.items()}
+    modules = _modules(transcoders)
+    modes = [tc.training for tc in modules]
     try:
-        for tc in transcoders.values():
+        for tc in modules:
             tc.eval()                      # inference activations (BatchTopK's threshold, dense TopK)
         with torch.enable_grad(), model.hooks(fwd=fwd):
             logits = model(tokens)
     finally:
-        for layer, tc in transcoders.items():
-            tc.train(modes[layer])
+        for tc, mode in zip(modules, modes, strict=True):
+            tc.train(mode)
     return ReplacementTrace(logits, pre, leaves, errors, embed["e"], frozen)

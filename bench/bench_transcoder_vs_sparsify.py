@@ -1,0 +1,88 @@
+"""Transcoders side by side with EleutherAI's sparsify (issue 19 acceptance): one process, the same
+MLP input/output pairs of organism:tiny-gpt2, the same hyperparameters (TopK k = 32, 8x expansion,
+Adam at the same learning rate, the same batches, no AuxK), held-out FVU and time per step.
+
+sparsify pins nothing that clashes with us, but it is a peer, so it is not installed in our venv:
+
+    python -m venv /tmp/sparsify && /tmp/sparsify/bin/pip install --no-deps eai-sparsify natsort schedulefree
+    PYTHONPATH=src:/tmp/sparsify/lib/python3.11/site-packages python bench/bench_transcoder_vs_sparsify.py
+
+Their SparseCoder trains on its own FVU loss (sum of squared error / total variance of the batch), ours
+on the squared error in normalised units; both are read out by one FVU on held-out pairs, computed
+here. Targets: FVU within +-0.02 of theirs, our step time <= theirs (ratio reported).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import torch
+
+import mechscope
+from mechscope.data.text import eval_tokens
+from mechscope.dictionary.base import fraction_of_variance_unexplained
+from mechscope.dictionary.trainer import SAETrainer, TrainerConfig
+from mechscope.dictionary.transcoder import TranscoderConfig, create_transcoder, harvest_pairs, pair_batches
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--steps", type=int, default=1000)
+    ap.add_argument("--layer", type=int, default=2)
+    ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--batch", type=int, default=512)
+    ap.add_argument("--n-sequences", type=int, default=512)
+    ap.add_argument("--out", type=Path, default=Path("bench/results/bench_transcoder_vs_sparsify.json"))
+    args = ap.parse_args()
+    import sparsify  # the peer; see the module docstring
+
+    torch.set_num_threads(1)
+    model = mechscope.load("organism:tiny-gpt2")
+    d = model.cfg.d_model
+    ours = create_transcoder(TranscoderConfig.for_mlp(d, args.layer, k=32, expansion_factor=8,
+                                                      dead_after_tokens=10**12))        # 10**12: AuxK off, as theirs
+    pairs = harvest_pairs(model, eval_tokens(model, seq_len=64, n_sequences=args.n_sequences, seed=1), [ours])
+    held = harvest_pairs(model, eval_tokens(model, seq_len=64, n_sequences=32, seed=0), [ours])
+    x_name, y_name = ours.cfg.hook_name, ours.cfg.output_hook_name
+
+    def batches():   # the same batches, in the same order, for both
+        return zip(range(args.steps), pair_batches(pairs, args.batch, seed=0), strict=False)
+
+    trainer = SAETrainer({"ours": ours}, TrainerConfig(steps=args.steps, lr=args.lr, warmup_steps=0, decay_fraction=0,
+                                                       show_progress=False))
+    start = time.perf_counter()
+    for _, batch in batches():
+        trainer.train_step(batch)
+    ours_s = (time.perf_counter() - start) / args.steps
+
+    theirs = sparsify.SparseCoder(d, sparsify.SparseCoderConfig(k=32, expansion_factor=8, transcode=True,
+                                                                 normalize_decoder=False))
+    opt = torch.optim.Adam(theirs.parameters(), lr=args.lr)
+    start = time.perf_counter()
+    for _, batch in batches():
+        out = theirs(batch[x_name], batch[y_name])
+        out.fvu.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+    theirs_s = (time.perf_counter() - start) / args.steps
+
+    x, y = held[x_name], held[y_name]
+    with torch.no_grad():
+        ours.eval()
+        fvu_ours = float(fraction_of_variance_unexplained(y, ours.transcode(x)))
+        fvu_theirs = float(fraction_of_variance_unexplained(y, theirs(x, y).sae_out))
+    out = {"layer": args.layer, "k": 32, "d_sae": 8 * d, "steps": args.steps, "batch": args.batch, "lr": args.lr,
+           "sparsify_version": sparsify.__version__, "torch_threads": torch.get_num_threads(),
+           "held_out_fvu": {"mechscope": fvu_ours, "sparsify": fvu_theirs, "difference": fvu_ours - fvu_theirs},
+           "seconds_per_step": {"mechscope": ours_s, "sparsify": theirs_s, "ratio_ours_over_theirs": ours_s / theirs_s},
+           "targets": {"fvu_within": 0.02, "step_time_ratio_max": 1.0}}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(out, indent=2))
+    print(json.dumps(out, indent=2))
+
+
+if __name__ == "__main__":
+    main()
