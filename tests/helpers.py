@@ -62,10 +62,17 @@ def small_hf_model(arch: str, *, seed: int = 0, n_layers: int = 2, d_model: int 
             num_hidden_layers=n_layers, hidden_size=d_model, num_attention_heads=n_heads,
             num_key_value_heads=1, head_dim=d_model // n_heads, intermediate_size=3 * d_model,
             vocab_size=vocab, max_position_embeddings=n_ctx)).eval()
+    if arch == "gpt_neo":  # one global and one local (window 4) layer, as TinyStories / gpt-neo alternate them
+        from transformers import GPTNeoConfig, GPTNeoForCausalLM
+
+        return GPTNeoForCausalLM(GPTNeoConfig(
+            num_layers=n_layers, hidden_size=d_model, num_heads=n_heads, vocab_size=vocab,
+            max_position_embeddings=n_ctx, attention_types=[[["global", "local"], n_layers // 2]],
+            window_size=4)).eval()
     raise ValueError(arch)
 
 
-ARCHES = ("gpt2", "neox", "neox-sequential", "llama", "qwen2", "gemma")
+ARCHES = ("gpt2", "neox", "neox-sequential", "llama", "qwen2", "gemma", "gpt_neo")
 
 
 # -- headless Chromium through Playwright (browser tests and the README screenshot) --------------------

@@ -18,11 +18,11 @@ Where each point comes from (module paths come from the architecture table):
     attn.hook_q ... hook_z          inside our attention function (mechscope.model.attention)
     attn.hook_result                computed from the output projection's input; if a hook replaces it,
                                     the projection's output becomes sum over heads + bias
-    hook_attn_out                   output of the attention module
+    hook_attn_out                   output of the attention module (or of the table's attn_out_module)
     hook_resid_mid                  resid_pre + attn_out, formed in the attention module's hook; a
                                     replacement is passed on as a changed attn_out (new_mid - resid_pre)
     mlp.hook_pre / hook_post        output of the MLP's in (gate) projection / input of its out projection
-    hook_mlp_out                    output of the MLP module
+    hook_mlp_out                    output of the MLP module (or of the table's mlp_out_module)
 """
 
 from __future__ import annotations
@@ -302,13 +302,13 @@ class Attachment:
         if "attn.hook_result" in sites:
             add(b.out_proj.register_forward_hook(self._on_out_proj(layer)))
         if sites & {"hook_attn_out", "hook_resid_mid"}:
-            add(b.attn.register_forward_hook(self._on_attn(layer, {pre + s for s in sites}, stash)))
+            add(b.attn_writer.register_forward_hook(self._on_attn(layer, {pre + s for s in sites}, stash)))
         if "mlp.hook_pre" in sites:
             add(b.mlp_pre.register_forward_hook(self._on_output(pre + "mlp.hook_pre")))
         if "mlp.hook_post" in sites:
             add(b.mlp_out.register_forward_pre_hook(self._on_input(pre + "mlp.hook_post"), with_kwargs=True))
         if "hook_mlp_out" in sites:
-            add(b.mlp.register_forward_hook(self._on_output(pre + "hook_mlp_out")))
+            add(b.mlp_writer.register_forward_hook(self._on_output(pre + "hook_mlp_out")))
 
     def _remove(self) -> None:
         for handle in self._handles:

@@ -45,7 +45,11 @@ class HookedModel(WeightViews, Tokenization):
         self.cfg = ModelConfig.from_hf(hf_model, self.table)
         self.structure = Structure.resolve(hf_model, self.table)
         attention.register()
-        hf_model.set_attn_implementation(attention.IMPLEMENTATION)
+        if self.table.attn_kernel is None:
+            hf_model.set_attn_implementation(attention.IMPLEMENTATION)
+        else:
+            for block in self.structure.blocks:
+                self.table.attn_kernel(block.attn)
         self._hook_names = all_names(self.cfg.n_layers, learned_positions=self.cfg.positional == "learned",
                                      parallel_blocks=self.cfg.parallel_attn_mlp)
         self._known = set(self._hook_names)

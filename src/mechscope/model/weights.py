@@ -34,7 +34,7 @@ class WeightViews:
     def W_pos(self) -> torch.Tensor | None:
         """[n_ctx d_model], or None for models without learned positions."""
         pe = self.structure.pos_embed
-        return pe.weight.detach() if pe is not None else None
+        return pe.weight.detach()[self.table.pos_embed_offset:] if pe is not None else None
 
     @property
     def W_U(self) -> torch.Tensor:

@@ -11,6 +11,7 @@ Adding an architecture is adding one table (see `docs/adding-an-architecture.md`
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import Literal
 
 QKVLayout = Literal["separate", "fused_conv1d", "fused_per_head"]
@@ -32,6 +33,7 @@ class ArchitectureTable:
     final_norm: str
     unembed: str = "lm_head"
     pos_embed: str | None = None       # learned positional embedding, if any
+    pos_embed_offset: int = 0          # rows of the position table before position 0 (OPT keeps 2)
     # block-level paths (relative to one decoder layer)
     ln1: str = "input_layernorm"
     ln2: str = "post_attention_layernorm"
@@ -44,6 +46,10 @@ class ArchitectureTable:
     v_proj: str = "v_proj"
     out_proj: str = "o_proj"
     out_proj_is_conv1d: bool = False   # GPT-2's Conv1D stores weight as [in, out]
+    # block-level paths of the modules whose outputs are added to the residual stream, when they are
+    # not the attention / MLP modules themselves (Gemma-2's post-sublayer norms, OPT's inline MLP)
+    attn_out_module: str | None = None
+    mlp_out_module: str | None = None
     # mlp-level paths (relative to the MLP module)
     mlp_in: str = "up_proj"            # the linear whose output is hook_pre (the gate for gated MLPs)
     mlp_gate: str | None = None        # gated MLPs: the gate projection (hook_pre reads it)
@@ -55,6 +61,10 @@ class ArchitectureTable:
     norm_weight_offset: float = 0.0    # Gemma's RMSNorm multiplies by (1 + weight)
     positional: Literal["learned", "rotary", "none"] = "rotary"
     parallel_attn_mlp_attr: str | None = None  # config attribute that, when true, makes attn and mlp parallel
+    attn_kernel: Callable | None = None  # for attention modules that bypass transformers' attention interface:
+    #   installs our hooked attention on one such module (GPT-Neo); None: the model runs with
+    #   attn_implementation="mechscope" (mechscope.model.attention)
+    unsupported: tuple[tuple[str, object, str], ...] = ()  # (config attribute, value, why) this table cannot serve
     # config field names (HF configs disagree on them)
     n_layers_key: str = "num_hidden_layers"
     d_model_key: str = "hidden_size"
@@ -63,6 +73,13 @@ class ArchitectureTable:
     d_mlp_key: str = "intermediate_size"
     n_ctx_key: str = "max_position_embeddings"
     act_key: str = "hidden_act"
+
+    def check_config(self, config) -> str | None:
+        """Why this table cannot serve a model with `config` (a variant it does not lay out), or None."""
+        for attr, value, why in self.unsupported:
+            if getattr(config, attr, None) == value:
+                return f"{attr}={value!r}: {why}"
+        return None
 
     @property
     def pre_hook_mlp_name(self) -> str:
