@@ -130,7 +130,7 @@ def fold_layer_norm(model) -> TransformReport:
                 _fold_into(editor, b.attn.get_submodule(path), scale, shift, t.qkv_layout == "fused_conv1d")
             reset(editor, b.ln1)
             scale, shift = norm_affine(b.ln2)
-            for path in filter(None, (t.mlp_in, t.mlp_gate)):
+            for path in dict.fromkeys(filter(None, (t.mlp_in, t.mlp_gate))):  # a fused gate_up once
                 _fold_into(editor, b.mlp.get_submodule(path), scale, shift, t.mlp_is_conv1d)
             reset(editor, b.ln2)
         scale, shift = norm_affine(s.final_norm)

@@ -22,6 +22,7 @@ Where each point comes from (module paths come from the architecture table):
     hook_resid_mid                  resid_pre + attn_out, formed in the attention module's hook; a
                                     replacement is passed on as a changed attn_out (new_mid - resid_pre)
     mlp.hook_pre / hook_post        output of the MLP's in (gate) projection / input of its out projection
+                                    (a fused [gate | up] projection: its gate half)
     hook_mlp_out                    output of the MLP module (or of the table's mlp_out_module)
 """
 
@@ -157,8 +158,9 @@ class Attachment:
     """Context manager: install the module hooks a HookSet needs; always remove them on exit."""
 
     def __init__(self, structure: Structure, hookset: HookSet, *, norm: str, eps_attr: str,
-                 out_proj_is_conv1d: bool, n_heads: int) -> None:
+                 out_proj_is_conv1d: bool, n_heads: int, gate_up_fused: bool = False) -> None:
         self.s, self.hs = structure, hookset
+        self.gate_up_fused = gate_up_fused
         self.norm, self.eps_attr = norm, eps_attr
         self.out_proj_is_conv1d, self.n_heads = out_proj_is_conv1d, n_heads
         self._handles: list = []
@@ -186,6 +188,16 @@ class Attachment:
             if args:
                 return (new, *args[1:]), kwargs
             return args, {**kwargs, "hidden_states": new}
+        return hook
+
+    def _on_gate_half(self, name: str):
+        """Output hook on a fused [gate | up] projection: the hook sees the gate half. The output is
+        always rebuilt from the (possibly replaced) half, so the half is in the autograd graph."""
+        hs = self.hs
+
+        def hook(_module, _args, output):
+            gate, up = output.chunk(2, dim=-1)
+            return torch.cat([hs.apply(name, gate), up], dim=-1)
         return hook
 
     def _on_read(self, name: str):
@@ -304,7 +316,8 @@ class Attachment:
         if sites & {"hook_attn_out", "hook_resid_mid"}:
             add(b.attn_writer.register_forward_hook(self._on_attn(layer, {pre + s for s in sites}, stash)))
         if "mlp.hook_pre" in sites:
-            add(b.mlp_pre.register_forward_hook(self._on_output(pre + "mlp.hook_pre")))
+            on_pre = self._on_gate_half if self.gate_up_fused else self._on_output
+            add(b.mlp_pre.register_forward_hook(on_pre(pre + "mlp.hook_pre")))
         if "mlp.hook_post" in sites:
             add(b.mlp_out.register_forward_pre_hook(self._on_input(pre + "mlp.hook_post"), with_kwargs=True))
         if "hook_mlp_out" in sites:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from mechscope.errors import UnsupportedArchitectureError
 from mechscope.model.adapters.base import ArchitectureTable
+from mechscope.model.adapters.gemma2 import GEMMA2
 from mechscope.model.adapters.gpt2 import GPT2
 from mechscope.model.adapters.gpt_neo import GPT_NEO
-from mechscope.model.adapters.llama import GEMMA, LLAMA
+from mechscope.model.adapters.llama import GEMMA, LLAMA, PHI3, STABLELM
 from mechscope.model.adapters.neox import NEOX
 
-TABLES: tuple[ArchitectureTable, ...] = (GPT2, NEOX, LLAMA, GEMMA, GPT_NEO)
+TABLES: tuple[ArchitectureTable, ...] = (GPT2, NEOX, LLAMA, GEMMA, GEMMA2, STABLELM, PHI3, GPT_NEO)
 _BY_CLASS = {cls: table for table in TABLES for cls in table.hf_classes}
 
 

@@ -14,11 +14,12 @@ import dataclasses
 from collections.abc import Callable
 from typing import Literal
 
-QKVLayout = Literal["separate", "fused_conv1d", "fused_per_head"]
+QKVLayout = Literal["separate", "fused_conv1d", "fused_linear", "fused_per_head"]
 """How W_Q, W_K, W_V are stored.
 
 separate        q_proj, k_proj, v_proj nn.Linear (weight [out, in])            LLaMA, Mistral, Qwen, Gemma
 fused_conv1d    one Conv1D (weight [in, out]) whose output is [q | k | v]      GPT-2
+fused_linear    one nn.Linear whose output is [q | k | v] (k, v: n_kv_heads)   Phi-3
 fused_per_head  one nn.Linear whose output is, per head, [q_h | k_h | v_h]     GPT-NeoX / Pythia
 """
 
@@ -55,6 +56,7 @@ class ArchitectureTable:
     mlp_gate: str | None = None        # gated MLPs: the gate projection (hook_pre reads it)
     mlp_out: str = "down_proj"         # its input is hook_post
     mlp_is_conv1d: bool = False
+    mlp_gate_up_fused: bool = False    # one projection (mlp_gate == mlp_in) whose output is [gate | up] (Phi-3)
     # behaviour
     norm: Literal["layernorm", "rmsnorm"] = "rmsnorm"
     norm_eps_attr: str = "variance_epsilon"   # attribute of the norm module holding eps

@@ -10,11 +10,12 @@ scaling 1 and the layer's own causal/local mask, so hook_q ... hook_z behave as 
 
 from __future__ import annotations
 
+import dataclasses
 import types
 
 import torch
 
-from mechscope.model.adapters.base import ArchitectureTable
+from mechscope.model.adapters.gpt2 import GPT2
 from mechscope.model.attention import STATE_ATTR, hooked_attention
 
 
@@ -39,25 +40,20 @@ def install_kernel(attn: torch.nn.Module) -> None:
         attn._attn = types.MethodType(_hooked_attn, attn)
 
 
-GPT_NEO = ArchitectureTable(
+GPT_NEO = dataclasses.replace(  # GPT-2's module names, with nn.Linear q/k/v/out instead of fused Conv1D
+    GPT2,
     name="gpt_neo",
     hf_classes=("GPTNeoForCausalLM",),
-    embed="transformer.wte",
-    pos_embed="transformer.wpe",
-    layers="transformer.h",
-    final_norm="transformer.ln_f",
-    ln1="ln_1",
-    ln2="ln_2",
     attn="attn.attention",
+    qkv_layout="separate",
+    q_proj="q_proj",
     out_proj="out_proj",
-    mlp_in="c_fc",
-    mlp_out="c_proj",
-    norm="layernorm",
-    norm_eps_attr="eps",
-    positional="learned",
+    out_proj_is_conv1d=False,
+    mlp_is_conv1d=False,
     attn_kernel=install_kernel,
     n_layers_key="num_layers",
+    d_model_key="hidden_size",
     n_heads_key="num_heads",
-    n_kv_heads_key=None,
-    act_key="activation_function",
+    d_mlp_key="intermediate_size",
+    n_ctx_key="max_position_embeddings",
 )
