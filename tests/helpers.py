@@ -90,6 +90,14 @@ def small_hf_model(arch: str, *, seed: int = 0, n_layers: int = 2, d_model: int 
         from transformers import Phi3Config, Phi3ForCausalLM
 
         return Phi3ForCausalLM(Phi3Config(**llama_like, pad_token_id=0)).eval()
+    if arch == "opt":
+        from transformers import OPTConfig, OPTForCausalLM
+
+        model = OPTForCausalLM(OPTConfig(num_hidden_layers=n_layers, hidden_size=d_model, num_attention_heads=n_heads,
+                                         ffn_dim=4 * d_model, vocab_size=vocab, max_position_embeddings=n_ctx,
+                                         word_embed_proj_dim=d_model, pad_token_id=1))
+        _perturb_norms(model)
+        return model.eval()
     raise ValueError(arch)
 
 
@@ -102,7 +110,7 @@ def _perturb_norms(model) -> None:
 
 
 ARCHES = ("gpt2", "neox", "neox-sequential", "llama", "qwen2", "gemma", "gpt_neo", "gemma2", "gemma3", "stablelm",
-          "phi3")
+          "phi3", "opt")
 
 
 # -- headless Chromium through Playwright (browser tests and the README screenshot) --------------------

@@ -66,6 +66,8 @@ def hooked_attention(module, query, key, value, attention_mask, scaling=None, dr
     if scaling is None:
         scaling = query.shape[-1] ** -0.5
     call = state.call if state is not None else _unhooked
+    if state is not None and state.query_scale is not None:  # hooks see x W_Q + b_Q; the scale moves to the scores
+        query, scaling = query / state.query_scale, scaling * state.query_scale
     # hooks see [batch pos head d_head], TransformerLens' layout
     query = call("q", query.transpose(1, 2)).transpose(1, 2)
     key = call("k", key.transpose(1, 2)).transpose(1, 2)

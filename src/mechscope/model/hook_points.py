@@ -140,11 +140,37 @@ def _check_broadcastable(name: str, args: tuple, kwargs: dict, rows: int) -> Non
                                        f"them at the input instead (repeat the tokens)")
 
 
+MLP_SIDE = {"hook_mlp_in", "ln2.hook_scale", "ln2.hook_normalized", "mlp.hook_pre", "mlp.hook_post", "hook_mlp_out"}
+"""Block sites computed on the MLP side (OPT flattens batch and position there)."""
+
+
+def _record_shape(stash: dict):
+    """Block pre-hook: remember (batch, pos) of the residual stream entering the block."""
+    def hook(_module, args, kwargs):
+        stash["batch_pos"] = (args[0] if args else kwargs["hidden_states"]).shape[:2]
+    return hook
+
+
+class _Unflattened:
+    """A HookSet seen through [batch*pos, ...] -> [batch pos ...] views, for blocks whose MLP runs on
+    flattened positions: hooks see, and return, the usual [batch pos ...] shapes."""
+
+    def __init__(self, hookset: HookSet, stash: dict) -> None:
+        self.hs, self.stash = hookset, stash
+
+    def apply(self, name: str, act: torch.Tensor) -> torch.Tensor:
+        if act.dim() != 2:
+            return self.hs.apply(name, act)
+        batch, pos = self.stash["batch_pos"]
+        return self.hs.apply(name, act.view(batch, pos, -1)).reshape(act.shape)
+
+
 @dataclasses.dataclass
 class _AttnHooks:
     """Set as STATE_ATTR on an attention module; our attention function calls `call`."""
 
     entries: list[tuple[HookSet, str]]   # (hookset, "blocks.L.attn.hook_") per active attachment
+    query_scale: float | None = None     # the factor the module already multiplied its queries by (OPT)
 
     def call(self, short: str, act: torch.Tensor) -> torch.Tensor:
         for hookset, prefix in self.entries:
@@ -158,25 +184,27 @@ class Attachment:
     """Context manager: install the module hooks a HookSet needs; always remove them on exit."""
 
     def __init__(self, structure: Structure, hookset: HookSet, *, norm: str, eps_attr: str,
-                 out_proj_is_conv1d: bool, n_heads: int, gate_up_fused: bool = False) -> None:
+                 out_proj_is_conv1d: bool, n_heads: int, gate_up_fused: bool = False,
+                 mlp_flat: bool = False, query_scale_attr: str | None = None) -> None:
         self.s, self.hs = structure, hookset
-        self.gate_up_fused = gate_up_fused
+        self.query_scale_attr = query_scale_attr
+        self.gate_up_fused, self.mlp_flat = gate_up_fused, mlp_flat
         self.norm, self.eps_attr = norm, eps_attr
         self.out_proj_is_conv1d, self.n_heads = out_proj_is_conv1d, n_heads
         self._handles: list = []
         self._attn_modules: list[torch.nn.Module] = []
 
     # -- small factories for the module hooks ---------------------------------------------------
-    def _on_output(self, name: str):
-        hs = self.hs
+    def _on_output(self, name: str, hs=None):
+        hs = hs or self.hs
 
         def hook(_module, _args, output):
             new = hs.apply(name, _first(output))
             return _with_first(output, new)
         return hook
 
-    def _on_input(self, name: str, stash: dict | None = None):
-        hs = self.hs
+    def _on_input(self, name: str, stash: dict | None = None, hs=None):
+        hs = hs or self.hs
 
         def hook(_module, args, kwargs):
             old = args[0] if args else kwargs["hidden_states"]
@@ -190,19 +218,19 @@ class Attachment:
             return args, {**kwargs, "hidden_states": new}
         return hook
 
-    def _on_gate_half(self, name: str):
+    def _on_gate_half(self, name: str, hs=None):
         """Output hook on a fused [gate | up] projection: the hook sees the gate half. The output is
         always rebuilt from the (possibly replaced) half, so the half is in the autograd graph."""
-        hs = self.hs
+        hs = hs or self.hs
 
         def hook(_module, _args, output):
             gate, up = output.chunk(2, dim=-1)
             return torch.cat([hs.apply(name, gate), up], dim=-1)
         return hook
 
-    def _on_read(self, name: str):
+    def _on_read(self, name: str, hs=None):
         """Pre-hook on a norm module: its input, as a fresh view, is the sublayer's own copy."""
-        hs = self.hs
+        hs = hs or self.hs
 
         def hook(_module, args, kwargs):
             if args:
@@ -211,8 +239,8 @@ class Attachment:
             return args, {**kwargs, "hidden_states": hs.apply(name, x.view_as(x))}
         return hook
 
-    def _on_norm(self, prefix: str, module: torch.nn.Module, wanted: set[str]):
-        hs, kind = self.hs, self.norm
+    def _on_norm(self, prefix: str, module: torch.nn.Module, wanted: set[str], hs=None):
+        hs, kind = hs or self.hs, self.norm
         eps = norm_eps(module, self.eps_attr)
         scale_name, normed_name = prefix + "hook_scale", prefix + "hook_normalized"
 
@@ -298,16 +326,20 @@ class Attachment:
             add(b.block.register_forward_pre_hook(self._on_input(name, stash), with_kwargs=True))
         if "hook_resid_post" in sites:
             add(b.block.register_forward_hook(self._on_output(pre + "hook_resid_post")))
-        for site, module in (("hook_attn_in", b.ln1), ("hook_mlp_in", b.ln2)):
+        mlp_hs = self.hs
+        if self.mlp_flat and sites & MLP_SIDE:   # the MLP sees [batch*pos, ...]: hooks see [batch pos ...]
+            mlp_hs = _Unflattened(self.hs, stash)
+            add(b.block.register_forward_pre_hook(_record_shape(stash), with_kwargs=True))
+        for site, module, hs in (("hook_attn_in", b.ln1, self.hs), ("hook_mlp_in", b.ln2, mlp_hs)):
             if site in sites:
-                add(module.register_forward_pre_hook(self._on_read(pre + site), with_kwargs=True))
-        for ln, module in (("ln1", b.ln1), ("ln2", b.ln2)):
+                add(module.register_forward_pre_hook(self._on_read(pre + site, hs), with_kwargs=True))
+        for ln, module, hs in (("ln1", b.ln1, self.hs), ("ln2", b.ln2, mlp_hs)):
             if sites & {f"{ln}.hook_scale", f"{ln}.hook_normalized"}:
-                add(module.register_forward_hook(self._on_norm(f"{pre}{ln}.", module, wanted)))
+                add(module.register_forward_hook(self._on_norm(f"{pre}{ln}.", module, wanted, hs)))
         if sites & set(ATTN_INTERNAL):
             state = getattr(b.attn, STATE_ATTR, None)
             if state is None:
-                state = _AttnHooks([])
+                state = _AttnHooks([], getattr(b.attn, self.query_scale_attr) if self.query_scale_attr else None)
                 setattr(b.attn, STATE_ATTR, state)
             state.entries.append((self.hs, pre + "attn.hook_"))
             self._attn_modules.append(b.attn)
@@ -317,11 +349,12 @@ class Attachment:
             add(b.attn_writer.register_forward_hook(self._on_attn(layer, {pre + s for s in sites}, stash)))
         if "mlp.hook_pre" in sites:
             on_pre = self._on_gate_half if self.gate_up_fused else self._on_output
-            add(b.mlp_pre.register_forward_hook(on_pre(pre + "mlp.hook_pre")))
+            add(b.mlp_pre.register_forward_hook(on_pre(pre + "mlp.hook_pre", mlp_hs)))
         if "mlp.hook_post" in sites:
-            add(b.mlp_out.register_forward_pre_hook(self._on_input(pre + "mlp.hook_post"), with_kwargs=True))
+            add(b.mlp_out.register_forward_pre_hook(self._on_input(pre + "mlp.hook_post", hs=mlp_hs),
+                                                    with_kwargs=True))
         if "hook_mlp_out" in sites:
-            add(b.mlp_writer.register_forward_hook(self._on_output(pre + "hook_mlp_out")))
+            add(b.mlp_writer.register_forward_hook(self._on_output(pre + "hook_mlp_out", mlp_hs)))
 
     def _remove(self) -> None:
         for handle in self._handles:

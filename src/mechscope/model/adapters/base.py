@@ -47,6 +47,8 @@ class ArchitectureTable:
     v_proj: str = "v_proj"
     out_proj: str = "o_proj"
     out_proj_is_conv1d: bool = False   # GPT-2's Conv1D stores weight as [in, out]
+    query_prescaled_attr: str | None = None  # attention-module attribute holding the factor its queries are
+    #   multiplied by before the attention function (OPT's `scaling`): hook_q shows them unscaled, as x W_Q + b_Q
     # block-level paths of the modules whose outputs are added to the residual stream, when they are
     # not the attention / MLP modules themselves (Gemma-2's post-sublayer norms, OPT's inline MLP)
     attn_out_module: str | None = None
@@ -57,6 +59,7 @@ class ArchitectureTable:
     mlp_out: str = "down_proj"         # its input is hook_post
     mlp_is_conv1d: bool = False
     mlp_gate_up_fused: bool = False    # one projection (mlp_gate == mlp_in) whose output is [gate | up] (Phi-3)
+    mlp_flattens_positions: bool = False  # the MLP side runs on [batch*pos, d] (OPT); hooks still see [batch pos d]
     # behaviour
     norm: Literal["layernorm", "rmsnorm"] = "rmsnorm"
     norm_eps_attr: str = "variance_epsilon"   # attribute of the norm module holding eps
@@ -66,7 +69,7 @@ class ArchitectureTable:
     attn_kernel: Callable | None = None  # for attention modules that bypass transformers' attention interface:
     #   installs our hooked attention on one such module (GPT-Neo); None: the model runs with
     #   attn_implementation="mechscope" (mechscope.model.attention)
-    unsupported: tuple[tuple[str, object, str], ...] = ()  # (config attribute, value, why) this table cannot serve
+    unsupported: tuple[tuple[Callable, str], ...] = ()  # (config -> bool, why): variants this table cannot serve
     # config field names (HF configs disagree on them)
     n_layers_key: str = "num_hidden_layers"
     d_model_key: str = "hidden_size"
@@ -78,9 +81,9 @@ class ArchitectureTable:
 
     def check_config(self, config) -> str | None:
         """Why this table cannot serve a model with `config` (a variant it does not lay out), or None."""
-        for attr, value, why in self.unsupported:
-            if getattr(config, attr, None) == value:
-                return f"{attr}={value!r}: {why}"
+        for applies, why in self.unsupported:
+            if applies(config):
+                return why
         return None
 
     @property

@@ -36,7 +36,8 @@ STABLELM = dataclasses.replace(
     norm="layernorm",
     norm_eps_attr="eps",
     # parallel blocks share one norm for attention and MLP, which the hook points do not express yet
-    unsupported=(("use_parallel_residual", True, "parallel attention+MLP with one shared norm is not adapted"),),
+    unsupported=((lambda c: getattr(c, "use_parallel_residual", False),
+                  "use_parallel_residual=True: parallel attention+MLP with one shared norm is not adapted"),),
 )
 
 PHI3 = dataclasses.replace(
