@@ -98,6 +98,19 @@ def small_hf_model(arch: str, *, seed: int = 0, n_layers: int = 2, d_model: int 
                                          word_embed_proj_dim=d_model, pad_token_id=1))
         _perturb_norms(model)
         return model.eval()
+    if arch == "phi":  # parallel attention and MLP reading one norm, partial rotary, biased LM head
+        from transformers import PhiConfig, PhiForCausalLM
+
+        model = PhiForCausalLM(PhiConfig(**llama_like, partial_rotary_factor=0.5))
+        _perturb_norms(model)
+        return model.eval()
+    if arch == "gptj":
+        from transformers import GPTJConfig, GPTJForCausalLM
+
+        model = GPTJForCausalLM(GPTJConfig(n_layer=n_layers, n_embd=d_model, n_head=n_heads, vocab_size=vocab,
+                                           n_positions=n_ctx, rotary_dim=(d_model // n_heads) // 2))
+        _perturb_norms(model)
+        return model.eval()
     raise ValueError(arch)
 
 
@@ -105,12 +118,12 @@ def _perturb_norms(model) -> None:
     """Random norm weights: Gemma's zero-initialised (1 + w) norms would hide a norm read in the wrong place."""
     with torch.no_grad():
         for name, p in model.named_parameters():
-            if "norm" in name:
+            if "norm" in name or ".ln_" in name:
                 p.normal_(0.0, 0.3)
 
 
 ARCHES = ("gpt2", "neox", "neox-sequential", "llama", "qwen2", "gemma", "gpt_neo", "gemma2", "gemma3", "stablelm",
-          "phi3", "opt")
+          "phi3", "opt", "phi", "gptj")
 
 
 # -- headless Chromium through Playwright (browser tests and the README screenshot) --------------------

@@ -102,9 +102,8 @@ def test_weight_views_reproduce_activations(pair):
     pre = x2 @ w_pre + (0 if c.gated_mlp else model.b_in[layer])
     torch.testing.assert_close(pre, cache["pre", layer], atol=1e-5, rtol=0)
     out = cache["post", layer] @ model.W_out[layer] + model.b_out[layer]
-    block = model.structure.blocks[layer]
-    if block.mlp_writer is not block.mlp_out:  # a post-MLP norm (Gemma-2) between W_out and mlp_out
-        out = block.mlp_writer(out)
+    if model.table.mlp_out_module not in (None, model.table.mlp_out):  # a post-MLP norm (Gemma-2)
+        out = model.structure.blocks[layer].mlp_writer(out)
     torch.testing.assert_close(out, cache["mlp_out", layer], atol=1e-5, rtol=0)
 
 

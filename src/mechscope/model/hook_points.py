@@ -35,6 +35,7 @@ from collections.abc import Callable
 import torch
 
 from mechscope.errors import BatchGrowthError, HookShapeError, InputError, InterventionError
+from mechscope.model import shared_norm
 from mechscope.model.attention import STATE_ATTR
 from mechscope.model.names import ATTN_INTERNAL, HookPoint, parse
 from mechscope.model.norms import norm_eps, norm_scale
@@ -330,12 +331,15 @@ class Attachment:
         if self.mlp_flat and sites & MLP_SIDE:   # the MLP sees [batch*pos, ...]: hooks see [batch pos ...]
             mlp_hs = _Unflattened(self.hs, stash)
             add(b.block.register_forward_pre_hook(_record_shape(stash), with_kwargs=True))
-        for site, module, hs in (("hook_attn_in", b.ln1, self.hs), ("hook_mlp_in", b.ln2, mlp_hs)):
-            if site in sites:
-                add(module.register_forward_pre_hook(self._on_read(pre + site, hs), with_kwargs=True))
-        for ln, module, hs in (("ln1", b.ln1, self.hs), ("ln2", b.ln2, mlp_hs)):
-            if sites & {f"{ln}.hook_scale", f"{ln}.hook_normalized"}:
-                add(module.register_forward_hook(self._on_norm(f"{pre}{ln}.", module, wanted, hs)))
+        if b.ln2 is b.ln1:  # one norm read by parallel attention and MLP (mechscope.model.shared_norm)
+            self._install_shared_norm(b, sites, pre, wanted)
+        else:
+            for site, module, hs in (("hook_attn_in", b.ln1, self.hs), ("hook_mlp_in", b.ln2, mlp_hs)):
+                if site in sites:
+                    add(module.register_forward_pre_hook(self._on_read(pre + site, hs), with_kwargs=True))
+            for ln, module, hs in (("ln1", b.ln1, self.hs), ("ln2", b.ln2, mlp_hs)):
+                if sites & {f"{ln}.hook_scale", f"{ln}.hook_normalized"}:
+                    add(module.register_forward_hook(self._on_norm(f"{pre}{ln}.", module, wanted, hs)))
         if sites & set(ATTN_INTERNAL):
             state = getattr(b.attn, STATE_ATTR, None)
             if state is None:
@@ -355,6 +359,19 @@ class Attachment:
                                                     with_kwargs=True))
         if "hook_mlp_out" in sites:
             add(b.mlp_writer.register_forward_hook(self._on_output(pre + "hook_mlp_out", mlp_hs)))
+
+    def _install_shared_norm(self, b, sites: set[str], pre: str, wanted: set[str]) -> None:
+        add, norm, stash = self._handles.append, b.ln1, {}
+        if sites & {"hook_attn_in", "hook_mlp_in"}:
+            add(norm.register_forward_pre_hook(shared_norm.record_norm_input(stash), with_kwargs=True))
+        for reads, ln, reader in (("hook_attn_in", "ln1", b.attn), ("hook_mlp_in", "ln2", b.mlp)):
+            if reads in sites:
+                hook = shared_norm.own_copy_input(self.hs, pre + reads, norm, stash)
+                add(reader.register_forward_pre_hook(hook, with_kwargs=True))
+            if f"{ln}.hook_normalized" in sites:
+                add(reader.register_forward_pre_hook(self._on_read(f"{pre}{ln}.hook_normalized"), with_kwargs=True))
+            if f"{ln}.hook_scale" in sites:
+                add(norm.register_forward_hook(self._on_norm(f"{pre}{ln}.", norm, {f"{pre}{ln}.hook_scale"})))
 
     def _remove(self) -> None:
         for handle in self._handles:

@@ -10,8 +10,9 @@ from mechscope.model.adapters.gpt_neo import GPT_NEO
 from mechscope.model.adapters.llama import GEMMA, LLAMA, PHI3, STABLELM
 from mechscope.model.adapters.neox import NEOX
 from mechscope.model.adapters.opt import OPT
+from mechscope.model.adapters.parallel import GPTJ, PHI
 
-TABLES: tuple[ArchitectureTable, ...] = (GPT2, NEOX, LLAMA, GEMMA, GEMMA2, STABLELM, PHI3, GPT_NEO, OPT)
+TABLES: tuple[ArchitectureTable, ...] = (GPT2, NEOX, LLAMA, GEMMA, GEMMA2, STABLELM, PHI3, GPT_NEO, OPT, PHI, GPTJ)
 _BY_CLASS = {cls: table for table in TABLES for cls in table.hf_classes}
 
 

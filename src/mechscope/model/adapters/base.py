@@ -37,7 +37,7 @@ class ArchitectureTable:
     pos_embed_offset: int = 0          # rows of the position table before position 0 (OPT keeps 2)
     # block-level paths (relative to one decoder layer)
     ln1: str = "input_layernorm"
-    ln2: str = "post_attention_layernorm"
+    ln2: str | None = "post_attention_layernorm"  # None: parallel attention and MLP both read ln1 (Phi, GPT-J)
     attn: str = "self_attn"
     mlp: str = "mlp"
     # attention-level paths (relative to the attention module)
