@@ -36,7 +36,9 @@ import torch
 
 from mechscope.errors import BatchGrowthError, HookShapeError, InputError, InterventionError
 from mechscope.model import shared_norm
+from mechscope.model.adapters import ArchitectureTable
 from mechscope.model.attention import STATE_ATTR
+from mechscope.model.flat_mlp import MLP_SIDE, Unflattened, record_batch_pos
 from mechscope.model.names import ATTN_INTERNAL, HookPoint, parse
 from mechscope.model.norms import norm_eps, norm_scale
 from mechscope.model.structure import Structure
@@ -141,31 +143,6 @@ def _check_broadcastable(name: str, args: tuple, kwargs: dict, rows: int) -> Non
                                        f"them at the input instead (repeat the tokens)")
 
 
-MLP_SIDE = {"hook_mlp_in", "ln2.hook_scale", "ln2.hook_normalized", "mlp.hook_pre", "mlp.hook_post", "hook_mlp_out"}
-"""Block sites computed on the MLP side (OPT flattens batch and position there)."""
-
-
-def _record_shape(stash: dict):
-    """Block pre-hook: remember (batch, pos) of the residual stream entering the block."""
-    def hook(_module, args, kwargs):
-        stash["batch_pos"] = (args[0] if args else kwargs["hidden_states"]).shape[:2]
-    return hook
-
-
-class _Unflattened:
-    """A HookSet seen through [batch*pos, ...] -> [batch pos ...] views, for blocks whose MLP runs on
-    flattened positions: hooks see, and return, the usual [batch pos ...] shapes."""
-
-    def __init__(self, hookset: HookSet, stash: dict) -> None:
-        self.hs, self.stash = hookset, stash
-
-    def apply(self, name: str, act: torch.Tensor) -> torch.Tensor:
-        if act.dim() != 2:
-            return self.hs.apply(name, act)
-        batch, pos = self.stash["batch_pos"]
-        return self.hs.apply(name, act.view(batch, pos, -1)).reshape(act.shape)
-
-
 @dataclasses.dataclass
 class _AttnHooks:
     """Set as STATE_ATTR on an attention module; our attention function calls `call`."""
@@ -184,14 +161,11 @@ class _AttnHooks:
 class Attachment:
     """Context manager: install the module hooks a HookSet needs; always remove them on exit."""
 
-    def __init__(self, structure: Structure, hookset: HookSet, *, norm: str, eps_attr: str,
-                 out_proj_is_conv1d: bool, n_heads: int, gate_up_fused: bool = False,
-                 mlp_flat: bool = False, query_scale_attr: str | None = None) -> None:
-        self.s, self.hs = structure, hookset
-        self.query_scale_attr = query_scale_attr
-        self.gate_up_fused, self.mlp_flat = gate_up_fused, mlp_flat
-        self.norm, self.eps_attr = norm, eps_attr
-        self.out_proj_is_conv1d, self.n_heads = out_proj_is_conv1d, n_heads
+    def __init__(self, structure: Structure, hookset: HookSet, table: ArchitectureTable, *, n_heads: int) -> None:
+        self.s, self.hs, self.n_heads = structure, hookset, n_heads
+        self.norm, self.eps_attr = table.norm, table.norm_eps_attr
+        self.out_proj_is_conv1d, self.query_scale_attr = table.out_proj_is_conv1d, table.query_prescaled_attr
+        self.gate_up_fused, self.mlp_flat = table.mlp_gate_up_fused, table.mlp_flattens_positions
         self._handles: list = []
         self._attn_modules: list[torch.nn.Module] = []
 
@@ -329,8 +303,8 @@ class Attachment:
             add(b.block.register_forward_hook(self._on_output(pre + "hook_resid_post")))
         mlp_hs = self.hs
         if self.mlp_flat and sites & MLP_SIDE:   # the MLP sees [batch*pos, ...]: hooks see [batch pos ...]
-            mlp_hs = _Unflattened(self.hs, stash)
-            add(b.block.register_forward_pre_hook(_record_shape(stash), with_kwargs=True))
+            mlp_hs = Unflattened(self.hs, stash)
+            add(b.block.register_forward_pre_hook(record_batch_pos(stash), with_kwargs=True))
         if b.ln2 is b.ln1:  # one norm read by parallel attention and MLP (mechscope.model.shared_norm)
             self._install_shared_norm(b, sites, pre, wanted)
         else:

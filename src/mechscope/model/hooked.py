@@ -141,10 +141,7 @@ class HookedModel(WeightViews, Tokenization):
         return tokens, attention_mask
 
     def _attachment(self, hookset: HookSet) -> Attachment:
-        return Attachment(self.structure, hookset, norm=self.cfg.norm, eps_attr=self.table.norm_eps_attr,
-                          out_proj_is_conv1d=self.table.out_proj_is_conv1d, n_heads=self.cfg.n_heads,
-                          gate_up_fused=self.table.mlp_gate_up_fused, mlp_flat=self.table.mlp_flattens_positions,
-                          query_scale_attr=self.table.query_prescaled_attr)
+        return Attachment(self.structure, hookset, self.table, n_heads=self.cfg.n_heads)
 
     def forward(self, inputs, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
         """Logits [batch pos d_vocab] for text or tokens, with every active hook applied."""

@@ -20,7 +20,8 @@ from __future__ import annotations
 import torch
 
 
-def _first_input(args: tuple, kwargs: dict) -> torch.Tensor:
+def first_input(args: tuple, kwargs: dict) -> torch.Tensor:
+    """The hidden states a module was called with, positionally or as ``hidden_states=``."""
     return args[0] if args else kwargs["hidden_states"]
 
 
@@ -33,7 +34,7 @@ def _with_first_input(args: tuple, kwargs: dict, new: torch.Tensor) -> tuple[tup
 def record_norm_input(stash: dict):
     """Pre-hook on the shared norm: keep the residual it reads."""
     def hook(_module, args, kwargs):
-        stash["norm_in"] = _first_input(args, kwargs)
+        stash["norm_in"] = first_input(args, kwargs)
     return hook
 
 
