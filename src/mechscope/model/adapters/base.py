@@ -17,7 +17,7 @@ from typing import Literal
 QKVLayout = Literal["separate", "fused_conv1d", "fused_linear", "fused_per_head"]
 """How W_Q, W_K, W_V are stored.
 
-separate        q_proj, k_proj, v_proj nn.Linear (weight [out, in])            LLaMA, Mistral, Qwen, Gemma
+separate        q_proj, k_proj, v_proj nn.Linear (weight [out, in])            LLaMA, Gemma, OPT, Phi, GPT-Neo, GPT-J
 fused_conv1d    one Conv1D (weight [in, out]) whose output is [q | k | v]      GPT-2
 fused_linear    one nn.Linear whose output is [q | k | v] (k, v: n_kv_heads)   Phi-3
 fused_per_head  one nn.Linear whose output is, per head, [q_h | k_h | v_h]     GPT-NeoX / Pythia
@@ -39,7 +39,7 @@ class ArchitectureTable:
     ln1: str = "input_layernorm"
     ln2: str | None = "post_attention_layernorm"  # None: parallel attention and MLP both read ln1 (Phi, GPT-J)
     attn: str = "self_attn"
-    mlp: str = "mlp"
+    mlp: str = "mlp"                   # "": the MLP's projections sit on the block itself (OPT)
     # attention-level paths (relative to the attention module)
     qkv_layout: QKVLayout = "separate"
     q_proj: str = "q_proj"             # for fused layouts: the fused projection
