@@ -62,10 +62,68 @@ def small_hf_model(arch: str, *, seed: int = 0, n_layers: int = 2, d_model: int 
             num_hidden_layers=n_layers, hidden_size=d_model, num_attention_heads=n_heads,
             num_key_value_heads=1, head_dim=d_model // n_heads, intermediate_size=3 * d_model,
             vocab_size=vocab, max_position_embeddings=n_ctx)).eval()
+    if arch == "gpt_neo":  # one global and one local (window 4) layer, as TinyStories / gpt-neo alternate them
+        from transformers import GPTNeoConfig, GPTNeoForCausalLM
+
+        return GPTNeoForCausalLM(GPTNeoConfig(
+            num_layers=n_layers, hidden_size=d_model, num_heads=n_heads, vocab_size=vocab,
+            max_position_embeddings=n_ctx, attention_types=[[["global", "local"], n_layers // 2]],
+            window_size=4)).eval()
+    llama_like = dict(num_hidden_layers=n_layers, hidden_size=d_model, num_attention_heads=n_heads,
+                      num_key_value_heads=n_heads // 2, intermediate_size=3 * d_model, vocab_size=vocab,
+                      max_position_embeddings=n_ctx)
+    if arch in ("gemma2", "gemma3"):  # a sliding (window 4) and a full layer; Gemma-2 soft-caps scores and logits
+        from transformers import Gemma2Config, Gemma2ForCausalLM, Gemma3ForCausalLM, Gemma3TextConfig
+
+        config_cls, model_cls = ((Gemma2Config, Gemma2ForCausalLM) if arch == "gemma2"
+                                 else (Gemma3TextConfig, Gemma3ForCausalLM))
+        model = model_cls(config_cls(**llama_like, head_dim=d_model // n_heads, sliding_window=4,
+                                     layer_types=["sliding_attention", "full_attention"] * (n_layers // 2)))
+        _perturb_norms(model)
+        return model.eval()
+    if arch == "stablelm":  # partial rotary, LayerNorm, q/k/v biases
+        from transformers import StableLmConfig, StableLmForCausalLM
+
+        return StableLmForCausalLM(StableLmConfig(**llama_like, use_qkv_bias=True,
+                                                  partial_rotary_factor=0.25)).eval()
+    if arch == "phi3":  # fused qkv_proj and gate_up_proj
+        from transformers import Phi3Config, Phi3ForCausalLM
+
+        return Phi3ForCausalLM(Phi3Config(**llama_like, pad_token_id=0)).eval()
+    if arch == "opt":
+        from transformers import OPTConfig, OPTForCausalLM
+
+        model = OPTForCausalLM(OPTConfig(num_hidden_layers=n_layers, hidden_size=d_model, num_attention_heads=n_heads,
+                                         ffn_dim=4 * d_model, vocab_size=vocab, max_position_embeddings=n_ctx,
+                                         word_embed_proj_dim=d_model, pad_token_id=1))
+        _perturb_norms(model)
+        return model.eval()
+    if arch == "phi":  # parallel attention and MLP reading one norm, partial rotary, biased LM head
+        from transformers import PhiConfig, PhiForCausalLM
+
+        model = PhiForCausalLM(PhiConfig(**llama_like, partial_rotary_factor=0.5))
+        _perturb_norms(model)
+        return model.eval()
+    if arch == "gptj":
+        from transformers import GPTJConfig, GPTJForCausalLM
+
+        model = GPTJForCausalLM(GPTJConfig(n_layer=n_layers, n_embd=d_model, n_head=n_heads, vocab_size=vocab,
+                                           n_positions=n_ctx, rotary_dim=(d_model // n_heads) // 2))
+        _perturb_norms(model)
+        return model.eval()
     raise ValueError(arch)
 
 
-ARCHES = ("gpt2", "neox", "neox-sequential", "llama", "qwen2", "gemma")
+def _perturb_norms(model) -> None:
+    """Random norm weights: Gemma's zero-initialised (1 + w) norms would hide a norm read in the wrong place."""
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "norm" in name or ".ln_" in name:
+                p.normal_(0.0, 0.3)
+
+
+ARCHES = ("gpt2", "neox", "neox-sequential", "llama", "qwen2", "gemma", "gpt_neo", "gemma2", "gemma3", "stablelm",
+          "phi3", "opt", "phi", "gptj")
 
 
 # -- headless Chromium through Playwright (browser tests and the README screenshot) --------------------

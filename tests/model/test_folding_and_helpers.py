@@ -13,7 +13,8 @@ from tests.helpers import small_hf_model
 TEXT = "The cat sat on the mat because it was warm"
 
 
-@pytest.fixture(params=["gpt2", "neox", "llama", "gemma"])
+@pytest.fixture(params=["gpt2", "neox", "llama", "gemma", "gpt_neo", "opt", "phi", "gptj", "phi3", "stablelm",
+                        "gemma2"])
 def model(request, tokenizer):
     m = HookedModel.from_hf(small_hf_model(request.param, seed=3), tokenizer)
     with torch.no_grad():  # non-trivial norm weights, so folding has something to do

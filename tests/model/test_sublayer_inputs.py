@@ -16,7 +16,7 @@ from tests.helpers import gpt2_tokenizer, small_hf_model
 IN_SITES = ("hook_attn_in", "hook_mlp_in", "ln_final.hook_in")
 
 
-@pytest.fixture(scope="module", params=["gpt2", "neox", "llama"])
+@pytest.fixture(scope="module", params=["gpt2", "neox", "llama", "phi", "gptj", "gemma2"])
 def model(request):
     return HookedModel.from_hf(small_hf_model(request.param, vocab=1000), gpt2_tokenizer(), spec=request.param)
 
@@ -71,6 +71,8 @@ def test_patching_mlp_in_changes_only_that_mlp(model):
         _, clean = model.run_with_cache(tokens, names=names)
         b = model.structure.blocks[0]
         expect = b.mlp(b.ln2(clean["mlp_in", 0] + delta))      # the HF modules by hand
+        if b.mlp_writer is not b.mlp:                          # Gemma-2's post-MLP norm
+            expect = b.mlp_writer(expect)
     torch.testing.assert_close(patched["mlp_out", 0], expect, atol=1e-6, rtol=0)
     assert torch.equal(patched["attn_out", 0], clean["attn_out", 0])
     torch.testing.assert_close(patched["resid_post", 0] - patched["mlp_out", 0],

@@ -6,7 +6,8 @@ and the output projection; this function only does ``softmax(q kᵀ · scale + m
 
 When no attention-internal hook is active on a layer, it hands the call to transformers' own SDPA
 function with the very same mask, so logits are bit-identical to a plain HF (sdpa) forward and
-un-hooked attention costs nothing extra. When a hook asks for internals it runs the eager
+un-hooked attention costs nothing extra. SDPA cannot soft-cap scores (Gemma-2), so a soft-capped
+layer always runs the eager computation, op for op as HF's eager path. When a hook asks for internals it runs the eager
 computation, op for op as HF's eager path does, and calls the hooks in order q, k, v, scores,
 pattern, z. The mask arrives in SDPA's boolean format (or None for a plain causal mask) because we
 register SDPA's mask builder under our name.
@@ -51,15 +52,22 @@ def _masked_scores(query: torch.Tensor, key: torch.Tensor, mask: torch.Tensor, s
     return torch.matmul(query, key.transpose(2, 3)).mul_(scaling).add_(mask)
 
 
+def _unhooked(_short: str, act: torch.Tensor) -> torch.Tensor:
+    return act
+
+
 def hooked_attention(module, query, key, value, attention_mask, scaling=None, dropout=0.0, **kwargs):
     """query [batch head q d_head], key/value [batch kv_head k d_head] -> (z [batch q head d_head], pattern)."""
     state = getattr(module, STATE_ATTR, None)
-    if state is None:
+    softcap = kwargs.get("softcap")
+    if state is None and softcap is None:
         return sdpa_attention_forward(module, query, key, value, attention_mask,
                                       scaling=scaling, dropout=dropout, **kwargs)
     if scaling is None:
         scaling = query.shape[-1] ** -0.5
-    call = state.call
+    call = state.call if state is not None else _unhooked
+    if state is not None and state.query_scale is not None:  # hooks see x W_Q + b_Q; the scale moves to the scores
+        query, scaling = query / state.query_scale, scaling * state.query_scale
     # hooks see [batch pos head d_head], TransformerLens' layout
     query = call("q", query.transpose(1, 2)).transpose(1, 2)
     key = call("k", key.transpose(1, 2)).transpose(1, 2)
@@ -71,7 +79,6 @@ def hooked_attention(module, query, key, value, attention_mask, scaling=None, dr
     mask = _additive_mask(attention_mask, query.shape[2], key.shape[2], query.dtype, query.device)
     if mask.dim() == 4:
         mask = mask[:, :, :, : key.shape[2]]
-    softcap = kwargs.get("softcap")
     if softcap is None:  # one fused kernel: mask + scaling * q kᵀ, written once
         scores = _masked_scores(query, key, mask, scaling)
     else:

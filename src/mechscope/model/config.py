@@ -35,7 +35,8 @@ class ModelConfig:
         n_kv = getattr(c, table.n_kv_heads_key, None) if table.n_kv_heads_key else None
         d_head = getattr(c, "head_dim", None) or d_model // n_heads
         d_mlp = getattr(c, table.d_mlp_key, None) or 4 * d_model
-        parallel = bool(getattr(c, table.parallel_attn_mlp_attr, False)) if table.parallel_attn_mlp_attr else False
+        parallel = table.ln2 is None or (bool(getattr(c, table.parallel_attn_mlp_attr, False))
+                                         if table.parallel_attn_mlp_attr else False)
         return cls(
             arch=table.name,
             hf_class=type(hf_model).__name__,

@@ -124,15 +124,14 @@ def fold_layer_norm(model) -> TransformReport:
 
     def edit(editor: _Editor) -> None:
         for b in s.blocks:
-            scale, shift = norm_affine(b.ln1)
+            attn_affine, mlp_affine = norm_affine(b.ln1), norm_affine(b.ln2)  # before either reset (shared norms)
             paths = (t.q_proj,) if t.qkv_layout != "separate" else (t.q_proj, t.k_proj, t.v_proj)
             for path in paths:
-                _fold_into(editor, b.attn.get_submodule(path), scale, shift, t.qkv_layout == "fused_conv1d")
-            reset(editor, b.ln1)
-            scale, shift = norm_affine(b.ln2)
-            for path in filter(None, (t.mlp_in, t.mlp_gate)):
-                _fold_into(editor, b.mlp.get_submodule(path), scale, shift, t.mlp_is_conv1d)
-            reset(editor, b.ln2)
+                _fold_into(editor, b.attn.get_submodule(path), *attn_affine, t.qkv_layout == "fused_conv1d")
+            for path in dict.fromkeys(filter(None, (t.mlp_in, t.mlp_gate))):  # a fused gate_up once
+                _fold_into(editor, b.mlp.get_submodule(path), *mlp_affine, t.mlp_is_conv1d)
+            for norm in dict.fromkeys((b.ln1, b.ln2)):
+                reset(editor, norm)
         scale, shift = norm_affine(s.final_norm)
         _fold_into(editor, s.unembed, scale, shift, False)
         reset(editor, s.final_norm)

@@ -18,11 +18,12 @@ Where each point comes from (module paths come from the architecture table):
     attn.hook_q ... hook_z          inside our attention function (mechscope.model.attention)
     attn.hook_result                computed from the output projection's input; if a hook replaces it,
                                     the projection's output becomes sum over heads + bias
-    hook_attn_out                   output of the attention module
+    hook_attn_out                   output of the attention module (or of the table's attn_out_module)
     hook_resid_mid                  resid_pre + attn_out, formed in the attention module's hook; a
                                     replacement is passed on as a changed attn_out (new_mid - resid_pre)
     mlp.hook_pre / hook_post        output of the MLP's in (gate) projection / input of its out projection
-    hook_mlp_out                    output of the MLP module
+                                    (a fused [gate | up] projection: its gate half)
+    hook_mlp_out                    output of the MLP module (or of the table's mlp_out_module)
 """
 
 from __future__ import annotations
@@ -34,7 +35,10 @@ from collections.abc import Callable
 import torch
 
 from mechscope.errors import BatchGrowthError, HookShapeError, InputError, InterventionError
+from mechscope.model import shared_norm
+from mechscope.model.adapters import ArchitectureTable
 from mechscope.model.attention import STATE_ATTR
+from mechscope.model.flat_mlp import MLP_SIDE, Unflattened, record_batch_pos
 from mechscope.model.names import ATTN_INTERNAL, HookPoint, parse
 from mechscope.model.norms import norm_eps, norm_scale
 from mechscope.model.structure import Structure
@@ -144,6 +148,7 @@ class _AttnHooks:
     """Set as STATE_ATTR on an attention module; our attention function calls `call`."""
 
     entries: list[tuple[HookSet, str]]   # (hookset, "blocks.L.attn.hook_") per active attachment
+    query_scale: float | None = None     # the factor the module already multiplied its queries by (OPT)
 
     def call(self, short: str, act: torch.Tensor) -> torch.Tensor:
         for hookset, prefix in self.entries:
@@ -156,25 +161,25 @@ class _AttnHooks:
 class Attachment:
     """Context manager: install the module hooks a HookSet needs; always remove them on exit."""
 
-    def __init__(self, structure: Structure, hookset: HookSet, *, norm: str, eps_attr: str,
-                 out_proj_is_conv1d: bool, n_heads: int) -> None:
-        self.s, self.hs = structure, hookset
-        self.norm, self.eps_attr = norm, eps_attr
-        self.out_proj_is_conv1d, self.n_heads = out_proj_is_conv1d, n_heads
+    def __init__(self, structure: Structure, hookset: HookSet, table: ArchitectureTable, *, n_heads: int) -> None:
+        self.s, self.hs, self.n_heads = structure, hookset, n_heads
+        self.norm, self.eps_attr = table.norm, table.norm_eps_attr
+        self.out_proj_is_conv1d, self.query_scale_attr = table.out_proj_is_conv1d, table.query_prescaled_attr
+        self.gate_up_fused, self.mlp_flat = table.mlp_gate_up_fused, table.mlp_flattens_positions
         self._handles: list = []
         self._attn_modules: list[torch.nn.Module] = []
 
     # -- small factories for the module hooks ---------------------------------------------------
-    def _on_output(self, name: str):
-        hs = self.hs
+    def _on_output(self, name: str, hs=None):
+        hs = hs or self.hs
 
         def hook(_module, _args, output):
             new = hs.apply(name, _first(output))
             return _with_first(output, new)
         return hook
 
-    def _on_input(self, name: str, stash: dict | None = None):
-        hs = self.hs
+    def _on_input(self, name: str, stash: dict | None = None, hs=None):
+        hs = hs or self.hs
 
         def hook(_module, args, kwargs):
             old = args[0] if args else kwargs["hidden_states"]
@@ -188,9 +193,19 @@ class Attachment:
             return args, {**kwargs, "hidden_states": new}
         return hook
 
-    def _on_read(self, name: str):
+    def _on_gate_half(self, name: str, hs=None):
+        """Output hook on a fused [gate | up] projection: the hook sees the gate half. The output is
+        always rebuilt from the (possibly replaced) half, so the half is in the autograd graph."""
+        hs = hs or self.hs
+
+        def hook(_module, _args, output):
+            gate, up = output.chunk(2, dim=-1)
+            return torch.cat([hs.apply(name, gate), up], dim=-1)
+        return hook
+
+    def _on_read(self, name: str, hs=None):
         """Pre-hook on a norm module: its input, as a fresh view, is the sublayer's own copy."""
-        hs = self.hs
+        hs = hs or self.hs
 
         def hook(_module, args, kwargs):
             if args:
@@ -199,8 +214,8 @@ class Attachment:
             return args, {**kwargs, "hidden_states": hs.apply(name, x.view_as(x))}
         return hook
 
-    def _on_norm(self, prefix: str, module: torch.nn.Module, wanted: set[str]):
-        hs, kind = self.hs, self.norm
+    def _on_norm(self, prefix: str, module: torch.nn.Module, wanted: set[str], hs=None):
+        hs, kind = hs or self.hs, self.norm
         eps = norm_eps(module, self.eps_attr)
         scale_name, normed_name = prefix + "hook_scale", prefix + "hook_normalized"
 
@@ -286,29 +301,51 @@ class Attachment:
             add(b.block.register_forward_pre_hook(self._on_input(name, stash), with_kwargs=True))
         if "hook_resid_post" in sites:
             add(b.block.register_forward_hook(self._on_output(pre + "hook_resid_post")))
-        for site, module in (("hook_attn_in", b.ln1), ("hook_mlp_in", b.ln2)):
-            if site in sites:
-                add(module.register_forward_pre_hook(self._on_read(pre + site), with_kwargs=True))
-        for ln, module in (("ln1", b.ln1), ("ln2", b.ln2)):
-            if sites & {f"{ln}.hook_scale", f"{ln}.hook_normalized"}:
-                add(module.register_forward_hook(self._on_norm(f"{pre}{ln}.", module, wanted)))
+        mlp_hs = self.hs
+        if self.mlp_flat and sites & MLP_SIDE:   # the MLP sees [batch*pos, ...]: hooks see [batch pos ...]
+            mlp_hs = Unflattened(self.hs, stash)
+            add(b.block.register_forward_pre_hook(record_batch_pos(stash), with_kwargs=True))
+        if b.ln2 is b.ln1:  # one norm read by parallel attention and MLP (mechscope.model.shared_norm)
+            self._install_shared_norm(b, sites, pre, wanted)
+        else:
+            for site, module, hs in (("hook_attn_in", b.ln1, self.hs), ("hook_mlp_in", b.ln2, mlp_hs)):
+                if site in sites:
+                    add(module.register_forward_pre_hook(self._on_read(pre + site, hs), with_kwargs=True))
+            for ln, module, hs in (("ln1", b.ln1, self.hs), ("ln2", b.ln2, mlp_hs)):
+                if sites & {f"{ln}.hook_scale", f"{ln}.hook_normalized"}:
+                    add(module.register_forward_hook(self._on_norm(f"{pre}{ln}.", module, wanted, hs)))
         if sites & set(ATTN_INTERNAL):
             state = getattr(b.attn, STATE_ATTR, None)
             if state is None:
-                state = _AttnHooks([])
+                state = _AttnHooks([], getattr(b.attn, self.query_scale_attr) if self.query_scale_attr else None)
                 setattr(b.attn, STATE_ATTR, state)
             state.entries.append((self.hs, pre + "attn.hook_"))
             self._attn_modules.append(b.attn)
         if "attn.hook_result" in sites:
             add(b.out_proj.register_forward_hook(self._on_out_proj(layer)))
         if sites & {"hook_attn_out", "hook_resid_mid"}:
-            add(b.attn.register_forward_hook(self._on_attn(layer, {pre + s for s in sites}, stash)))
+            add(b.attn_writer.register_forward_hook(self._on_attn(layer, {pre + s for s in sites}, stash)))
         if "mlp.hook_pre" in sites:
-            add(b.mlp_pre.register_forward_hook(self._on_output(pre + "mlp.hook_pre")))
+            on_pre = self._on_gate_half if self.gate_up_fused else self._on_output
+            add(b.mlp_pre.register_forward_hook(on_pre(pre + "mlp.hook_pre", mlp_hs)))
         if "mlp.hook_post" in sites:
-            add(b.mlp_out.register_forward_pre_hook(self._on_input(pre + "mlp.hook_post"), with_kwargs=True))
+            add(b.mlp_out.register_forward_pre_hook(self._on_input(pre + "mlp.hook_post", hs=mlp_hs),
+                                                    with_kwargs=True))
         if "hook_mlp_out" in sites:
-            add(b.mlp.register_forward_hook(self._on_output(pre + "hook_mlp_out")))
+            add(b.mlp_writer.register_forward_hook(self._on_output(pre + "hook_mlp_out", mlp_hs)))
+
+    def _install_shared_norm(self, b, sites: set[str], pre: str, wanted: set[str]) -> None:
+        add, norm, stash = self._handles.append, b.ln1, {}
+        if sites & {"hook_attn_in", "hook_mlp_in"}:
+            add(norm.register_forward_pre_hook(shared_norm.record_norm_input(stash), with_kwargs=True))
+        for reads, ln, reader in (("hook_attn_in", "ln1", b.attn), ("hook_mlp_in", "ln2", b.mlp)):
+            if reads in sites:
+                hook = shared_norm.own_copy_input(self.hs, pre + reads, norm, stash)
+                add(reader.register_forward_pre_hook(hook, with_kwargs=True))
+            if f"{ln}.hook_normalized" in sites:
+                add(reader.register_forward_pre_hook(self._on_read(f"{pre}{ln}.hook_normalized"), with_kwargs=True))
+            if f"{ln}.hook_scale" in sites:
+                add(norm.register_forward_hook(self._on_norm(f"{pre}{ln}.", norm, {f"{pre}{ln}.hook_scale"})))
 
     def _remove(self) -> None:
         for handle in self._handles:

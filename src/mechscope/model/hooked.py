@@ -45,7 +45,11 @@ class HookedModel(WeightViews, Tokenization):
         self.cfg = ModelConfig.from_hf(hf_model, self.table)
         self.structure = Structure.resolve(hf_model, self.table)
         attention.register()
-        hf_model.set_attn_implementation(attention.IMPLEMENTATION)
+        if self.table.attn_kernel is None:
+            hf_model.set_attn_implementation(attention.IMPLEMENTATION)
+        else:
+            for block in self.structure.blocks:
+                self.table.attn_kernel(block.attn)
         self._hook_names = all_names(self.cfg.n_layers, learned_positions=self.cfg.positional == "learned",
                                      parallel_blocks=self.cfg.parallel_attn_mlp)
         self._known = set(self._hook_names)
@@ -137,8 +141,7 @@ class HookedModel(WeightViews, Tokenization):
         return tokens, attention_mask
 
     def _attachment(self, hookset: HookSet) -> Attachment:
-        return Attachment(self.structure, hookset, norm=self.cfg.norm, eps_attr=self.table.norm_eps_attr,
-                          out_proj_is_conv1d=self.table.out_proj_is_conv1d, n_heads=self.cfg.n_heads)
+        return Attachment(self.structure, hookset, self.table, n_heads=self.cfg.n_heads)
 
     def forward(self, inputs, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
         """Logits [batch pos d_vocab] for text or tokens, with every active hook applied."""

@@ -4,7 +4,8 @@ Global points::
 
     hook_embed                 [batch pos d_model]   token embedding
     hook_pos_embed             [1 pos d_model]       learned positional embedding (learned-position models only;
-                                                     batch 1, as the model computes it once for the batch)
+                                                     batch 1, as the model computes it once for the batch;
+                                                     OPT: [batch pos d_model], its positions skip left padding)
     ln_final.hook_scale        [batch pos 1]         final norm divisor: sqrt(var + eps) (LayerNorm) or RMS (RMSNorm)
     ln_final.hook_normalized   [batch pos d_model]   final norm output (after its weight and bias)
     ln_final.hook_in           [batch pos d_model]   (on request) what the final norm reads: the last residual

@@ -16,10 +16,12 @@ class BlockModules:
     ln1: nn.Module
     attn: nn.Module
     out_proj: nn.Module
-    ln2: nn.Module
+    ln2: nn.Module       # the same module as ln1 when one norm feeds parallel attention and MLP
     mlp: nn.Module
     mlp_pre: nn.Module   # output = hook_pre
     mlp_out: nn.Module   # input = hook_post
+    attn_writer: nn.Module  # output = hook_attn_out (the attention module, or a norm after it)
+    mlp_writer: nn.Module   # output = hook_mlp_out (the MLP module, or a norm / projection after it)
 
 
 @dataclasses.dataclass
@@ -49,8 +51,10 @@ class Structure:
             attn, mlp = get(block, table.attn), get(block, table.mlp)
             blocks.append(BlockModules(
                 block=block, ln1=get(block, table.ln1), attn=attn, out_proj=get(attn, table.out_proj),
-                ln2=get(block, table.ln2), mlp=mlp, mlp_pre=get(mlp, table.pre_hook_mlp_name),
+                ln2=get(block, table.ln2 or table.ln1), mlp=mlp, mlp_pre=get(mlp, table.pre_hook_mlp_name),
                 mlp_out=get(mlp, table.mlp_out),
+                attn_writer=get(block, table.attn_out_module) if table.attn_out_module else attn,
+                mlp_writer=get(block, table.mlp_out_module) if table.mlp_out_module else mlp,
             ))
         return cls(
             embed=get(hf_model, table.embed),

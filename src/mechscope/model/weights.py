@@ -34,7 +34,7 @@ class WeightViews:
     def W_pos(self) -> torch.Tensor | None:
         """[n_ctx d_model], or None for models without learned positions."""
         pe = self.structure.pos_embed
-        return pe.weight.detach() if pe is not None else None
+        return pe.weight.detach()[self.table.pos_embed_offset:] if pe is not None else None
 
     @property
     def W_U(self) -> torch.Tensor:
@@ -58,11 +58,12 @@ class WeightViews:
                 w = in_out(m, False)
                 ws.append(w.reshape(dm, n, d).permute(1, 0, 2))
                 bs.append(_bias(m, n * d, w).reshape(n, d))
-        elif t.qkv_layout == "fused_conv1d":
-            m = attn.get_submodule(t.q_proj)
-            w = in_out(m, True)
-            ws = [part.reshape(dm, H, d).permute(1, 0, 2) for part in w.split(H * d, dim=1)]
-            bs = [part.reshape(H, d) for part in _bias(m, 3 * H * d, w).split(H * d)]
+        elif t.qkv_layout in ("fused_conv1d", "fused_linear"):  # output [q | k | v]
+            m, sizes = attn.get_submodule(t.q_proj), (H * d, KV * d, KV * d)
+            w = in_out(m, t.qkv_layout == "fused_conv1d")
+            heads = (H, KV, KV)
+            ws = [p.reshape(dm, n, d).permute(1, 0, 2) for p, n in zip(w.split(sizes, dim=1), heads, strict=True)]
+            bs = [p.reshape(n, d) for p, n in zip(_bias(m, sum(sizes), w).split(sizes), heads, strict=True)]
         else:  # fused_per_head: output laid out as [head, (q|k|v), d_head]
             m = attn.get_submodule(t.q_proj)
             w = m.weight.detach().reshape(H, 3, d, dm)
@@ -120,20 +121,25 @@ class WeightViews:
         return torch.stack([_bias(b.out_proj, self.cfg.d_model, self.W_E) for b in self.structure.blocks])
 
     # -- MLP ----------------------------------------------------------------------------------------
-    def _mlp_weight(self, path: str, conv1d: bool) -> torch.Tensor:
-        return torch.stack([in_out(b.mlp.get_submodule(path), conv1d) for b in self.structure.blocks])
+    def _mlp_weight(self, path: str, conv1d: bool, half: int | None = None) -> torch.Tensor:
+        """[layer in out]; half 0 / 1: the gate / up half of a fused [gate | up] projection's output."""
+        ws = [in_out(b.mlp.get_submodule(path), conv1d) for b in self.structure.blocks]
+        return torch.stack([w.chunk(2, dim=-1)[half] if half is not None else w for w in ws])
+
+    def _gate_up_half(self, half: int) -> int | None:
+        return half if self.table.mlp_gate_up_fused else None
 
     @property
     def W_in(self) -> torch.Tensor:
         """[layer d_model d_mlp] (the up projection of gated MLPs)"""
-        return self._mlp_weight(self.table.mlp_in, self.table.mlp_is_conv1d)
+        return self._mlp_weight(self.table.mlp_in, self.table.mlp_is_conv1d, self._gate_up_half(1))
 
     @property
     def W_gate(self) -> torch.Tensor | None:
         """[layer d_model d_mlp] for gated MLPs, else None"""
         if self.table.mlp_gate is None:
             return None
-        return self._mlp_weight(self.table.mlp_gate, self.table.mlp_is_conv1d)
+        return self._mlp_weight(self.table.mlp_gate, self.table.mlp_is_conv1d, self._gate_up_half(0))
 
     @property
     def W_out(self) -> torch.Tensor:
@@ -153,8 +159,11 @@ class WeightViews:
 
     @property
     def b_in(self) -> torch.Tensor:
-        return torch.stack([_bias(b.mlp.get_submodule(self.table.mlp_in), self.cfg.d_mlp, self.W_E)
-                            for b in self.structure.blocks])
+        """[layer d_mlp] (the up projection's bias for gated MLPs)"""
+        t, half = self.table, self._gate_up_half(1)
+        n = 2 * self.cfg.d_mlp if half is not None else self.cfg.d_mlp
+        bs = [_bias(b.mlp.get_submodule(t.mlp_in), n, self.W_E) for b in self.structure.blocks]
+        return torch.stack([x.chunk(2)[half] if half is not None else x for x in bs])
 
     @property
     def b_out(self) -> torch.Tensor:
