@@ -51,7 +51,8 @@ def verdict(metrics: dict, null: dict | None) -> str:
 
 def measure(model, budget: Budget) -> Measurement:
     every = ioi_task(model, n_prompts=max(BASELINE_PROMPTS, budget.n_prompts), seed=budget.seed, corrupt="abc")
-    chosen = choose_and_score(model, every, budget, "noise", CIRCUIT_FRACTION)
+    chosen = choose_and_score(model, every, budget, "noise", CIRCUIT_FRACTION,
+                              {"accuracy": (0.7, MIN_ACCURACY), "logit_diff": (MIN_LOGIT_DIFF,)})
     base, task, select, held_out = chosen.baseline, chosen.task, chosen.select, chosen.held_out
     screen, total, circuit, faith = chosen.screen, chosen.screen.result, chosen.circuit, chosen.faithfulness
     n_heads, k, screened = chosen.n_heads, len(chosen.circuit), chosen.screened

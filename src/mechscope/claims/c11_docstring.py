@@ -54,7 +54,7 @@ def verdict(metrics: dict, null: dict | None) -> str:
 
 def measure(model, budget: Budget) -> Measurement:
     every = docstring_task(model, n_prompts=max(BASELINE_PROMPTS, budget.n_prompts), seed=budget.seed, wrong="signature")
-    chosen = choose_and_score(model, every, budget, "denoise", CIRCUIT_FRACTION)
+    chosen = choose_and_score(model, every, budget, "denoise", CIRCUIT_FRACTION, {"accuracy": (0.6, MIN_ACCURACY)})
     base, select, held_out = chosen.baseline, chosen.select, chosen.held_out
     screen, heads, circuit, faith = chosen.screen, chosen.screen.result, chosen.circuit, chosen.faithfulness
     n_heads, k = chosen.n_heads, len(chosen.circuit)
