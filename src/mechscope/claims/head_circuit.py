@@ -6,14 +6,16 @@
    without max_layers (`full`) always on all of them. Two forwards per prompt, answer position only.
 2. The first budget.n_prompts prompts are split: even ones select the circuit, odd ones score it.
 3. Every head's total effect on the selection half comes from `patching.screened.head_effects`
-   (exact patches on small models; an attribution screen plus exact patches of the top heads on deep
-   ones), and the `fraction` of heads with the largest effect form the circuit.
+   (exact patches on small models; on deep ones an attribution screen of every head plus exact
+   patches of the EXACT_MARGIN x circuit-size heads it ranks highest, at most budget.exact_heads),
+   and the `fraction` of heads with the largest effect form the circuit.
 4. Its faithfulness (every other head mean-ablated) is measured on the held-out half.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import torch
 
@@ -24,6 +26,7 @@ from mechscope.tasks.answer import answer_logits
 from mechscope.tasks.base import Task, TaskBaseline
 
 FIRST_PROMPTS = 64
+EXACT_MARGIN = 1.5   # screened models: heads patched exactly = this x the circuit's size (at most budget.exact_heads)
 
 
 @dataclasses.dataclass
@@ -81,8 +84,12 @@ def choose_and_score(model, every: Task, budget, direction: str, fraction: float
     task = every.subset(slice(0, budget.n_prompts))
     select, held_out = task.subset(slice(0, None, 2)), task.subset(slice(1, None, 2))
     cfg = model.cfg
-    screen = head_effects(model, select, direction, budget.exact_heads(cfg.n_layers, cfg.n_heads))
     n_heads = cfg.n_layers * cfg.n_heads
-    circuit = [idx for idx, _ in screen.result.top(max(2, round(fraction * n_heads)))]
+    size = max(2, round(fraction * n_heads))
+    exact = budget.exact_heads(cfg.n_layers, cfg.n_heads)
+    if exact is not None:   # screened: confirm the circuit's size and half again, enough to settle its edge
+        exact = min(exact, math.ceil(EXACT_MARGIN * size))
+    screen = head_effects(model, select, direction, exact)
+    circuit = [idx for idx, _ in screen.result.top(size)]
     return HeadCircuit(baseline, task, select, held_out, screen, circuit,
                        circuit_faithfulness(model, held_out, circuit), n_heads)
