@@ -21,6 +21,7 @@ import torch
 
 from mechscope.patching.ablation import Faithfulness, circuit_faithfulness
 from mechscope.patching.screened import HeadScreen, head_effects
+from mechscope.progress import progress
 from mechscope.stats import bootstrap_ci
 from mechscope.tasks.answer import answer_logits
 from mechscope.tasks.base import Task, TaskBaseline
@@ -80,16 +81,20 @@ def settled(task: Task, base: TaskBaseline, thresholds: dict[str, tuple[float, .
 def choose_and_score(model, every: Task, budget, direction: str, fraction: float,
                      thresholds: dict[str, tuple[float, ...]]) -> HeadCircuit:
     """Steps 1-4 of the module docstring; `direction` is the patching direction ("noise"/"denoise")."""
-    baseline = settled_baseline(model, every, thresholds, budget)
-    task = every.subset(slice(0, budget.n_prompts))
-    select, held_out = task.subset(slice(0, None, 2)), task.subset(slice(1, None, 2))
-    cfg = model.cfg
-    n_heads = cfg.n_layers * cfg.n_heads
-    size = max(2, round(fraction * n_heads))
-    exact = budget.exact_heads(cfg.n_layers, cfg.n_heads)
-    if exact is not None:   # screened: confirm the circuit's size and half again, enough to settle its edge
-        exact = min(exact, math.ceil(EXACT_MARGIN * size))
-    screen = head_effects(model, select, direction, exact)
-    circuit = [idx for idx, _ in screen.result.top(size)]
-    return HeadCircuit(baseline, task, select, held_out, screen, circuit,
-                       circuit_faithfulness(model, held_out, circuit), n_heads)
+    with progress(total=3, desc=f"{every.name} head circuit") as bar:
+        baseline = settled_baseline(model, every, thresholds, budget)
+        bar.update(1)
+        task = every.subset(slice(0, budget.n_prompts))
+        select, held_out = task.subset(slice(0, None, 2)), task.subset(slice(1, None, 2))
+        cfg = model.cfg
+        n_heads = cfg.n_layers * cfg.n_heads
+        size = max(2, round(fraction * n_heads))
+        exact = budget.exact_heads(cfg.n_layers, cfg.n_heads)
+        if exact is not None:   # screened: confirm the circuit's size and half again, enough to settle its edge
+            exact = min(exact, math.ceil(EXACT_MARGIN * size))
+        screen = head_effects(model, select, direction, exact)
+        bar.update(1)
+        circuit = [idx for idx, _ in screen.result.top(size)]
+        faithfulness = circuit_faithfulness(model, held_out, circuit)
+        bar.update(1)
+    return HeadCircuit(baseline, task, select, held_out, screen, circuit, faithfulness, n_heads)

@@ -128,8 +128,9 @@ def layer_robustness(model, tokens: torch.Tensor | Iterable[torch.Tensor], batch
     names = [f"blocks.{layer}.hook_resid_pre" for layer in layers]
     totals = {edit: [0.0, 0.0] for edit in [("base", -1), *edits]}
     n_tokens = 0
-    with torch.no_grad():
-        for batch in progress(batches, desc="layer robustness"):
+    bar = progress(total=len(batches) * len(totals), desc=f"layer robustness: {len(edits)} edits")
+    with torch.no_grad(), bar:
+        for batch in batches:
             logits, cache = model.run_with_cache(batch, names=names)
             top = logits[:, :-1].argmax(-1)
             n_tokens += top.numel()
@@ -144,6 +145,7 @@ def layer_robustness(model, tokens: torch.Tensor | Iterable[torch.Tensor], batch
                                        batch, top)
                 totals[edit][0] += agree
                 totals[edit][1] += ce
+                bar.update(1)
     mean = {edit: (a / n_tokens, c / n_tokens) for edit, (a, c) in totals.items()}
     deleted = [mean[("delete", layer)] for layer in layers]
     swapped = [mean[("swap", layer)] for layer in swapped_layers]
