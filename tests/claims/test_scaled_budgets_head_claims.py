@@ -48,3 +48,17 @@ def test_baseline_is_settled_only_when_no_threshold_is_inside_the_interval():
     assert not settled(task, base, {"logit_diff": (1.8,)})
     task, base = _baseline([1.0, -1.0] * 32)                      # a random model: accuracy 0.5
     assert settled(task, base, {"accuracy": (0.7, 0.9)}) and not settled(task, base, {"accuracy": (0.5,)})
+
+
+def test_c12_rise_width_is_exact_under_sampled_layers():
+    """With two of four layers sampled the rise first reads as 3 blocks wide (an upper bound that would
+    flip the verdict); the second sweep inside the rise gives the width every layer gives."""
+    import mechscope
+    from mechscope.claims import c12_information_movement as c12
+
+    model = mechscope.load("organism:tiny-gpt2")
+    every = c12.measure(model, Budget.named("quick")).metrics
+    sampled = c12.measure(model, dataclasses.replace(Budget.named("quick"), max_layers=2)).metrics
+    assert every["patched_layers"] == list(range(model.cfg.n_layers))
+    assert {k: sampled[k] for k in c12.READS} == {k: every[k] for k in c12.READS}
+    assert c12.verdict(sampled, {"gap": 0.0}) == c12.verdict(every, {"gap": 0.0}) == "supported"
