@@ -65,3 +65,36 @@ def test_robustness_result_on_stories260k(stories260k):
     assert r.deleted_agreement[0] == min(r.deleted_agreement)
     assert r.n_tokens == tokens[:, 1:].numel()
     r.figure()
+
+
+@pytest.mark.parametrize("fixture", ["tiny_gpt2_model", "stories260k"])
+def test_edits_from_the_cached_residual_equal_whole_model_reruns(fixture, request):
+    """Each edit runs only the blocks from the edited one on (from the cached residual stream); the
+    numbers equal a whole forward of the edited block list, for deletions (the last block included)
+    and swaps."""
+    m = request.getfixturevalue(fixture)
+    tokens = _tokens(m.cfg.d_vocab, seed=2)
+    n = m.cfg.n_layers
+    r = layer_robustness(m, tokens, batch_size=2)
+    with torch.no_grad():
+        base = m(tokens)
+        top = base[:, :-1].argmax(-1)
+
+    def score(order):
+        with torch.no_grad(), reordered_layers(m, order):
+            logp = torch.log_softmax(m(tokens)[:, :-1].float(), -1)
+        return (float((logp.argmax(-1) == top).float().mean()),
+                float(-logp.gather(-1, tokens[:, 1:, None]).mean()))
+
+    for i, layer in enumerate(range(n)):
+        agree, ce = score([j for j in range(n) if j != layer])
+        assert r.deleted_agreement[i] == pytest.approx(agree, abs=1e-6)
+        assert r.deleted_ce[i] == pytest.approx(ce, rel=1e-4, abs=1e-4)
+    for i, layer in enumerate(range(n - 1)):
+        order = list(range(n))
+        order[layer], order[layer + 1] = order[layer + 1], order[layer]
+        agree, ce = score(order)
+        assert r.swapped_agreement[i] == pytest.approx(agree, abs=1e-6)
+        assert r.swapped_ce[i] == pytest.approx(ce, rel=1e-4, abs=1e-4)
+    assert r.base_ce == pytest.approx(score(list(range(n)))[1], rel=1e-5)
+    assert layer_robustness(m, tokens, swaps=False).swapped_agreement == []

@@ -49,3 +49,37 @@ def test_receiver_effects_nonzero_from_earlier_layer(tiny_gpt2_model, task):
     res = path_patching(tiny_gpt2_model, task, receivers=[(1, h, "v") for h in range(4)])
     assert res.values[0].abs().max() > 0
     assert torch.allclose(res.patched_metric[1], torch.full((4,), res.clean_metric), atol=1e-5)
+
+
+@pytest.mark.parametrize("arch", ["gpt2", "llama", "neox"])
+def test_direct_route_equals_frozen_forward(arch, monkeypatch):
+    """Sender -> logits without a forward (base residual + one head's change of output, then the final
+    norm) gives the numbers of the frozen forward pass, on every adapted block layout (GQA, parallel
+    attention/MLP); the forward is forced by making the linearity check fail."""
+    from mechscope import HookedModel
+    from mechscope.patching import path as path_module
+    from tests.helpers import gpt2_tokenizer, small_hf_model
+
+    model = HookedModel.from_hf(small_hf_model(arch, n_layers=3), gpt2_tokenizer(), spec=f"random:{arch}")
+    task = ioi_task(model, n_prompts=6, template_ids=[0])
+    for direction in ("noise", "denoise"):
+        config = path_module.PathPatchingConfig(direction=direction)
+        fast = path_patching(model, task, config=config)
+        with monkeypatch.context() as m:
+            m.setattr(path_module, "_attn_out_is_linear_in_z", lambda *a: False)
+            slow = path_patching(model, task, config=config)
+        assert torch.allclose(fast.patched_metric, slow.patched_metric, atol=1e-4, rtol=1e-4)
+        assert fast.values.abs().max() > 0
+
+
+def test_linearity_check_fails_when_attention_output_is_not_linear(tiny_gpt2_model, task):
+    """A model whose attention output is rescaled after the projection (a post-attention norm, say) must
+    not take the direct route: the check sees the mismatch."""
+    from mechscope.patching.path import _attn_out_is_linear_in_z
+    from mechscope.tasks.answer import answer_logits_and_cache
+
+    names = [f"blocks.{layer}.attn.hook_z" for layer in range(2)] + [f"blocks.{layer}.hook_attn_out" for layer in range(2)]
+    _, cache = answer_logits_and_cache(tiny_gpt2_model, task.clean_tokens, task.answer_pos, names)
+    assert _attn_out_is_linear_in_z(tiny_gpt2_model, cache, task.answer_pos)
+    cache["blocks.1.hook_attn_out"] = cache["blocks.1.hook_attn_out"] * 1.5
+    assert not _attn_out_is_linear_in_z(tiny_gpt2_model, cache, task.answer_pos)

@@ -12,8 +12,10 @@ Cost (per model; the twin doubles it): one noising sweep over the heads, one pat
 faithfulness run on n_prompts / 2 prompts each. The sweep patches every head exactly on models with at
 most budget.max_layers blocks (one forward per head and prompt from the head's layer on: quadratic in
 depth); deeper models get an attribution-patching screen of every head (one forward + backward) and
-exact patches of only the max_layers x n_heads heads it ranks highest (patching/screened.py), and path
-patching of only the circuit's heads as senders: linear in depth.
+exact patches of only the 1.5 x circuit-size heads it ranks highest (at most max_layers x n_heads;
+patching/screened.py): linear in depth. The baseline reads 64 prompts (256 when a reading's interval
+holds a threshold; claims/head_circuit.py), two forwards each. Path patching to the logits needs no
+forward beyond the two cached runs (patching/path.py).
 """
 
 from __future__ import annotations
@@ -51,7 +53,8 @@ def verdict(metrics: dict, null: dict | None) -> str:
 
 def measure(model, budget: Budget) -> Measurement:
     every = ioi_task(model, n_prompts=max(BASELINE_PROMPTS, budget.n_prompts), seed=budget.seed, corrupt="abc")
-    chosen = choose_and_score(model, every, budget, "noise", CIRCUIT_FRACTION)
+    chosen = choose_and_score(model, every, budget, "noise", CIRCUIT_FRACTION,
+                              {"accuracy": (0.7, MIN_ACCURACY), "logit_diff": (MIN_LOGIT_DIFF,)})
     base, task, select, held_out = chosen.baseline, chosen.task, chosen.select, chosen.held_out
     screen, total, circuit, faith = chosen.screen, chosen.screen.result, chosen.circuit, chosen.faithfulness
     n_heads, k, screened = chosen.n_heads, len(chosen.circuit), chosen.screened

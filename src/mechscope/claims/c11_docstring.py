@@ -13,8 +13,9 @@ Null: the re-initialised twin (about 50% accuracy, logit diff ~ 0).
 Cost (per model; the twin doubles it): one denoising sweep over the heads and one faithfulness run on
 n_prompts / 2 prompts each. Every head is patched exactly on models with at most budget.max_layers
 blocks (quadratic in depth); deeper models get an attribution-patching screen of every head and exact
-patches of the max_layers x n_heads heads it ranks highest (patching/screened.py: linear in depth);
-only exactly patched heads can count as important.
+patches of the 1.5 x circuit-size heads it ranks highest (at most max_layers x n_heads;
+patching/screened.py: linear in depth); only exactly patched heads can count as important. The
+baseline reads 64 prompts (256 when the accuracy's interval holds a threshold), two forwards each.
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ def verdict(metrics: dict, null: dict | None) -> str:
 
 def measure(model, budget: Budget) -> Measurement:
     every = docstring_task(model, n_prompts=max(BASELINE_PROMPTS, budget.n_prompts), seed=budget.seed, wrong="signature")
-    chosen = choose_and_score(model, every, budget, "denoise", CIRCUIT_FRACTION)
+    chosen = choose_and_score(model, every, budget, "denoise", CIRCUIT_FRACTION, {"accuracy": (0.6, MIN_ACCURACY)})
     base, select, held_out = chosen.baseline, chosen.select, chosen.held_out
     screen, heads, circuit, faith = chosen.screen, chosen.screen.result, chosen.circuit, chosen.faithfulness
     n_heads, k = chosen.n_heads, len(chosen.circuit)

@@ -16,7 +16,9 @@ reads (the changed ones and the final one, not the whole prompt) and at B = min(
 budget.max_layers) layers spread over the depth (every layer on models with at most max_layers
 blocks), on <= 16 prompts; each patch runs from its layer onward, so the cost is at most
 B x (changed + 1) x n_layers block-passes per prompt: linear in layers under quick. With sampled
-layers the rise width is measured between sampled layers, an upper bound on the true width.
+layers, the layers inside the rise (between the last sampled layer at <= 20% and the first at
+>= 80%) are patched in a second sweep, so the rise width is exact, not an upper bound (a few more
+layers when the rise is sharp, as the rule wants it; every layer of a slow rise at worst).
 """
 
 from __future__ import annotations
@@ -84,14 +86,24 @@ def measure(model, budget: Budget) -> Measurement:
     changed_at = task.differing_positions().nonzero().flatten().tolist()
     end = task.resolved_answer_pos
     positions = sorted(set(changed_at) | {end})            # only what the rule reads
-    layers = budget.layers(model.cfg.n_layers)
-    grid = activation_patching(model, task, "resid_pre", PatchingConfig(layers=layers, positions=positions))
-    values = grid.values                                     # [len(layers) len(positions)]
     changed = [positions.index(p) for p in changed_at]
-    gap = grid.clean_metric - grid.corrupt_metric
-    at_changed = values[:, changed].sum(1).tolist()
-    at_end = values[:, positions.index(end)].tolist()
+
+    def sweep(layers: list[int]):
+        grid = activation_patching(model, task, "resid_pre", PatchingConfig(layers=layers, positions=positions))
+        values = grid.values                                 # [len(layers) len(positions)]
+        return grid, values[:, changed].sum(1).tolist(), values[:, positions.index(end)].tolist()
+
+    layers = budget.layers(model.cfg.n_layers)
+    grid, at_changed, at_end = sweep(layers)
     arrival, width, holds = movement(at_end, at_changed, layers)
+    if width > 1:   # sampled layers: patch the ones inside the rise too, so its width is exact, not a bound
+        inside = [layer for layer in range(arrival - width + 1, arrival) if layer not in layers]
+        if inside:
+            _, more_changed, more_end = sweep(inside)
+            merged = sorted(zip(layers + inside, at_changed + more_changed, at_end + more_end, strict=True))
+            layers, at_changed, at_end = (list(column) for column in zip(*merged, strict=True))
+            arrival, width, holds = movement(at_end, at_changed, layers)
+    gap = grid.clean_metric - grid.corrupt_metric
     metrics = {
         "task": task.name, "gap": gap, "clean_metric": grid.clean_metric, "corrupt_metric": grid.corrupt_metric,
         "n_blocks": model.cfg.n_layers, "arrival_layer": arrival, "rise_width": width,

@@ -27,6 +27,7 @@ import statistics
 from mechscope.circuits import CircuitSetup, attribute, faithfulness_curve
 from mechscope.claims.base import Budget, Measurement
 from mechscope.errors import NotApplicableError
+from mechscope.progress import progress
 from mechscope.tasks import get_task
 
 ID = "C13"
@@ -73,7 +74,7 @@ def _task_metrics(model, task) -> tuple[dict, list]:
 
 def measure(model, budget: Budget) -> Measurement:
     per_task, figures, skipped = {}, [], {}
-    for name in TASKS:
+    for name in progress(TASKS, desc="C13 circuits by task"):
         try:
             task = get_task(model, name, n_prompts=max(8, budget.n_prompts // 2), seed=budget.seed)
         except NotApplicableError as err:

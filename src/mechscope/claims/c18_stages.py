@@ -7,10 +7,13 @@ Null: the re-initialised twin, where every block adds a little noise and deletin
 changes little; and an absolute bar from the reference: Lad et al. find 72-95% of predictions kept
 when a middle layer is deleted, with the first and last layers the most sensitive.
 
-Cost (per model; the twin doubles it): 2 x B - 1 edited forward passes of the whole model over
-budget.n_sequences x seq_len tokens, B = min(n_layers, budget.max_layers) blocks spread evenly over
-the depth (the first and the last always among them): linear in layers x tokens under quick, where
-B is capped; quadratic in depth under full, which edits every block.
+Cost (per model; the twin doubles it): one unedited forward over T = n_sequences x seq_len tokens, then
+per edited block L the blocks from L on (from the cached residual stream entering L) and the
+unembedding of all T positions. B = min(n_layers, budget.max_layers) blocks are deleted, spread evenly
+over the depth (the first and the last always among them), and B - 1 adjacent pairs swapped. On a
+model deeper than budget.max_layers (quick on real models) the swaps, which the rule does not read,
+are left out and T is halved (DEEP_SEQUENCE_SHARE): about B x (n_layers / 2 + unembedding) block-passes
+of T / 2 tokens, linear in layers x tokens. Under `full` every block is edited: quadratic in depth.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ NULL = "twin"
 READS = ("first_block_agreement", "last_block_agreement", "middle_median_agreement", "n_blocks")
 
 MIDDLE_ROBUST, MARGIN, TWIN_MARGIN = 0.72, 0.1, 0.1
+DEEP_SEQUENCE_SHARE = 0.5   # share of budget.n_sequences read on models deeper than budget.max_layers
 RULE = (f"delete each block in turn; top-1 agreement with the original model. Supported if the middle blocks are "
         f"robust (median agreement ≥ {MIDDLE_ROBUST:.0%}, the bottom of the 72–95% reference band), deleting the first "
         f"block and deleting the last block each agree ≥ {MARGIN:.0%} less than that median, and that contrast "
@@ -53,8 +57,10 @@ def verdict(metrics: dict, null: dict | None) -> str:
 
 
 def measure(model, budget: Budget) -> Measurement:
-    batches = eval_token_batches(model, seq_len=budget.seq_len, n_sequences=budget.n_sequences, seed=budget.seed)
-    r = layer_robustness(model, batches, layers=budget.layers(model.cfg.n_layers))
+    deep = budget.max_layers is not None and model.cfg.n_layers > budget.max_layers
+    n_sequences = max(4, round(budget.n_sequences * DEEP_SEQUENCE_SHARE)) if deep else budget.n_sequences
+    batches = eval_token_batches(model, seq_len=budget.seq_len, n_sequences=n_sequences, seed=budget.seed)
+    r = layer_robustness(model, batches, layers=budget.layers(model.cfg.n_layers), swaps=not deep)
     middle = r.deleted_agreement[1:-1]
     median = float(np.median(middle)) if middle else float(np.median(r.deleted_agreement))
     return Measurement(
@@ -70,10 +76,13 @@ def measure(model, budget: Budget) -> Measurement:
         key_metric="middle_median_agreement",
         evidence=(f"Deleting a block keeps {', '.join(f'{a:.0%}' for a in r.deleted_agreement)} of the original "
                   f"top-1 predictions (blocks {', '.join(map(str, r.layers))} of {r.n_layers}; middle median {median:.0%}, reference band "
-                  f"72–95%); swapping neighbours keeps {', '.join(f'{a:.0%}' for a in r.swapped_agreement)}. "
+                  "72–95%)"
+                  + (f"; swapping neighbours keeps {', '.join(f'{a:.0%}' for a in r.swapped_agreement)}"
+                     if r.swapped_agreement else "") + ". "
                   f"Original CE {r.base_ce:.2f} nats."),
-        method=("Each block removed in turn (the residual stream skips it), and each adjacent pair swapped, by "
-                "editing the model's block list; top-1 agreement with the unedited model and next-token CE on "
-                "held-out text."),
+        method=("Each block removed in turn (the residual stream skips it)"
+                + (", and each adjacent pair swapped," if r.swapped_agreement else "") + " by editing the model's "
+                "block list, run from the edited block on; top-1 agreement with the unedited model and next-token "
+                f"CE on {r.n_tokens} held-out next-token predictions."),
         figures=[r.figure()],
     )

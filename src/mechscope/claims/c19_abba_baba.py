@@ -11,7 +11,11 @@ Null: the statistic built the same way under shuffled labels: every cell refitte
 labels and the best cell kept, for each of several permutations; the rule reads the largest. A
 best-of-many-cells statistic compared with one cell's control would favour the model.
 
-Cost: (1 + null shuffles) ridge fits per cell on 256 prompts; patching on budget.n_prompts prompts.
+Cost (no twin: the null is in the model's own metrics): one forward of N_PROMPTS prompts, then
+(B + 1) x n_pos x (2 + NULL_SHUFFLES) ridge fits, B = min(n_layers, budget.max_layers) layers spread
+over the depth (layer 0, the control, always among them; the statistic and its null maximise over the
+same cells); patching of resid_pre at S2 and END at those B layers from two counterfactuals on
+budget.n_prompts prompts, each patched run from its layer on: linear in layers under quick.
 """
 
 from __future__ import annotations
@@ -42,19 +46,20 @@ def verdict(metrics: dict, null: dict | None) -> str:
 
 
 def measure(model, budget: Budget) -> Measurement:
+    layers = budget.layers(model.cfg.n_layers)
     probe = order_probe(model, n_prompts=N_PROMPTS, seed=budget.seed, null_shuffles=NULL_SHUFFLES,
-                        control_shuffles=1)
+                        control_shuffles=1, layers=layers)
     layer, pos, best = probe.best(min_layer=1)
     null_best = max(probe.null_max)
-    layer0 = float(probe.accuracy[0].max())
-    signals = position_vs_token(model, n_prompts=budget.n_prompts, seed=budget.seed)
+    layer0 = float(probe.accuracy[probe.row(0)].max())
+    signals = position_vs_token(model, n_prompts=budget.n_prompts, seed=budget.seed, layers=layers)
     summary = {f"{kind}@{where}": [round(x, 3) for x in vals.tolist()]
                for kind, by in signals.effect.items() for where, vals in by.items()}
     metrics = {
         "best_probe_accuracy": best, "best_layer": layer, "best_position": probe.pos_labels[pos],
         "null_best_accuracy": null_best, "null_best_by_shuffle": [round(v, 4) for v in probe.null_max],
-        "best_cell_control_accuracy": float(probe.control[layer, pos]), "layer0_max_accuracy": layer0,
-        "probe_accuracy_by_layer": probe.accuracy.max(1).values.tolist(),
+        "best_cell_control_accuracy": float(probe.control[probe.row(layer), pos]), "layer0_max_accuracy": layer0,
+        "probe_accuracy_by_layer": probe.accuracy.max(1).values.tolist(), "probed_layers": probe.layers,
         "signal_patching_effect_by_layer": summary, "clean_logit_diff": signals.clean_logit_diff,
         "n_probe_prompts": probe.n_prompts,
     }

@@ -1,21 +1,33 @@
 """A task's head circuit chosen on one half of the prompts and scored on the other (C10, C11).
 
-1. The baseline (accuracy, logit diff) is read on every prompt of `every` (two forward passes, so
-   many prompts are cheap and a threshold near the measured value reads the same under every seed).
+1. The baseline (accuracy, logit diff) is read on the first FIRST_PROMPTS prompts of `every`, and on
+   all of them when a reading's 95% bootstrap interval holds a threshold of the claim's rule (then
+   many prompts make a value near the threshold read the same under every seed); under a budget
+   without max_layers (`full`) always on all of them. Two forwards per prompt, answer position only.
 2. The first budget.n_prompts prompts are split: even ones select the circuit, odd ones score it.
 3. Every head's total effect on the selection half comes from `patching.screened.head_effects`
-   (exact patches on small models; an attribution screen plus exact patches of the top heads on deep
-   ones), and the `fraction` of heads with the largest effect form the circuit.
+   (exact patches on small models; on deep ones an attribution screen of every head plus exact
+   patches of the EXACT_MARGIN x circuit-size heads it ranks highest, at most budget.exact_heads),
+   and the `fraction` of heads with the largest effect form the circuit.
 4. Its faithfulness (every other head mean-ablated) is measured on the held-out half.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
+
+import torch
 
 from mechscope.patching.ablation import Faithfulness, circuit_faithfulness
 from mechscope.patching.screened import HeadScreen, head_effects
+from mechscope.progress import progress
+from mechscope.stats import bootstrap_ci
+from mechscope.tasks.answer import answer_logits
 from mechscope.tasks.base import Task, TaskBaseline
+
+FIRST_PROMPTS = 64
+EXACT_MARGIN = 1.5   # screened models: heads patched exactly = this x the circuit's size (at most budget.exact_heads)
 
 
 @dataclasses.dataclass
@@ -35,14 +47,54 @@ class HeadCircuit:
         return self.screen.n_exact < self.n_heads
 
 
-def choose_and_score(model, every: Task, budget, direction: str, fraction: float) -> HeadCircuit:
+def settled_baseline(model, every: Task, thresholds: dict[str, tuple[float, ...]], budget) -> TaskBaseline:
+    """Step 1 of the module docstring. thresholds: {"accuracy": (...), "logit_diff": (...)}, the
+    values the claim's rule compares those readings with."""
+    first = len(every) if budget.max_layers is None else min(FIRST_PROMPTS, len(every))
+
+    def logits(part: Task) -> tuple[torch.Tensor, torch.Tensor]:
+        return (answer_logits(model, part.clean_tokens, part.answer_pos),
+                answer_logits(model, part.corrupt_tokens, part.answer_pos))
+
+    part = every.subset(slice(0, first))
+    clean, corrupt = logits(part)
+    head = part.baseline_from_logits(clean, corrupt)
+    if first == len(every) or settled(part, head, thresholds, budget.seed):
+        return head
+    rest_clean, rest_corrupt = logits(every.subset(slice(first, None)))
+    return every.baseline_from_logits(torch.cat([clean, rest_clean]), torch.cat([corrupt, rest_corrupt]))
+
+
+def settled(task: Task, base: TaskBaseline, thresholds: dict[str, tuple[float, ...]], seed: int = 0) -> bool:
+    """True when no threshold lies inside the 95% bootstrap interval of its reading (accuracy: the
+    share of prompts with logit(answer) > logit(wrong); logit_diff: their mean difference)."""
+    right = base.clean_answer_logits.gather(1, task.answer_ids[:, None])[:, 0]
+    wrong = base.clean_answer_logits.gather(1, task.wrong_ids[:, None])[:, 0]
+    per_prompt = {"accuracy": (right > wrong).float(), "logit_diff": right - wrong}
+    for name, values in thresholds.items():
+        low, high = bootstrap_ci(per_prompt[name], seed=seed)
+        if any(low <= t <= high for t in values):
+            return False
+    return True
+
+
+def choose_and_score(model, every: Task, budget, direction: str, fraction: float,
+                     thresholds: dict[str, tuple[float, ...]]) -> HeadCircuit:
     """Steps 1-4 of the module docstring; `direction` is the patching direction ("noise"/"denoise")."""
-    baseline = every.baseline(model)
-    task = every.subset(slice(0, budget.n_prompts))
-    select, held_out = task.subset(slice(0, None, 2)), task.subset(slice(1, None, 2))
-    cfg = model.cfg
-    screen = head_effects(model, select, direction, budget.exact_heads(cfg.n_layers, cfg.n_heads))
-    n_heads = cfg.n_layers * cfg.n_heads
-    circuit = [idx for idx, _ in screen.result.top(max(2, round(fraction * n_heads)))]
-    return HeadCircuit(baseline, task, select, held_out, screen, circuit,
-                       circuit_faithfulness(model, held_out, circuit), n_heads)
+    with progress(total=3, desc=f"{every.name} head circuit") as bar:
+        baseline = settled_baseline(model, every, thresholds, budget)
+        bar.update(1)
+        task = every.subset(slice(0, budget.n_prompts))
+        select, held_out = task.subset(slice(0, None, 2)), task.subset(slice(1, None, 2))
+        cfg = model.cfg
+        n_heads = cfg.n_layers * cfg.n_heads
+        size = max(2, round(fraction * n_heads))
+        exact = budget.exact_heads(cfg.n_layers, cfg.n_heads)
+        if exact is not None:   # screened: confirm the circuit's size and half again, enough to settle its edge
+            exact = min(exact, math.ceil(EXACT_MARGIN * size))
+        screen = head_effects(model, select, direction, exact)
+        bar.update(1)
+        circuit = [idx for idx, _ in screen.result.top(size)]
+        faithfulness = circuit_faithfulness(model, held_out, circuit)
+        bar.update(1)
+    return HeadCircuit(baseline, task, select, held_out, screen, circuit, faithfulness, n_heads)

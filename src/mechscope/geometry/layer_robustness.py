@@ -5,9 +5,13 @@ puts the original blocks back. Deleting block L means the residual stream skips 
 resid_pre); swapping L and L+1 runs them in the other order. Per edit we report the top-1
 agreement with the unedited model and the next-token cross-entropy.
 
-Cost model: one forward of the whole model over the tokens per edit, 2 x |layers| - 1 edits (every
-block deleted and every adjacent pair swapped, by default): quadratic in depth when every layer is
-edited; pass `layers` (e.g. a fixed number spread over the depth) to keep it linear.
+An edit at block L leaves blocks 0..L-1 as they are, so each edited run starts from the unedited
+run's residual stream entering block L (cached once) and runs only the blocks from L on.
+
+Cost model: one unedited forward, then per edit (n_layers - L) blocks and the unembedding of every
+position, with |layers| deletions and, with `swaps`, |layers| - 1 swaps (every block deleted and
+every adjacent pair swapped, by default): quadratic in depth when every layer is edited; pass
+`layers` (e.g. a fixed number spread over the depth) to keep it linear.
 """
 
 from __future__ import annotations
@@ -88,23 +92,30 @@ class LayerRobustnessResult(Result):
         return fig
 
 
-def _score(model, batches: list[torch.Tensor], base_top: list[torch.Tensor]) -> tuple[float, float]:
-    """(top-1 agreement with base_top, next-token CE) of the model as it is now."""
-    agree = ce = 0.0
-    n = 0
-    with torch.no_grad():
-        for batch, top in zip(batches, base_top, strict=True):
-            logp = torch.log_softmax(model(batch)[:, :-1].float(), dim=-1)
-            agree += float((logp.argmax(-1) == top).sum())
-            ce += float(-logp.gather(-1, batch[:, 1:, None]).sum())
-            n += top.numel()
-    return agree / n, ce / n
+def _score(logits: torch.Tensor, batch: torch.Tensor, top: torch.Tensor) -> tuple[float, float]:
+    """(agreeing predictions, summed next-token CE) of logits [b pos d_vocab] on `batch` against `top`."""
+    logp = torch.log_softmax(logits[:, :-1].float(), dim=-1)
+    return float((logp.argmax(-1) == top).sum()), float(-logp.gather(-1, batch[:, 1:, None]).sum())
+
+
+def edited_logits(model, batch: torch.Tensor, order: list[int], resid: torch.Tensor) -> torch.Tensor:
+    """Logits [b pos d_vocab] of the blocks `order` (original indices) run on `resid` [b pos d_model],
+    the residual stream entering the first of them (the embedding's blocks before it are skipped)."""
+    if not order:
+        return model.unembed(model.ln_final(resid))
+
+    def inject(_act, _hook):
+        return resid
+
+    # hooks attach to the block modules by their original index, so they follow the block into `order`
+    with model.hooks(fwd={f"blocks.{order[0]}.hook_resid_pre": inject}), reordered_layers(model, order):
+        return model(batch)
 
 
 def layer_robustness(model, tokens: torch.Tensor | Iterable[torch.Tensor], batch_size: int = 8,
-                     layers: Sequence[int] | None = None) -> LayerRobustnessResult:
-    """Delete each block in `layers` (default: all) and swap each with its successor; tokens [n pos] or
-    batches [batch pos]."""
+                     layers: Sequence[int] | None = None, swaps: bool = True) -> LayerRobustnessResult:
+    """Delete each block in `layers` (default: all) and, with `swaps`, swap each with its successor;
+    tokens [n pos] or batches [batch pos]."""
     batches = [b.to(model.device) for b in token_batches(tokens, batch_size)]
     if not batches:
         raise InputError("layer robustness needs at least one batch of tokens")
@@ -112,23 +123,36 @@ def layer_robustness(model, tokens: torch.Tensor | Iterable[torch.Tensor], batch
     layers = list(range(n)) if layers is None else sorted({int(layer) for layer in layers})
     if not layers or layers[0] < 0 or layers[-1] >= n:
         raise InputError(f"layers to edit must lie in 0..{n - 1}, got {layers}")
-    swaps = [layer for layer in layers if layer < n - 1]
-    with torch.no_grad():
-        base_top = [model(b)[:, :-1].argmax(-1) for b in batches]
-    _, base_ce = _score(model, batches, base_top)
-    deleted, swapped = [], []
-    edits = [("delete", layer) for layer in layers] + [("swap", layer) for layer in swaps]
-    for kind, layer in progress(edits, desc="layer robustness"):
-        order = list(range(n))
-        if kind == "delete":
-            order.pop(layer)
-        else:
-            order[layer], order[layer + 1] = order[layer + 1], order[layer]
-        with reordered_layers(model, order):
-            (deleted if kind == "delete" else swapped).append(_score(model, batches, base_top))
+    swapped_layers = [layer for layer in layers if layer < n - 1] if swaps else []
+    edits = [("delete", layer) for layer in layers] + [("swap", layer) for layer in swapped_layers]
+    names = [f"blocks.{layer}.hook_resid_pre" for layer in layers]
+    totals = {edit: [0.0, 0.0] for edit in [("base", -1), *edits]}
+    n_tokens = 0
+    bar = progress(total=len(batches) * len(totals), desc=f"layer robustness: {len(edits)} edits")
+    with torch.no_grad(), bar:
+        for batch in batches:
+            logits, cache = model.run_with_cache(batch, names=names)
+            top = logits[:, :-1].argmax(-1)
+            n_tokens += top.numel()
+            for edit in totals:
+                kind, layer = edit
+                if kind == "base":
+                    agree, ce = _score(logits, batch, top)
+                else:
+                    rest = list(range(layer + 1, n))
+                    order = rest if kind == "delete" else [layer + 1, layer, *rest[1:]]
+                    agree, ce = _score(edited_logits(model, batch, order, cache[f"blocks.{layer}.hook_resid_pre"]),
+                                       batch, top)
+                totals[edit][0] += agree
+                totals[edit][1] += ce
+                bar.update(1)
+    mean = {edit: (a / n_tokens, c / n_tokens) for edit, (a, c) in totals.items()}
+    deleted = [mean[("delete", layer)] for layer in layers]
+    swapped = [mean[("swap", layer)] for layer in swapped_layers]
+    base_ce = mean[("base", -1)][1]
     return LayerRobustnessResult(
         n_layers=n, base_ce=base_ce,
         deleted_agreement=[a for a, _ in deleted], deleted_ce=[c for _, c in deleted],
         swapped_agreement=[a for a, _ in swapped], swapped_ce=[c for _, c in swapped],
-        n_tokens=sum(t.numel() for t in base_top), layers=layers, swapped_layers=swaps,
+        n_tokens=n_tokens, layers=layers, swapped_layers=swapped_layers,
     )

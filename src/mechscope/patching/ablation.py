@@ -14,28 +14,29 @@ import torch
 
 from mechscope.model.interventions import mean_ablate
 from mechscope.results import Result
+from mechscope.tasks.answer import answer_logits, answer_logits_and_cache
 
 
 def head_means(model, reference_tokens: torch.Tensor) -> dict[int, torch.Tensor]:
     """Mean hook_z per layer over the reference prompts: {layer: [pos head d_head]}."""
     names = [f"blocks.{layer}.attn.hook_z" for layer in range(model.cfg.n_layers)]
-    with torch.no_grad():
-        _, cache = model.run_with_cache(reference_tokens.to(model.device), names=names)
+    _, cache = answer_logits_and_cache(model, reference_tokens, -1, names)
     return {layer: cache[names[layer]].mean(0) for layer in range(model.cfg.n_layers)}
 
 
 def ablated_metric(model, task, ablate: set[tuple[int, int]], means: dict[int, torch.Tensor],
-                   tokens: torch.Tensor | None = None) -> torch.Tensor:
+                   tokens: torch.Tensor | None = None, clean_logits: torch.Tensor | None = None) -> torch.Tensor:
     """Per-prompt metric [n] on `tokens` (default: clean prompts) with the heads in `ablate`
-    replaced by their means."""
+    replaced by their means. clean_logits: [n d_vocab] the clean run's answer logits (the "kl"
+    metric's reference), computed here when not given."""
     tokens = task.clean_tokens if tokens is None else tokens
     by_layer: dict[int, list[int]] = {}
     for layer, h in ablate:
         by_layer.setdefault(layer, []).append(h)
     fwd = {f"blocks.{layer}.attn.hook_z": mean_ablate(means[layer], heads=sorted(hs)) for layer, hs in by_layer.items()}
-    with torch.no_grad():
-        clean_logits = model(task.clean_tokens.to(model.device))[:, task.answer_pos]
-        logits = model.run_with_hooks(tokens.to(model.device), fwd=fwd)[:, task.answer_pos]
+    if clean_logits is None:
+        clean_logits = answer_logits(model, task.clean_tokens, task.answer_pos)
+    logits = answer_logits(model, tokens, task.answer_pos, fwd=fwd)
     return task.score(logits, reference_logits=clean_logits).cpu()
 
 
@@ -67,9 +68,10 @@ def circuit_faithfulness(model, task, heads: list[tuple[int, int]],
     means = head_means(model, reference)
     everything = {(layer, h) for layer in range(model.cfg.n_layers) for h in range(model.cfg.n_heads)}
     keep = {tuple(h) for h in heads}
-    full = ablated_metric(model, task, set(), means).mean().item()
-    circuit = ablated_metric(model, task, everything - keep, means).mean().item()
-    none = ablated_metric(model, task, everything, means).mean().item()
+    clean_logits = answer_logits(model, task.clean_tokens, task.answer_pos)
+    full = task.score(clean_logits, reference_logits=clean_logits).mean().item()
+    circuit = ablated_metric(model, task, everything - keep, means, clean_logits=clean_logits).mean().item()
+    none = ablated_metric(model, task, everything, means, clean_logits=clean_logits).mean().item()
     faith = circuit / full if full != 0 else float("nan")
     return Faithfulness(heads=sorted(keep), full_metric=full, circuit_metric=circuit, ablated_all_metric=none,
                         faithfulness=faith)

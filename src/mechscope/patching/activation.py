@@ -32,6 +32,7 @@ from mechscope.errors import InputError
 from mechscope.model.names import act_name
 from mechscope.patching.partial_forward import PartialForwardConfig, Site, run_patched
 from mechscope.patching.results import PatchingResult
+from mechscope.tasks.answer import answer_logits_and_cache
 
 RESID_SITES = ("resid_pre", "resid_mid", "resid_post", "attn_out", "mlp_out")
 HEAD_SITES = ("z", "q", "k", "v", "pattern", "result")
@@ -126,14 +127,16 @@ def activation_patching(model, task, site: str = "resid_pre", config: PatchingCo
                          "or fewer ranks")
     if ddp.is_distributed():
         task = task.subset(slice(ddp.rank(), None, ddp.world_size()))
-    base, source = runs_for(task, config.direction)
+    base, _ = runs_for(task, config.direction)
     device = model.device
     names = sorted({s.hook for s in sites})
-    with torch.no_grad():
-        clean_logits = model(task.clean_tokens.to(device))[:, task.answer_pos].float()
-        corrupt_logits = model(task.corrupt_tokens.to(device))[:, task.answer_pos].float()
-        _, cache = model.run_with_cache(source.to(device), names=names)
-    sources = {name: cache[name] for name in names}
+    # the source run is the clean run (denoise) or the corrupt run (noise): cache it while reading its metric
+    clean_logits, sources = answer_logits_and_cache(model, task.clean_tokens, task.answer_pos,
+                                                    names if config.direction == "denoise" else [])
+    corrupt_logits, corrupt_cache = answer_logits_and_cache(model, task.corrupt_tokens, task.answer_pos,
+                                                            names if config.direction == "noise" else [])
+    clean_logits, corrupt_logits = clean_logits.float(), corrupt_logits.float()
+    sources = sources or corrupt_cache
 
     def score(logits, prompt_index):
         return task.score(logits, prompt_index, reference_logits=clean_logits)

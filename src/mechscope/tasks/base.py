@@ -132,10 +132,18 @@ class Task:
         return -(ref.exp() * (ref - logits.log_softmax(-1))).sum(-1)
 
     def baseline(self, model) -> TaskBaseline:
-        """Run the clean and corrupt prompts once; metric values and accuracy (answer > wrong)."""
-        with torch.no_grad():
-            clean = model(self.clean_tokens.to(model.device))[:, self.answer_pos].float()
-            corrupt = model(self.corrupt_tokens.to(model.device))[:, self.answer_pos].float()
+        """Run the clean and corrupt prompts once (unembedding only the answer position); metric values
+        and accuracy (answer > wrong)."""
+        from mechscope.tasks.answer import answer_logits
+
+        clean = answer_logits(model, self.clean_tokens, self.answer_pos).float()
+        corrupt = answer_logits(model, self.corrupt_tokens, self.answer_pos).float()
+        return self.baseline_from_logits(clean, corrupt)
+
+    def baseline_from_logits(self, clean: torch.Tensor, corrupt: torch.Tensor) -> TaskBaseline:
+        """The baseline from answer logits [n d_vocab] of the clean and corrupt prompts (e.g. read in
+        several batches and concatenated)."""
+        clean, corrupt = clean.float(), corrupt.float()
         clean_scores = self.score(clean, reference_logits=clean)
         corrupt_scores = self.score(corrupt, reference_logits=clean)
         right = clean.gather(1, self.answer_ids.to(clean.device)[:, None])[:, 0]
