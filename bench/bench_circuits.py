@@ -140,65 +140,61 @@ def _ours_from_auto_circuit(g, model_ac, prune_scores) -> torch.Tensor:
     return out
 
 
-def vs_auto_circuit(path: str, quick: bool, batch: int, seq: int) -> None:
+def _side_by_side(auto_circuit, label: str, n_layers: int, d_model: int, batch: int, seq: int) -> dict:
     import time
 
     from bench_hooked import transformer_lens_twin
-
     from mechscope.circuits import acdc
 
-    loader_cls, dataset_cls, ac_acdc, ac_mask_gradient, patchable = _import_auto_circuit(path)
+    loader_cls, dataset_cls, ac_acdc, ac_mask_gradient, patchable = auto_circuit
+    hf = gpt2_small(n_layers, d_model, n_ctx=max(64, seq))
+    ours = HookedModel.from_hf(hf, _NoTokenizer(), spec=f"random gpt2 {n_layers}x{d_model}")
+    tl_model = transformer_lens_twin(hf)
+    tl_model.set_use_attn_result(True)
+    tl_model.set_use_attn_in(True)
+    tl_model.set_use_hook_mlp_in(True)
+    gen = torch.Generator().manual_seed(0)
+    clean = torch.randint(3, 50257, (batch, seq), generator=gen)
+    corrupt = clean.clone()
+    corrupt[:, : seq // 2] = torch.randint(3, 50257, (batch, seq // 2), generator=gen)
+    data = dataset_cls(clean, corrupt, [torch.tensor([1])] * batch, [torch.tensor([2])] * batch)
+    loader = loader_cls(data, seq_len=None, diverge_idx=0, batch_size=batch, shuffle=False)
+    model_ac = patchable(tl_model, factorized=True, slice_output="last_seq", separate_qkv=False,
+                         device=torch.device("cpu"))
+
+    def setup():
+        return CircuitSetup.from_tokens(ours, clean, corrupt, metric=logit_diff)
+
+    if label == "eap":
+        contenders = {"mechscope": lambda: eap(setup()),
+                      "auto_circuit": lambda: ac_mask_gradient(model_ac, loader, None, grad_function="logit",
+                                                               answer_function="avg_diff", mask_val=0.0)}
+    else:
+        contenders = {"mechscope": lambda: acdc(setup(), tau=0.01),
+                      "auto_circuit": lambda: ac_acdc(model_ac, loader, None, tao_exps=[-2], tao_bases=[1])}
+    timing, results = {}, {}
+    for name, fn in contenders.items():
+        fn()                                                             # warm-up
+        start = time.perf_counter()
+        results[name] = fn()
+        timing[name] = time.perf_counter() - start
+    g = setup().graph
+    row = {"model": f"gpt2 {n_layers}x{d_model}", "batch": batch, "seq": seq,
+           "mechscope_s": timing["mechscope"], "auto_circuit_s": timing["auto_circuit"],
+           "speedup": timing["auto_circuit"] / timing["mechscope"],
+           "edges_mechscope": g.n_edges, "edges_auto_circuit": len(model_ac.edges)}
+    if label == "eap":
+        merged = -_ours_from_auto_circuit(g, model_ac, results["auto_circuit"])
+        mine = results["mechscope"].double()
+        row["max_rel_diff"] = float((mine - merged).abs().max() / mine.abs().max())
+    return row
+
+
+def vs_auto_circuit(path: str, quick: bool, batch: int, seq: int) -> None:
+    auto_circuit = _import_auto_circuit(path)
     payload = {"auto_circuit_path": path}
     for label, n_layers, d_model in (("eap", 4 if quick else 12, 768), ("acdc", 2, 128)):
-        hf = gpt2_small(n_layers, d_model, n_ctx=max(64, seq))
-        ours = HookedModel.from_hf(hf, _NoTokenizer(), spec=f"random gpt2 {n_layers}x{d_model}")
-        tl_model = transformer_lens_twin(hf)
-        tl_model.set_use_attn_result(True)
-        tl_model.set_use_attn_in(True)
-        tl_model.set_use_hook_mlp_in(True)
-        gen = torch.Generator().manual_seed(0)
-        clean = torch.randint(3, 50257, (batch, seq), generator=gen)
-        corrupt = clean.clone()
-        corrupt[:, : seq // 2] = torch.randint(3, 50257, (batch, seq // 2), generator=gen)
-        data = dataset_cls(clean, corrupt, [torch.tensor([1])] * batch, [torch.tensor([2])] * batch)
-        loader = loader_cls(data, seq_len=None, diverge_idx=0, batch_size=batch, shuffle=False)
-        model_ac = patchable(tl_model, factorized=True, slice_output="last_seq", separate_qkv=False,
-                             device=torch.device("cpu"))
-        setup = CircuitSetup.from_tokens(ours, clean, corrupt, metric=logit_diff)
-        g = setup.graph
-        if label == "eap":
-            def ours_fn():
-                fresh = CircuitSetup.from_tokens(ours, clean, corrupt, metric=logit_diff)
-                return eap(fresh)
-
-            def theirs_fn():
-                return ac_mask_gradient(model_ac, loader, None, grad_function="logit", answer_function="avg_diff",
-                                        mask_val=0.0)
-        else:
-            def ours_fn():
-                return acdc(CircuitSetup.from_tokens(ours, clean, corrupt, metric=logit_diff), tau=0.01)
-
-            def theirs_fn():
-                return ac_acdc(model_ac, loader, None, tao_exps=[-2], tao_bases=[1])
-        timing = {}
-        for name, fn in (("mechscope", ours_fn), ("auto_circuit", theirs_fn)):
-            fn()                                                         # warm-up
-            start = time.perf_counter()
-            result = fn()
-            timing[name] = time.perf_counter() - start
-            if name == "mechscope":
-                mine = result
-            else:
-                theirs = result
-        row = {"model": f"gpt2 {n_layers}x{d_model}", "batch": batch, "seq": seq,
-               "mechscope_s": timing["mechscope"], "auto_circuit_s": timing["auto_circuit"],
-               "speedup": timing["auto_circuit"] / timing["mechscope"],
-               "edges_mechscope": g.n_edges, "edges_auto_circuit": len(model_ac.edges)}
-        if label == "eap":
-            merged = -_ours_from_auto_circuit(g, model_ac, theirs)
-            mine = mine.double()
-            row["max_rel_diff"] = float((mine - merged).abs().max() / mine.abs().max())
-        payload[label] = row
+        payload[label] = row = _side_by_side(auto_circuit, label, n_layers, d_model, batch, seq)
         print(label, {k: round(v, 6) if isinstance(v, float) else v for k, v in row.items()}, flush=True)
     payload["targets"] = {"eap_max_rel_diff": 1e-4, "speedup": 3.0}
     print(write("circuits_vs_auto_circuit", payload))
