@@ -29,6 +29,10 @@ process. Two small shims let it import under TransformerLens 3 (the KV-cache cla
 `blobfile` is only used to download SAEs). Its mask-gradient scores at mask 0 are EAP with loss
 -logit_diff and per-head attention destinations: summed over the receiving heads of a layer and
 negated they are mechscope's EAP scores. ACDC is compared on a 2-layer model at one tau (KL, 0.01).
+Measured (2 shared CPU cores, loaded): EAP on GPT-2 4x768, batch 8 x 32 tokens: max rel diff 9e-6,
+mechscope 3.0 s vs auto-circuit 41 s (13.7x); ACDC 2x128: 0.62 s vs 10.4 s (16.8x; 21 vs 26 edges).
+The 12-layer run was killed for memory on the shared 24 GB machine (auto-circuit took 214 s per EAP
+pass before that), so the default 12-layer side by side is unmeasured here.
 """
 
 from __future__ import annotations
