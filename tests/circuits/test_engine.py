@@ -49,10 +49,11 @@ def test_no_edges_is_every_source_ablated(model, ablation):
     """With no edge kept, the final residual is the sum of the ablated source values (+ biases)."""
     setup = setup_for(model, ablation=ablation)
     g = setup.graph
-    ablated = ablated_values(model, setup.corrupt_tokens, ablation).expand_as(setup.clean_sources)
+    clean = setup.in_model_space(setup.clean_sources)                  # [n pos n_src d]
+    ablated = setup.in_model_space(ablated_values(model, setup.corrupt_tokens, ablation)).expand_as(clean)
     with torch.no_grad():
         _, cache = model.run_with_cache(setup.clean_tokens, names=["ln_final.hook_in"])
-    final = cache["ln_final.hook_in"] - setup.clean_sources.sum(2) + ablated.sum(2)   # biases stay
+    final = cache["ln_final.hook_in"] - clean.sum(2) + ablated.sum(2)   # biases stay
     with torch.no_grad(), model.hooks(fwd={"ln_final.hook_in": lambda x, hook: final}):
         expect = model(setup.clean_tokens)[:, -1]
     torch.testing.assert_close(answer_logits(setup, g.empty())[0], expect, atol=1e-5, rtol=1e-5)
@@ -61,7 +62,7 @@ def test_no_edges_is_every_source_ablated(model, ablation):
 def test_single_edges_match_hand_patching(model):
     setup = setup_for(model)
     g = setup.graph
-    diff = setup.ablated - setup.clean_sources                      # [n pos n_src d]
+    diff = setup.in_model_space(setup.ablated) - setup.in_model_space(setup.clean_sources)   # [n pos n_src d]
     cases = {"input->logits": ("ln_final.hook_in", diff[:, :, 0]),
              "a0.h1->a1": ("blocks.1.hook_attn_in", diff[:, :, g.head_index(0, 1)]),
              "m0->m1": ("blocks.1.hook_mlp_in", diff[:, :, g.mlp_index(0)])}
@@ -132,3 +133,16 @@ def test_node_circuit_equals_patching_the_missing_head_everywhere(model):
         with model.hooks(fwd={"blocks.0.attn.hook_result": patch_from(corrupt, heads=[1])}):
             expect = model(setup.clean_tokens)[:, -1]
     torch.testing.assert_close(got, expect, atol=1e-5, rtol=1e-5)
+
+
+def test_head_sources_are_the_heads_outputs(model):
+    """Heads are kept as z; projected through W_O they are attn.hook_result, head by head."""
+    setup = setup_for(model)
+    names = [f"blocks.{layer}.attn.hook_result" for layer in range(model.cfg.n_layers)]
+    with torch.no_grad():
+        _, cache = model.run_with_cache(setup.clean_tokens, names=names)
+    stacked = setup.in_model_space(setup.clean_sources)
+    g = setup.graph
+    for layer in range(model.cfg.n_layers):
+        first = g.head_index(layer, 0)
+        torch.testing.assert_close(stacked[:, :, first:first + g.n_heads], cache[names[layer]], atol=1e-6, rtol=1e-5)

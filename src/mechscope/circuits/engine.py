@@ -11,7 +11,7 @@ each destination reads sum_s a_s, i.e. the corrupt run under patching. The desti
 hook points hook_attn_in, hook_mlp_in and ln_final.hook_in, which change only what one sublayer
 reads. Several circuits run in one forward by tiling the prompts: masks [k n_src n_dst] give
 k * n_prompts rows. Runs stop at the final norm and unembed only the answer position
-(`patching.attribution._forward_to_final`), so large vocabularies cost no [rows pos d_vocab] tensor.
+(`patching.forward_to_answer`), so large vocabularies cost no [rows pos d_vocab] tensor.
 
     setup = CircuitSetup.from_task(model, task, ablation="patching")
     per_prompt = evaluate(setup, masks)          # [k n_prompts]
@@ -23,26 +23,31 @@ import dataclasses
 
 import torch
 
+from mechscope import distributed as ddp
 from mechscope.circuits.graph import Graph
 from mechscope.circuits.metric import CircuitMetric, task_metric
 from mechscope.circuits.sources import (
     ablated_values,
     as_group,
     destination_hook_names,
+    group_layer,
+    group_list,
+    head_outputs,
+    in_model_space,
+    is_heads,
     source_hook_names,
-    stack_sources,
 )
-from mechscope import distributed as ddp
 from mechscope.errors import InputError
-from mechscope.patching.attribution import _forward_to_final as forward_to_answer
+from mechscope.patching import forward_to_answer
 
 
 @dataclasses.dataclass
 class CircuitSetup:
     """What every circuit method needs: the model, its graph, the prompts, the ablation and the metric.
 
-    clean_tokens, corrupt_tokens: [n pos]; ablated: broadcastable to [n pos n_src d_model];
-    clean_sources: [n pos n_src d_model]; clean_answer_logits: [n d_vocab]. Both come from one clean
+    clean_tokens, corrupt_tokens: [n pos]; ablated and clean_sources: group lists (`circuits.sources`:
+    one [n pos g width] tensor per source hook, heads as z; ablated ones broadcastable); w_o: W_O
+    [layer head d_head d_model]; clean_answer_logits: [n d_vocab]. The clean ones come from one clean
     forward, run when first needed; EAP's gradient pass fills them on the way, so EAP costs one
     corrupt forward plus one clean forward and backward.
     """
@@ -52,12 +57,13 @@ class CircuitSetup:
     clean_tokens: torch.Tensor
     corrupt_tokens: torch.Tensor
     ablation: str
-    ablated: torch.Tensor
+    ablated: list[torch.Tensor]
     metric: CircuitMetric
+    w_o: torch.Tensor
     answer_pos: int
     max_rows: int = 256
     n_prompts_total: int = 0          # over every rank under torchrun (= n_prompts in one process)
-    _clean_sources: torch.Tensor | None = None
+    _clean_sources: list[torch.Tensor] | None = None
     _clean_answer_logits: torch.Tensor | None = None
 
     @classmethod
@@ -86,6 +92,7 @@ class CircuitSetup:
         clean, corrupt = clean.to(model.device), corrupt.to(model.device)
         setup = cls(model=model, graph=Graph.from_model(model), clean_tokens=clean, corrupt_tokens=corrupt,
                     ablation=ablation, ablated=ablated_values(model, corrupt, ablation), metric=None,
+                    w_o=model.W_O.detach(),
                     answer_pos=answer_pos, max_rows=max_rows,
                     n_prompts_total=int(ddp.all_reduce_sum(torch.tensor(clean.shape[0], device=model.device))))
         if task is None:
@@ -103,14 +110,18 @@ class CircuitSetup:
 
     def remember_clean(self, sources: dict[str, torch.Tensor], answer_logits: torch.Tensor) -> None:
         """Keep a clean run's source activations {hook name: act} and answer logits [n d_vocab]."""
-        self._clean_sources = stack_sources({n: a.detach() for n, a in sources.items()}, self.graph.n_layers)
+        self._clean_sources = group_list({n: a.detach() for n, a in sources.items()}, self.graph.n_layers)
         self._clean_answer_logits = answer_logits.detach().float()
 
     @property
-    def clean_sources(self) -> torch.Tensor:
+    def clean_sources(self) -> list[torch.Tensor]:
         if self._clean_sources is None:
             self._clean_run()
         return self._clean_sources
+
+    def in_model_space(self, groups: list[torch.Tensor]) -> torch.Tensor:
+        """A group list as every source's output [n pos n_src d_model] (materialises head outputs)."""
+        return in_model_space(groups, self.w_o)
 
     @property
     def clean_answer_logits(self) -> torch.Tensor:
@@ -127,41 +138,52 @@ class CircuitSetup:
 
 
 def engine_hooks(setup: CircuitSetup, ablate: torch.Tensor) -> dict:
-    """Forward hooks that run `ablate` [k n_src n_dst] (1 = edge outside the circuit) on k tiled copies."""
+    """Forward hooks that run `ablate` [k n_src n_dst] (1 = edge outside the circuit) on k tiled copies.
+
+    A source group's difference (ablated - current) is formed only if some destination ablates one
+    of its sources; a layer's heads are differenced as z and projected through W_O once.
+    """
     k, n = ablate.shape[0], setup.n_prompts
-    weights = ablate.to(setup.ablated.dtype).to(setup.ablated.device)
-    deltas: list[tuple[int, torch.Tensor]] = []
+    weights = ablate.to(setup.model.dtype).to(setup.model.device)
+    deltas: dict[int, torch.Tensor] = {}
     sizes = [1] + [setup.graph.n_heads, 1] * setup.graph.n_layers
     starts = [sum(sizes[:i]) for i in range(len(sizes))]
+    names = source_hook_names(setup.graph.n_layers)
     fwd: dict = {}
 
-    def record(start: int):
+    def record(i: int):
+        start, size = starts[i], sizes[i]
+        if not bool(weights[:, start:start + size].any()):
+            return None
+
         def fn(act, hook):
-            if start == 0:
+            if i == 0:
                 deltas.clear()
             group = as_group(hook.name, act)
-            current = group.reshape(k, n, *group.shape[1:])                       # [k n pos g d]
-            ablated = setup.ablated[:, :, start:start + group.shape[2]].unsqueeze(0)
-            deltas.append((start, ablated - current))
+            current = group.reshape(k, n, *group.shape[1:])                       # [k n pos g width]
+            delta = setup.ablated[i].unsqueeze(0) - current
+            if is_heads(hook.name):
+                delta = head_outputs(delta, setup.w_o[group_layer(hook.name)])    # [k n pos g d_model]
+            deltas[start] = delta
         return fn
 
     def patch(dst: int):
         w = weights[:, :, dst]                                                    # [k n_src]
-        active = [i for i, s in enumerate(starts) if bool(w[:, s:s + sizes[i]].any())]
+        active = [(s, z) for s, z in zip(starts, sizes, strict=True) if bool(w[:, s:s + z].any())]
 
         def fn(x, hook):
             if not active:
                 return None
             total = 0
-            for start, delta in deltas:
-                ws = w[:, start:start + delta.shape[3]]
-                if bool(ws.any()):
-                    total = total + torch.einsum("knpgd,kg->knpd", delta, ws)
-            return x + total.reshape(x.shape) if torch.is_tensor(total) else None
+            for start, size in active:
+                total = total + torch.einsum("knpgd,kg->knpd", deltas[start], w[:, start:start + size])
+            return x + total.reshape(x.shape)
         return fn
 
-    for start, name in zip(starts, source_hook_names(setup.graph.n_layers), strict=True):
-        fwd[name] = record(start)
+    for i, name in enumerate(names):
+        hook = record(i)
+        if hook is not None:
+            fwd[name] = hook
     for dst, name in enumerate(destination_hook_names(setup.graph.n_layers)):
         fwd[name] = patch(dst)
     return fwd

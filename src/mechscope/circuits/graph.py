@@ -3,7 +3,7 @@
 Names follow EAP-IG (hannamw/EAP-IG) so graphs travel between the two:
 
     sources       ``input`` (embedding + positions, i.e. blocks.0.hook_resid_pre),
-                  ``a{L}.h{H}`` (head H's output, attn.hook_result[:, :, H]),
+                  ``a{L}.h{H}`` (head H's output, attn.hook_z[:, :, H] @ W_O[L, H]),
                   ``m{L}`` (the MLP's output, hook_mlp_out)
     destinations  ``a{L}`` (what attention layer L reads: hook_attn_in, shared by its heads and q/k/v),
                   ``m{L}`` (what MLP L reads: hook_mlp_in), ``logits`` (ln_final.hook_in)

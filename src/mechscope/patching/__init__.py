@@ -5,11 +5,11 @@
 """
 
 from mechscope.patching.activation import PatchingConfig, activation_patching, grid_sites
-from mechscope.patching.attribution import attribution_patching, compare_with_exact
+from mechscope.patching.attribution import attribution_patching, compare_with_exact, forward_to_answer
 from mechscope.patching.partial_forward import PartialForwardConfig, Site, run_patched
 from mechscope.patching.path import PathPatchingConfig, path_patching
 from mechscope.patching.results import Agreement, AttributionResult, PatchingResult
 
 __all__ = ["Agreement", "AttributionResult", "PartialForwardConfig", "PatchingConfig", "PatchingResult",
            "PathPatchingConfig", "Site", "activation_patching", "attribution_patching", "compare_with_exact",
-           "grid_sites", "path_patching", "run_patched"]
+           "forward_to_answer", "grid_sites", "path_patching", "run_patched"]

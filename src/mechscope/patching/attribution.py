@@ -37,8 +37,13 @@ class _Stop(Exception):
     pass
 
 
-def _forward_to_final(model, tokens: torch.Tensor, names: list[str], answer_pos: int, *, grad: bool):
-    """Run until the final norm; return (answer logits [n d_vocab], {name: activation})."""
+def forward_to_answer(model, tokens: torch.Tensor, names: list[str], answer_pos: int, *, grad: bool):
+    """Run `tokens` [n pos] until the final norm and unembed only position `answer_pos`.
+
+    Returns (answer logits [n d_vocab], {name: activation} for `names`). With grad=True the
+    activations stay in the autograd graph (so callers can differentiate the logits with respect to
+    them); no [n pos d_vocab] tensor is ever formed, which matters for large vocabularies.
+    """
     acts: dict[str, torch.Tensor] = {}
     final: dict[str, torch.Tensor] = {}
 
@@ -90,8 +95,8 @@ def attribution_patching(model, task, sites: tuple[str, ...] = ("resid_pre", "at
     L = model.cfg.n_layers
     layer_names = {s: [s] if "hook_" in s else [hook_name(s, layer) for layer in range(L)] for s in sites}
     names = [n for s in sites for n in layer_names[s]]
-    source_logits, source_acts = _forward_to_final(model, source.to(device), names, task.answer_pos, grad=False)
-    base_logits, base_acts = _forward_to_final(model, base.to(device), names, task.answer_pos, grad=True)
+    source_logits, source_acts = forward_to_answer(model, source.to(device), names, task.answer_pos, grad=False)
+    base_logits, base_acts = forward_to_answer(model, base.to(device), names, task.answer_pos, grad=True)
     clean_logits = (source_logits if direction == "denoise" else base_logits).detach()
     base_scores = task.score(base_logits, reference_logits=clean_logits)
     wrt = [base_acts[n] for n in names]
