@@ -26,10 +26,10 @@ from collections.abc import Callable
 
 import torch
 
+from mechscope import distributed as ddp
 from mechscope.circuits.engine import CircuitSetup, forward_to_answer, mean_metric
 from mechscope.circuits.graph import Graph
 from mechscope.circuits.sources import destination_hook_names, source_hook_names
-from mechscope import distributed as ddp
 from mechscope.errors import InputError
 from mechscope.progress import progress
 from mechscope.results import Result

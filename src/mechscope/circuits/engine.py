@@ -23,6 +23,7 @@ import dataclasses
 
 import torch
 
+from mechscope import distributed as ddp
 from mechscope.circuits.graph import Graph
 from mechscope.circuits.metric import CircuitMetric, task_metric
 from mechscope.circuits.sources import (
@@ -32,7 +33,6 @@ from mechscope.circuits.sources import (
     source_hook_names,
     stack_sources,
 )
-from mechscope import distributed as ddp
 from mechscope.errors import InputError
 from mechscope.patching.attribution import _forward_to_final as forward_to_answer
 
