@@ -181,6 +181,7 @@ def _mlp_output(hook: str) -> str:
 def _activation_batches(model, tokens: Tensor, cfg: SAEPipelineConfig, rank: int, world_size: int,
                         cached: list[dict[str, Tensor]] | None) -> tuple[Iterator[dict[str, Tensor]], dict[str, int]]:
     """An endless iterator of {hook: [batch_size // world_size d]} and each hook's width d."""
+    from mechscope import distributed as ddp
     from mechscope.data.activation_store import (
         ActivationStore,
         ShuffleBuffer,
@@ -188,7 +189,6 @@ def _activation_batches(model, tokens: Tensor, cfg: SAEPipelineConfig, rank: int
         harvest_activations,
         stream_activations,
     )
-    from mechscope import distributed as ddp
 
     hooks = list(cfg.hooks)
     if cached is not None:
