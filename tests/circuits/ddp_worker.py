@@ -7,8 +7,8 @@ import sys
 import torch
 
 import mechscope
-from mechscope.circuits import CircuitSetup, acdc, attribute, faithfulness_curve
 from mechscope import distributed as ddp
+from mechscope.circuits import CircuitSetup, acdc, attribute, faithfulness_curve
 from mechscope.tasks import get_task
 
 

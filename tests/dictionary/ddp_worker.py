@@ -7,8 +7,8 @@ import sys
 import torch
 from safetensors.torch import save_file
 
-from mechscope.dictionary import SAEConfig, create_sae
 from mechscope import distributed as ddp
+from mechscope.dictionary import SAEConfig, create_sae
 from mechscope.dictionary.crosscoder import CrosscoderConfig, create_crosscoder
 from mechscope.dictionary.trainer import SAETrainer, TrainerConfig
 from mechscope.dictionary.transcoder import TranscoderConfig, create_transcoder

@@ -25,8 +25,8 @@ from pathlib import Path
 
 import torch
 
-from mechscope.data.text import Source, eval_tokens
 from mechscope import distributed as ddp
+from mechscope.data.text import Source, eval_tokens
 from mechscope.errors import CheckpointError, InputError
 from mechscope.io import atomic_path
 from mechscope.memory.prompts import check_layer
