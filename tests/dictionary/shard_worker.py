@@ -8,8 +8,8 @@ import sys
 import torch
 from safetensors.torch import save_file
 
+from mechscope import distributed as ddp
 from mechscope.dictionary import SAEConfig, TopKSAE
-from mechscope.dictionary import distributed as ddp
 from mechscope.dictionary.sharded_topk import ShardedTopKSAE
 from mechscope.dictionary.trainer import SAETrainer, TrainerConfig
 

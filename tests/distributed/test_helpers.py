@@ -29,9 +29,3 @@ def test_one_process_collectives_are_identities():
     assert ddp.shard([1, 2, 3]) == [1, 2, 3]
     assert torch.equal(ddp.all_reduce_sum(x), x) and torch.equal(ddp.all_gather_cat(x), x)
     assert ddp.gather_objects({"a": 1}) == [{"a": 1}] and ddp.broadcast_object("b") == "b"
-
-
-def test_the_old_import_path_still_works():
-    from mechscope.dictionary import distributed as old
-
-    assert old.all_reduce_sum is ddp.all_reduce_sum and old.init_from_env is ddp.init_from_env

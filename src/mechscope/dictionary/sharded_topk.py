@@ -28,7 +28,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from mechscope.dictionary import distributed as ddp
+from mechscope import distributed as ddp
 from mechscope.dictionary.auxk import dead_indices
 from mechscope.dictionary.base import SAEOutput
 from mechscope.dictionary.config import SAEConfig
