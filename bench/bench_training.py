@@ -200,8 +200,10 @@ def main() -> None:
             failed[name] = {"error": f"{type(err).__name__}: {err}"[:300]}
     # round-robin blocks of steps (harness.interleaved): load on a shared machine hits every contender alike
     timed = interleaved(runs, repeats=args.repeats, warmup=0)
+    # on a shared machine the fastest block is the one least slowed by other processes: report it too
     timings = {name: {"seconds_per_step": t["median_s"] / args.steps,
-                      "tokens_per_second": tokens[name] / t["median_s"], "runs_s": t["runs_s"]}
+                      "tokens_per_second": tokens[name] / t["median_s"],
+                      "best_tokens_per_second": tokens[name] / t["min_s"], "runs_s": t["runs_s"]}
                for name, t in timed.items()} | failed
     peak_after = peaks(preset, all_rows)
     peak = {k: max(peak_before[k], peak_after[k]) for k in peak_before}
@@ -210,6 +212,7 @@ def main() -> None:
             t["achieved_flops_per_second"] = t["tokens_per_second"] * flops_per_token
             t["fraction_of_square_peak"] = t["achieved_flops_per_second"] / peak["square_1024"]
             t["fraction_of_model_shapes_peak"] = t["achieved_flops_per_second"] / peak["model_shapes"]
+            t["best_fraction_of_square_peak"] = t["best_tokens_per_second"] * flops_per_token / peak["square_1024"]
     prof = profile(preset, rows)
     error = bf16_error(preset, rows)
     path = write("training", {
@@ -228,7 +231,7 @@ def main() -> None:
         else:
             print(f"{name:18s} {t['seconds_per_step'] * 1e3:8.1f} ms/step {t['tokens_per_second']:9.0f} tok/s "
                   f"{t['fraction_of_square_peak']:6.1%} of square peak {t['fraction_of_model_shapes_peak']:6.1%} "
-                  "of model-shape peak")
+                  f"of model-shape peak; best block {t['best_fraction_of_square_peak']:6.1%} of square peak")
     print("profile (self CPU): " + ", ".join(f"{k} {v:.0%}" for k, v in prof["share_by_category"].items()))
     print("bf16 vs fp32: " + ", ".join(f"{k} {v:.4g}" for k, v in error.items()) + f"  -> {path}")
 

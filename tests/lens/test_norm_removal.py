@@ -81,3 +81,31 @@ def test_remove_norms_restores_model_and_checkpoint_reloads(tiny_gpt2_model, tmp
     r.figure()
     with pytest.raises(CheckpointError, match="not a norm-free checkpoint"):
         load_norm_free(tmp_path)
+
+
+def test_position_means_keep_a_real_trend_and_drop_calibration_noise():
+    """Empirical-Bayes shrinkage of per-position divisors, against planted data: a divisor that falls
+    with position keeps its per-position means; one that varies by token only collapses to the mean."""
+    from mechscope.lens.frozen_norms import shrunk_position_means
+
+    gen = torch.Generator().manual_seed(0)
+    n, pos = 4, 63
+
+    def sums(samples):                                   # [n pos] -> total, squares, count per position
+        s = samples.double()
+        return s.sum(0), s.square().sum(0), torch.full((pos,), float(n), dtype=torch.float64)
+
+    trend = 1.0 / torch.arange(1, pos + 1).sqrt()        # a causal random network: divisor ~ 1/sqrt(p)
+    kept = shrunk_position_means(*sums(trend + 0.001 * torch.randn(n, pos, generator=gen)), float(trend.mean()))
+    assert kept == pytest.approx(trend.tolist(), abs=0.01)
+    noise = 1.0 + 0.3 * torch.randn(n, pos, generator=gen)   # a trained network: varies by token, not position
+    overall = float(noise.mean())
+    shrunk = shrunk_position_means(*sums(noise), overall)
+    raw = noise.mean(0)
+    assert max(abs(v - overall) for v in shrunk) < 0.5 * float((raw - overall).abs().max())
+
+
+def test_frozen_scale_per_position_uses_calibrated_positions_then_the_mean():
+    fs = FrozenScale(scale=2.0, first_scale=9.0, positions=[9.0, 3.0, 4.0])
+    assert fs.per_position(5, "cpu").squeeze(1).tolist() == [9.0, 3.0, 4.0, 2.0, 2.0]
+    assert FrozenScale(scale=2.0, first_scale=9.0).per_position(3, "cpu").squeeze(1).tolist() == [9.0, 2.0, 2.0]

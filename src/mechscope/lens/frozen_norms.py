@@ -9,9 +9,10 @@ becomes linear in x. We get y' from the module's own output without knowing its 
 which holds for LayerNorm, RMSNorm and Gemma's (1 + w) RMSNorm alike, and autograd sees the exact
 linear map (the two s(x) cancel).
 
-The constant is per position: c_p, the norm's average divisor at position p over the calibration
-sequences (position 0 included, whose scale is usually an outlier: in real models the first token's
-residual norm reaches ~10^4), and the average over positions >= 1 beyond the calibrated length. One
+The constant is per position: c_0, the norm's average divisor at position 0 over the calibration
+sequences (usually an outlier: in real models the first token's residual norm reaches ~10^4), and for
+p >= 1 the average divisor at p shrunk towards the average over all positions >= 1 as far as the
+spread between positions is noise (`shrunk_position_means`), that average beyond the calibrated length. One
 constant for all positions is not numerically safe: the divisor of a causal network falls with position
 (attention averages over more values), and a gated MLP without a norm squares whatever excess a
 position carries at every block, so a 12-block random-init LLaMA overflows within 8 blocks at positions
@@ -107,19 +108,20 @@ def calibrate_many(model, sites: list[str], batches: list[torch.Tensor],
     """Average divisor of each norm in `sites`, all measured in the same forward passes over `batches`
     with `frozen` norms applied (the others in `sites` still live). Cost: one forward per batch,
     whatever the number of sites."""
-    sums: dict[str, torch.Tensor] = {}     # site -> [2 pos] float64: sum of the divisor, count, per position
+    sums: dict[str, torch.Tensor] = {}     # site -> [3 pos] float64: sum, sum of squares, count, per position
 
     def observer(site: str):
         def observe(scale, _hook):
             s = scale[..., 0].detach().double().cpu()             # [batch pos]
             acc = sums.get(site)
             if acc is None or acc.shape[1] < s.shape[1]:
-                grown = torch.zeros(2, s.shape[1], dtype=torch.float64)
+                grown = torch.zeros(3, s.shape[1], dtype=torch.float64)
                 if acc is not None:
                     grown[:, :acc.shape[1]] = acc
                 acc = sums[site] = grown
             acc[0, :s.shape[1]] += s.sum(0)
-            acc[1, :s.shape[1]] += s.shape[0]
+            acc[1, :s.shape[1]] += s.square().sum(0)
+            acc[2, :s.shape[1]] += s.shape[0]
         return observe
 
     fwd = {f"{site}.hook_scale": observer(site) for site in sites}
@@ -128,11 +130,30 @@ def calibrate_many(model, sites: list[str], batches: list[torch.Tensor],
             model(batch)
     out = {}
     for site in sites:
-        total, count = sums[site]
+        total, squares, count = sums[site]
         first = float(total[0] / count[0])
         rest = float(total[1:].sum() / count[1:].sum()) if total.shape[0] > 1 else first
-        out[site] = FrozenScale(scale=rest, first_scale=first, positions=(total / count).tolist())
+        positions = [first] + shrunk_position_means(total[1:], squares[1:], count[1:], rest)
+        out[site] = FrozenScale(scale=rest, first_scale=first, positions=positions)
     return out
+
+
+def shrunk_position_means(total: torch.Tensor, squares: torch.Tensor, count: torch.Tensor, overall: float) -> list[float]:
+    """Per-position mean divisors shrunk towards their overall mean (empirical Bayes): each position's
+    mean m_p moves to overall + w (m_p - overall), w = B / (B + W / n), where W is the pooled variance
+    of the divisor within a position, n the sequences per position and B the variance of the true
+    position means (the spread of the m_p less the W / n their noise explains, at least 0). A causal
+    random-init network, whose divisor falls with position, keeps its per-position means (w near 1);
+    a trained one whose divisor varies by token, not position, gets its overall mean (w near 0), not
+    the noise of a few calibration sequences. total, squares, count: [pos] float64 sums over sequences."""
+    if total.numel() < 2:
+        return (total / count).tolist()
+    means = total / count
+    within = float(((squares / count - means.square()).clamp(min=0) * count / (count - 1).clamp(min=1)).mean())
+    n = float(count.mean())
+    between = max(float(means.var()) - within / n, 0.0)
+    weight = between / (between + within / n) if between > 0 else 0.0
+    return (overall + weight * (means - overall)).tolist()
 
 
 def save_norm_free(model, frozen: FrozenNorms, directory: str | Path) -> Path:
