@@ -159,7 +159,7 @@ def test_per_row_patches_and_shifts_in_one_batch_equal_one_run_each(model):
     clean = model.to_tokens(TEXT)
     other = clean.clone()
     other[0, 1:4] = other[0, 5:8]
-    name = "blocks.1.hook_resid_pre"
+    name = "blocks.0.hook_resid_pre"  # before a global layer: GPT-Neo's local layer 1 (window 4) does not reach the end
     _, cache = model.run_with_cache(clean, names=[name])
     positions = [2, 5, 3]
     batch = other.expand(3, -1)
