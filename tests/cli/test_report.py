@@ -109,3 +109,56 @@ def test_a_dtype_the_device_cannot_run_fails_before_the_model_loads(tmp_path, mo
     result = runner.invoke(app, ["report", "--out", str(tmp_path / "r.html"), "--dtype", "fp16"])
     assert isinstance(result.exception, InputError)
     assert "float16 cannot run on cpu: no half kernels; use --dtype float32" in str(result.exception)
+
+
+def test_the_page_so_far_is_written_while_claims_run(tmp_path, fake_discover, monkeypatch):
+    """Every PARTIAL_EVERY_S the finished claims are written, marked partial; the last write is the full run."""
+    if not STORIES260K.exists():
+        pytest.skip(f"stories260K not found at {STORIES260K}")
+    import mechscope.report as report_pkg
+
+    monkeypatch.setattr(report_cli, "PARTIAL_EVERY_S", 0.0)
+    seen = []
+    real_write_json = report_pkg.write_json
+
+    def recording_write_json(rep, path):
+        real_write_json(rep, path)
+        seen.append(json.loads(path.read_text()))
+
+    monkeypatch.setattr(report_pkg, "write_json", recording_write_json)
+    js = tmp_path / "r.json"
+    result = runner.invoke(app, ["report", str(STORIES260K), "--claims", "C01,C02,C05", "--out",
+                                 str(tmp_path / "r.html"), "--json", str(js)])
+    assert result.exit_code == 0, result.output
+    assert [[c["id"] for c in s["claims"]] for s in seen] == [["C01"], ["C01", "C02"], ["C01", "C02", "C05"]]
+    assert [s["run"].get("status") for s in seen] == [
+        "partial: 1 of 3 claims written while the run went on", "partial: 2 of 3 claims written while the run went on",
+        None]
+
+
+def test_sigterm_writes_the_claims_that_finished(tmp_path, fake_discover, monkeypatch):
+    """A run killed with SIGTERM (a timeout) ends like ^C: a valid page of what finished, exit code 130."""
+    if not STORIES260K.exists():
+        pytest.skip(f"stories260K not found at {STORIES260K}")
+    import os
+    import signal
+
+    from mechscope.claims import ranks
+
+    real = ranks.run_claims_on_ranks
+
+    def first_claim_then_terminated(model, ids, **kwargs):
+        real(model, ids=ids[:1], **kwargs)
+        os.kill(os.getpid(), signal.SIGTERM)
+        raise AssertionError("SIGTERM did not interrupt the run")
+
+    monkeypatch.setattr(ranks, "run_claims_on_ranks", first_claim_then_terminated)
+    before = signal.getsignal(signal.SIGTERM)
+    js = tmp_path / "r.json"
+    result = runner.invoke(app, ["report", str(STORIES260K), "--claims", "C01,C05", "--out",
+                                 str(tmp_path / "r.html"), "--json", str(js)])
+    assert result.exit_code == 130, result.output
+    data = json.loads(js.read_text())
+    assert [c["id"] for c in data["claims"]] == ["C01"]
+    assert data["run"]["status"] == "interrupted after 1 of 2 claims"
+    assert (tmp_path / "r.html").exists() and signal.getsignal(signal.SIGTERM) == before

@@ -15,9 +15,12 @@ docs/distributed.md).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import os
+import signal
+import threading
 import time
 from pathlib import Path
 
@@ -40,6 +43,7 @@ from mechscope.cli.common import (
 from mechscope.errors import InputError
 
 PRECISION_PROMPTS, PRECISION_SEQ_LEN = 4, 64   # the prompts the half-precision effect is measured on
+PARTIAL_EVERY_S = 30.0   # while claims run, the page (and JSON) so far is rewritten at most this often
 
 _STYLE = {"supported": "green", "not supported": "red", "inconclusive": "yellow", "not applicable": "dim",
           "not implemented": "dim", "error": "magenta"}
@@ -121,22 +125,6 @@ def report(
         done.append(result)
         console.print(prefix + _progress_line(index, total, result, guesses.get(result.id)))
 
-    interrupted = False
-    try:
-        results = run_claims_on_ranks(hooked, ids=[s.id for s in chosen], budget=run_budget, on_progress=on_progress,
-                                      specs=specs, costs=guesses)
-    except KeyboardInterrupt:  # keep what finished: write a partial report, then stop
-        for bar in running.values():
-            bar.close()
-        if ranks > 1:
-            raise
-        interrupted, results = True, done
-        console.print(f"[yellow]interrupted after {len(done)} claims; writing a partial report[/yellow]")
-    seconds = time.perf_counter() - t0
-    if not lead:
-        ddp.shutdown()
-        return
-
     command = f"mechscope report {spec} --budget {run_budget.name} --seed {seed} --device {device}"
     if dtype != "float32":
         command += f" --dtype {dtype}"
@@ -144,21 +132,72 @@ def report(
         command += f" --device-map {device_map}"
     if ids:
         command += f" --claims {','.join(ids)}"
-    rep = build_report(hooked, results, budget=run_budget, started=started, seconds=seconds, spec=spec,
-                       claim_ids=ids, command=command)
-    rep.run.update(_run_facts(est, ranks, device_map, precision))
-    if interrupted:
-        rep.run["interrupted"] = True
-    write_html(rep, out)
-    if json_path is not None:
-        write_json(rep, json_path)
-    counts = ", ".join(f"{n} {verdict}" for verdict, n in rep.summary().items())
+
+    def write_report(results: list[ClaimResult], seconds: float, status: str | None = None) -> dict:
+        rep = build_report(hooked, results, budget=run_budget, started=started, seconds=seconds, spec=spec,
+                           claim_ids=ids, command=command)
+        rep.run.update(_run_facts(est, ranks, device_map, precision))
+        if status is not None:
+            rep.run["status"] = status
+        write_html(rep, out)
+        if json_path is not None:
+            write_json(rep, json_path)
+        return rep.summary()
+
+    # A run killed from outside (a timeout's SIGTERM, even SIGKILL) still leaves a valid page: every
+    # PARTIAL_EVERY_S the claims finished so far are written (atomically), and SIGTERM is handled as ^C.
+    last_written = [t0]
+
+    def on_claim_done(index: int, total: int, claim: ClaimSpec, result: ClaimResult | None) -> None:
+        on_progress(index, total, claim, result)
+        now = time.perf_counter()
+        if result is not None and lead and ranks == 1 and index < total and now - last_written[0] >= PARTIAL_EVERY_S:
+            write_report(done, now - t0, f"partial: {index} of {total} claims written while the run went on")
+            last_written[0] = time.perf_counter()
+
+    interrupted = False
+    with _sigterm_as_interrupt():
+        try:
+            results = run_claims_on_ranks(hooked, ids=[s.id for s in chosen], budget=run_budget,
+                                          on_progress=on_claim_done, specs=specs, costs=guesses)
+        except KeyboardInterrupt:  # keep what finished: write a partial report, then stop
+            for bar in running.values():
+                bar.close()
+            if ranks > 1:
+                raise
+            interrupted, results = True, done
+            console.print(f"[yellow]interrupted after {len(done)} claims; writing a partial report[/yellow]")
+    seconds = time.perf_counter() - t0
+    if not lead:
+        ddp.shutdown()
+        return
+
+    summary = write_report(results, seconds, f"interrupted after {len(done)} of {len(chosen)} claims" if interrupted else None)
+    counts = ", ".join(f"{n} {verdict}" for verdict, n in summary.items())
     console.print(f"wrote [bold]{_escape_markup(str(out))}[/bold]"
                   + (f" and [bold]{_escape_markup(str(json_path))}[/bold]" if json_path else "")
                   + f" in {seconds:.1f} s (estimated {_duration(_wall(est, ranks))}): {counts}")
     ddp.shutdown()
     if interrupted:
         raise typer.Exit(130)
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt():
+    """Within the block, SIGTERM raises KeyboardInterrupt (so a killed run writes what finished); the
+    previous handler comes back after. Only the main thread can set handlers: elsewhere, nothing changes."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _rank_device(device: str) -> str:
