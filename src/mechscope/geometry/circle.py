@@ -29,6 +29,7 @@ from mechscope.geometry.circle_probe import CircleFit, circle_plane_edit, engels
 from mechscope.geometry.irreducibility import mixture_index, separability_index
 from mechscope.geometry.word_pairs import known_token
 from mechscope.model.interventions import add_vector, mean_ablate
+from mechscope.patching import forward_to_answer
 from mechscope.progress import progress
 from mechscope.results import Result
 from mechscope.tasks import vocab as V
@@ -139,8 +140,7 @@ def _top1(logits: torch.Tensor, cp: CyclePrompts) -> torch.Tensor:
 
 def task_accuracy(model, cp: CyclePrompts) -> float:
     """Top-1 accuracy among the P cycle words on the unedited prompts."""
-    with torch.no_grad():
-        logits = model(cp.tokens.to(model.device))[:, -1]
+    logits = forward_to_answer(model, cp.tokens.to(model.device), [], -1, grad=False)[0]
     return float((_top1(logits, cp).numpy() == cp.answers).mean())
 
 
@@ -162,8 +162,8 @@ def circle_intervention(model, cp: CyclePrompts, hook: str, acts: np.ndarray, fi
         else:   # one replacement vector for every prompt: set it there exactly
             patch = torch.from_numpy(engels_replacement(fit, [new])[0]).to(model.device, model.dtype)
             edit = mean_ablate(patch, positions=position)
-        with torch.no_grad(), model.hooks(fwd={hook: edit}):
-            logits = model(cp.tokens[rows].to(model.device))[:, -1].float()
+        with model.hooks(fwd={hook: edit}):     # the last position's logits only: no [rows pos d_vocab] head
+            logits = forward_to_answer(model, cp.tokens[rows].to(model.device), [], -1, grad=False)[0].float()
         target = (new + cp.counts[rows]) % cp.period if token == "start" else np.full(len(rows), new)
         correct.append(_top1(logits, cp).numpy() == target)
         new_ids = torch.tensor([cp.word_ids[t] for t in target], device=logits.device)

@@ -126,15 +126,22 @@ def run_lens(model, tokens: torch.Tensor | Iterable[torch.Tensor], cfg: LogitLen
     None reads all of them. Cost: one forward per batch plus one [tokens d_model] x [d_model d_vocab]
     unembedding per point read, so a subset of points bounds the cost on deep, wide-vocabulary models.
     """
+    return run_lenses(model, tokens, {lens_name: translate}, cfg, points)[lens_name]
+
+
+def run_lenses(model, tokens: torch.Tensor | Iterable[torch.Tensor], lenses: dict[str, Translate | None],
+               cfg: LogitLensConfig | None = None, points: Sequence[int] | None = None) -> dict[str, LogitLensResult]:
+    """Several lenses ({name: translate}, None for the logit lens) read off one forward per batch:
+    each gives what `run_lens` gives it alone."""
     cfg = cfg or LogitLensConfig()
     n_layers = model.cfg.n_layers
     points = list(range(n_layers + 1)) if points is None else _check_points(points, n_layers)
     all_names = accumulated_resid_names(n_layers)
     names = [all_names[p] for p in points]
-    sums = _Sums(len(names))
-    example: list = []          # per point: topk over the first sequence's first positions
+    sums = {lens: _Sums(len(names)) for lens in lenses}
+    example: dict[str, list] = {lens: [] for lens in lenses}   # per point: topk over the first sequence's first positions
     example_tokens: list[str] = []
-    for batch in progress(token_batches(tokens, cfg.batch_size), desc=lens_name):
+    for batch in progress(token_batches(tokens, cfg.batch_size), desc=" + ".join(lenses)):
         batch = batch.to(model.device)
         first_batch = not example_tokens
         if first_batch:
@@ -145,17 +152,26 @@ def run_lens(model, tokens: torch.Tensor | Iterable[torch.Tensor], cfg: LogitLen
             final_p = final.exp()
             final_top = final.argmax(-1)
             targets = batch[:, 1:, None]
-            sums.final_ce += float(-final.gather(-1, targets).sum())
-            for index, (point, name) in enumerate(zip(points, names, strict=True)):
-                lp = lens_log_probs(model, cache[name], point, translate)
-                if first_batch:
-                    example.append(lp[0, :cfg.example_positions].exp().topk(cfg.top_k, dim=-1))
-                lp = lp[:, :-1]
-                sums.ce[index] += float(-lp.gather(-1, targets).sum())
-                sums.kl[index] += float((final_p * (final - lp)).sum())
-                sums.agree[index] += float((lp.argmax(-1) == final_top).sum())
-            sums.n += targets.numel()
+            final_ce = float(-final.gather(-1, targets).sum())
+            for lens, translate in lenses.items():
+                s = sums[lens]
+                s.final_ce += final_ce
+                for index, (point, name) in enumerate(zip(points, names, strict=True)):
+                    lp = lens_log_probs(model, cache[name], point, translate)
+                    if first_batch:
+                        example[lens].append(lp[0, :cfg.example_positions].exp().topk(cfg.top_k, dim=-1))
+                    lp = lp[:, :-1]
+                    s.ce[index] += float(-lp.gather(-1, targets).sum())
+                    s.kl[index] += float((final_p * (final - lp)).sum())
+                    s.agree[index] += float((lp.argmax(-1) == final_top).sum())
+                s.n += targets.numel()
         del cache
+    return {lens: _lens_result(model, lens, points, sums[lens], example[lens], example_tokens) for lens in lenses}
+
+
+def _lens_result(model, lens_name: str, points: list[int], sums: _Sums, example: list,
+                 example_tokens: list[str]) -> LogitLensResult:
+    n_layers = model.cfg.n_layers
     if sums.n == 0:
         raise InputError("the lens got no tokens: give at least one sequence of two or more tokens")
     top_tokens = [[model.to_str_tokens(ids.cpu()) for ids in top.indices] for top in example]

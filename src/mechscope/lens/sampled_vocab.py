@@ -39,12 +39,26 @@ def sample_vocab(top: torch.Tensor, size: int, d_vocab: int, generator: torch.Ge
     return chosen.nonzero().squeeze(1).to(top.device)
 
 
+class VocabHead:
+    """The unembedding restricted to the token ids `vocab` [v] (the model's full head when None):
+    `head(x)` gives the logits [... v] of the normalised residual x [... d_model], bias and final-logit
+    softcapping included. The columns are gathered once, so a training step reuses them for every point."""
+
+    def __init__(self, model, vocab: torch.Tensor | None):
+        self.model, self.vocab = model, vocab
+        self.cap = getattr(model.hf_model.config, "final_logit_softcapping", None)
+        if vocab is not None:
+            self.W = model.W_U[:, vocab].contiguous()
+            self.b = model.b_U[vocab]
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        if self.vocab is None:
+            return self.model.unembed(x)
+        logits = x @ self.W.to(x.dtype) + self.b.to(x.dtype)
+        return torch.tanh(logits / self.cap) * self.cap if self.cap else logits
+
+
 def unembed_columns(model, x: torch.Tensor, vocab: torch.Tensor | None) -> torch.Tensor:
     """Logits of the normalised residual x [... d_model] for the token ids `vocab` [v] only ([... v]);
-    vocab None gives the model's full head (model.unembed). Matches model.unembed on those columns,
-    bias and final-logit softcapping included."""
-    if vocab is None:
-        return model.unembed(x)
-    logits = x @ model.W_U[:, vocab].to(x.dtype) + model.b_U[vocab].to(x.dtype)
-    cap = getattr(model.hf_model.config, "final_logit_softcapping", None)
-    return torch.tanh(logits / cap) * cap if cap else logits
+    vocab None gives the model's full head (model.unembed). Matches model.unembed on those columns."""
+    return VocabHead(model, vocab)(x)

@@ -24,8 +24,8 @@ import torch
 from mechscope.data.text import token_batches
 from mechscope.errors import CheckpointError, InputError
 from mechscope.io import atomic_path
-from mechscope.lens.logit_lens import LogitLensConfig, LogitLensResult, run_lens
-from mechscope.lens.sampled_vocab import sample_vocab, top_tokens, unembed_columns
+from mechscope.lens.logit_lens import LogitLensConfig, LogitLensResult, run_lenses
+from mechscope.lens.sampled_vocab import VocabHead, sample_vocab, top_tokens
 from mechscope.lens.tuned_lens import TunedLens
 from mechscope.model.cache import accumulated_resid_names
 from mechscope.progress import progress
@@ -87,14 +87,16 @@ def lens_kl(model, lens: TunedLens, resid: torch.Tensor, points: list[int] | Non
     (sampled_vocab.py); None: the full vocabulary.
     """
     points = list(range(resid.shape[0] - 1)) if points is None else points
+    head = VocabHead(model, vocab)
     with torch.no_grad():
-        final = torch.log_softmax(unembed_columns(model, model.ln_final(resid[-1]), vocab).float(), dim=-1)
-    total = resid.new_zeros((), dtype=torch.float32)
-    for index, point in enumerate(points):  # the last point's translator gets no signal: KL is 0 there
-        x = model.ln_final(lens.translate(point, resid[index]))
-        lp = torch.log_softmax(unembed_columns(model, x, vocab).float(), -1)
-        total = total + (final.exp() * (final - lp)).sum(-1).mean()
-    return total / max(len(points), 1)
+        final = torch.log_softmax(head(model.ln_final(resid[-1])).float(), dim=-1)
+    if not points:
+        return resid.new_zeros((), dtype=torch.float32)
+    # every point's translated residual through one norm and one (restricted) unembedding: [P n d] -> [P n v]
+    # (the last point's translator gets no signal: KL is 0 there)
+    x = model.ln_final(torch.stack([lens.translate(point, resid[index]) for index, point in enumerate(points)]))
+    lp = torch.log_softmax(head(x).float(), -1)
+    return (final.exp() * (final - lp)).sum(-1).mean()
 
 
 def train_tuned_lens(model, tokens: torch.Tensor | Iterable[torch.Tensor],
@@ -212,11 +214,10 @@ class LensComparison(Result):
 
 def compare_lenses(model, lens: TunedLens, tokens, cfg: LogitLensConfig | None = None,
                    points: list[int] | None = None) -> tuple[LensComparison, LogitLensResult, LogitLensResult]:
-    """Evaluate the logit lens and `lens` on the same held-out tokens (materialised once), with the
+    """Evaluate the logit lens and `lens` on the same held-out tokens (one forward per batch), with the
     exact full-vocabulary KL, at `points` (indices into the residual points; None: all)."""
-    batches = list(token_batches(tokens, (cfg or LogitLensConfig()).batch_size))
-    logit = run_lens(model, batches, cfg, lens_name="logit lens", points=points)
     with torch.no_grad():
-        tuned = run_lens(model, batches, cfg, translate=lens.translate, lens_name="tuned lens", points=points)
+        read = run_lenses(model, tokens, {"logit lens": None, "tuned lens": lens.translate}, cfg, points)
+    logit, tuned = read["logit lens"], read["tuned lens"]
     return LensComparison(layer_labels=logit.layer_labels, logit_kl=logit.kl_to_final, tuned_kl=tuned.kl_to_final,
                           logit_ce=logit.ce, tuned_ce=tuned.ce, final_ce=logit.final_ce), logit, tuned
