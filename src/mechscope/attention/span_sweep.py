@@ -137,10 +137,12 @@ def induction_sweep(model, spans: tuple[int, ...] = (8, 16, 32), n_rows: int = 1
         raise InputError(f"the context ({model.cfg.n_ctx}) is too short for repeated spans of 8 tokens")
     n_layers = model.cfg.n_layers
     names = [f"blocks.{layer}.attn.hook_pattern" for layer in range(n_layers)]
-    firsts, seconds, scores, data, previous = [], [], [], [], []
+    z_names = [f"blocks.{layer}.attn.hook_z" for layer in range(n_layers)]
+    firsts, seconds, scores, data, previous, z_means = [], [], [], [], [], []
     for i, span in enumerate(progress(spans, desc="induction spans")):
         rows = span_rows(model, n_rows, span, max_prefix, seed + i)
-        logits, cache = model.run_with_cache(rows.tokens.to(model.device), names=names)
+        logits, cache = model.run_with_cache(rows.tokens.to(model.device), names=names + z_names)
+        z_means.append({name: cache[name].mean(0) for name in z_names})   # the ablation values, [pos H d_head]
         loss = _loss(logits, rows.tokens)
         firsts.append(loss.gather(1, rows.first_copy_targets()).mean(1))
         seconds.append(loss.gather(1, rows.second_copy_targets()).mean(1))
@@ -172,8 +174,8 @@ def induction_sweep(model, spans: tuple[int, ...] = (8, 16, 32), n_rows: int = 1
     rows = data[best]
     base = float(second[best].mean())
     drop = float(drops[best])
-    shares = [_share(model, rows, [head], base, drop) for head in candidates]
-    joint = _share(model, rows, candidates, base, drop)
+    shares = [_share(model, rows, z_means[best], [head], base, drop) for head in candidates]
+    joint = _share(model, rows, z_means[best], candidates, base, drop)
     return InductionSweep(spans=list(spans), first_loss=first, second_loss=second, lag_scores=lag_scores,
                           previous_token=torch.stack(previous), best_span=spans[best], candidates=candidates, candidate_lags=lags,
                           ablation_share=shares, joint_ablation_share=joint, max_prefix=max_prefix)
@@ -185,14 +187,15 @@ def _loss(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
     return -logp.gather(-1, tokens[:, 1:, None])[..., 0]
 
 
-def _share(model, rows: SpanRows, heads: list[tuple[int, int]], base_second: float, drop: float) -> float:
-    """Share of the first->second copy loss drop undone by mean-ablating `heads` (hook_z)."""
+def _share(model, rows: SpanRows, z_mean: dict[str, torch.Tensor], heads: list[tuple[int, int]],
+           base_second: float, drop: float) -> float:
+    """Share of the first->second copy loss drop undone by mean-ablating `heads` (hook_z) to `z_mean`
+    ({hook_z name: [pos H d_head]}, the mean over the same rows' clean run)."""
     if drop <= 0:
         return 0.0
     names = sorted({f"blocks.{layer}.attn.hook_z" for layer, _ in heads})
-    _, cache = model.run_with_cache(rows.tokens.to(model.device), names=names)
-    hooks = {name: mean_ablate(cache[name].mean(0), heads=sorted(h for at, h in heads
-                                                                  if f"blocks.{at}.attn.hook_z" == name))
+    hooks = {name: mean_ablate(z_mean[name], heads=sorted(h for at, h in heads
+                                                          if f"blocks.{at}.attn.hook_z" == name))
              for name in names}
     with model.hooks(fwd=hooks):
         loss = per_token_loss(model, rows.tokens)
