@@ -65,14 +65,14 @@ def shard_across_ranks(model, *, reshard_after_forward: bool = True):
     from torch.distributed.device_mesh import init_device_mesh
     from torch.distributed.fsdp import fully_shard
 
-    if not ddp.is_distributed():
-        raise InputError("sharding a model needs a process group of 2 or more ranks: launch under "
-                         "`torchrun --nproc-per-node N ...` and call mechscope.distributed.init_from_env() "
-                         "before shard_across_ranks(model)")
     if getattr(model.hf_model, "hf_device_map", None):
         raise InputError("this model was loaded with a device_map (spread over devices by accelerate); FSDP "
                          "shards a model that each rank loads whole: load it without device_map "
                          "(e.g. device='cpu') and then call shard_across_ranks(model)")
+    if not ddp.is_distributed():
+        raise InputError("sharding a model needs a process group of 2 or more ranks: launch under "
+                         "`torchrun --nproc-per-node N ...` and call mechscope.distributed.init_from_env() "
+                         "before shard_across_ranks(model)")
     if is_sharded(model):
         return model
     if torch.cuda.is_available():
