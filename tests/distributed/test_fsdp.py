@@ -75,3 +75,34 @@ def test_whole_returns_a_plain_tensor_unchanged():
     model = HookedModel(small_hf_model("gpt2", n_layers=1, d_model=32, vocab=100), None)
     w = model.structure.unembed.weight
     assert whole(w) is w and whole(None) is None
+
+
+def test_cli_fsdp_needs_torchrun_and_a_gradient_method(monkeypatch):
+    from typer.testing import CliRunner
+
+    from mechscope.cli import app
+
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    res = CliRunner().invoke(app, ["patch", "attribute", "organism:tiny-gpt2", "--n-prompts", "4", "--fsdp"])
+    assert res.exit_code != 0 and "torchrun" in str(res.output) + str(res.exception)
+    res = CliRunner().invoke(app, ["circuit", "discover", "organism:tiny-gpt2", "--method", "acdc", "--fsdp"])
+    assert res.exit_code != 0 and "eap-ig" in str(res.output) + str(res.exception)
+
+
+@pytest.mark.slow
+def test_cli_attribute_with_fsdp_on_two_ranks(tmp_path):
+    env = {**os.environ, "PYTHONPATH": f"{REPO / 'src'}{os.pathsep}{REPO}", "OMP_NUM_THREADS": "1"}
+    env.pop("WORLD_SIZE", None)
+    args = ["-m", "mechscope", "patch", "attribute", "organism:tiny-gpt2", "--n-prompts", "6", "--sites", "resid_pre,z"]
+    out = {}
+    for ranks, launcher in ((1, []), (2, ["-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2"])):
+        path = tmp_path / f"{ranks}.json"
+        extra = ["--fsdp"] if ranks > 1 else []
+        proc = subprocess.run([sys.executable, *launcher, *args, *extra, "--json", str(path)], env=env,
+                              capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        out[ranks] = json.loads(path.read_text())
+    for site in ("resid_pre", "z"):
+        a = [x for row in out[1]["values"][site] for x in row]
+        b = [x for row in out[2]["values"][site] for x in row]
+        assert _close(a, b), site

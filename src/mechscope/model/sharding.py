@@ -51,12 +51,13 @@ def is_sharded(model) -> bool:
     return isinstance(model.hf_model, FSDPModule)
 
 
-def shard_across_ranks(model, *, reshard_after_forward: bool = True):
+def shard_across_ranks(model, *, device: str | None = None, reshard_after_forward: bool = True):
     """Shard `model` (a HookedModel) in place with FSDP2 over every rank of the default process group;
     returns it.
 
-    Parameters are moved to this rank's device: cuda:LOCAL_RANK when CUDA is available, else CPU
-    (gloo). Every rank must hold the same weights before the call (load the same checkpoint, or
+    device: "cuda" (each rank's shards on cuda:LOCAL_RANK) or "cpu" (gloo); default cuda when
+    available, else cpu. The parameters move there from wherever they were loaded (load on CPU to
+    shard a model larger than one GPU). Every rank must hold the same weights before the call (load the same checkpoint, or
     seed a random init identically); each keeps only its 1/world of them.
 
     reshard_after_forward: free a block's gathered weights after its forward (gathered again for
@@ -75,11 +76,10 @@ def shard_across_ranks(model, *, reshard_after_forward: bool = True):
                          "before shard_across_ranks(model)")
     if is_sharded(model):
         return model
-    if torch.cuda.is_available():
+    kind = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu")).type
+    if kind == "cuda":
         torch.cuda.set_device(ddp.local_rank())
-        mesh = init_device_mesh("cuda", (ddp.world_size(),))
-    else:
-        mesh = init_device_mesh("cpu", (ddp.world_size(),))
+    mesh = init_device_mesh(kind, (ddp.world_size(),))
     for block in model.structure.layers:
         fully_shard(block, mesh=mesh, reshard_after_forward=reshard_after_forward)
     fully_shard(model.hf_model, mesh=mesh, reshard_after_forward=reshard_after_forward)
