@@ -1,5 +1,5 @@
 """Run by test_fsdp.py, alone (unsharded) or under `torchrun --nproc-per-node 2` with `--shard`:
-attribution patching and EAP / EAP-IG edge scores on tiny random GPT-2 and LLaMA models (IOI prompts);
+attribution patching and EAP / EAP-IG (inputs and activations) edge scores on tiny random GPT-2 and LLaMA models (IOI prompts);
 rank 0 writes them, with the sizes of its parameter shards, to the given path."""
 
 import json
@@ -35,7 +35,7 @@ def run(arch: str, shard: bool) -> dict:
     out["attribution"] = {s: v.flatten().tolist() for s, v in attr.values.items()}
     out["clean"], out["corrupt"], out["n_prompts"] = attr.clean_metric, attr.corrupt_metric, attr.n_prompts
     setup = CircuitSetup.from_task(model, task)
-    for method in ("eap", "eap-ig"):
+    for method in ("eap", "eap-ig", "eap-ig-activations"):
         out[method] = attribute(setup, method, steps=2).vector.tolist()
     return out
 

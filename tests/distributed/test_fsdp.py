@@ -53,7 +53,7 @@ def test_two_sharded_ranks_equal_one_unsharded_process(tmp_path):
                                                                                                        rel=1e-5)
             for site, values in a["attribution"].items():
                 assert _close(values, b["attribution"][site]), (arch, kind, site)
-            for method in ("eap", "eap-ig"):
+            for method in ("eap", "eap-ig", "eap-ig-activations"):
                 assert _close(a[method], b[method]), (arch, kind, method)
 
 
