@@ -123,8 +123,8 @@ def attribution_patching(model, task, sites: tuple[str, ...] = ("resid_pre", "at
                 for s in sites}
         # one all-reduce of every sum (estimates, clean and corrupt metrics); means over every rank's prompts
         flat = torch.cat([t.reshape(-1) for t in sums.values()]
-                         + [clean.float().sum()[None], corrupt.float().sum()[None]])
-        flat = ddp.all_reduce_sum(flat).cpu() / n_prompts
+                         + [clean.double().sum()[None], corrupt.double().sum()[None]])
+        flat = (ddp.all_reduce_sum(flat).cpu() / n_prompts).float()
         clean, corrupt = flat[-2].item(), flat[-1].item()
         gap = clean - corrupt
         values, offset = {}, 0
@@ -148,7 +148,8 @@ def _estimate_sum(name: str, source: torch.Tensor, base: torch.Tensor, grad: tor
     delta = source.detach() - base.detach()
     if grad is None:
         grad = torch.zeros_like(delta)
-    est = (delta * grad).float().sum(-1).sum(0)              # [pos] or [pos head]
+    est = (delta * grad).double().sum(-1).sum(0)             # [pos] or [pos head]; float64 sums: the same
+                                                             # up to rounding however the prompts are split
     head_axis = axes_of(name).head
     if est.dim() == 2 and head_axis is not None:
         est = est.movedim(head_axis - 1, 0)                  # [head pos]
