@@ -10,6 +10,7 @@ from torch.distributed.tensor import DTensor
 
 from mechscope import distributed as ddp
 from mechscope.circuits import CircuitSetup, attribute
+from mechscope.errors import InputError
 from mechscope.model import HookedModel
 from mechscope.model.sharding import is_sharded, shard_across_ranks
 from mechscope.patching import attribution_patching
@@ -30,6 +31,13 @@ def run(arch: str, shard: bool) -> dict:
     out = {"sharded": is_sharded(model), "block_numel": block_numel,
            "local_block_numel": local_numel(model.structure.layers),
            "views_max_diff": max(float((getattr(model, k) - v).abs().max()) for k, v in views.items())}
+    out["edits_refused"] = []
+    for name, edit in (("fold_layer_norm", model.fold_layer_norm),
+                       ("add_to_W_out", lambda: model.add_to_W_out(0, torch.zeros(model.cfg.d_mlp, model.cfg.d_model)))):
+        try:
+            edit().undo() if name == "fold_layer_norm" else edit()
+        except InputError as err:
+            out["edits_refused"].append(name if "sharded" in str(err) else str(err))
     task = get_task(model, "ioi", n_prompts=8, seed=0)
     attr = attribution_patching(model, task, sites=("resid_pre", "attn_out", "z"))
     out["attribution"] = {s: v.flatten().tolist() for s, v in attr.values.items()}

@@ -46,6 +46,8 @@ def test_two_sharded_ranks_equal_one_unsharded_process(tmp_path):
         for kind, run in runs.items():
             b = run[arch]
             assert b["sharded"] == (kind == "sharded") and b["views_max_diff"] == 0.0, (arch, kind)
+            edits = ["fold_layer_norm", "add_to_W_out"] if kind == "sharded" else []
+            assert b["edits_refused"] == edits, (arch, kind)
             if kind == "sharded":     # dim-0 shards: each rank holds half of the blocks' parameters, +- a row
                 assert abs(b["local_block_numel"] / b["block_numel"] - 0.5) < 0.01, (arch, b["local_block_numel"])
             assert b["n_prompts"] == a["n_prompts"] == 8

@@ -86,6 +86,13 @@ def shard_across_ranks(model, *, device: str | None = None, reshard_after_forwar
     return model
 
 
+def refuse_if_sharded(model, what: str) -> None:
+    """InputError when `model` is sharded: `what` edits weights in place, which is not built for shards."""
+    if is_sharded(model):
+        raise InputError(f"{what} edits weights in place and is not built for a model sharded across ranks "
+                         "(shard_across_ranks): apply it before sharding, or run it on an unsharded model")
+
+
 def gather_root(model) -> None:
     """Make the root unit's weights (embedding, final norm, unembedding) whole on this rank, so that
     `model.unembed` and `model.ln_final` can call those modules outside a forward. A no-op on an

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from mechscope.model.sharding import whole
+from mechscope.model.sharding import refuse_if_sharded, whole
 
 
 def in_out(module: torch.nn.Module, conv1d: bool) -> torch.Tensor:
@@ -156,6 +156,7 @@ class WeightViews:
 
     def add_to_W_out(self, layer: int, delta: torch.Tensor) -> None:
         """W_out[layer] += delta ([d_mlp d_model], the W_out view's layout), in place on the live weight."""
+        refuse_if_sharded(self, "add_to_W_out")
         w = self.W_out_parameter(layer)
         with torch.no_grad():
             w.add_((delta if self.table.mlp_is_conv1d else delta.T).to(w.dtype))
