@@ -14,8 +14,9 @@ model's (up to the order of float sums in the gathered matmuls: none on CPU with
 Reads of weights outside a forward go through `whole(tensor)` (the `W_Q` ... `W_U` views, EAP's
 `W_O`): a sharded parameter (a DTensor) is all-gathered on access, a plain tensor is returned as it
 is. `model.unembed` and `model.ln_final` call the root's modules, whose weights `gather_root` makes
-whole first (the root unit is small: embedding, final norm, unembedding). Gathering is a collective: every rank must read the same weights in the same
-order, which SPMD analysis code does (every rank runs the same function on its own prompts).
+whole first (embedding, final norm, unembedding). Gathering is a collective: every rank must read
+the same weights in the same order, which SPMD analysis code does (every rank runs the same
+function on its own prompts). Weight edits (folding, `add_to_W_out`) refuse a sharded model.
 
 Under FSDP every rank must run the same forwards and backwards (a block's gather waits for every
 rank). The analyses that are sums over prompts do: each rank runs its share of the prompts.
@@ -57,8 +58,9 @@ def shard_across_ranks(model, *, device: str | None = None, reshard_after_forwar
 
     device: "cuda" (each rank's shards on cuda:LOCAL_RANK) or "cpu" (gloo); default cuda when
     available, else cpu. The parameters move there from wherever they were loaded (load on CPU to
-    shard a model larger than one GPU). Every rank must hold the same weights before the call (load the same checkpoint, or
-    seed a random init identically); each keeps only its 1/world of them.
+    shard a model larger than one GPU). Every rank must hold the same weights before the call (load
+    the same checkpoint, or seed a random init identically); each keeps only its 1/world of them.
+    A model with a device_map, or outside torchrun, is refused (InputError); sharding twice is a no-op.
 
     reshard_after_forward: free a block's gathered weights after its forward (gathered again for
     the backward). False keeps them until the backward ends: faster, more memory.
