@@ -7,7 +7,16 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from mechscope.cli.common import DEVICE_OPT, DTYPE_OPT, HTML_OPT, JSON_OPT, MODEL_ARG, emit, load_model
+from mechscope.cli.common import (
+    DEVICE_OPT,
+    DTYPE_OPT,
+    HTML_OPT,
+    JSON_OPT,
+    MODEL_ARG,
+    check_device,
+    emit,
+    load_model,
+)
 
 patch_app = typer.Typer(help="Activation patching, attribution patching and path patching on a built-in task.",
                         no_args_is_help=True)
@@ -33,6 +42,7 @@ def _load_sharded(model: str | None, device: str, dtype: str):
     from mechscope.errors import InputError
     from mechscope.model.sharding import shard_across_ranks
 
+    check_device(device)            # before any rank joins or loads: --device cuda on a machine without one
     kind = device.split(":")[0]
     if not ddp.init_from_env("nccl" if kind == "cuda" else "gloo"):
         raise InputError("--fsdp shards the model across torchrun ranks: launch with `torchrun --nproc-per-node N "
