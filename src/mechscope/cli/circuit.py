@@ -18,7 +18,7 @@ import typer
 from rich.console import Console
 
 from mechscope.cli.common import DEVICE_OPT, DTYPE_OPT, HTML_OPT, JSON_OPT, MODEL_ARG, write_html, write_json
-from mechscope.cli.patching import TASK_HELP, _setup
+from mechscope.cli.patching import FSDP_OPT, TASK_HELP, _setup
 
 circuit_app = typer.Typer(help="Circuit discovery: EAP, EAP-IG, exact edge patching, ACDC, faithfulness curves.",
                           no_args_is_help=True)
@@ -27,10 +27,10 @@ METHOD_HELP = "eap, eap-ig, eap-ig-activations, exact or acdc"
 ABLATION_HELP = "patching, mean, mean_positional or zero"
 
 
-def _circuit_setup(model, task, n_prompts, seed, device, dtype, ablation):
+def _circuit_setup(model, task, n_prompts, seed, device, dtype, ablation, fsdp: bool = False):
     from mechscope.circuits import CircuitSetup
 
-    m, t = _setup(model, task, n_prompts, seed, device, dtype)
+    m, t = _setup(model, task, n_prompts, seed, device, dtype, fsdp)
     return CircuitSetup.from_task(m, t, ablation=ablation)
 
 
@@ -61,12 +61,21 @@ def discover(
     graph_path: Path = typer.Option(None, "--graph", help="write the circuit as an EAP-IG graph file"),
     device: str = DEVICE_OPT,
     dtype: str = DTYPE_OPT,
+    fsdp: bool = FSDP_OPT,
 ) -> None:
     """Score every edge of the model's graph on a task and print the largest."""
+    from mechscope import distributed as ddp
     from mechscope.circuits import to_eapig, top_n
+    from mechscope.errors import InputError
 
-    setup = _circuit_setup(model, task, n_prompts, seed, device, dtype, ablation)
+    if fsdp and method not in ("eap", "eap-ig", "eap-ig-activations"):
+        raise InputError(f"--fsdp runs the gradient methods (eap, eap-ig, eap-ig-activations), not {method!r}: "
+                         "exact scores and ACDC batch their forwards by each rank's prompt count")
+    setup = _circuit_setup(model, task, n_prompts, seed, device, dtype, ablation, fsdp)
     scores, mask = _scores(setup, method, steps, tau, objective)
+    if ddp.rank() != 0:             # every rank holds the scores; rank 0 prints and writes them
+        ddp.shutdown()
+        return
     mask = mask if mask is not None else top_n(setup.graph, scores.scores, top)
     console = Console()
     console.print(f"{task}: {scores.method} ({ablation}), {setup.graph.n_edges} edges, clean metric "
@@ -80,6 +89,7 @@ def discover(
 
         title = f"{task}: {scores.method} circuit ({int(mask.sum())} edges)"
         write_html(html_path, title, [graph_figure(setup.graph, scores.scores, mask=mask, title=title)])
+    ddp.shutdown()
 
 
 def _load_mask(setup, circuit: Path | None, edges: str | None):

@@ -7,7 +7,16 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from mechscope.cli.common import DEVICE_OPT, DTYPE_OPT, HTML_OPT, JSON_OPT, MODEL_ARG, emit, load_model
+from mechscope.cli.common import (
+    DEVICE_OPT,
+    DTYPE_OPT,
+    HTML_OPT,
+    JSON_OPT,
+    MODEL_ARG,
+    check_device,
+    emit,
+    load_model,
+)
 
 patch_app = typer.Typer(help="Activation patching, attribution patching and path patching on a built-in task.",
                         no_args_is_help=True)
@@ -15,11 +24,30 @@ patch_app = typer.Typer(help="Activation patching, attribution patching and path
 TASK_HELP = "induction, ioi, docstring, facts or days"
 
 
-def _setup(model: str | None, task: str, n_prompts: int, seed: int, device: str, dtype: str):
+FSDP_OPT = typer.Option(False, "--fsdp", help="under torchrun: shard the model's parameters across the ranks (FSDP2), "
+                        "each rank running its share of the prompts")
+
+
+def _setup(model: str | None, task: str, n_prompts: int, seed: int, device: str, dtype: str, fsdp: bool = False):
     from mechscope.tasks import get_task
 
-    m = load_model(model, device, dtype)
+    m = _load_sharded(model, device, dtype) if fsdp else load_model(model, device, dtype)
     return m, get_task(m, task, n_prompts=n_prompts, seed=seed)
+
+
+def _load_sharded(model: str | None, device: str, dtype: str):
+    """--fsdp: join torchrun's process group, load the whole model on CPU and shard it across the ranks
+    (onto cuda:LOCAL_RANK with --device cuda)."""
+    from mechscope import distributed as ddp
+    from mechscope.errors import InputError
+    from mechscope.model.sharding import shard_across_ranks
+
+    check_device(device)            # before any rank joins or loads: --device cuda on a machine without one
+    kind = device.split(":")[0]
+    if not ddp.init_from_env("nccl" if kind == "cuda" else "gloo"):
+        raise InputError("--fsdp shards the model across torchrun ranks: launch with `torchrun --nproc-per-node N "
+                         "-m mechscope ... --fsdp` (one rank per device)")
+    return shard_across_ranks(load_model(model, "cpu", dtype), device=kind)
 
 
 def _print_top(result, label: str, k: int = 8) -> None:
@@ -64,13 +92,21 @@ def attribute(
     html_path: Path = HTML_OPT,
     device: str = DEVICE_OPT,
     dtype: str = DTYPE_OPT,
+    fsdp: bool = FSDP_OPT,
 ) -> None:
     """Attribution patching: a first-order estimate of every site from one forward + one backward."""
+    from mechscope import distributed as ddp
+    from mechscope.errors import InputError
     from mechscope.patching import attribution_patching, compare_with_exact
 
-    m, t = _setup(model, task, n_prompts, seed, device, dtype)
+    if fsdp and compare:
+        raise InputError("--compare runs exact patching, which is not built for a sharded model; drop --fsdp or --compare")
+    m, t = _setup(model, task, n_prompts, seed, device, dtype, fsdp)
     names = tuple(s.strip() for s in sites.split(",") if s.strip())
     result = compare_with_exact(m, t, names) if compare else attribution_patching(m, t, names)
+    if ddp.rank() != 0:             # every rank holds the result; rank 0 prints and writes it
+        ddp.shutdown()
+        return
     console = Console()
     console.print(f"{task}: clean {result.clean_metric:.3f}, corrupt {result.corrupt_metric:.3f}")
     import torch
@@ -86,6 +122,7 @@ def attribute(
             console.print(f"    vs exact: pearson {a.pearson:.3f}, spearman {a.spearman:.3f}, "
                           f"sign agreement {a.sign_agreement:.2f}, top-{a.k} overlap {a.top_k_overlap:.2f}")
     emit(result, json_path, html_path, title=f"Attribution patching on {task}: {m.spec}")
+    ddp.shutdown()
 
 
 @patch_app.command("path")

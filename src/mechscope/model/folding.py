@@ -26,6 +26,7 @@ import dataclasses
 import torch
 
 from mechscope.errors import InputError
+from mechscope.model.sharding import refuse_if_sharded
 
 
 @dataclasses.dataclass
@@ -77,6 +78,7 @@ def _probe(model) -> torch.Tensor:
 
 
 def _run(model, name: str, edit) -> TransformReport:
+    refuse_if_sharded(model, name)
     tokens = _probe(model)
     with torch.no_grad():
         before = model(tokens)

@@ -21,6 +21,7 @@ from mechscope.model.hook_points import Attachment, HookFn, HookSet
 from mechscope.model.memory import keep_freed_memory
 from mechscope.model.names import ON_REQUEST, act_name, all_names, unknown_name_error
 from mechscope.model.norms import norm_eps, norm_modules, norm_scale
+from mechscope.model.sharding import gather_root
 from mechscope.model.structure import Structure
 from mechscope.model.tokens import Tokenization
 from mechscope.model.weights import WeightViews
@@ -229,10 +230,12 @@ class HookedModel(WeightViews, Tokenization):
 
     def ln_final(self, resid: torch.Tensor) -> torch.Tensor:
         """Apply the model's final norm (with its weight and bias) to [... d_model]."""
+        gather_root(self)
         return self.structure.final_norm(resid)
 
     def unembed(self, x: torch.Tensor) -> torch.Tensor:
         """Logits from a normalised residual [... d_model] -> [... d_vocab] (the model's own head)."""
+        gather_root(self)
         logits = self.structure.unembed(x)
         cap = getattr(self.hf_model.config, "final_logit_softcapping", None)
         if cap:

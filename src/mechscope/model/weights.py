@@ -2,23 +2,26 @@
 
 Views are detached tensors; they are recomputed on access (cheap reshapes of the live weights), so
 they always reflect the model as it is now. Grouped-query K/V weights are expanded to n_heads, so
-W_K[l, h] is the key weight query head h actually reads.
+W_K[l, h] is the key weight query head h actually reads. On a model sharded across ranks
+(`model/sharding.py`) each view gathers the full weights: a collective every rank must call.
 """
 
 from __future__ import annotations
 
 import torch
 
+from mechscope.model.sharding import refuse_if_sharded, whole
+
 
 def in_out(module: torch.nn.Module, conv1d: bool) -> torch.Tensor:
     """A projection's weight as [in, out] (nn.Linear stores [out, in]; GPT-2's Conv1D [in, out])."""
-    w = module.weight.detach()
+    w = whole(module.weight).detach()
     return w if conv1d else w.T
 
 
 def _bias(module: torch.nn.Module, size: int, like: torch.Tensor) -> torch.Tensor:
     b = getattr(module, "bias", None)
-    return b.detach() if b is not None else torch.zeros(size, dtype=like.dtype, device=like.device)
+    return whole(b).detach() if b is not None else torch.zeros(size, dtype=like.dtype, device=like.device)
 
 
 class WeightViews:
@@ -28,18 +31,18 @@ class WeightViews:
     @property
     def W_E(self) -> torch.Tensor:
         """[d_vocab d_model]"""
-        return self.structure.embed.weight.detach()
+        return whole(self.structure.embed.weight).detach()
 
     @property
     def W_pos(self) -> torch.Tensor | None:
         """[n_ctx d_model], or None for models without learned positions."""
         pe = self.structure.pos_embed
-        return pe.weight.detach()[self.table.pos_embed_offset:] if pe is not None else None
+        return whole(pe.weight).detach()[self.table.pos_embed_offset:] if pe is not None else None
 
     @property
     def W_U(self) -> torch.Tensor:
         """[d_model d_vocab]"""
-        return self.structure.unembed.weight.detach().T
+        return whole(self.structure.unembed.weight).detach().T
 
     @property
     def b_U(self) -> torch.Tensor:
@@ -66,7 +69,7 @@ class WeightViews:
             bs = [p.reshape(n, d) for p, n in zip(_bias(m, sum(sizes), w).split(sizes), heads, strict=True)]
         else:  # fused_per_head: output laid out as [head, (q|k|v), d_head]
             m = attn.get_submodule(t.q_proj)
-            w = m.weight.detach().reshape(H, 3, d, dm)
+            w = whole(m.weight).detach().reshape(H, 3, d, dm)
             ws = [w[:, i].transpose(1, 2) for i in range(3)]
             b = _bias(m, 3 * H * d, w).reshape(H, 3, d)
             bs = [b[:, i] for i in range(3)]
@@ -153,6 +156,7 @@ class WeightViews:
 
     def add_to_W_out(self, layer: int, delta: torch.Tensor) -> None:
         """W_out[layer] += delta ([d_mlp d_model], the W_out view's layout), in place on the live weight."""
+        refuse_if_sharded(self, "add_to_W_out")
         w = self.W_out_parameter(layer)
         with torch.no_grad():
             w.add_((delta if self.table.mlp_is_conv1d else delta.T).to(w.dtype))

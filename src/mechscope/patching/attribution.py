@@ -9,6 +9,11 @@ and both forwards stop at the final norm and unembed just the answer position.
 Values are normalised like exact patching (activation.py), so the two grids compare directly;
 `compare_with_exact` runs both on the same grid and reports their agreement.
 
+Under torchrun (mechscope.distributed.init_from_env) each rank runs the disjoint share
+task[rank::world_size] of the prompts; the sums of the estimates and of the clean and corrupt
+metrics are all-reduced, so every rank returns the 1-process result. On a model sharded with
+`mechscope.model.sharding.shard_across_ranks` the same code runs with 1/world of the weights per rank.
+
 Usage::
 
     attr = attribution_patching(model, task, sites=("resid_pre", "z"))
@@ -19,6 +24,7 @@ from __future__ import annotations
 
 import torch
 
+from mechscope import distributed as ddp
 from mechscope.errors import InputError
 from mechscope.model.axes import axes_of
 from mechscope.patching.activation import (
@@ -90,6 +96,12 @@ def attribution_patching(model, task, sites: tuple[str, ...] = ("resid_pre", "at
         if s not in RESID_SITES + HEAD_SITES or s == "pattern":
             raise InputError(f"attribution patching supports {', '.join(RESID_SITES + ('z', 'q', 'k', 'v', 'result'))}; "
                              f"got {s!r}")
+    n_prompts, pos_labels = len(task), _pos_labels(model, task)
+    if ddp.world_size() > n_prompts:
+        raise InputError(f"{n_prompts} prompts cannot be shared by {ddp.world_size()} ranks: use more prompts "
+                         "or fewer ranks")
+    if ddp.is_distributed():
+        task = task.subset(slice(ddp.rank(), None, ddp.world_size()))
     base, source = _runs_for(task, direction)
     device = model.device
     L = model.cfg.n_layers
@@ -104,34 +116,48 @@ def attribution_patching(model, task, sites: tuple[str, ...] = ("resid_pre", "at
     with torch.no_grad():
         source_scores = task.score(source_logits, reference_logits=clean_logits)
         clean, corrupt = ((source_scores, base_scores) if direction == "denoise" else (base_scores, source_scores))
-        clean, corrupt = clean.mean().item(), corrupt.mean().item()
+        grad_of = dict(zip(names, grads, strict=True))
+        sums = {s: torch.stack([_estimate_sum(n, source_acts[n], base_acts[n], grad_of[n],
+                                              None if "hook_" in s else per_position_heads)
+                                for n in layer_names[s]])
+                for s in sites}
+        # one all-reduce of every sum (estimates, clean and corrupt metrics); means over every rank's prompts
+        flat = torch.cat([t.reshape(-1) for t in sums.values()]
+                         + [clean.double().sum()[None], corrupt.double().sum()[None]])
+        flat = (ddp.all_reduce_sum(flat).cpu() / n_prompts).float()
+        clean, corrupt = flat[-2].item(), flat[-1].item()
         gap = clean - corrupt
-        values = {}
-        for s in sites:
-            per_layer = []
-            for name in layer_names[s]:
-                g = grads[names.index(name)]
-                delta = source_acts[name].detach() - base_acts[name].detach()
-                if g is None:
-                    g = torch.zeros_like(delta)
-                contrib = (delta * g).float()                    # [n pos d] or [n pos head d]
-                est = contrib.sum(-1).mean(0)                    # [pos] or [pos head]
-                head_axis = axes_of(name).head
-                if est.dim() == 2 and head_axis is not None:
-                    est = est.movedim(head_axis - 1, 0)          # [head pos]
-                    if "hook_" in s:                             # a full hook name: per position
-                        est = est.sum(0)
-                    elif not per_position_heads:
-                        est = est.sum(1)
-                per_layer.append(est)
-            stacked = torch.stack(per_layer).cpu()
+        values, offset = {}, 0
+        for s, t in sums.items():
+            stacked = flat[offset: offset + t.numel()].view(t.shape)
+            offset += t.numel()
             if "hook_" in s:
                 stacked = stacked[0]
             # patched - base ≈ estimate; in gap units with the sign convention of exact patching
             values[s] = stacked / gap if direction == "denoise" else -stacked / gap
     return AttributionResult(task=task.name, direction=direction, metric=task.metric, values=values,
-                             clean_metric=clean, corrupt_metric=corrupt, n_prompts=len(task), n_forward=2,
-                             n_backward=1, pos_labels=_pos_labels(model, task))
+                             clean_metric=clean, corrupt_metric=corrupt, n_prompts=n_prompts, n_forward=2,
+                             n_backward=1, pos_labels=pos_labels)
+
+
+def _estimate_sum(name: str, source: torch.Tensor, base: torch.Tensor, grad: torch.Tensor | None,
+                  per_position_heads: bool) -> torch.Tensor:
+    """(source - base) · grad at hook `name` (each [n pos ...]), summed over prompts and the hidden
+    axis: [pos] for a residual hook; for a head hook [head], [head pos] with per_position_heads, or
+    [pos] (summed over heads) with per_position_heads=None (a full hook name given as a site)."""
+    delta = source.detach() - base.detach()
+    if grad is None:
+        grad = torch.zeros_like(delta)
+    est = (delta * grad).double().sum(-1).sum(0)             # [pos] or [pos head]; float64 sums: the same
+                                                             # up to rounding however the prompts are split
+    head_axis = axes_of(name).head
+    if est.dim() == 2 and head_axis is not None:
+        est = est.movedim(head_axis - 1, 0)                  # [head pos]
+        if per_position_heads is None:
+            est = est.sum(0)
+        elif not per_position_heads:
+            est = est.sum(1)
+    return est
 
 
 def compare_with_exact(model, task, sites: tuple[str, ...] = ("resid_pre", "z"), direction: str = "denoise",
