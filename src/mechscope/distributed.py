@@ -11,6 +11,7 @@ and the per-rank results are collected on rank 0 with `gather_objects`.
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import os
 from collections.abc import Sequence
@@ -22,7 +23,7 @@ from torch import Tensor, nn
 
 T = TypeVar("T")
 
-__all__ = ["init_from_env", "is_distributed", "rank", "world_size", "local_rank", "shard", "balanced_split",
+__all__ = ["init_from_env", "is_distributed", "local_only", "rank", "world_size", "local_rank", "shard", "balanced_split",
            "gather_objects", "broadcast_object", "all_reduce_mean_", "all_reduce_sum", "all_gather_cat",
            "broadcast_module_", "barrier", "shutdown"]
 
@@ -38,8 +39,25 @@ def init_from_env(backend: str | None = None) -> bool:
     return True
 
 
+_local_only = False
+
+
+@contextlib.contextmanager
+def local_only():
+    """Within the block this process works alone: `is_distributed()` is False, so every helper here
+    (shard, all_reduce_sum, gather_objects, ...) is the one-process version. For work split across
+    ranks by task rather than by example (the report's claims): ranks then run different analyses,
+    which must not meet in collectives (an all-reduce would pair one claim's sums with another's)."""
+    global _local_only
+    previous, _local_only = _local_only, True
+    try:
+        yield
+    finally:
+        _local_only = previous
+
+
 def is_distributed() -> bool:
-    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+    return not _local_only and dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
 
 
 def rank() -> int:

@@ -43,8 +43,9 @@ def run_claims_on_ranks(model, ids=None, budget: Budget | None = None, *, costs:
         mine = set(split_claims(order, costs, ddp.world_size())[ddp.rank()])
     else:
         mine = set(ddp.shard(order))
-    results = run_claims(model, budget=budget, on_progress=on_progress, null_twin=null_twin,
-                         specs=[s for s in chosen if s.id in mine])
+    with ddp.local_only():   # ranks run different claims: their analyses must not meet in collectives
+        results = run_claims(model, budget=budget, on_progress=on_progress, null_twin=null_twin,
+                             specs=[s for s in chosen if s.id in mine])
     gathered = ddp.gather_objects(results, dst=0)
     if gathered is None:
         return None
