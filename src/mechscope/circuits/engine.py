@@ -164,7 +164,9 @@ def engine_hooks(setup: CircuitSetup, ablate: torch.Tensor) -> dict:
             delta = setup.ablated[i].unsqueeze(0) - current
             if is_heads(hook.name):
                 delta = head_outputs(delta, setup.w_o[group_layer(hook.name)])    # [k n pos g d_model]
-            deltas[start] = delta
+            # stored as [k g (n pos d_model)]: every destination then weights the group with one bmm
+            # (an einsum over the [k n pos g d] layout copied the whole tensor per destination, 20x slower)
+            deltas[start] = delta.movedim(3, 1).reshape(k, delta.shape[3], -1)
         return fn
 
     def patch(dst: int):
@@ -175,8 +177,8 @@ def engine_hooks(setup: CircuitSetup, ablate: torch.Tensor) -> dict:
             if not active:
                 return None
             total = 0
-            for start, size in active:
-                total = total + torch.einsum("knpgd,kg->knpd", deltas[start], w[:, start:start + size])
+            for start, size in active:                                            # [k 1 g] @ [k g npd]
+                total = total + torch.bmm(w[:, None, start:start + size], deltas[start])
             return x + total.reshape(x.shape)
         return fn
 
