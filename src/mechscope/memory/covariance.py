@@ -103,10 +103,27 @@ def _save(path: Path, sums: dict[int, torch.Tensor], batches_done: int, fingerpr
                   metadata={"fingerprint": fingerprint, "batches_done": str(batches_done)})
 
 
+class _AllKeysRead(Exception):
+    """Raised from the last key hook: no later block, and no unembedding, is needed."""
+
+
 def batch_keys(model, tokens: torch.Tensor, names: list[str]) -> dict[str, torch.Tensor]:
-    """hook_post activations of one token batch: name -> [batch*pos d_mlp] float64."""
-    _, cache = model.run_with_cache(tokens, names=names)
-    return {n: cache[n].reshape(-1, cache[n].shape[-1]).to(torch.float64) for n in names}
+    """hook_post activations of one token batch: name -> [batch*pos d_mlp] float64. The forward stops
+    once every name is read (on a 12-block model with a 50k vocabulary, keys at layer 6 cost about 40%
+    of a full forward)."""
+    keys: dict[str, torch.Tensor] = {}
+
+    def keep(act, hook):
+        keys[hook.name] = act.reshape(-1, act.shape[-1]).to(torch.float64)
+        if len(keys) == len(names):
+            raise _AllKeysRead
+
+    with torch.no_grad(), model.hooks(fwd={n: keep for n in names}):
+        try:
+            model(tokens)
+        except _AllKeysRead:
+            pass
+    return {n: keys[n] for n in names}
 
 
 def key_covariance(model, layers: int | list[int], n_tokens: int = 100_000, *, seq_len: int = 64,
