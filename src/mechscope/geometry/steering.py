@@ -28,6 +28,7 @@ from mechscope.errors import InputError
 from mechscope.geometry.concepts import causal_inner_product, concept_direction, word_vectors
 from mechscope.geometry.word_pairs import ConceptPairs
 from mechscope.model.interventions import add_vector
+from mechscope.patching import forward_to_answer
 from mechscope.results import Result
 
 DEFAULT_PROMPTS = ("The", "Then the", "I saw the", "She gave him the", "They went to the", "He said that the",
@@ -76,14 +77,10 @@ def steered_logits(model, batches: list[torch.Tensor], hook: str, vector: torch.
                    position: int = -1) -> torch.Tensor:
     """[b V] logits at `position` with `vector` ([d], absolute size) added there at `hook` (None: no edit)."""
     out = []
-    for tokens in batches:
-        with torch.no_grad():
-            if vector is None:
-                logits = model(tokens)
-            else:
-                with model.hooks(fwd={hook: add_vector(vector, positions=position)}):
-                    logits = model(tokens)
-        out.append(logits[:, position].float())
+    for tokens in batches:      # only `position` is unembedded: no [b pos d_vocab] head
+        edit = {} if vector is None else {hook: add_vector(vector, positions=position)}
+        with model.hooks(fwd=edit):
+            out.append(forward_to_answer(model, tokens, [], position, grad=False)[0].float())
     return torch.cat(out)
 
 
