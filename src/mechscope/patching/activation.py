@@ -95,6 +95,15 @@ def grid_positions(n_pos: int, positions: list[int] | None) -> list[int]:
     return sorted({int(p) % n_pos for p in positions})
 
 
+def rank_share(task):
+    """This torchrun rank's disjoint share of the task's prompts, task[rank::world_size] (the whole task
+    in one process); refused when there are fewer prompts than ranks."""
+    if ddp.world_size() > len(task):
+        raise InputError(f"{len(task)} prompts cannot be shared by {ddp.world_size()} ranks: use more prompts "
+                         "or fewer ranks")
+    return task.subset(slice(ddp.rank(), None, ddp.world_size())) if ddp.is_distributed() else task
+
+
 def runs_for(task, direction: str) -> tuple[torch.Tensor, torch.Tensor]:
     """(base tokens that get patched, source tokens whose activations are patched in)."""
     if direction == "denoise":
@@ -122,11 +131,7 @@ def activation_patching(model, task, site: str = "resid_pre", config: PatchingCo
         shape, axes = (len(sites),), ("site",)
         layer_labels, pos_index = [], list(range(task.n_pos))
     n_prompts, pos_labels = len(task), _pos_labels(model, task)
-    if ddp.world_size() > n_prompts:
-        raise InputError(f"{n_prompts} prompts cannot be shared by {ddp.world_size()} ranks: use more prompts "
-                         "or fewer ranks")
-    if ddp.is_distributed():
-        task = task.subset(slice(ddp.rank(), None, ddp.world_size()))
+    task = rank_share(task)
     base, _ = runs_for(task, config.direction)
     device = model.device
     names = sorted({s.hook for s in sites})

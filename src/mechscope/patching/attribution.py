@@ -34,6 +34,7 @@ from mechscope.patching.activation import (
     _pos_labels,
     activation_patching,
     hook_name,
+    rank_share,
 )
 from mechscope.patching.activation import runs_for as _runs_for
 from mechscope.patching.results import AttributionResult, agreement
@@ -97,11 +98,7 @@ def attribution_patching(model, task, sites: tuple[str, ...] = ("resid_pre", "at
             raise InputError(f"attribution patching supports {', '.join(RESID_SITES + ('z', 'q', 'k', 'v', 'result'))}; "
                              f"got {s!r}")
     n_prompts, pos_labels = len(task), _pos_labels(model, task)
-    if ddp.world_size() > n_prompts:
-        raise InputError(f"{n_prompts} prompts cannot be shared by {ddp.world_size()} ranks: use more prompts "
-                         "or fewer ranks")
-    if ddp.is_distributed():
-        task = task.subset(slice(ddp.rank(), None, ddp.world_size()))
+    task = rank_share(task)
     base, source = _runs_for(task, direction)
     device = model.device
     L = model.cfg.n_layers
