@@ -16,8 +16,11 @@ Null: the re-initialised twin, measured on the same prompts: it knows no fact, s
 shows how much indirect effect the method finds in a network that stores nothing (the edit scores
 are reported for it too, but an edit can always be forced in; they are not read against it).
 
-Cost: one traced forward per fact (batched restorations), E[kkᵀ] over 20 x n_sequences x seq_len
-tokens, and one ROME fit (20 Adam steps on 11 prompts) per rewrite; model and twin.
+Cost: per fact, 10 noised rows per restored cell (kinds x layers x positions from the subject on; the
+quick budget traces the MLP kind only on models deeper than budget.max_layers, the kind the rule
+reads), batched, the last position unembedded; E[kkᵀ] over 20 x n_sequences x seq_len tokens
+(forwards stopped at the edited layer); one ROME fit (20 Adam steps on 11 prompts) per rewrite;
+model and twin.
 """
 
 from __future__ import annotations
@@ -91,7 +94,11 @@ def measure(model, budget: Budget) -> Measurement:
     rewrites = counterfactuals(model, n=min(budget.n_prompts, 16), seed=budget.seed, known_only=False)
     facts = [rw.fact for rw in rewrites]
     recall = sum(recalled(model, facts)) / len(facts)
-    summary = trace_facts(model, facts, TraceConfig(kinds=("resid", "mlp", "attn"), n_samples=10, seed=budget.seed))
+    # the rule reads the MLP traces only; the residual and attention traces (the figure's other panels) are
+    # left out under quick on models deeper than budget.max_layers: a third of the restorations there
+    deep_quick = budget.name == "quick" and budget.max_layers is not None and model.cfg.n_layers > budget.max_layers
+    kinds = ("mlp",) if deep_quick else ("resid", "mlp", "attn")
+    summary = trace_facts(model, facts, TraceConfig(kinds=kinds, n_samples=10, seed=budget.seed))
     # memories spread over layers dilute a per-layer mean, so each fact is read at its own peak layer,
     # as the fraction of what the noise took from it (facts the noise barely touches are left out)
     corrupted = [tr for tr in summary.traces if tr.p_clean - tr.p_corrupt >= MIN_GAP]
@@ -131,8 +138,10 @@ def measure(model, budget: Budget) -> Measurement:
         "recall": recall, "n_facts": len(facts), "p_clean": summary.p_clean, "p_corrupt": summary.p_corrupt,
         "mlp_effect_last_subject_by_layer": summary.effects["mlp"][:, ROLES.index("last subject")].tolist(),
         "mlp_effect_last_token_by_layer": summary.effects["mlp"][:, ROLES.index("last")].tolist(),
-        "attn_effect_last_token_by_layer": summary.effects["attn"][:, ROLES.index("last")].tolist(),
-        "resid_effect_last_subject_by_layer": summary.effects["resid"][:, ROLES.index("last subject")].tolist(),
+        "attn_effect_last_token_by_layer": summary.effects["attn"][:, ROLES.index("last")].tolist()
+        if "attn" in summary.effects else None,
+        "resid_effect_last_subject_by_layer": summary.effects["resid"][:, ROLES.index("last subject")].tolist()
+        if "resid" in summary.effects else None,
         "n_corrupted": len(corrupted), "peak_site": role, "peak_mlp_layer": layer,
         "peak_mlp_recovered": recovered[role], "peak_mlp_recovered_by_site": recovered,
         "peak_mlp_effect": effect,
@@ -156,7 +165,7 @@ def measure(model, budget: Budget) -> Measurement:
     return Measurement(
         metrics=metrics, key_metric="peak_mlp_recovered", evidence=evidence,
         method=("Causal tracing (Meng et al. 2022) with the subject's token embeddings noised at 3x the "
-                "embedding std (10 draws), restoring resid / MLP / attention outputs per (layer, position), MLP "
+                f"embedding std (10 draws), restoring {' / '.join(kinds)} outputs per (layer, position), MLP "
                 "and attention over a window of n_layers // 5 layers; effects averaged over facts by token role; "
                 "the MLP site is the subject's last token or the last token, whichever peaks higher. Values: the "
                 "MLP output there read through W_U among the relation's answers. ROME at that site, each fact at "

@@ -27,6 +27,7 @@ from mechscope.errors import InputError
 from mechscope.memory.prompts import Fact, check_prompt, subject_span, target_id
 from mechscope.model.axes import RowPositions
 from mechscope.model.interventions import add_vector, patch_from
+from mechscope.patching import forward_to_answer
 from mechscope.results import Result
 
 KINDS = {"resid": "hook_resid_post", "mlp": "hook_mlp_out", "attn": "hook_attn_out"}
@@ -135,9 +136,9 @@ def run_restorations(model, tokens: torch.Tensor, span: tuple[int, int], noise: 
         for name, (r, p) in where.items():
             source = clean_cache[name].expand(rows, *clean_cache[name].shape[1:])
             fwd[name] = patch_from(source, positions=RowPositions(p, rows=r))
-        with torch.no_grad(), model.hooks(fwd=fwd):
-            logits = model(tokens[None].expand(rows, -1))
-        probs = logits[:, -1].float().softmax(-1)[:, answer]
+        with model.hooks(fwd=fwd):      # the last position's logits only: no [rows pos d_vocab] head
+            logits = forward_to_answer(model, tokens[None].expand(rows, -1), [], -1, grad=False)[0]
+        probs = logits.float().softmax(-1)[:, answer]
         out.append(probs.view(len(chunk), s).mean(1))
     return torch.cat(out)
 
