@@ -132,8 +132,8 @@ def test_the_page_so_far_is_written_while_claims_run(tmp_path, fake_discover, mo
     assert result.exit_code == 0, result.output
     assert [[c["id"] for c in s["claims"]] for s in seen] == [["C01"], ["C01", "C02"], ["C01", "C02", "C05"]]
     assert [s["run"].get("status") for s in seen] == [
-        "partial: 1 of 3 claims written while the run went on", "partial: 2 of 3 claims written while the run went on",
-        None]
+        "1 of 3 claims finished, the run still going when this page was written",
+        "2 of 3 claims finished, the run still going when this page was written", None]
 
 
 def test_sigterm_writes_the_claims_that_finished(tmp_path, fake_discover, monkeypatch):
@@ -161,4 +161,5 @@ def test_sigterm_writes_the_claims_that_finished(tmp_path, fake_discover, monkey
     data = json.loads(js.read_text())
     assert [c["id"] for c in data["claims"]] == ["C01"]
     assert data["run"]["status"] == "interrupted after 1 of 2 claims"
-    assert (tmp_path / "r.html").exists() and signal.getsignal(signal.SIGTERM) == before
+    assert 'id="partial">Not the whole run: interrupted after 1 of 2 claims.' in (tmp_path / "r.html").read_text()
+    assert signal.getsignal(signal.SIGTERM) == before

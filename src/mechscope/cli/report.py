@@ -152,7 +152,7 @@ def report(
         on_progress(index, total, claim, result)
         now = time.perf_counter()
         if result is not None and lead and ranks == 1 and index < total and now - last_written[0] >= PARTIAL_EVERY_S:
-            write_report(done, now - t0, f"partial: {index} of {total} claims written while the run went on")
+            write_report(done, now - t0, f"{index} of {total} claims finished, the run still going when this page was written")
             last_written[0] = time.perf_counter()
 
     interrupted = False
