@@ -1,8 +1,13 @@
 """Test helpers shared across folders (import these; never import tests.conftest): paths to the
-shared test data, the real GPT-2 tokenizer, and small random-init models of every adapted architecture."""
+shared test data, the real GPT-2 tokenizer, small random-init models of every adapted architecture,
+and a launcher for scripts run alone or under torchrun."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -12,6 +17,20 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 GPT2_TOKENIZER = SHARED / "tokenizers" / "gpt2"
 STORIES260K = SHARED / "models" / "stories260K"
+
+
+def run_on_ranks(args: Sequence[str | Path], ranks: int, *, timeout: int = 300, cwd: Path | None = None,
+                 env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """`python ARGS` alone (ranks=1) or under `torchrun --standalone --nproc-per-node RANKS` (gloo, one thread per
+    rank, this checkout's src first on the path, `env` added); asserts it exited 0 and returns it."""
+    path = os.pathsep.join(p for p in (str(REPO / "src"), str(REPO), os.environ.get("PYTHONPATH", "")) if p)
+    full_env = {**os.environ, "PYTHONPATH": path, "OMP_NUM_THREADS": "1", **(env or {})}
+    full_env.pop("WORLD_SIZE", None)
+    launcher = [] if ranks == 1 else ["-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={ranks}"]
+    proc = subprocess.run([sys.executable, *launcher, *map(str, args)], env=full_env, capture_output=True, text=True,
+                          timeout=timeout, cwd=cwd)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
 
 
 def gpt2_tokenizer():

@@ -12,7 +12,7 @@ from safetensors.torch import load_file
 from mechscope.dictionary import SAEConfig
 from mechscope.dictionary.sharded_topk import ShardedTopKSAE
 from mechscope.errors import InputError
-from tests.dictionary.torchrun import run_torchrun
+from tests.helpers import run_on_ranks
 
 HERE = Path(__file__).parent
 
@@ -40,7 +40,7 @@ def test_two_gloo_ranks_equal_one_process(tmp_path, worker, monkeypatch):
     monkeypatch.delenv("WORLD_SIZE", raising=False)
     worker.main(str(tmp_path / "plain.safetensors"), plain=True)
     plain = load_file(str(tmp_path / "plain.safetensors"))
-    run_torchrun(HERE / "shard_worker.py", str(tmp_path / "two.safetensors"))
+    run_on_ranks([HERE / "shard_worker.py", tmp_path / "two.safetensors"], 2, timeout=180)
     two = load_file(str(tmp_path / "two.safetensors"))
     torch.testing.assert_close(two["before"], plain["before"], atol=1e-6, rtol=1e-6)
     for k in plain:

@@ -10,7 +10,7 @@ from safetensors.torch import load_file
 from mechscope.dictionary import SAEConfig, create_sae
 from mechscope.dictionary.trainer import SAETrainer, TrainerConfig
 from mechscope.errors import InputError
-from tests.dictionary.torchrun import run_torchrun
+from tests.helpers import run_on_ranks
 
 HERE = Path(__file__).parent
 
@@ -91,7 +91,7 @@ def test_two_processes_match_one_process_with_the_same_global_batch(tmp_path, mo
     monkeypatch.delenv("WORLD_SIZE", raising=False)
     ddp_worker.main(str(tmp_path / "one.safetensors"))  # the single-process reference, in this process
     one = load_file(str(tmp_path / "one.safetensors"))
-    run_torchrun(HERE / "ddp_worker.py", str(tmp_path / "two.safetensors"))
+    run_on_ranks([HERE / "ddp_worker.py", tmp_path / "two.safetensors"], 2, timeout=180)
     two = load_file(str(tmp_path / "two.safetensors"))
     assert set(one) == set(two) and {"topk.W_dec", "transcoder.W_skip", "crosscoder.input_scale"} <= set(one)
     for k in one:

@@ -4,9 +4,6 @@ attribution-patching grids and EAP / EAP-IG edge scores; the refusals say what t
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,20 +11,13 @@ import pytest
 from mechscope.errors import InputError
 from mechscope.model import HookedModel
 from mechscope.model.sharding import is_sharded, shard_across_ranks, whole
-from tests.helpers import small_hf_model
+from tests.helpers import run_on_ranks, small_hf_model
 
 WORKER = Path(__file__).with_name("fsdp_worker.py")
-REPO = Path(__file__).resolve().parents[2]
 
 
 def _run(out: Path, ranks: int, *flags: str) -> dict:
-    env = {**os.environ, "PYTHONPATH": f"{REPO / 'src'}{os.pathsep}{REPO}", "OMP_NUM_THREADS": "1"}
-    env.pop("WORLD_SIZE", None)
-    launcher = [sys.executable] if ranks == 1 else [sys.executable, "-m", "torch.distributed.run", "--standalone",
-                                                    f"--nproc-per-node={ranks}"]
-    proc = subprocess.run([*launcher, str(WORKER), str(out), *flags], env=env, capture_output=True, text=True,
-                          timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    run_on_ranks([WORKER, out, *flags], ranks)
     return json.loads(out.read_text())
 
 
@@ -93,16 +83,12 @@ def test_cli_fsdp_needs_torchrun_and_a_gradient_method(monkeypatch):
 
 @pytest.mark.slow
 def test_cli_attribute_with_fsdp_on_two_ranks(tmp_path):
-    env = {**os.environ, "PYTHONPATH": f"{REPO / 'src'}{os.pathsep}{REPO}", "OMP_NUM_THREADS": "1"}
-    env.pop("WORLD_SIZE", None)
     args = ["-m", "mechscope", "patch", "attribute", "organism:tiny-gpt2", "--n-prompts", "6", "--sites", "resid_pre,z"]
     out = {}
-    for ranks, launcher in ((1, []), (2, ["-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2"])):
+    for ranks in (1, 2):
         path = tmp_path / f"{ranks}.json"
         extra = ["--fsdp"] if ranks > 1 else []
-        proc = subprocess.run([sys.executable, *launcher, *args, *extra, "--json", str(path)], env=env,
-                              capture_output=True, text=True, timeout=300)
-        assert proc.returncode == 0, proc.stderr[-3000:]
+        run_on_ranks([*args, *extra, "--json", path], ranks)
         out[ranks] = json.loads(path.read_text())
     for site in ("resid_pre", "z"):
         a = [x for row in out[1]["values"][site] for x in row]

@@ -3,24 +3,17 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.helpers import run_on_ranks
+
 WORKER = Path(__file__).with_name("patching_worker.py")
-REPO = Path(__file__).resolve().parents[2]
 
 
 def _run(out: Path, ranks: int) -> dict:
-    env = {**os.environ, "PYTHONPATH": f"{REPO / 'src'}{os.pathsep}{REPO}", "OMP_NUM_THREADS": "1"}
-    env.pop("WORLD_SIZE", None)
-    launcher = [sys.executable] if ranks == 1 else [sys.executable, "-m", "torch.distributed.run", "--standalone",
-                                                    f"--nproc-per-node={ranks}"]
-    proc = subprocess.run([*launcher, str(WORKER), str(out)], env=env, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    run_on_ranks([WORKER, out], ranks)
     return json.loads(out.read_text())
 
 

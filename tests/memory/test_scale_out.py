@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
 from safetensors.torch import load_file
+
+from tests.helpers import run_on_ranks
 
 HERE = Path(__file__).resolve().parent
 
@@ -24,12 +24,7 @@ def test_two_ranks_equal_one(tmp_path, monkeypatch):
     monkeypatch.delenv("WORLD_SIZE", raising=False)
     scale_worker.main(str(tmp_path / "one.safetensors"))
     one = load_file(str(tmp_path / "one.safetensors"))
-    env = {**os.environ, "OMP_NUM_THREADS": "1",
-           "PYTHONPATH": os.pathsep.join([str(HERE.parents[1] / "src"), os.environ.get("PYTHONPATH", "")])}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2",
-           str(HERE / "scale_worker.py"), str(tmp_path / "two.safetensors")]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    run_on_ranks([HERE / "scale_worker.py", tmp_path / "two.safetensors"], 2)
     two = load_file(str(tmp_path / "two.safetensors"))
     assert set(one) == set(two)
     for k in ("cov1", "cov2"):

@@ -4,30 +4,21 @@ verdicts, metrics, figures and HTML equal a 1-process run apart from timings (an
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.helpers import run_on_ranks
+
 CLAIMS = "C02,C05,C09,C12,C17"    # fast claims; C09 and C02 run a null twin on each rank; C12's patching grid
                                   # would all-reduce across ranks if the claims did not run rank-locally
 
 
 def _report(tmp: Path, ranks: int) -> tuple[dict, str, str]:
-    env = {**os.environ, "PYTHONPATH": f"{REPO / 'src'}{os.pathsep}{REPO}", "OMP_NUM_THREADS": "1",
-           "MECHSCOPE_PROGRESS": "0"}
-    env.pop("WORLD_SIZE", None)
-    launcher = [sys.executable] if ranks == 1 else [sys.executable, "-m", "torch.distributed.run", "--standalone",
-                                                    f"--nproc-per-node={ranks}"]
     out, js = tmp / f"r{ranks}.html", tmp / f"r{ranks}.json"
-    cmd = [*launcher, "-m", "mechscope", "report", "organism:tiny-gpt2", "--claims", CLAIMS,
-           "--out", str(out), "--json", str(js)]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600, cwd=tmp)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    proc = run_on_ranks(["-m", "mechscope", "report", "organism:tiny-gpt2", "--claims", CLAIMS, "--out", out,
+                         "--json", js], ranks, timeout=600, cwd=tmp, env={"MECHSCOPE_PROGRESS": "0"})
     return json.loads(js.read_text()), out.read_text(), proc.stderr
 
 
