@@ -26,6 +26,7 @@ from pathlib import Path
 import torch
 
 from mechscope import distributed as ddp
+from mechscope.data.activation_store import capture_activations
 from mechscope.data.text import Source, eval_tokens
 from mechscope.errors import CheckpointError, InputError
 from mechscope.io import atomic_path
@@ -103,27 +104,10 @@ def _save(path: Path, sums: dict[int, torch.Tensor], batches_done: int, fingerpr
                   metadata={"fingerprint": fingerprint, "batches_done": str(batches_done)})
 
 
-class _AllKeysRead(Exception):
-    """Raised from the last key hook: no later block, and no unembedding, is needed."""
-
-
 def batch_keys(model, tokens: torch.Tensor, names: list[str]) -> dict[str, torch.Tensor]:
-    """hook_post activations of one token batch: name -> [batch*pos d_mlp] float64. The forward stops
-    once every name is read (on a 12-block model with a 50k vocabulary, keys at layer 6 cost about 40%
-    of a full forward)."""
-    keys: dict[str, torch.Tensor] = {}
-
-    def keep(act, hook):
-        keys[hook.name] = act.reshape(-1, act.shape[-1]).to(torch.float64)
-        if len(keys) == len(names):
-            raise _AllKeysRead
-
-    with torch.no_grad(), model.hooks(fwd={n: keep for n in names}):
-        try:
-            model(tokens)
-        except _AllKeysRead:
-            pass
-    return {n: keys[n] for n in names}
+    """hook_post activations of one token batch: name -> [batch*pos d_mlp] float64 on the CPU. The forward
+    stops once every name is read (data.activation_store.capture_activations)."""
+    return capture_activations(model, tokens, names, dtype=torch.float64)
 
 
 def key_covariance(model, layers: int | list[int], n_tokens: int = 100_000, *, seq_len: int = 64,
@@ -160,7 +144,7 @@ def key_covariance(model, layers: int | list[int], n_tokens: int = 100_000, *, s
             continue
         keys = batch_keys(model, batches[i], names)
         for layer, name in zip(layers, names, strict=True):
-            k = keys[name].cpu()
+            k = keys[name]
             sums[layer].addmm_(k.T, k)
         if path is not None and ((i + 1) % checkpoint_every == 0 or i + 1 == len(batches)):
             _save(path, sums, i + 1, fingerprint)
