@@ -38,45 +38,7 @@ from mechscope.patching.activation import (
 )
 from mechscope.patching.activation import runs_for as _runs_for
 from mechscope.patching.results import AttributionResult, agreement
-
-
-class _Stop(Exception):
-    pass
-
-
-def forward_to_answer(model, tokens: torch.Tensor, names: list[str], answer_pos: int, *, grad: bool):
-    """Run `tokens` [n pos] until the final norm and unembed only position `answer_pos`.
-
-    Returns (answer logits [n d_vocab], {name: activation} for `names`). With grad=True the
-    activations stay in the autograd graph (so callers can differentiate the logits with respect to
-    them); no [n pos d_vocab] tensor is ever formed, which matters for large vocabularies.
-    """
-    acts: dict[str, torch.Tensor] = {}
-    final: dict[str, torch.Tensor] = {}
-
-    def save(act, hook):
-        acts[hook.name] = act
-
-    def need_grad(act, _hook):
-        # if the weights do not require grad, start the graph at the embedding
-        return None if act.requires_grad else act.detach().requires_grad_(True)
-
-    def stop(act, _hook):
-        final["x"] = act[:, answer_pos]
-        raise _Stop
-
-    fwd: dict[str, list] = {name: [save] for name in names}
-    if grad:
-        fwd.setdefault("hook_embed", []).insert(0, need_grad)
-    fwd.setdefault("ln_final.hook_normalized", []).append(stop)
-    ctx = torch.enable_grad() if grad else torch.no_grad()
-    with ctx, model.hooks(fwd=fwd):
-        try:
-            model(tokens)
-        except _Stop:
-            pass
-        logits = model.unembed(final["x"])
-    return logits, acts
+from mechscope.tasks.answer import forward_to_answer
 
 
 def attribution_patching(model, task, sites: tuple[str, ...] = ("resid_pre", "attn_out", "mlp_out", "z"),

@@ -22,33 +22,50 @@ class _Stop(Exception):
     """Raised from the final-norm hook: everything the answer position needs has been computed."""
 
 
-def answer_logits(model, tokens: torch.Tensor, answer_pos: int = -1, fwd: dict | None = None) -> torch.Tensor:
-    """Logits [n d_vocab] at `answer_pos` of `tokens` [n pos] (no gradient), with the hooks in `fwd`
-    ({name: fn or [fns]}) active."""
+def forward_to_answer(model, tokens: torch.Tensor, names: list[str], answer_pos: int, *, grad: bool):
+    """Run `tokens` [n pos] until the final norm and unembed only position `answer_pos`.
+
+    Returns (answer logits [n d_vocab], {name: activation} for `names`). With grad=True the
+    activations stay in the autograd graph (so callers can differentiate the logits with respect to
+    them); no [n pos d_vocab] tensor is ever formed, which matters for large vocabularies.
+    """
+    acts: dict[str, torch.Tensor] = {}
     final: dict[str, torch.Tensor] = {}
+
+    def save(act, hook):
+        acts[hook.name] = act
+
+    def need_grad(act, _hook):
+        # if the weights do not require grad, start the graph at the embedding
+        return None if act.requires_grad else act.detach().requires_grad_(True)
 
     def stop(act, _hook):
         final["x"] = act[:, answer_pos]
         raise _Stop
 
-    hooks = {k: list(v) if isinstance(v, list | tuple) else [v] for k, v in (fwd or {}).items()}
-    hooks.setdefault("ln_final.hook_normalized", []).append(stop)
-    with torch.no_grad(), model.hooks(fwd=hooks):
+    fwd: dict[str, list] = {name: [save] for name in names}
+    if grad:
+        fwd.setdefault("hook_embed", []).insert(0, need_grad)
+    fwd.setdefault("ln_final.hook_normalized", []).append(stop)
+    ctx = torch.enable_grad() if grad else torch.no_grad()
+    with ctx, model.hooks(fwd=fwd):
         try:
-            model(tokens.to(model.device))
+            model(tokens)
         except _Stop:
             pass
-        return model.unembed(final["x"])
+        logits = model.unembed(final["x"])
+    return logits, acts
+
+
+def answer_logits(model, tokens: torch.Tensor, answer_pos: int = -1, fwd: dict | None = None) -> torch.Tensor:
+    """Logits [n d_vocab] at `answer_pos` of `tokens` [n pos] (no gradient), with the hooks in `fwd`
+    ({name: fn or [fns]}) active."""
+    with model.hooks(fwd=fwd or {}):
+        return forward_to_answer(model, tokens.to(model.device), [], answer_pos, grad=False)[0]
 
 
 def answer_logits_and_cache(model, tokens: torch.Tensor, answer_pos: int, names: list[str]
                             ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """answer_logits and the activations at `names` (hook names, each [n ...], detached) from the same
     forward: a patching source run and its metric in one pass."""
-    store: dict[str, torch.Tensor] = {}
-
-    def save(act, hook):
-        store[hook.name] = act.detach()
-
-    logits = answer_logits(model, tokens, answer_pos, fwd={name: [save] for name in names})
-    return logits, store
+    return forward_to_answer(model, tokens.to(model.device), names, answer_pos, grad=False)
