@@ -51,6 +51,20 @@ def token_pairs(n: int = 6, pos: int = 8, seed: int = 0) -> tuple[torch.Tensor, 
     return clean, corrupt
 
 
+def check_against_single_edges(setup: CircuitSetup, scores: torch.Tensor, every: int) -> None:
+    """Exact scores [n_src n_dst] equal m(full minus that edge) - m(full) for every `every`-th edge,
+    each evaluated alone, and are zero off the graph."""
+    from mechscope.circuits.engine import evaluate
+
+    g = setup.graph
+    full = float(evaluate(setup, g.full()).mean())
+    for s, d in g.edge_index().tolist()[::every]:
+        mask = g.full()
+        mask[s, d] = False
+        assert abs(float(scores[s, d]) - (float(evaluate(setup, mask).mean()) - full)) <= 1e-5, (s, d)
+    assert float(scores[~g.allowed].abs().sum()) == 0.0
+
+
 def setup_for(model, ablation: str = "patching", **kw) -> CircuitSetup:
     clean, corrupt = token_pairs()
     return CircuitSetup.from_tokens(model, clean, corrupt, metric=logit_diff, ablation=ablation, **kw)

@@ -34,7 +34,7 @@ def test_axes_match_the_cached_shapes(model):
         assert act.shape[axes.position] == tokens.shape[1], name
         if axes.head is not None:
             site = parse(name).site
-            heads = model.cfg.n_kv_heads if site in ("attn.hook_k", "attn.hook_v") else model.cfg.n_heads
+            heads = model.cfg.n_kv_heads if site in ("attn.hook_k", "attn.hook_v", "hook_k_input", "hook_v_input") else model.cfg.n_heads
             assert act.shape[axes.head] == heads, name
 
 

@@ -1,7 +1,7 @@
 """ACDC (Conmy et al. 2023) on the circuit engine.
 
 1. Start from the full graph; visit destinations in reverse topological order (logits, then
-   m{L-1}, a{L-1}, ..., a0), and each destination's incoming edges from the latest source back.
+   m{L-1}, a{L-1} (or its q/k/v inputs, last head first), ..., a0), and each destination's incoming edges from the latest source back.
 2. For each edge, evaluate the current circuit without it. Its distance from the full model is
    KL(full || circuit) at the answer position (``objective="kl"``) or |m(circuit) - m(full)| for the
    task metric (``objective="metric"``), averaged over prompts.
@@ -21,7 +21,6 @@ import torch
 
 from mechscope.circuits.attribution import EdgeScores
 from mechscope.circuits.engine import CircuitSetup, answer_logits, mean_metric, prompt_mean
-from mechscope.circuits.selection import _destination_of_source
 from mechscope.errors import InputError
 from mechscope.progress import progress
 
@@ -70,11 +69,10 @@ def acdc(setup: CircuitSetup, tau: float, *, objective: str = "kl") -> AcdcResul
     mask, scores = g.full(), torch.zeros(g.n_src, g.n_dst)
     full_metric = float(prompt_mean(setup, setup.metric(setup.clean_answer_logits, torch.arange(setup.n_prompts))[None])[0])
     current = _distance(setup, mask, objective, full_metric)
-    into = _destination_of_source(g)
     forwards = 1
     order = [(s, d) for d in reversed(range(g.n_dst)) for s in reversed(range(g.n_src)) if g.allowed[s, d]]
     for s, d in progress(order, desc="ACDC", total=len(order)):
-        owners = [i for i, t in enumerate(into) if t == d]
+        owners = g.feeds[d]                          # the sources that read destination d
         if d != g.n_dst - 1 and not bool(mask[owners].any()):
             mask[s, d] = False                       # dead destination: nothing downstream reads it
             continue

@@ -39,7 +39,7 @@ from mechscope import distributed as ddp
 from mechscope.circuits.engine import CircuitSetup, mean_metric
 from mechscope.circuits.graph import Graph
 from mechscope.circuits.sources import (
-    destination_hook_names,
+    destination_hooks,
     group_layer,
     head_outputs,
     is_heads,
@@ -81,9 +81,14 @@ class EdgeScores(Result):
     def to_dict(self) -> dict:
         out = super().to_dict()
         out["edges"] = dict(zip(self.graph.edge_names(), self.vector.tolist(), strict=True))
-        out["graph"] = {"n_layers": self.graph.n_layers, "n_heads": self.graph.n_heads,
-                        "parallel_attn_mlp": self.graph.parallel_attn_mlp}
+        out["graph"] = dataclasses.asdict(self.graph)
         return out
+
+    def merged(self) -> EdgeScores:
+        """On a split (q/k/v) graph: the scores summed onto one destination per attention layer."""
+        if not self.graph.qkv:
+            return self
+        return dataclasses.replace(self, graph=self.graph.merged, scores=self.graph.merge(self.scores))
 
     def figure(self):
         from mechscope.circuits.figures import graph_figure
@@ -96,7 +101,7 @@ def _gradients(setup: CircuitSetup, fwd: dict | None = None) -> torch.Tensor:
 
     A plain clean pass (no `fwd`) also records the clean sources and logits if the setup lacks them.
     """
-    names = destination_hook_names(setup.graph.n_layers)
+    names = [name for name, _ in destination_hooks(setup.graph)]
     record = fwd is None and setup._clean_sources is None
     sources = source_hook_names(setup.graph.n_layers) if record else []
     with torch.enable_grad(), setup.model.hooks(fwd=fwd or {}):
@@ -107,7 +112,8 @@ def _gradients(setup: CircuitSetup, fwd: dict | None = None) -> torch.Tensor:
         values = setup.metric(logits.float(), torch.arange(setup.n_prompts))
         live = {n: acts[n] for n in names}
         grads = torch.autograd.grad(values.sum(), [live[n] for n in names], allow_unused=True)
-    return torch.stack([torch.zeros_like(live[n]) if g is None else g for n, g in zip(names, grads, strict=True)], 2)
+    per_hook = [torch.zeros_like(live[n]) if g is None else g for n, g in zip(names, grads, strict=True)]
+    return torch.cat([g if g.ndim == 4 else g.unsqueeze(2) for g in per_hook], 2)   # split inputs: [n pos heads d]
 
 
 def _scores_from(setup: CircuitSetup, grads: torch.Tensor) -> torch.Tensor:

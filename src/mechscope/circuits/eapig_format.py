@@ -1,51 +1,65 @@
 """Graph files in EAP-IG's JSON layout (hannamw/EAP-IG ``Graph.to_json`` / ``from_json``).
 
-    {"cfg": {"n_layers", "n_heads", "parallel_attn_mlp", "d_model"},
+    {"cfg": {"n_layers", "n_heads", "n_key_value_heads", "parallel_attn_mlp", "d_model"},
      "nodes": {"input": true, "a0.h1": false, ...},                   (or {"in_graph": ..., "score": ...})
      "edges": {"a0.h1->a1.h0<k>": {"score": 0.12, "in_graph": true}, ...}}
 
-EAP-IG's attention destinations are per head and per q/k/v input; ours are per layer. Export
+EAP-IG's attention destinations are per head and per q/k/v input, as are those of a split graph
+(``Graph(qkv=True)``), whose edges are written and read one for one. A merged graph's export
 writes every split edge of a merged edge with the merged edge's in_graph flag and 1 / (3 n_heads)
-of its score; import merges split edges back (scores summed, in_graph if any split edge is in),
-so a round trip returns the same scores and circuit. A file written by EAP-IG imports the same
-way: the merged score is the sum of its split scores, the merged edge is in the circuit if any
-split edge is.
+of its score; import onto a merged graph (``qkv=False``) merges split edges back (scores summed,
+in_graph if any split edge is in), so a round trip returns the same scores and circuit, and a
+file written by EAP-IG gives merged scores that are the sums of its split scores.
+
+Grouped-query models: EAP-IG (TransformerLens with ``ungroup_grouped_query_attention``) has a
+k and a v input per query head; a split graph has one per kv head, which is the sum of its
+group's (the kv head's input gradient is the sum of the copies'). Export writes a kv edge onto
+each query head of its group with 1 / group of its score; import sums a group's edges.
 """
 
 from __future__ import annotations
 
 import torch
 
-from mechscope.circuits.graph import Graph
+from mechscope.circuits.graph import SPLIT_DST, Graph
 from mechscope.errors import InputError
 
 
 def to_eapig(graph: Graph, scores: torch.Tensor, mask: torch.Tensor | None = None, *, d_model: int = 0) -> dict:
     """scores [n_src n_dst], mask [n_src n_dst] bool (None: every edge in) -> EAP-IG's JSON dict."""
-    mask = graph.allowed if mask is None else mask & graph.allowed
-    share = 1.0 / (3 * graph.n_heads)
+    mask = graph.full() if mask is None else mask & graph.allowed
+    group = graph.n_heads // graph.kv_heads
     edges: dict[str, dict] = {}
     src_names, dst_names = graph.sources, graph.destinations
     for s, d in graph.edge_index().tolist():
         name, value, keep = dst_names[d], float(scores[s, d]), bool(mask[s, d])
-        if name.startswith("a"):
-            for h in range(graph.n_heads):
-                for qkv in "qkv":
-                    edges[f"{src_names[s]}->{name}.h{h}<{qkv}>"] = {"score": value * share, "in_graph": keep}
-        else:
-            edges[f"{src_names[s]}->{name}"] = {"score": value, "in_graph": keep}
+        split = SPLIT_DST.match(name)
+        if not name.startswith("a"):
+            targets = [name]
+        elif split is None:                     # merged: every head's q, k and v input
+            targets = [f"{name}.h{h}<{x}>" for h in range(graph.n_heads) for x in "qkv"]
+        elif split.group(3) == "q" or group == 1:
+            targets = [name]
+        else:                                   # a kv head: each query head of its group
+            layer, g, x = split.groups()
+            targets = [f"a{layer}.h{h}<{x}>" for h in range(int(g) * group, (int(g) + 1) * group)]
+        for target in targets:
+            edges[f"{src_names[s]}->{target}"] = {"score": value / len(targets), "in_graph": keep}
     used = set(graph.nodes_of(mask)) | {"logits"}
     nodes = {n: n in used for n in graph.sources + ["logits"]}
-    cfg = {"n_layers": graph.n_layers, "n_heads": graph.n_heads,
+    cfg = {"n_layers": graph.n_layers, "n_heads": graph.n_heads, "n_key_value_heads": graph.n_kv_heads or None,
            "parallel_attn_mlp": graph.parallel_attn_mlp, "d_model": d_model}
     return {"cfg": cfg, "nodes": nodes, "edges": edges}
 
 
-def from_eapig(data: dict) -> tuple[Graph, torch.Tensor, torch.Tensor]:
-    """EAP-IG's JSON dict -> (graph, scores [n_src n_dst], mask [n_src n_dst] bool)."""
+def from_eapig(data: dict, *, qkv: bool = False) -> tuple[Graph, torch.Tensor, torch.Tensor]:
+    """EAP-IG's JSON dict -> (graph, scores [n_src n_dst], mask [n_src n_dst] bool); `qkv`: onto a split
+    graph (per head and q/k/v input) rather than a merged one."""
     try:
         cfg, edges = data["cfg"], data["edges"]
-        graph = Graph(int(cfg["n_layers"]), int(cfg["n_heads"]), bool(cfg.get("parallel_attn_mlp", False)))
+        n_heads, n_kv = int(cfg["n_heads"]), int(cfg.get("n_key_value_heads") or cfg["n_heads"])
+        graph = Graph(int(cfg["n_layers"]), n_heads, bool(cfg.get("parallel_attn_mlp", False)), qkv=qkv,
+                      n_kv_heads=n_kv if n_kv != n_heads else 0)
     except (KeyError, TypeError) as err:
         raise InputError(f"not an EAP-IG graph file: missing {err}; expected keys cfg (n_layers, n_heads) "
                          "and edges") from None
@@ -53,7 +67,12 @@ def from_eapig(data: dict) -> tuple[Graph, torch.Tensor, torch.Tensor]:
     mask = graph.empty()
     src_at = {n: i for i, n in enumerate(graph.sources)}
     dst_at = {n: i for i, n in enumerate(graph.destinations)}
+    group = graph.n_heads // graph.kv_heads
     for name, info in edges.items():
+        src, _, dst = name.partition("->")
+        split = SPLIT_DST.match(dst)
+        if qkv and split and split.group(3) != "q" and group > 1:      # a query head's k / v: its kv head's
+            name = f"{src}->a{split.group(1)}.h{int(split.group(2)) // group}<{split.group(3)}>"
         s, d = graph.parse_edge(name, src_at, dst_at)
         if isinstance(info, dict):
             score, keep = info.get("score"), info.get("in_graph", False)

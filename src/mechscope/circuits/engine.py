@@ -29,7 +29,7 @@ from mechscope.circuits.metric import CircuitMetric, task_metric
 from mechscope.circuits.sources import (
     ablated_values,
     as_group,
-    destination_hook_names,
+    destination_hooks,
     group_layer,
     group_list,
     head_outputs,
@@ -67,9 +67,10 @@ class CircuitSetup:
     _clean_answer_logits: torch.Tensor | None = None
 
     @classmethod
-    def from_task(cls, model, task, *, ablation: str = "patching", metric=None, max_rows: int = 256
-                  ) -> CircuitSetup:
-        """`task`: a mechscope Task; `metric`: None (the task's), a metric name or a function.
+    def from_task(cls, model, task, *, ablation: str = "patching", metric=None, max_rows: int = 256,
+                  qkv: bool = False) -> CircuitSetup:
+        """`task`: a mechscope Task; `metric`: None (the task's), a metric name or a function; `qkv`:
+        attention destinations per head and q / k / v input (`Graph`), else one per layer.
 
         Under torchrun each rank takes the disjoint share task[rank::world_size] of the prompts; every
         score and mean is a sum over prompts all-reduced across ranks, so results match one process.
@@ -77,11 +78,11 @@ class CircuitSetup:
         if ddp.is_distributed():
             task = task.subset(slice(ddp.rank(), None, ddp.world_size()))
         return cls.from_tokens(model, task.clean_tokens, task.corrupt_tokens, task=task, ablation=ablation,
-                               metric=metric, answer_pos=task.answer_pos, max_rows=max_rows)
+                               metric=metric, answer_pos=task.answer_pos, max_rows=max_rows, qkv=qkv)
 
     @classmethod
     def from_tokens(cls, model, clean_tokens, corrupt_tokens, *, task=None, ablation="patching", metric=None,
-                    answer_pos: int = -1, max_rows: int = 256) -> CircuitSetup:
+                    answer_pos: int = -1, max_rows: int = 256, qkv: bool = False) -> CircuitSetup:
         clean, corrupt = torch.as_tensor(clean_tokens), torch.as_tensor(corrupt_tokens)
         if clean.ndim != 2 or clean.shape != corrupt.shape:
             raise InputError(f"clean tokens {tuple(clean.shape)} and corrupt tokens {tuple(corrupt.shape)} must "
@@ -90,7 +91,7 @@ class CircuitSetup:
         if task is None and not callable(metric):
             raise InputError("without a task, pass metric= as a function (answer_logits, prompt_index) -> [rows]")
         clean, corrupt = clean.to(model.device), corrupt.to(model.device)
-        setup = cls(model=model, graph=Graph.from_model(model), clean_tokens=clean, corrupt_tokens=corrupt,
+        setup = cls(model=model, graph=Graph.from_model(model, qkv=qkv), clean_tokens=clean, corrupt_tokens=corrupt,
                     ablation=ablation, ablated=ablated_values(model, corrupt, ablation), metric=None,
                     w_o=model.W_O.detach(),
                     answer_pos=answer_pos, max_rows=max_rows,
@@ -169,16 +170,20 @@ def engine_hooks(setup: CircuitSetup, ablate: torch.Tensor) -> dict:
             deltas[start] = delta.movedim(3, 1).reshape(k, delta.shape[3], -1)
         return fn
 
-    def patch(dst: int):
-        w = weights[:, :, dst]                                                    # [k n_src]
-        active = [(s, z) for s, z in zip(starts, sizes, strict=True) if bool(w[:, s:s + z].any())]
+    def patch(first: int, count: int):
+        """Destinations first .. first+count-1 of one hook: x is [k*n pos d_model] (count 1) or
+        [k*n pos count d_model] (the split q/k/v inputs, one destination per head)."""
+        w = weights[:, :, first:first + count].transpose(1, 2)                    # [k count n_src]
+        active = [(s, z) for s, z in zip(starts, sizes, strict=True) if bool(w[:, :, s:s + z].any())]
 
         def fn(x, hook):
             if not active:
                 return None
             total = 0
-            for start, size in active:                                            # [k 1 g] @ [k g npd]
-                total = total + torch.bmm(w[:, None, start:start + size], deltas[start])
+            for start, size in active:                                            # [k c g] @ [k g npd]
+                total = total + torch.bmm(w[:, :, start:start + size], deltas[start])
+            pos, d_model = x.shape[1], x.shape[-1]
+            total = total.view(k, count, n, pos, d_model).permute(0, 2, 3, 1, 4)   # [k n pos count d]
             return x + total.reshape(x.shape)
         return fn
 
@@ -186,8 +191,10 @@ def engine_hooks(setup: CircuitSetup, ablate: torch.Tensor) -> dict:
         hook = record(i)
         if hook is not None:
             fwd[name] = hook
-    for dst, name in enumerate(destination_hook_names(setup.graph.n_layers)):
-        fwd[name] = patch(dst)
+    first = 0
+    for name, count in destination_hooks(setup.graph):
+        fwd[name] = patch(first, count)
+        first += count
     return fwd
 
 

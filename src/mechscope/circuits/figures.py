@@ -1,7 +1,8 @@
 """Plotly figures for circuits: the edge graph (nodes by layer, edge width by |score|) and the curve.
 
 Layout: one column per sublayer (input, a0, m0, a1, ..., logits); heads stack in their column; an
-attention layer's input (the destination ``a{L}``) is the diamond under its heads. Edges are
+attention layer's input (the destination ``a{L}``) is the diamond under its heads, or on a split
+graph each head's q / k / v inputs are three small diamonds left of the head. Edges are
 drawn in a few width bins (one trace per bin and sign) so large graphs stay responsive; only the
 `max_edges` largest are drawn. Hover shows each edge's name and score.
 """
@@ -23,7 +24,13 @@ def _positions(graph: Graph) -> tuple[dict[str, tuple[float, float]], dict[str, 
         for h in range(graph.n_heads):
             src[f"a{layer}.h{h}"] = (xa, top - h)
         src[f"m{layer}"] = (xm, 0.0)
-        dst[f"a{layer}"] = (xa - 0.35, -top - 1.0)
+        if graph.qkv:   # each head's q, k, v inputs left of it (a kv head's beside its group's first head)
+            group = graph.n_heads // graph.kv_heads
+            for i, (x, n) in enumerate(zip("qkv", graph.qkv_heads, strict=True)):
+                for h in range(n):
+                    dst[f"a{layer}.h{h}<{x}>"] = (xa - 0.5 + 0.12 * i, top - h * (1 if x == "q" else group) - 0.25)
+        else:
+            dst[f"a{layer}"] = (xa - 0.35, -top - 1.0)
         dst[f"m{layer}"] = (xm - 0.2, 0.0)
     dst["logits"] = (1 + 2 * graph.n_layers, 0.0)
     return src, dst

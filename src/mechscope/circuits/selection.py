@@ -37,21 +37,12 @@ def threshold(graph: Graph, scores: torch.Tensor, t: float) -> torch.Tensor:
     return (scores.float().abs() >= t) & graph.allowed
 
 
-def _destination_of_source(graph: Graph) -> list[int]:
-    """For each source, the destination through which edges reach it (-1 for the input)."""
-    out = [-1]
-    for layer in range(graph.n_layers):
-        out += [2 * layer] * graph.n_heads + [2 * layer + 1]
-    return out
-
-
 def greedy(graph: Graph, scores: torch.Tensor, n: int) -> torch.Tensor:
     n = _check_n(graph, n)
     allowed, mag = graph.allowed, scores.float().abs()
     reached = torch.zeros(graph.n_dst, dtype=torch.bool)
     reached[-1] = True
     mask = graph.empty()
-    into = _destination_of_source(graph)
     for _ in range(n):
         candidates = allowed & ~mask & reached[None, :]
         if not bool(candidates.any()):
@@ -59,8 +50,7 @@ def greedy(graph: Graph, scores: torch.Tensor, n: int) -> torch.Tensor:
         flat = torch.where(candidates, mag, torch.full_like(mag, -1.0)).flatten().argmax()
         s, d = divmod(int(flat), graph.n_dst)
         mask[s, d] = True
-        if into[s] >= 0:
-            reached[into[s]] = True
+        reached |= graph.feeds[:, s]                    # the source's own inputs can now be added
     return mask
 
 

@@ -40,12 +40,20 @@ def source_hook_names(n_layers: int) -> list[str]:
     return names
 
 
-def destination_hook_names(n_layers: int) -> list[str]:
-    """In `Graph.destinations` order: a0, m0, a1, m1, ..., logits."""
-    names = []
-    for layer in range(n_layers):
-        names += [f"blocks.{layer}.hook_attn_in", f"blocks.{layer}.hook_mlp_in"]
-    return names + ["ln_final.hook_in"]
+def destination_hooks(graph) -> list[tuple[str, int]]:
+    """(hook name, destinations it holds) in `Graph.destinations` order: a0, m0, a1, m1, ..., logits.
+
+    A merged attention destination is hook_attn_in [batch pos d_model]; split ones are the
+    q / k / v input points [batch pos heads d_model], one destination per head.
+    """
+    out = []
+    for layer in range(graph.n_layers):
+        if graph.qkv:
+            out += [(f"blocks.{layer}.hook_{x}_input", n) for x, n in zip("qkv", graph.qkv_heads, strict=True)]
+        else:
+            out.append((f"blocks.{layer}.hook_attn_in", 1))
+        out.append((f"blocks.{layer}.hook_mlp_in", 1))
+    return out + [("ln_final.hook_in", 1)]
 
 
 def is_heads(name: str) -> bool:

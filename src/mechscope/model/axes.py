@@ -5,6 +5,7 @@ the batched patching in `mechscope.patching`) builds its index with `where` from
 axis layout of a hook point is written down exactly once::
 
     q, k, v, z, result         [batch pos head d]      head axis 2, position axis 1
+    q/k/v_input                [batch pos head d_model] head axis 2, position axis 1
     attn_scores, pattern       [batch head q_pos k_pos] head axis 1, position axis 2 (the query)
     resid / attn_out / mlp_*   [batch pos d]           no head axis, position axis 1
     ln*.hook_scale             [batch pos 1]           no head axis, position axis 1
@@ -67,6 +68,7 @@ _PER_POSITION = Axes(head=None, position=1)
 AXES: dict[str, Axes] = {
     "attn.hook_q": _PER_HEAD, "attn.hook_k": _PER_HEAD, "attn.hook_v": _PER_HEAD,
     "attn.hook_z": _PER_HEAD, "attn.hook_result": _PER_HEAD,
+    "hook_q_input": _PER_HEAD, "hook_k_input": _PER_HEAD, "hook_v_input": _PER_HEAD,
     "attn.hook_attn_scores": _PER_QUERY, "attn.hook_pattern": _PER_QUERY,
     **dict.fromkeys((
         "hook_embed", "hook_pos_embed", "hook_resid_pre", "hook_resid_mid", "hook_resid_post",

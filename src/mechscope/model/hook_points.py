@@ -15,6 +15,8 @@ Where each point comes from (module paths come from the architecture table):
       ln_final.hook_in              to hooks as a view: the norm is the sublayer's only reader, so a
                                     replacement reaches that sublayer alone, and a gradient taken with
                                     respect to it counts only the path through that sublayer
+    hook_q_input / hook_k_input /   hook_attn_in copied per head; the q / k / v projections are rebuilt from
+      hook_v_input                  the copies (forward hooks on them; mechscope.model.split_qkv)
     attn.hook_q ... hook_z          inside our attention function (mechscope.model.attention)
     attn.hook_result                computed from the output projection's input; if a hook replaces it,
                                     the projection's output becomes sum over heads + bias
@@ -35,7 +37,7 @@ from collections.abc import Callable
 import torch
 
 from mechscope.errors import BatchGrowthError, HookShapeError, InputError, InterventionError
-from mechscope.model import shared_norm
+from mechscope.model import shared_norm, split_qkv
 from mechscope.model.adapters import ArchitectureTable
 from mechscope.model.attention import STATE_ATTR
 from mechscope.model.flat_mlp import MLP_SIDE, Unflattened, record_batch_pos
@@ -161,8 +163,8 @@ class _AttnHooks:
 class Attachment:
     """Context manager: install the module hooks a HookSet needs; always remove them on exit."""
 
-    def __init__(self, structure: Structure, hookset: HookSet, table: ArchitectureTable, *, n_heads: int) -> None:
-        self.s, self.hs, self.n_heads = structure, hookset, n_heads
+    def __init__(self, structure: Structure, hookset: HookSet, table: ArchitectureTable, *, cfg) -> None:
+        self.s, self.hs, self.n_heads, self.table, self.cfg = structure, hookset, cfg.n_heads, table, cfg
         self.norm, self.eps_attr = table.norm, table.norm_eps_attr
         self.out_proj_is_conv1d, self.query_scale_attr = table.out_proj_is_conv1d, table.query_prescaled_attr
         self.gate_up_fused, self.mlp_flat = table.mlp_gate_up_fused, table.mlp_flattens_positions
@@ -203,15 +205,17 @@ class Attachment:
             return torch.cat([hs.apply(name, gate), up], dim=-1)
         return hook
 
-    def _on_read(self, name: str, hs=None):
-        """Pre-hook on a norm module: its input, as a fresh view, is the sublayer's own copy."""
+    def _on_read(self, name: str, hs=None, stash: dict | None = None):
+        """Pre-hook on a norm module: its input, as a fresh view, is the sublayer's own copy (also left
+        in `stash` under split_qkv.ATTN_IN_KEY when given)."""
         hs = hs or self.hs
 
         def hook(_module, args, kwargs):
-            if args:
-                return (hs.apply(name, args[0].view_as(args[0])), *args[1:]), kwargs
-            x = kwargs["hidden_states"]
-            return args, {**kwargs, "hidden_states": hs.apply(name, x.view_as(x))}
+            x = shared_norm.first_input(args, kwargs)
+            new = hs.apply(name, x.view_as(x))
+            if stash is not None:
+                stash[split_qkv.ATTN_IN_KEY] = new
+            return shared_norm.with_first_input(args, kwargs, new)
         return hook
 
     def _on_norm(self, prefix: str, module: torch.nn.Module, wanted: set[str], hs=None):
@@ -305,12 +309,17 @@ class Attachment:
         if self.mlp_flat and sites & MLP_SIDE:   # the MLP sees [batch*pos, ...]: hooks see [batch pos ...]
             mlp_hs = Unflattened(self.hs, stash)
             add(b.block.register_forward_pre_hook(record_batch_pos(stash), with_kwargs=True))
+        split = sites & set(split_qkv.SPLIT_SITES)
+        if split:   # the split q/k/v inputs copy what the attention reads: surface hook_attn_in, keep it
+            self.hs._points.setdefault(pre + "hook_attn_in", parse(pre + "hook_attn_in"))
+            sites = sites | {"hook_attn_in"}
         if b.ln2 is b.ln1:  # one norm read by parallel attention and MLP (mechscope.model.shared_norm)
-            self._install_shared_norm(b, sites, pre, wanted)
+            self._install_shared_norm(b, sites, pre, wanted, stash)
         else:
             for site, module, hs in (("hook_attn_in", b.ln1, self.hs), ("hook_mlp_in", b.ln2, mlp_hs)):
                 if site in sites:
-                    add(module.register_forward_pre_hook(self._on_read(pre + site, hs), with_kwargs=True))
+                    keep = stash if site == "hook_attn_in" else None
+                    add(module.register_forward_pre_hook(self._on_read(pre + site, hs, keep), with_kwargs=True))
             for ln, module, hs in (("ln1", b.ln1, self.hs), ("ln2", b.ln2, mlp_hs)):
                 if sites & {f"{ln}.hook_scale", f"{ln}.hook_normalized"}:
                     add(module.register_forward_hook(self._on_norm(f"{pre}{ln}.", module, wanted, hs)))
@@ -321,6 +330,8 @@ class Attachment:
                 setattr(b.attn, STATE_ATTR, state)
             state.entries.append((self.hs, pre + "attn.hook_"))
             self._attn_modules.append(b.attn)
+        for module, hook in split_qkv.projection_hooks(self.hs, pre, self.table, self.cfg, b, stash, split):
+            add(module.register_forward_hook(hook))
         if "attn.hook_result" in sites:
             add(b.out_proj.register_forward_hook(self._on_out_proj(layer)))
         if sites & {"hook_attn_out", "hook_resid_mid"}:
@@ -334,13 +345,14 @@ class Attachment:
         if "hook_mlp_out" in sites:
             add(b.mlp_writer.register_forward_hook(self._on_output(pre + "hook_mlp_out", mlp_hs)))
 
-    def _install_shared_norm(self, b, sites: set[str], pre: str, wanted: set[str]) -> None:
+    def _install_shared_norm(self, b, sites: set[str], pre: str, wanted: set[str], block_stash: dict) -> None:
         add, norm, stash = self._handles.append, b.ln1, {}
         if sites & {"hook_attn_in", "hook_mlp_in"}:
             add(norm.register_forward_pre_hook(shared_norm.record_norm_input(stash), with_kwargs=True))
         for reads, ln, reader in (("hook_attn_in", "ln1", b.attn), ("hook_mlp_in", "ln2", b.mlp)):
             if reads in sites:
-                hook = shared_norm.own_copy_input(self.hs, pre + reads, norm, stash)
+                keep = block_stash if reads == "hook_attn_in" else None
+                hook = shared_norm.own_copy_input(self.hs, pre + reads, norm, stash, keep)
                 add(reader.register_forward_pre_hook(hook, with_kwargs=True))
             if f"{ln}.hook_normalized" in sites:
                 add(reader.register_forward_pre_hook(self._on_read(f"{pre}{ln}.hook_normalized"), with_kwargs=True))

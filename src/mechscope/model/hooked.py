@@ -142,7 +142,7 @@ class HookedModel(WeightViews, Tokenization):
         return tokens, attention_mask
 
     def _attachment(self, hookset: HookSet) -> Attachment:
-        return Attachment(self.structure, hookset, self.table, n_heads=self.cfg.n_heads)
+        return Attachment(self.structure, hookset, self.table, cfg=self.cfg)
 
     def forward(self, inputs, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
         """Logits [batch pos d_vocab] for text or tokens, with every active hook applied."""

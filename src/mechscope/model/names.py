@@ -16,6 +16,11 @@ Per block ``blocks.{L}.``::
     hook_attn_in               [batch pos d_model]   (on request) the pre-norm residual the attention sublayer
                                                      reads, as a separate copy: a replacement changes only
                                                      this layer's attention (its norm input), not the stream
+    hook_q_input               [batch pos head d_model]     (on request) hook_attn_in copied per query head: what
+                                                          head h's query projection reads (through ln1);
+                                                          mechscope.model.split_qkv
+    hook_k_input, hook_v_input [batch pos kv_head d_model]  (on request) the same per key / value head (GQA: per
+                                                          kv head, as TransformerLens without ungrouping)
     ln1.hook_scale             [batch pos 1]         (observe-only) divisor of the attention-input norm
     ln1.hook_normalized        [batch pos d_model]   attention input
     attn.hook_q                [batch pos head d_head]     queries (after RoPE on rotary models)
@@ -54,6 +59,7 @@ GLOBAL_SITES = ("hook_embed", "hook_pos_embed", "ln_final.hook_in", "ln_final.ho
 BLOCK_SITES = (
     "hook_resid_pre",
     "hook_attn_in",
+    "hook_q_input", "hook_k_input", "hook_v_input",
     "ln1.hook_scale", "ln1.hook_normalized",
     "attn.hook_q", "attn.hook_k", "attn.hook_v",
     "attn.hook_attn_scores", "attn.hook_pattern", "attn.hook_z", "attn.hook_result",
@@ -65,9 +71,11 @@ BLOCK_SITES = (
 )
 ATTN_INTERNAL = {"attn.hook_q": "q", "attn.hook_k": "k", "attn.hook_v": "v",
                  "attn.hook_attn_scores": "attn_scores", "attn.hook_pattern": "pattern", "attn.hook_z": "z"}
-ON_REQUEST = ("attn.hook_result", "hook_attn_in", "hook_mlp_in", "ln_final.hook_in")
+ON_REQUEST = ("attn.hook_result", "hook_attn_in", "hook_q_input", "hook_k_input", "hook_v_input", "hook_mlp_in",
+              "ln_final.hook_in")
 """Points left out of ``names=None``: computing them costs real work (or, for the sublayer inputs, a
-second copy of the residual stream in the cache), so they must be named."""
+second copy of the residual stream in the cache, n_heads copies for the split q/k/v inputs), so they
+must be named."""
 
 _ALIASES = {
     "resid_pre": "hook_resid_pre", "resid_mid": "hook_resid_mid", "resid_post": "hook_resid_post",
@@ -78,6 +86,7 @@ _ALIASES = {
     "pre": "mlp.hook_pre", "post": "mlp.hook_post",
     "embed": "hook_embed", "pos_embed": "hook_pos_embed",
     "attn_in": "hook_attn_in", "mlp_in": "hook_mlp_in",
+    "q_input": "hook_q_input", "k_input": "hook_k_input", "v_input": "hook_v_input",
 }
 _BLOCK_RE = re.compile(r"^blocks\.(\d+)\.(.+)$")
 

@@ -19,13 +19,15 @@ from __future__ import annotations
 
 import torch
 
+from mechscope.model.split_qkv import ATTN_IN_KEY
+
 
 def first_input(args: tuple, kwargs: dict) -> torch.Tensor:
     """The hidden states a module was called with, positionally or as ``hidden_states=``."""
     return args[0] if args else kwargs["hidden_states"]
 
 
-def _with_first_input(args: tuple, kwargs: dict, new: torch.Tensor) -> tuple[tuple, dict]:
+def with_first_input(args: tuple, kwargs: dict, new: torch.Tensor) -> tuple[tuple, dict]:
     if args:
         return (new, *args[1:]), kwargs
     return args, {**kwargs, "hidden_states": new}
@@ -38,9 +40,13 @@ def record_norm_input(stash: dict):
     return hook
 
 
-def own_copy_input(hookset, name: str, norm: torch.nn.Module, stash: dict):
-    """Pre-hook on a sublayer reading the shared norm: its input becomes norm(hooked copy of the residual)."""
+def own_copy_input(hookset, name: str, norm: torch.nn.Module, stash: dict, keep: dict | None = None):
+    """Pre-hook on a sublayer reading the shared norm: its input becomes norm(hooked copy of the residual).
+    The hooked copy is also left in `keep` (under split_qkv.ATTN_IN_KEY) when given."""
     def hook(_module, args, kwargs):
         x = stash["norm_in"]
-        return _with_first_input(args, kwargs, norm.forward(hookset.apply(name, x.view_as(x))))
+        copy = hookset.apply(name, x.view_as(x))
+        if keep is not None:
+            keep[ATTN_IN_KEY] = copy
+        return with_first_input(args, kwargs, norm.forward(copy))
     return hook

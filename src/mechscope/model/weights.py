@@ -24,6 +24,40 @@ def _bias(module: torch.nn.Module, size: int, like: torch.Tensor) -> torch.Tenso
     return whole(b).detach() if b is not None else torch.zeros(size, dtype=like.dtype, device=like.device)
 
 
+def per_head_qkv(table, cfg, attn: torch.nn.Module, *, read=lambda p: p) -> tuple[list, list]:
+    """One attention module's projections per head, as the module stores them (K/V not expanded):
+    ([W_Q [head d_model d_head], W_K, W_V [kv_head d_model d_head]], [b_Q [head d_head], b_K, b_V]).
+
+    `read` maps each parameter before the reshapes (the views pass ``whole(p).detach()``; the split
+    q/k/v input hooks pass the live parameter, so gradients reach it).
+    """
+    t, H, KV, d, dm = table, cfg.n_heads, cfg.n_kv_heads, cfg.d_head, cfg.d_model
+
+    def bias(m, size, like):
+        b = getattr(m, "bias", None)
+        return read(b) if b is not None else torch.zeros(size, dtype=like.dtype, device=like.device)
+
+    if t.qkv_layout == "separate":
+        ws, bs = [], []
+        for path, n in ((t.q_proj, H), (t.k_proj, KV), (t.v_proj, KV)):
+            m = attn.get_submodule(path)
+            w = read(m.weight).T
+            ws.append(w.reshape(dm, n, d).permute(1, 0, 2))
+            bs.append(bias(m, n * d, w).reshape(n, d))
+    elif t.qkv_layout in ("fused_conv1d", "fused_linear"):  # output [q | k | v]
+        m, sizes, heads = attn.get_submodule(t.q_proj), (H * d, KV * d, KV * d), (H, KV, KV)
+        w = read(m.weight) if t.qkv_layout == "fused_conv1d" else read(m.weight).T
+        ws = [p.reshape(dm, n, d).permute(1, 0, 2) for p, n in zip(w.split(sizes, dim=1), heads, strict=True)]
+        bs = [p.reshape(n, d) for p, n in zip(bias(m, sum(sizes), w).split(sizes), heads, strict=True)]
+    else:  # fused_per_head: output laid out as [head, (q|k|v), d_head]
+        m = attn.get_submodule(t.q_proj)
+        w = read(m.weight).reshape(H, 3, d, dm)
+        ws = [w[:, i].transpose(1, 2) for i in range(3)]
+        b = bias(m, 3 * H * d, w).reshape(H, 3, d)
+        bs = [b[:, i] for i in range(3)]
+    return ws, bs
+
+
 class WeightViews:
     """Mixin for HookedModel: needs self.structure, self.table, self.cfg."""
 
@@ -52,28 +86,9 @@ class WeightViews:
     # -- attention --------------------------------------------------------------------------------
     def _qkv(self, layer: int) -> tuple[torch.Tensor, ...]:
         """(W_Q, W_K, W_V) [head d_model d_head] and (b_Q, b_K, b_V) [head d_head] of one layer."""
-        t, c, attn = self.table, self.cfg, self.structure.blocks[layer].attn
-        H, KV, d, dm = c.n_heads, c.n_kv_heads, c.d_head, c.d_model
-        if t.qkv_layout == "separate":
-            ws, bs = [], []
-            for path, n in ((t.q_proj, H), (t.k_proj, KV), (t.v_proj, KV)):
-                m = attn.get_submodule(path)
-                w = in_out(m, False)
-                ws.append(w.reshape(dm, n, d).permute(1, 0, 2))
-                bs.append(_bias(m, n * d, w).reshape(n, d))
-        elif t.qkv_layout in ("fused_conv1d", "fused_linear"):  # output [q | k | v]
-            m, sizes = attn.get_submodule(t.q_proj), (H * d, KV * d, KV * d)
-            w = in_out(m, t.qkv_layout == "fused_conv1d")
-            heads = (H, KV, KV)
-            ws = [p.reshape(dm, n, d).permute(1, 0, 2) for p, n in zip(w.split(sizes, dim=1), heads, strict=True)]
-            bs = [p.reshape(n, d) for p, n in zip(_bias(m, sum(sizes), w).split(sizes), heads, strict=True)]
-        else:  # fused_per_head: output laid out as [head, (q|k|v), d_head]
-            m = attn.get_submodule(t.q_proj)
-            w = whole(m.weight).detach().reshape(H, 3, d, dm)
-            ws = [w[:, i].transpose(1, 2) for i in range(3)]
-            b = _bias(m, 3 * H * d, w).reshape(H, 3, d)
-            bs = [b[:, i] for i in range(3)]
-        rep = H // KV
+        ws, bs = per_head_qkv(self.table, self.cfg, self.structure.blocks[layer].attn,
+                              read=lambda p: whole(p).detach())
+        rep = self.cfg.n_heads // self.cfg.n_kv_heads
         if rep > 1:
             ws = [ws[0]] + [x.repeat_interleave(rep, dim=0) for x in ws[1:]]
             bs = [bs[0]] + [x.repeat_interleave(rep, dim=0) for x in bs[1:]]
