@@ -18,14 +18,15 @@ from mechscope.tasks import get_task
 WEIGHTS = Path(mechscope.__file__).parent / "organisms" / "weights"
 
 
-def _organism(name: str, ablation: str):
+def _organism(name: str, ablation: str, qkv: bool = False):
     """(CircuitSetup on the organism's own task, truth mask) or a skip when it is not shipped."""
     path = WEIGHTS / name / "circuit.json"
     if not path.exists():
         pytest.skip(f"{name} is not shipped on this branch")
     truth = load_circuit_json(path)
     model = mechscope.load(f"organism:{name}")
-    setup = CircuitSetup.from_task(model, get_task(model, truth["task"], n_prompts=16, seed=0), ablation=ablation)
+    setup = CircuitSetup.from_task(model, get_task(model, truth["task"], n_prompts=16, seed=0), ablation=ablation,
+                                   qkv=qkv)
     return setup, truth_mask(setup.graph, truth)
 
 
@@ -46,6 +47,17 @@ def test_acdc_returns_the_planted_edges(compiled_induction, objective, tau):
     found = acdc(setup, tau, objective=objective)
     assert sorted(setup.graph.edges_of(found.mask)) == sorted(setup.graph.edges_of(truth))
     assert roc_auc(setup.graph, found.scores.scores, truth) >= 0.95
+
+
+def test_eap_ig_finds_the_planted_qkv_edges_of_compiled_induction():
+    """At the level circuit.json is written in: 8 planted edges among 110 split edges. Measured
+    (16 prompts, mean ablation): ROC AUC EAP-IG 1.0, exact 0.973, EAP 0.912; ACDC (KL, tau 0.1)
+    keeps 7 of the 8, all planted (it drops input -> a1.h0<k>, the BOS sink key)."""
+    setup, truth = _organism("compiled-induction", "mean", qkv=True)
+    assert int(truth.sum()) == 8 and setup.graph.n_edges == 110
+    assert roc_auc(setup.graph, attribute(setup, "eap-ig").scores, truth) >= 0.95
+    found = acdc(setup, 0.1, objective="kl")
+    assert set(setup.graph.edges_of(found.mask)) <= set(setup.graph.edges_of(truth)) and found.n_edges >= 7
 
 
 @pytest.fixture(scope="module")

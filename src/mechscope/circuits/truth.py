@@ -1,8 +1,9 @@
 """Scoring discovered circuits against a planted ground truth (an organism's ``circuit.json``).
 
-``circuit.json`` (format ``mechscope-circuit/1``) names its edges the EAP-IG way; split attention
-edges (``a0.h1->a1.h0<k>``) merge onto our layer-level destinations (``a0.h1->a1``), so the truth
-mask is the set of merged edges that contain at least one planted split edge.
+``circuit.json`` (format ``mechscope-circuit/1``) names its edges the EAP-IG way. On a split graph
+(``Graph(qkv=True)``) they are its edges one for one; on a merged graph split attention edges
+(``a0.h1->a1.h0<k>``) merge onto the layer-level destinations (``a0.h1->a1``), so the truth mask
+is the set of merged edges that contain at least one planted split edge.
 
 ROC AUC ranks edges by |score| against that mask (Mann-Whitney statistic, ties counted half).
 """
