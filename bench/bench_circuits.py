@@ -21,6 +21,7 @@ defaults (EAP-IG: 5 steps over the inputs, as in Hanna et al. 2024).
     python bench/bench_circuits.py [--quick]      -> bench/results/circuits.json
     python bench/bench_circuits.py --agreement    -> bench/results/circuits_agreement.json
     python bench/bench_circuits.py --vs-auto-circuit /tmp/acpkgs   -> bench/results/circuits_vs_auto_circuit.json
+    python bench/bench_circuits.py --vs-eap-ig /tmp/eapig/src      -> bench/results/circuits_vs_eap_ig.json
 
 `--vs-auto-circuit DIR`: auto-circuit 1.0.1 (installed with `pip install --target DIR --no-deps
 auto-circuit ordered-set vscode-tqdm attrs`; its pins want TransformerLens < 3 and kaleido 0.2.1, so it
@@ -33,6 +34,18 @@ Measured (2 shared CPU cores, loaded): EAP on GPT-2 4x768, batch 8 x 32 tokens: 
 mechscope 3.0 s vs auto-circuit 41 s (13.7x); ACDC 2x128: 0.62 s vs 10.4 s (16.8x; 21 vs 26 edges).
 The 12-layer run was killed for memory on the shared 24 GB machine (auto-circuit took 214 s per EAP
 pass before that), so the default 12-layer side by side is unmeasured here.
+
+`--vs-eap-ig DIR`: hannamw/EAP-IG (DIR is its src/ folder, e.g. ``git archive HEAD src/eap | tar -x
+-C /tmp/eapig``, kept outside this repository; a COMMIT file there is reported) on the same HF GPT-2
+weights (2 layers, d_model 128, 4 heads, random) as a TransformerLens twin with split q/k/v inputs,
+same 8 x 16 token prompts, one process. Shims: tensors it allocates with device='cuda' are made on
+the CPU, its tokenizer step takes token tensors, matplotlib (graph drawing only) may be absent. Its
+EAP, EAP-IG-inputs (5 steps) and exact scores [n_forward n_backward] are laid out as mechscope's
+split graph (``qkv=True``), so they are compared entry for entry, and EAP / EAP-IG summed over each
+layer's q/k/v destinations against mechscope's merged graph. Times: one run each after a warm-up,
+mechscope's including its CircuitSetup (the corrupt forward). Measured (2 shared CPU cores, loaded;
+EAP-IG 795f560, TransformerLens 3.9): max rel diff EAP 1.7e-6, EAP-IG 3.6e-6, exact 5.7e-6; heads
+summed vs merged 1.7e-6 / 3.1e-6; mechscope faster 7.5x (EAP), 8.1x (EAP-IG), 11.4x (exact).
 """
 
 from __future__ import annotations
@@ -204,17 +217,130 @@ def vs_auto_circuit(path: str, quick: bool, batch: int, seq: int) -> None:
     print(write("circuits_vs_auto_circuit", payload))
 
 
+class _OnCpu:
+    """torch, except that tensors EAP-IG allocates with device='cuda' are made on the CPU."""
+
+    def __getattr__(self, name):
+        return getattr(torch, name)
+
+    @staticmethod
+    def zeros(*shape, device=None, **kw):
+        return torch.zeros(*shape, **kw)
+
+
+def _import_eap_ig(path: str):
+    """hannamw/EAP-IG's `eap` package from DIR (its src/ folder), made to run on CPU on token tensors."""
+    import importlib
+    import types
+
+    sys.path.append(path)
+    for name in ("matplotlib", "matplotlib.cm"):                        # only its graph drawing uses them
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            sys.modules[name] = types.ModuleType(name)
+    import eap.attribute
+    import eap.evaluate
+    from eap.graph import Graph as EapGraph
+
+    def tokenize_plus(model, tokens, max_length=None):                 # it tokenizes strings; we pass tokens
+        tokens = torch.as_tensor(tokens)
+        mask = torch.ones_like(tokens)
+        return tokens, mask, mask.sum(1), tokens.shape[1]
+
+    for module in (eap.attribute, eap.evaluate):
+        module.torch = _OnCpu()
+        module.tokenize_plus = tokenize_plus
+    return eap.attribute.attribute, EapGraph
+
+
+def vs_eap_ig(path: str, n_layers: int = 2, d_model: int = 128, n_heads: int = 4, batch: int = 8, seq: int = 16,
+              steps: int = 5) -> None:
+    """EAP-IG's EAP / EAP-IG-inputs / exact scores (split q/k/v destinations) against mechscope's on the
+    same HF GPT-2 weights (EAP-IG through a TransformerLens twin), same prompts, one process."""
+    import time
+
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from bench_hooked import transformer_lens_twin
+
+    eap_attribute, EapGraph = _import_eap_ig(path)
+    torch.manual_seed(0)
+    hf = GPT2LMHeadModel(GPT2Config(n_layer=n_layers, n_embd=d_model, n_head=n_heads, n_positions=64,
+                                    vocab_size=50257)).eval()
+    ours = HookedModel.from_hf(hf, _NoTokenizer(), spec=f"random gpt2 {n_layers}x{d_model}")
+    tl_model = transformer_lens_twin(hf)
+    tl_model.set_use_attn_result(True)
+    tl_model.set_use_split_qkv_input(True)
+    tl_model.set_use_hook_mlp_in(True)
+    gen = torch.Generator().manual_seed(0)
+    clean = torch.randint(3, 50257, (batch, seq), generator=gen)
+    corrupt = clean.clone()
+    corrupt[:, : seq // 2] = torch.randint(3, 50257, (batch, seq // 2), generator=gen)
+    loader = [(clean, corrupt, None)]
+
+    def per_prompt(logits, clean_logits, input_lengths, label):         # exact averages what this returns
+        return logits[:, -1, 1] - logits[:, -1, 2]
+
+    def summed(logits, clean_logits, input_lengths, label):             # attributions divide by the count
+        return per_prompt(logits, clean_logits, input_lengths, label).sum()
+
+    def theirs(method: str) -> torch.Tensor:
+        graph = EapGraph.from_model(tl_model)
+        eap_attribute(tl_model, graph, loader, per_prompt if method == "exact" else summed, method, ig_steps=steps,
+                      quiet=True)
+        return graph.scores.clone()
+
+    def mine(method, qkv: bool = True) -> torch.Tensor:
+        setup = CircuitSetup.from_tokens(ours, clean, corrupt, metric=logit_diff, qkv=qkv)
+        return method(setup)
+
+    methods = {"EAP": eap, "EAP-IG-inputs": lambda setup: eap_ig_inputs(setup, steps), "exact": exact}
+    graph = CircuitSetup.from_tokens(ours, clean, corrupt, metric=logit_diff, qkv=True).graph
+    rows = {}
+    for name, method in methods.items():
+        timing, scores = {}, {}
+        for who, fn in (("mechscope", lambda m=method: mine(m)), ("eap_ig", lambda n=name: theirs(n))):
+            fn()                                                             # warm-up
+            start = time.perf_counter()
+            scores[who] = fn().double()
+            timing[who] = time.perf_counter() - start
+        a, b = scores["mechscope"] * graph.allowed, scores["eap_ig"] * graph.allowed
+        rows[name] = {"mechscope_s": timing["mechscope"], "eap_ig_s": timing["eap_ig"],
+                      "speedup": timing["eap_ig"] / timing["mechscope"],
+                      "max_rel_diff_split": float((a - b).abs().max() / b.abs().max()),
+                      "max_abs_score": float(b.abs().max())}
+        if name != "exact":   # first-order scores are additive: EAP-IG's heads summed = our merged graph's
+            merged_ours = mine(method, qkv=False).double()
+            rows[name]["max_rel_diff_heads_summed_vs_merged"] = float(
+                (graph.merge(b) - merged_ours).abs().max() / merged_ours.abs().max())
+        print(name, {k: round(v, 8) for k, v in rows[name].items()}, flush=True)
+    payload = {"eap_ig_path": path, "eap_ig_commit": _commit_of(path), "model": f"random gpt2 {n_layers}x{d_model}, "
+               f"{n_heads} heads", "batch": batch, "seq": seq, "ig_steps": steps, "n_edges_split": graph.n_edges,
+               "methods": rows, "targets": {"max_rel_diff": 1e-4}}
+    print(write("circuits_vs_eap_ig", payload))
+
+
+def _commit_of(path: str) -> str | None:
+    marker = Path(path) / "COMMIT"
+    return marker.read_text().strip() if marker.exists() else None
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="4 layers, fewer repeats")
     parser.add_argument("--agreement", action="store_true", help="EAP / EAP-IG variants against exact patching")
     parser.add_argument("--vs-auto-circuit", metavar="DIR", help="side by side with auto-circuit installed in DIR")
+    parser.add_argument("--vs-eap-ig", metavar="DIR", help="side by side with hannamw/EAP-IG's src/ folder DIR")
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--seq", type=int, default=32)
     args = parser.parse_args()
     torch.set_num_threads(1)
     if args.agreement:
         agreement()
+        return
+    if args.vs_eap_ig:
+        vs_eap_ig(args.vs_eap_ig, batch=args.batch)
         return
     if args.vs_auto_circuit:
         vs_auto_circuit(args.vs_auto_circuit, args.quick, args.batch, args.seq)
