@@ -45,7 +45,8 @@ split graph (``qkv=True``), so they are compared entry for entry, and EAP / EAP-
 layer's q/k/v destinations against mechscope's merged graph. Times: one run each after a warm-up,
 mechscope's including its CircuitSetup (the corrupt forward). Measured (2 shared CPU cores, loaded;
 EAP-IG 795f560, TransformerLens 3.9): max rel diff EAP 1.7e-6, EAP-IG 3.6e-6, exact 5.7e-6; heads
-summed vs merged 1.7e-6 / 3.1e-6; mechscope faster 7.5x (EAP), 8.1x (EAP-IG), 11.4x (exact).
+summed vs merged 1.7e-6 / 3.1e-6; mechscope faster 9.3x (EAP), 7.4x (EAP-IG), 10.5x (exact) (another
+run: 7.5x, 8.1x, 11.4x; the machine is shared).
 """
 
 from __future__ import annotations
@@ -157,23 +158,39 @@ def _ours_from_auto_circuit(g, model_ac, prune_scores) -> torch.Tensor:
     return out
 
 
-def _side_by_side(auto_circuit, label: str, n_layers: int, d_model: int, batch: int, seq: int) -> dict:
-    import time
-
-    from bench_hooked import transformer_lens_twin
-    from mechscope.circuits import acdc
-
-    loader_cls, dataset_cls, ac_acdc, ac_mask_gradient, patchable = auto_circuit
-    hf = gpt2_small(n_layers, d_model, n_ctx=max(64, seq))
-    ours = HookedModel.from_hf(hf, _NoTokenizer(), spec=f"random gpt2 {n_layers}x{d_model}")
-    tl_model = transformer_lens_twin(hf)
-    tl_model.set_use_attn_result(True)
-    tl_model.set_use_attn_in(True)
-    tl_model.set_use_hook_mlp_in(True)
+def _token_pairs(batch: int, seq: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Random clean prompts [batch seq] and corrupt ones with their first half replaced."""
     gen = torch.Generator().manual_seed(0)
     clean = torch.randint(3, 50257, (batch, seq), generator=gen)
     corrupt = clean.clone()
     corrupt[:, : seq // 2] = torch.randint(3, 50257, (batch, seq // 2), generator=gen)
+    return clean, corrupt
+
+
+def _twins(n_layers: int, d_model: int, seq: int, *, n_heads: int | None = None, split_qkv: bool = False):
+    """(mechscope model, TransformerLens twin with the hooks EAP tools need) on one random GPT-2."""
+    from bench_hooked import transformer_lens_twin
+
+    hf = gpt2_small(n_layers, d_model, n_ctx=max(64, seq), n_heads=n_heads)
+    ours = HookedModel.from_hf(hf, _NoTokenizer(), spec=f"random gpt2 {n_layers}x{d_model}")
+    tl_model = transformer_lens_twin(hf)
+    tl_model.set_use_attn_result(True)
+    if split_qkv:
+        tl_model.set_use_split_qkv_input(True)
+    else:
+        tl_model.set_use_attn_in(True)
+    tl_model.set_use_hook_mlp_in(True)
+    return ours, tl_model
+
+
+def _side_by_side(auto_circuit, label: str, n_layers: int, d_model: int, batch: int, seq: int) -> dict:
+    import time
+
+    from mechscope.circuits import acdc
+
+    loader_cls, dataset_cls, ac_acdc, ac_mask_gradient, patchable = auto_circuit
+    ours, tl_model = _twins(n_layers, d_model, seq)
+    clean, corrupt = _token_pairs(batch, seq)
     data = dataset_cls(clean, corrupt, [torch.tensor([1])] * batch, [torch.tensor([2])] * batch)
     loader = loader_cls(data, seq_len=None, diverge_idx=0, batch_size=batch, shuffle=False)
     model_ac = patchable(tl_model, factorized=True, slice_output="last_seq", separate_qkv=False,
@@ -260,23 +277,9 @@ def vs_eap_ig(path: str, n_layers: int = 2, d_model: int = 128, n_heads: int = 4
     same HF GPT-2 weights (EAP-IG through a TransformerLens twin), same prompts, one process."""
     import time
 
-    from transformers import GPT2Config, GPT2LMHeadModel
-
-    from bench_hooked import transformer_lens_twin
-
     eap_attribute, EapGraph = _import_eap_ig(path)
-    torch.manual_seed(0)
-    hf = GPT2LMHeadModel(GPT2Config(n_layer=n_layers, n_embd=d_model, n_head=n_heads, n_positions=64,
-                                    vocab_size=50257)).eval()
-    ours = HookedModel.from_hf(hf, _NoTokenizer(), spec=f"random gpt2 {n_layers}x{d_model}")
-    tl_model = transformer_lens_twin(hf)
-    tl_model.set_use_attn_result(True)
-    tl_model.set_use_split_qkv_input(True)
-    tl_model.set_use_hook_mlp_in(True)
-    gen = torch.Generator().manual_seed(0)
-    clean = torch.randint(3, 50257, (batch, seq), generator=gen)
-    corrupt = clean.clone()
-    corrupt[:, : seq // 2] = torch.randint(3, 50257, (batch, seq // 2), generator=gen)
+    ours, tl_model = _twins(n_layers, d_model, seq, n_heads=n_heads, split_qkv=True)
+    clean, corrupt = _token_pairs(batch, seq)
     loader = [(clean, corrupt, None)]
 
     def per_prompt(logits, clean_logits, input_lengths, label):         # exact averages what this returns
@@ -347,10 +350,7 @@ def main() -> None:
         return
     n_layers = 4 if args.quick else 12
     model = HookedModel.from_hf(gpt2_small(n_layers, 768), _NoTokenizer(), spec=f"random gpt2 {n_layers}x768")
-    gen = torch.Generator().manual_seed(0)
-    clean = torch.randint(3, 50257, (args.batch, args.seq), generator=gen)
-    corrupt = clean.clone()
-    corrupt[:, : args.seq // 2] = torch.randint(3, 50257, (args.batch, args.seq // 2), generator=gen)
+    clean, corrupt = _token_pairs(args.batch, args.seq)
 
     def make_setup():
         return CircuitSetup.from_tokens(model, clean, corrupt, metric=logit_diff)

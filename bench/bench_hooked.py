@@ -25,11 +25,12 @@ class _NoTokenizer:
     pad_token_id = eos_token_id = 0
 
 
-def gpt2_small(n_layers: int, d_model: int, n_ctx: int = 1024):
+def gpt2_small(n_layers: int, d_model: int, n_ctx: int = 1024, n_heads: int | None = None):
+    """Random GPT-2 weights (seed 0); n_heads defaults to d_model / 64, as GPT-2's."""
     from transformers import GPT2Config, GPT2LMHeadModel
 
     torch.manual_seed(0)
-    return GPT2LMHeadModel(GPT2Config(n_layer=n_layers, n_embd=d_model, n_head=d_model // 64,
+    return GPT2LMHeadModel(GPT2Config(n_layer=n_layers, n_embd=d_model, n_head=n_heads or d_model // 64,
                                       n_positions=n_ctx, vocab_size=50257)).eval()
 
 
