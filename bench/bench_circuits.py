@@ -20,6 +20,7 @@ defaults (EAP-IG: 5 steps over the inputs, as in Hanna et al. 2024).
 
     python bench/bench_circuits.py [--quick]      -> bench/results/circuits.json
     python bench/bench_circuits.py --agreement    -> bench/results/circuits_agreement.json
+    python bench/bench_circuits.py --agreement --qkv   -> bench/results/circuits_agreement_qkv.json
     python bench/bench_circuits.py --vs-auto-circuit /tmp/acpkgs   -> bench/results/circuits_vs_auto_circuit.json
     python bench/bench_circuits.py --vs-eap-ig /tmp/eapig/src      -> bench/results/circuits_vs_eap_ig.json
 
@@ -70,7 +71,7 @@ def logit_diff(answer_logits, prompt_index):
     return answer_logits[:, 1] - answer_logits[:, 2]
 
 
-def agreement(n_prompts: int = 64) -> None:
+def agreement(n_prompts: int = 64, qkv: bool = False) -> None:
     from scipy.stats import spearmanr
 
     import mechscope
@@ -79,7 +80,8 @@ def agreement(n_prompts: int = 64) -> None:
     from mechscope.tasks import get_task
 
     model = mechscope.load("organism:tiny-gpt2")
-    setup = CircuitSetup.from_task(model, get_task(model, "ioi", n_prompts=n_prompts, seed=0), ablation="patching")
+    setup = CircuitSetup.from_task(model, get_task(model, "ioi", n_prompts=n_prompts, seed=0), ablation="patching",
+                                   qkv=qkv)
     g = setup.graph
     edges = g.edge_index()
     noising = g.to_edge_vector(exact(setup))
@@ -107,11 +109,11 @@ def agreement(n_prompts: int = 64) -> None:
                          for k in (10, 20, 50)},
                       "faithfulness_top10pct": faithfulness_top(scores)}
     q = noising.abs().quantile(torch.tensor([0.5, 0.9, 1.0])).tolist()
-    payload = {"model": "organism:tiny-gpt2", "task": "ioi", "n_prompts": n_prompts, "n_edges": g.n_edges,
+    payload = {"model": "organism:tiny-gpt2", "task": "ioi", "n_prompts": n_prompts, "qkv": qkv, "n_edges": g.n_edges,
                "abs_exact_quantiles": {"median": q[0], "p90": q[1], "max": q[2]},
                "spearman_noising_vs_denoising": float(spearmanr(noising, denoising).statistic),
                "variants": rows, "targets": {"spearman_eap_ig_exact": 0.9}}
-    print(write("circuits_agreement", payload))
+    print(write("circuits_agreement_qkv" if qkv else "circuits_agreement", payload))
     for name, row in rows.items():
         print(f"{name:26s}", {k: round(v, 3) for k, v in row.items()})
 
@@ -334,13 +336,14 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="4 layers, fewer repeats")
     parser.add_argument("--agreement", action="store_true", help="EAP / EAP-IG variants against exact patching")
     parser.add_argument("--vs-auto-circuit", metavar="DIR", help="side by side with auto-circuit installed in DIR")
+    parser.add_argument("--qkv", action="store_true", help="with --agreement: per-head q/k/v destinations")
     parser.add_argument("--vs-eap-ig", metavar="DIR", help="side by side with hannamw/EAP-IG's src/ folder DIR")
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--seq", type=int, default=32)
     args = parser.parse_args()
     torch.set_num_threads(1)
     if args.agreement:
-        agreement()
+        agreement(qkv=args.qkv)
         return
     if args.vs_eap_ig:
         vs_eap_ig(args.vs_eap_ig, batch=args.batch)

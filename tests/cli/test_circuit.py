@@ -51,3 +51,17 @@ def test_curve_json_and_errors(app, tmp_path):
     assert isinstance(bad.exception, InputError) and "tau" in str(bad.exception)
     bad = _run(app, "curve", "--ablation", "resample")
     assert isinstance(bad.exception, InputError) and "ablation" in str(bad.exception)
+
+
+def test_qkv_discover_writes_split_edges_that_evaluate_reads_back(app, tmp_path):
+    out, graph, html = tmp_path / "d.json", tmp_path / "g.json", tmp_path / "d.html"
+    res = _run(app, "discover", "--qkv", "--method", "eap", "--top", "7", "--json", str(out), "--graph", str(graph),
+               "--html", str(html))
+    assert res.exit_code == 0, res.output
+    data = json.loads(out.read_text())
+    assert data["graph"]["qkv"] and len(data["circuit"]) == 7
+    assert all(re.search(r"->(a\d+\.h\d+<[qkv]>|m\d+|logits)$", e) for e in data["edges"])
+    ev = tmp_path / "e.json"
+    res = _run(app, "evaluate", "--qkv", "--circuit", str(graph), "--json", str(ev))
+    assert res.exit_code == 0, res.output
+    assert sorted(json.loads(ev.read_text())["edges"]) == sorted(data["circuit"])

@@ -25,13 +25,15 @@ circuit_app = typer.Typer(help="Circuit discovery: EAP, EAP-IG, exact edge patch
 
 METHOD_HELP = "eap, eap-ig, eap-ig-activations, exact or acdc"
 ABLATION_HELP = "patching, mean, mean_positional or zero"
+QKV_OPT = typer.Option(False, "--qkv", help="attention destinations per head and q/k/v input (edges like "
+                                            "a0.h1->a1.h2<k>), as EAP-IG's graphs; default one per layer")
 
 
-def _circuit_setup(model, task, n_prompts, seed, device, dtype, ablation, fsdp: bool = False):
+def _circuit_setup(model, task, n_prompts, seed, device, dtype, ablation, fsdp: bool = False, qkv: bool = False):
     from mechscope.circuits import CircuitSetup
 
     m, t = _setup(model, task, n_prompts, seed, device, dtype, fsdp)
-    return CircuitSetup.from_task(m, t, ablation=ablation)
+    return CircuitSetup.from_task(m, t, ablation=ablation, qkv=qkv)
 
 
 def _scores(setup, method: str, steps: int, tau: float, objective: str):
@@ -62,6 +64,7 @@ def discover(
     device: str = DEVICE_OPT,
     dtype: str = DTYPE_OPT,
     fsdp: bool = FSDP_OPT,
+    qkv: bool = QKV_OPT,
 ) -> None:
     """Score every edge of the model's graph on a task and print the largest."""
     from mechscope import distributed as ddp
@@ -71,7 +74,7 @@ def discover(
     if fsdp and method not in ("eap", "eap-ig", "eap-ig-activations"):
         raise InputError(f"--fsdp runs the gradient methods (eap, eap-ig, eap-ig-activations), not {method!r}: "
                          "exact scores and ACDC batch their forwards by each rank's prompt count")
-    setup = _circuit_setup(model, task, n_prompts, seed, device, dtype, ablation, fsdp)
+    setup = _circuit_setup(model, task, n_prompts, seed, device, dtype, ablation, fsdp, qkv)
     scores, mask = _scores(setup, method, steps, tau, objective)
     if ddp.rank() != 0:             # every rank holds the scores; rank 0 prints and writes them
         ddp.shutdown()
@@ -104,10 +107,11 @@ def _load_mask(setup, circuit: Path | None, edges: str | None):
     data = json.loads(Path(circuit).read_text())
     if data.get("format", "").startswith("mechscope-circuit"):
         return g.mask_from_edges(list(data["edges"]))
-    graph, _, mask = from_eapig(data)
+    graph, _, mask = from_eapig(data, qkv=g.qkv)
     if graph != g:
-        raise InputError(f"{circuit} describes a {graph.n_layers}-layer, {graph.n_heads}-head graph; this model's "
-                         f"is {g.n_layers} x {g.n_heads}")
+        raise InputError(f"{circuit} describes a {graph.n_layers}-layer, {graph.n_heads}-head graph "
+                         f"({graph.n_kv_heads or graph.n_heads} kv heads); this model's is {g.n_layers} x {g.n_heads} "
+                         f"({g.kv_heads} kv heads)")
     return mask
 
 
@@ -123,13 +127,14 @@ def evaluate_cmd(
     json_path: Path = JSON_OPT,
     device: str = DEVICE_OPT,
     dtype: str = DTYPE_OPT,
+    qkv: bool = QKV_OPT,
 ) -> None:
     """The metric of a circuit (every other edge ablated) and its normalised faithfulness."""
     import torch
 
     from mechscope.circuits.engine import mean_metric
 
-    setup = _circuit_setup(model, task, n_prompts, seed, device, dtype, ablation)
+    setup = _circuit_setup(model, task, n_prompts, seed, device, dtype, ablation, qkv=qkv)
     g = setup.graph
     mask = _load_mask(setup, circuit, edges)
     circuit_m, full, empty = mean_metric(setup, torch.stack([mask, g.full(), g.empty()])).tolist()
@@ -159,11 +164,12 @@ def curve(
     html_path: Path = HTML_OPT,
     device: str = DEVICE_OPT,
     dtype: str = DTYPE_OPT,
+    qkv: bool = QKV_OPT,
 ) -> None:
     """Faithfulness of the top edges at a grid of sizes; CPR, CMD, edges for 50/80/90%."""
     from mechscope.circuits import faithfulness_curve
 
-    setup = _circuit_setup(model, task, n_prompts, seed, device, dtype, ablation)
+    setup = _circuit_setup(model, task, n_prompts, seed, device, dtype, ablation, qkv=qkv)
     scores, _ = _scores(setup, method, steps, tau, objective)
     result = faithfulness_curve(setup, scores, selection=selection)
     needed = ", ".join(f"{float(k):.0%}: {v:.1%}" for k, v in result.fraction_for.items())
