@@ -5,6 +5,9 @@ edge patching / ACDC, circuit selection and faithfulness curves.
     setup = CircuitSetup.from_task(model, task, ablation="patching")
     scores = attribute(setup, "eap-ig")          # EdgeScores: m(edge ablated) - m(clean), per edge
     curve = faithfulness_curve(setup, scores)
+
+``CircuitSetup.from_task(..., qkv=True)`` scores edges into each head's q, k and v input
+(``a0.h1->a1.h2<k>``), EAP-IG's level; ``scores.merged()`` sums them onto one destination per layer.
 """
 
 from mechscope.circuits.acdc import AcdcResult, acdc
