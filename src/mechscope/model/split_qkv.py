@@ -20,7 +20,9 @@ module's own to the bit; a replacement of one head's copy reaches that head's q,
 Grouped-query attention: k and v inputs are per key/value head (n_kv_heads copies), as
 TransformerLens does unless ``ungroup_grouped_query_attention`` is set; query head h reads kv head
 h // (n_heads / n_kv_heads). Memory: n_heads (or n_kv_heads) x d_model per position per input.
-A replacement of ``ln1.hook_normalized`` does not reach a projection whose input is split.
+A replacement of ``ln1.hook_normalized`` still reaches a split projection's value (through P) but
+not its gradient, which flows to the copies only (so frozen_hooks' norm freezing does not apply
+to split inputs).
 """
 
 from __future__ import annotations
