@@ -19,9 +19,10 @@ from mechscope.errors import InputError
 from tests.circuits.toys import check_against_single_edges, random_model, setup_for
 
 
-@pytest.fixture(scope="module", params=["gpt2", "llama"])
+@pytest.fixture(scope="module", params=["gpt2", "llama", "neox"])
 def setups(request):
-    """(merged setup, split setup) on one model: GPT-2, and LLaMA with grouped-query attention."""
+    """(merged setup, split setup) on one model: GPT-2, LLaMA with grouped-query attention, and NeoX
+    (parallel attention and MLP, per-head fused q/k/v; every other adapter measured the same by hand)."""
     model = random_model(request.param)
     return setup_for(model), setup_for(model, qkv=True)
 
