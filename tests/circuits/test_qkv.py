@@ -115,6 +115,9 @@ def test_eapig_json_carries_split_edges(setups):
     assert back_graph == g
     torch.testing.assert_close(back_scores, scores, atol=1e-6, rtol=1e-6)
     assert torch.equal(back_mask, mask)
+    merged_name = {"cfg": data["cfg"], "edges": {"input->a0": {"score": 1.5, "in_graph": True}}}
+    _, shared, kept = from_eapig(merged_name, qkv=True)                 # a merged name onto a split graph
+    assert float(shared[0, g.attn_dst(0)].sum()) == pytest.approx(1.5) and bool(kept[0, g.attn_dst(0)].all())
     merged_graph, merged_scores, _ = from_eapig(data)                # onto one destination per layer
     assert merged_graph == merged.graph
     torch.testing.assert_close(merged_scores, g.merge(scores), atol=1e-5, rtol=1e-5)

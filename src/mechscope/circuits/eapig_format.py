@@ -78,7 +78,7 @@ def from_eapig(data: dict, *, qkv: bool = False) -> tuple[Graph, torch.Tensor, t
             score, keep = info.get("score"), info.get("in_graph", False)
         else:
             score, keep = None, bool(info)
-        if score is not None:
-            scores[s, d] += float(score)
+        if score is not None:      # a merged name on a split graph shares its score among its split edges
+            scores[s, d] += float(score) / (d.stop - d.start if isinstance(d, slice) else 1)
         mask[s, d] |= bool(keep)
     return graph, scores.float(), mask
