@@ -37,17 +37,21 @@ The 12-layer run was killed for memory on the shared 24 GB machine (auto-circuit
 pass before that), so the default 12-layer side by side is unmeasured here.
 
 `--vs-eap-ig DIR`: hannamw/EAP-IG (DIR is its src/ folder, e.g. ``git archive HEAD src/eap | tar -x
--C /tmp/eapig``, kept outside this repository; a COMMIT file there is reported) on the same HF GPT-2
-weights (2 layers, d_model 128, 4 heads, random) as a TransformerLens twin with split q/k/v inputs,
-same 8 x 16 token prompts, one process. Shims: tensors it allocates with device='cuda' are made on
-the CPU, its tokenizer step takes token tensors, matplotlib (graph drawing only) may be absent. Its
-EAP, EAP-IG-inputs (5 steps) and exact scores [n_forward n_backward] are laid out as mechscope's
-split graph (``qkv=True``), so they are compared entry for entry, and EAP / EAP-IG summed over each
-layer's q/k/v destinations against mechscope's merged graph. Times: one run each after a warm-up,
-mechscope's including its CircuitSetup (the corrupt forward). Measured (2 shared CPU cores, loaded;
-EAP-IG 795f560, TransformerLens 3.9): max rel diff EAP 1.7e-6, EAP-IG 3.6e-6, exact 5.7e-6; heads
-summed vs merged 1.7e-6 / 3.1e-6; mechscope faster 9.3x (EAP), 7.4x (EAP-IG), 10.5x (exact) (another
-run: 7.5x, 8.1x, 11.4x; the machine is shared).
+-C /tmp/eapig``, kept outside this repository; a COMMIT file there is reported) on the same HF
+weights as a TransformerLens twin with split q/k/v inputs, same 8 x 16 token prompts, one process:
+a random GPT-2 (2 layers, d_model 128, 4 heads) and a random LLaMA with grouped-query attention (2
+layers, d_model 128, 4 heads, 2 kv heads; the twin ungroups k / v as EAP-IG requires). Shims:
+tensors it allocates with device='cuda' are made on the CPU, its tokenizer step takes token
+tensors, matplotlib (graph drawing only) may be absent. Its EAP, EAP-IG-inputs (5 steps) and (GPT-2)
+exact scores go through its own JSON file (`Graph.to_json`) into `from_eapig(qkv=True)`, which
+sums LLaMA's ungrouped k / v edges onto kv heads, and are compared entry for entry with
+mechscope's split graph; EAP / EAP-IG summed over each layer's q/k/v destinations against
+mechscope's merged graph. Times: one run each after a warm-up, mechscope's including its
+CircuitSetup (the corrupt forward). Measured (2 shared CPU cores, loaded; EAP-IG 795f560,
+TransformerLens 3.9): GPT-2 max rel diff EAP 1.7e-6, EAP-IG 3.6e-6, exact 5.7e-6, heads summed vs
+merged 1.7e-6 / 3.1e-6; LLaMA-GQA EAP 1.7e-6, EAP-IG 2.7e-6, summed 2.5e-6 / 1.3e-6. mechscope took
+6-16x less time (GPT-2 EAP 10.3x, EAP-IG 6.3x, exact 16.3x; LLaMA 6.6x, 6.2x; earlier runs on the
+shared machine gave 7.5-11.4x for GPT-2).
 """
 
 from __future__ import annotations
@@ -273,15 +277,44 @@ def _import_eap_ig(path: str):
     return eap.attribute.attribute, EapGraph
 
 
-def vs_eap_ig(path: str, n_layers: int = 2, d_model: int = 128, n_heads: int = 4, batch: int = 8, seq: int = 16,
-              steps: int = 5) -> None:
-    """EAP-IG's EAP / EAP-IG-inputs / exact scores (split q/k/v destinations) against mechscope's on the
-    same HF GPT-2 weights (EAP-IG through a TransformerLens twin), same prompts, one process."""
+def _llama_twins(n_layers: int, d_model: int, n_heads: int, n_kv_heads: int, seq: int):
+    """(mechscope model, TransformerLens twin) on one random LLaMA with grouped-query attention; the twin
+    has the hooks EAP-IG needs, with k / v inputs ungrouped (one per query head) as EAP-IG requires."""
+    from transformer_lens import HookedTransformer, HookedTransformerConfig
+    from transformer_lens.pretrained.weight_conversions.llama import convert_llama_weights
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    c = LlamaConfig(num_hidden_layers=n_layers, hidden_size=d_model, num_attention_heads=n_heads,
+                    num_key_value_heads=n_kv_heads, intermediate_size=3 * d_model, vocab_size=50257,
+                    max_position_embeddings=max(64, seq))
+    hf = LlamaForCausalLM(c).eval()
+    d_head = d_model // n_heads
+    cfg = HookedTransformerConfig(n_layers=n_layers, d_model=d_model, d_head=d_head, n_heads=n_heads,
+                                  d_mlp=3 * d_model, d_vocab=50257, n_ctx=max(64, seq), eps=c.rms_norm_eps,
+                                  act_fn="silu", n_key_value_heads=n_kv_heads, normalization_type="RMS",
+                                  positional_embedding_type="rotary", rotary_adjacent_pairs=False, rotary_dim=d_head,
+                                  rotary_base=c.rope_parameters["rope_theta"], final_rms=True, gated_mlp=True,
+                                  device="cpu")
+    tl_model = HookedTransformer(cfg)
+    tl_model.load_state_dict(convert_llama_weights(hf, cfg), strict=False)
+    tl_model.eval()
+    for setting in ("use_attn_result", "use_split_qkv_input", "use_hook_mlp_in", "ungroup_grouped_query_attention"):
+        getattr(tl_model, f"set_{setting}")(True)
+    return HookedModel.from_hf(hf, _NoTokenizer(), spec=f"random llama {n_layers}x{d_model}"), tl_model
+
+
+def _vs_eap_ig_on(eap_ig, ours, tl_model, methods: dict, clean, corrupt, steps: int) -> dict:
+    """Per method: both tools' times and the largest difference of their split scores (EAP-IG's read
+    through its own JSON file and `from_eapig`, which sums a grouped-query model's ungrouped k / v
+    inputs onto kv heads), and of EAP-IG's heads summed against mechscope's merged graph."""
+    import json
+    import tempfile
     import time
 
-    eap_attribute, EapGraph = _import_eap_ig(path)
-    ours, tl_model = _twins(n_layers, d_model, seq, n_heads=n_heads, split_qkv=True)
-    clean, corrupt = _token_pairs(batch, seq)
+    from mechscope.circuits import from_eapig
+
+    eap_attribute, EapGraph = eap_ig
     loader = [(clean, corrupt, None)]
 
     def per_prompt(logits, clean_logits, input_lengths, label):         # exact averages what this returns
@@ -294,13 +327,14 @@ def vs_eap_ig(path: str, n_layers: int = 2, d_model: int = 128, n_heads: int = 4
         graph = EapGraph.from_model(tl_model)
         eap_attribute(tl_model, graph, loader, per_prompt if method == "exact" else summed, method, ig_steps=steps,
                       quiet=True)
-        return graph.scores.clone()
+        with tempfile.TemporaryDirectory() as tmp:
+            graph.to_json(f"{tmp}/graph.json")
+            data = json.loads(Path(f"{tmp}/graph.json").read_text())
+        return from_eapig(data, qkv=True, n_kv_heads=ours.cfg.n_kv_heads)[1]
 
     def mine(method, qkv: bool = True) -> torch.Tensor:
-        setup = CircuitSetup.from_tokens(ours, clean, corrupt, metric=logit_diff, qkv=qkv)
-        return method(setup)
+        return method(CircuitSetup.from_tokens(ours, clean, corrupt, metric=logit_diff, qkv=qkv))
 
-    methods = {"EAP": eap, "EAP-IG-inputs": lambda setup: eap_ig_inputs(setup, steps), "exact": exact}
     graph = CircuitSetup.from_tokens(ours, clean, corrupt, metric=logit_diff, qkv=True).graph
     rows = {}
     for name, method in methods.items():
@@ -310,19 +344,37 @@ def vs_eap_ig(path: str, n_layers: int = 2, d_model: int = 128, n_heads: int = 4
             start = time.perf_counter()
             scores[who] = fn().double()
             timing[who] = time.perf_counter() - start
-        a, b = scores["mechscope"] * graph.allowed, scores["eap_ig"] * graph.allowed
+        a, b = scores["mechscope"], scores["eap_ig"]
         rows[name] = {"mechscope_s": timing["mechscope"], "eap_ig_s": timing["eap_ig"],
                       "speedup": timing["eap_ig"] / timing["mechscope"],
                       "max_rel_diff_split": float((a - b).abs().max() / b.abs().max()),
-                      "max_abs_score": float(b.abs().max())}
+                      "max_abs_score": float(b.abs().max()), "n_edges_split": graph.n_edges}
         if name != "exact":   # first-order scores are additive: EAP-IG's heads summed = our merged graph's
             merged_ours = mine(method, qkv=False).double()
             rows[name]["max_rel_diff_heads_summed_vs_merged"] = float(
                 (graph.merge(b) - merged_ours).abs().max() / merged_ours.abs().max())
         print(name, {k: round(v, 8) for k, v in rows[name].items()}, flush=True)
-    payload = {"eap_ig_path": path, "eap_ig_commit": _commit_of(path), "model": f"random gpt2 {n_layers}x{d_model}, "
-               f"{n_heads} heads", "batch": batch, "seq": seq, "ig_steps": steps, "n_edges_split": graph.n_edges,
-               "methods": rows, "targets": {"max_rel_diff": 1e-4}}
+    return rows
+
+
+def vs_eap_ig(path: str, n_layers: int = 2, d_model: int = 128, n_heads: int = 4, batch: int = 8, seq: int = 16,
+              steps: int = 5) -> None:
+    """EAP-IG's EAP / EAP-IG-inputs / exact scores (split q/k/v destinations) against mechscope's on the
+    same HF weights (EAP-IG through a TransformerLens twin), same prompts, one process: GPT-2, and LLaMA
+    with grouped-query attention (n_heads / 2 kv heads; EAP and EAP-IG)."""
+    eap_ig = _import_eap_ig(path)
+    clean, corrupt = _token_pairs(batch, seq)
+    ig = lambda setup: eap_ig_inputs(setup, steps)  # noqa: E731
+    ours, tl_model = _twins(n_layers, d_model, seq, n_heads=n_heads, split_qkv=True)
+    rows = _vs_eap_ig_on(eap_ig, ours, tl_model, {"EAP": eap, "EAP-IG-inputs": ig, "exact": exact},
+                         clean, corrupt, steps)
+    ours, tl_model = _llama_twins(n_layers, d_model, n_heads, n_heads // 2, seq)
+    gqa = _vs_eap_ig_on(eap_ig, ours, tl_model, {"EAP": eap, "EAP-IG-inputs": ig}, clean, corrupt, steps)
+    payload = {"eap_ig_path": path, "eap_ig_commit": _commit_of(path),
+               "model": f"random gpt2 {n_layers}x{d_model}, {n_heads} heads", "batch": batch, "seq": seq,
+               "ig_steps": steps, "methods": rows,
+               "gqa_model": f"random llama {n_layers}x{d_model}, {n_heads} heads, {n_heads // 2} kv heads",
+               "gqa_methods": gqa, "targets": {"max_rel_diff": 1e-4}}
     print(write("circuits_vs_eap_ig", payload))
 
 

@@ -112,6 +112,8 @@ def test_eapig_json_carries_split_edges(setups):
     data = to_eapig(g, scores, mask)
     assert len(data["edges"]) == Graph(g.n_layers, g.n_heads, g.parallel_attn_mlp, qkv=True).n_edges  # per query head
     back_graph, back_scores, back_mask = from_eapig(data, qkv=True)
+    as_eap_ig_writes = {**data, "cfg": {k: v for k, v in data["cfg"].items() if k != "n_key_value_heads"}}
+    assert torch.equal(from_eapig(as_eap_ig_writes, qkv=True, n_kv_heads=g.kv_heads)[1], back_scores)
     assert back_graph == g
     torch.testing.assert_close(back_scores, scores, atol=1e-6, rtol=1e-6)
     assert torch.equal(back_mask, mask)

@@ -52,12 +52,15 @@ def to_eapig(graph: Graph, scores: torch.Tensor, mask: torch.Tensor | None = Non
     return {"cfg": cfg, "nodes": nodes, "edges": edges}
 
 
-def from_eapig(data: dict, *, qkv: bool = False) -> tuple[Graph, torch.Tensor, torch.Tensor]:
+def from_eapig(data: dict, *, qkv: bool = False, n_kv_heads: int | None = None
+               ) -> tuple[Graph, torch.Tensor, torch.Tensor]:
     """EAP-IG's JSON dict -> (graph, scores [n_src n_dst], mask [n_src n_dst] bool); `qkv`: onto a split
-    graph (per head and q/k/v input) rather than a merged one."""
+    graph (per head and q/k/v input) rather than a merged one; `n_kv_heads`: the model's key / value
+    heads when the file does not say (EAP-IG's cfg has no n_key_value_heads; ours does)."""
     try:
         cfg, edges = data["cfg"], data["edges"]
-        n_heads, n_kv = int(cfg["n_heads"]), int(cfg.get("n_key_value_heads") or cfg["n_heads"])
+        n_heads = int(cfg["n_heads"])
+        n_kv = int(n_kv_heads or cfg.get("n_key_value_heads") or n_heads)
         graph = Graph(int(cfg["n_layers"]), n_heads, bool(cfg.get("parallel_attn_mlp", False)), qkv=qkv,
                       n_kv_heads=n_kv if n_kv != n_heads else 0)
     except (KeyError, TypeError) as err:

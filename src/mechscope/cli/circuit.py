@@ -107,7 +107,7 @@ def _load_mask(setup, circuit: Path | None, edges: str | None):
     data = json.loads(Path(circuit).read_text())
     if data.get("format", "").startswith("mechscope-circuit"):
         return g.mask_from_edges(list(data["edges"]))
-    graph, _, mask = from_eapig(data, qkv=g.qkv)
+    graph, _, mask = from_eapig(data, qkv=g.qkv, n_kv_heads=g.kv_heads)
     if graph != g:
         raise InputError(f"{circuit} describes a {graph.n_layers}-layer, {graph.n_heads}-head graph "
                          f"({graph.n_kv_heads or graph.n_heads} kv heads); this model's is {g.n_layers} x {g.n_heads} "
