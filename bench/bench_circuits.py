@@ -46,12 +46,13 @@ tensors, matplotlib (graph drawing only) may be absent. Its EAP, EAP-IG-inputs (
 exact scores go through its own JSON file (`Graph.to_json`) into `from_eapig(qkv=True)`, which
 sums LLaMA's ungrouped k / v edges onto kv heads, and are compared entry for entry with
 mechscope's split graph; EAP / EAP-IG summed over each layer's q/k/v destinations against
-mechscope's merged graph. Times: one run each after a warm-up, mechscope's including its
+mechscope's merged graph; and (GPT-2) mechscope's scores written by `to_eapig` load in EAP-IG's
+`Graph.from_json` unchanged. Times: one run each after a warm-up, mechscope's including its
 CircuitSetup (the corrupt forward). Measured (2 shared CPU cores, loaded; EAP-IG 795f560,
 TransformerLens 3.9): GPT-2 max rel diff EAP 1.7e-6, EAP-IG 3.6e-6, exact 5.7e-6, heads summed vs
-merged 1.7e-6 / 3.1e-6; LLaMA-GQA EAP 1.7e-6, EAP-IG 2.7e-6, summed 2.5e-6 / 1.3e-6. mechscope took
-6-16x less time (GPT-2 EAP 10.3x, EAP-IG 6.3x, exact 16.3x; LLaMA 6.6x, 6.2x; earlier runs on the
-shared machine gave 7.5-11.4x for GPT-2).
+merged 1.7e-6 / 3.1e-6; LLaMA-GQA EAP 1.7e-6, EAP-IG 2.7e-6, summed 2.5e-6 / 1.3e-6; our files in
+EAP-IG's loader: identical scores. mechscope took 6-16x less time (over 3-4 runs on the shared
+machine: GPT-2 EAP 6.6-10.3x, EAP-IG 6.3-8.1x, exact 10.5-16.3x; LLaMA EAP 6.6-9.8x, EAP-IG 6.2-7.0x).
 """
 
 from __future__ import annotations
@@ -312,7 +313,7 @@ def _vs_eap_ig_on(eap_ig, ours, tl_model, methods: dict, clean, corrupt, steps: 
     import tempfile
     import time
 
-    from mechscope.circuits import from_eapig
+    from mechscope.circuits import from_eapig, to_eapig
 
     eap_attribute, EapGraph = eap_ig
     loader = [(clean, corrupt, None)]
@@ -353,6 +354,11 @@ def _vs_eap_ig_on(eap_ig, ours, tl_model, methods: dict, clean, corrupt, steps: 
             merged_ours = mine(method, qkv=False).double()
             rows[name]["max_rel_diff_heads_summed_vs_merged"] = float(
                 (graph.merge(b) - merged_ours).abs().max() / merged_ours.abs().max())
+        if ours.cfg.n_kv_heads == ours.cfg.n_heads:   # our file, read by EAP-IG's loader, gives our scores
+            with tempfile.TemporaryDirectory() as tmp:
+                Path(f"{tmp}/ours.json").write_text(json.dumps(to_eapig(graph, a, d_model=ours.cfg.d_model)))
+                loaded = EapGraph.from_json(f"{tmp}/ours.json").scores.double()
+            rows[name]["max_abs_diff_our_file_in_eap_ig"] = float((loaded - a * graph.allowed).abs().max())
         print(name, {k: round(v, 8) for k, v in rows[name].items()}, flush=True)
     return rows
 

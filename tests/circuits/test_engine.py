@@ -106,7 +106,7 @@ def test_eapig_json_round_trip_and_split_merge():
     mask = g.mask_from_edges(["input->a0", "a0.h2->a1", "m1->logits"])
     data = to_eapig(g, scores, mask, d_model=16)
     assert "a0.h2->a1.h1<v>" in data["edges"] and "a0.h2->a1" not in data["edges"]
-    assert data["nodes"]["a0.h2"] and not data["nodes"]["a0.h0"]
+    assert data["nodes"]["a0.h2"]["in_graph"] and not data["nodes"]["a0.h0"]["in_graph"]
     g2, scores2, mask2 = from_eapig(data)
     assert g2 == g and torch.equal(mask2, mask)
     torch.testing.assert_close(scores2, scores, atol=1e-6, rtol=0)

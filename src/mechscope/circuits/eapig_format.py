@@ -1,7 +1,7 @@
 """Graph files in EAP-IG's JSON layout (hannamw/EAP-IG ``Graph.to_json`` / ``from_json``).
 
     {"cfg": {"n_layers", "n_heads", "n_key_value_heads", "parallel_attn_mlp", "d_model"},
-     "nodes": {"input": true, "a0.h1": false, ...},                   (or {"in_graph": ..., "score": ...})
+     "nodes": {"input": {"in_graph": true}, "a0.h1": {"in_graph": false, "score": ...}, ...},
      "edges": {"a0.h1->a1.h0<k>": {"score": 0.12, "in_graph": true}, ...}}
 
 EAP-IG's attention destinations are per head and per q/k/v input, as are those of a split graph
@@ -14,7 +14,9 @@ file written by EAP-IG gives merged scores that are the sums of its split scores
 Grouped-query models: EAP-IG (TransformerLens with ``ungroup_grouped_query_attention``) has a
 k and a v input per query head; a split graph has one per kv head, which is the sum of its
 group's (the kv head's input gradient is the sum of the copies'). Export writes a kv edge onto
-each query head of its group with 1 / group of its score; import sums a group's edges.
+each query head of its group with 1 / group of its score; import sums a group's edges. EAP-IG's
+files do not record n_key_value_heads: pass the model's to `from_eapig(n_kv_heads=)`. Files written
+here load with EAP-IG's ``Graph.from_json`` (bench/bench_circuits.py --vs-eap-ig checks it).
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ def to_eapig(graph: Graph, scores: torch.Tensor, mask: torch.Tensor | None = Non
         for target in targets:
             edges[f"{src_names[s]}->{target}"] = {"score": value / len(targets), "in_graph": keep}
     used = set(graph.nodes_of(mask)) | {"logits"}
-    nodes = {n: n in used for n in graph.sources + ["logits"]}
+    nodes = {n: {"in_graph": n in used} for n in graph.sources + ["logits"]}   # as EAP-IG's to_json writes
     cfg = {"n_layers": graph.n_layers, "n_heads": graph.n_heads, "n_key_value_heads": graph.n_kv_heads or None,
            "parallel_attn_mlp": graph.parallel_attn_mlp, "d_model": d_model}
     return {"cfg": cfg, "nodes": nodes, "edges": edges}
