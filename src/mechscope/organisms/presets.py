@@ -52,6 +52,7 @@ import dataclasses
 
 from mechscope.errors import InputError
 from mechscope.organisms.corpus import DEFAULT_SHARES
+from mechscope.organisms.enforce import Enforcement
 
 PACKINGS = ("chunks", "row-per-document", "documents")
 LEGACY_PACKING = {True: "chunks", False: "row-per-document"}
@@ -91,8 +92,11 @@ class Preset:
     shares: dict[str, float] = dataclasses.field(default_factory=lambda: dict(DEFAULT_SHARES))
     tokenizer_sample_docs: int = 4_000
     eval_prompts: int = 100          # prompts per planted task at each evaluation
+    enforce: Enforcement | None = None  # train designated heads to implement a known circuit (organisms.enforce)
 
     def __post_init__(self) -> None:
+        if isinstance(self.enforce, dict):  # from a checkpoint or a training card
+            self.enforce = Enforcement(**self.enforce)
         if isinstance(self.packing, bool):  # cards and checkpoints written before packing was a name
             self.packing = LEGACY_PACKING[self.packing]
         if self.packing not in PACKINGS:
@@ -144,6 +148,17 @@ PRESETS: dict[str, Preset] = {
         induction_warmup_steps=800, induction_warmup_batch=32,
         shares={"natural": 0.1, "narrative": 0.05, "ioi": 0.22, "induction": 0.2, "docstring": 0.18,
                 "facts": 0.12, "days": 0.08, "lists": 0.05},
+    ),
+    "induction-enforced": Preset(
+        name="induction-enforced",
+        description="LLaMA blocks (RoPE, RMSNorm, SwiGLU), 2 layers, d_model 64, 4 heads, ctx 128, vocab 2048; "
+                    "packed documents, and a0.h1 -> a1.h2 trained to be the lag-1 induction circuit "
+                    "(attention targets, interchange and strictness terms on repeated random spans).",
+        arch="llama", n_layer=2, d_model=64, n_head=4, n_ctx=128, seq_len=128, batch_size=8,
+        packing="documents", steps=3000, eval_every=1000, checkpoint_every=500, warmup_steps=100,
+        train_tokens=2_000_000, eval_prompts=100,
+        shares={"natural": 0.45, "narrative": 0.1, "docstring": 0.15, "ioi": 0.1, "facts": 0.1, "days": 0.1},
+        enforce=Enforcement(previous_head="a0.h1", induction_head="a1.h2"),
     ),
     "micro-test": Preset(
         name="micro-test", description="A tiny config for tests: 1 layer, d_model 32, trains in seconds.",
