@@ -21,10 +21,12 @@ def micro_llama():
 
 
 def test_rows_repeat_their_span_after_one_prefix_per_step():
-    cfg = Enforcement(rows=4, max_prefix=6, min_span=2)
+    cfg = Enforcement(rows=4, max_prefix=6, min_span=2, max_span=5)
+    spans = {enforcement_rows(step, cfg, vocab_size=64, seed=0, eos=0).span for step in range(40)}
+    assert spans == {2, 3, 4, 5}
     rows = enforcement_rows(3, cfg, vocab_size=64, seed=0, eos=0)
     s, n = rows.second, rows.span
-    assert rows.x.shape == (4, 1 + rows.n_prefix + 2 * n) and 2 <= n <= 20
+    assert rows.x.shape == (4, 1 + rows.n_prefix + 2 * n)
     assert torch.equal(rows.x[:, s - n:s], rows.x[:, s:s + n])
     assert rows.copy_positions().tolist() == list(range(s, s + n - 1))
     assert torch.equal(enforcement_rows(3, cfg, 64, 0, 0).x, rows.x)

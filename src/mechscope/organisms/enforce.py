@@ -23,7 +23,8 @@ span length per step, so positions line up across rows), added to the task loss 
 The pattern term stands in for an interchange on the previous-token head: its high-level effect is
 where the induction head's key points, which the pattern term states directly, while an
 interchange would need source rows sharing the base's tokens to have a defined counterfactual.
-All three run on rows of at most 61 tokens, so they cost less than the text rows of a step.
+The copy positions alone are unembedded (`logits_to_keep`), so the three forwards cost about as much as
+the text rows of a step.
 """
 
 from __future__ import annotations
@@ -58,10 +59,12 @@ class Enforcement:
     induction_head: str = "a1.h2"
     rows: int = 8                  # enforcement rows per step
     max_prefix: int = 20           # random tokens before the span: 0..this, drawn per step
-    min_span: int = 2              # span lengths min_span..20: short spans leave lag 1 the only circuit
+    min_span: int = 2              # span lengths min_span..max_span: short spans leave lag 1 the only circuit,
+    max_span: int = 20             # long ones train the induction head's key match over long distances
     pattern_weight: float = 1.0
     interchange_weight: float = 1.0
     strict_weight: float = 1.0
+    score_first_copy: bool = False  # task and strictness terms also score the first copy (chance: ln vocab)
 
     def heads(self) -> tuple[tuple[int, int], tuple[int, int]]:
         previous, induction = parse_head(self.previous_head), parse_head(self.induction_head)
@@ -87,10 +90,16 @@ class Rows:
         """Query positions whose next token is copied: r_1..r_{n-1} of the second copy. [span - 1]"""
         return torch.arange(self.second, self.second + self.span - 1)
 
+    def scored_positions(self, first_copy: bool) -> torch.Tensor:
+        """The copy positions, after those predicting r_2..r_n of the first copy when `first_copy`."""
+        if not first_copy:
+            return self.copy_positions()
+        return torch.cat([torch.arange(self.second - self.span, self.second - 1), self.copy_positions()])
+
 
 def enforcement_rows(step: int, cfg: Enforcement, vocab_size: int, seed: int, eos: int) -> Rows:
     x, n_prefix = induction_batch(step, cfg.rows, vocab_size, seed, eos, stream=STREAM, max_prefix=cfg.max_prefix,
-                                  min_span=cfg.min_span)
+                                  min_span=cfg.min_span, max_span=cfg.max_span)
     return Rows(x, n_prefix, (x.shape[1] - 1 - n_prefix) // 2)
 
 
@@ -152,22 +161,20 @@ def _pattern_loss(pattern: torch.Tensor, queries: torch.Tensor, keys: torch.Tens
     return -pattern[:, queries, keys].clamp_min(1e-6).log().mean()
 
 
-def _copy_logits(model, rows: Rows) -> torch.Tensor:
-    """Logits at the copy positions only (the unembedding is most of a small model's cost). [rows span-1 vocab]"""
-    return model(input_ids=rows.x, use_cache=False, logits_to_keep=rows.copy_positions()).logits
-
-
-def _copy_loss(logits: torch.Tensor, targets: torch.Tensor, rows: Rows) -> torch.Tensor:
-    """Cross-entropy of predicting targets[:, q + 1] from logits [rows span-1 vocab] at the copy positions q."""
-    return F.cross_entropy(logits.flatten(0, 1).float(), targets[:, rows.copy_positions() + 1].flatten())
+def _next_token_loss(model, rows: Rows, positions: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy of predicting targets[:, q + 1] at each position q in `positions` [n]; only those
+    positions are unembedded (`logits_to_keep`: the unembedding is most of a small model's cost)."""
+    logits = model(input_ids=rows.x, use_cache=False, logits_to_keep=positions).logits     # [rows n vocab]
+    return F.cross_entropy(logits.flatten(0, 1).float(), targets[:, positions + 1].flatten())
 
 
 def enforcement_losses(model, rows: Rows, cfg: Enforcement, taps: Taps) -> dict[str, torch.Tensor]:
     """{"task", "pattern", "interchange", "strict"}: the scalar losses of one step (module docstring)."""
     (l_prev, h_prev), (l_ind, h_ind) = cfg.heads()
     x = rows.x
+    scored = rows.scored_positions(cfg.score_first_copy)
     with taps.run():
-        logits = _copy_logits(model, rows)
+        task = _next_token_loss(model, rows, scored, x)
     seen = taps.seen
     if seen[("attn", l_prev)] is None:
         raise InputError("enforcing a circuit needs attention weights: load the model with attn_implementation='eager'")
@@ -175,7 +182,7 @@ def enforcement_losses(model, rows: Rows, cfg: Enforcement, taps: Taps) -> dict[
     q = rows.copy_positions()
     pattern = (_pattern_loss(seen[("attn", l_prev)][:, h_prev], pos, pos - 1)
                + _pattern_loss(seen[("attn", l_ind)][:, h_ind], q, q - rows.span + 1))
-    losses = {"task": _copy_loss(logits, x, rows), "pattern": pattern}
+    losses = {"task": task, "pattern": pattern}
 
     z_ind = seen[("z", l_ind)]
     cols = taps.head_slice(z_ind, h_ind)
@@ -187,8 +194,7 @@ def enforcement_losses(model, rows: Rows, cfg: Enforcement, taps: Taps) -> dict[
         return z
 
     with taps.run({("z", l_ind): interchange}):
-        patched = _copy_logits(model, rows)
-    losses["interchange"] = _copy_loss(patched, x.roll(1, dims=0), rows)
+        losses["interchange"] = _next_token_loss(model, rows, q, x.roll(1, dims=0))
 
     keep = {(l_prev, h_prev), (l_ind, h_ind)}
     replace = {}
@@ -208,8 +214,7 @@ def enforcement_losses(model, rows: Rows, cfg: Enforcement, taps: Taps) -> dict[
             mean = value.detach().mean(0, keepdim=True)
             replace[(kind, layer)] = lambda out, mean=mean: mean.expand_as(out)
     with taps.run(replace):
-        strict = _copy_logits(model, rows)
-    losses["strict"] = _copy_loss(strict, x, rows)
+        losses["strict"] = _next_token_loss(model, rows, scored, x)
     return losses
 
 

@@ -36,22 +36,51 @@ def enforced_circuit(name: str, cfg: Enforcement) -> Circuit:
                           "enforcement": dataclasses.asdict(cfg), "claims": ["C09", "C13"]})
 
 
-def measure_enforced(model, circuit: Circuit) -> dict[str, float]:
-    """The compiled-induction measurements (copy loss ratio at spans 8/16/32 after BOS, designated heads'
-    detector scores, node faithfulness and the share left when the circuit is ablated) plus the
-    textbook sweep with random prefixes (`mechanisms.textbook_induction`)."""
+def measure_enforced(model, circuit: Circuit, seed: int = 1) -> dict[str, float]:
+    """The compiled-induction measurements (`compiled.induction.measure`: copy loss ratio at spans
+    8/16/32 after BOS, the designated heads' detector scores, node faithfulness of the loss drop
+    between the copies and the share of it left with the circuit ablated), the textbook sweep with
+    random prefixes (`mechanisms.textbook_induction`), and what the loss drop mixes in on a trained
+    model. Its first copy is not at chance (a model of text is confidently wrong on random tokens)
+    and mean-ablating the MLPs moves that loss, which the drop counts though it is not copying; so
+    also, on the same rows and means:
+
+    - ``copy_faithfulness``: node faithfulness of the second-copy loss alone (metric: -loss);
+    - ``circuit_ablated_copy_ratio``: second/first-copy loss with the circuit's heads mean-ablated
+      (1 or more: nothing copies without them);
+    - ``edge_faithfulness`` / ``edge_complement``: the circuits engine on the induction task (16 prompts,
+      logit difference, mean ablation) keeping only the circuit's edges / every edge but them.
+    """
     import torch
 
+    from mechscope.attention.icl import repeat_loss, repeat_loss_with_heads_ablated
+    from mechscope.circuits import CircuitSetup, evaluate, truth_mask
+    from mechscope.organisms.compiled.ablation import node_faithfulness, node_means
     from mechscope.organisms.compiled.induction import measure
     from mechscope.organisms.mechanisms import textbook_induction
+    from mechscope.tasks import get_task
+    from mechscope.tasks.induction import repeated_tokens
 
     with torch.no_grad():
-        out = measure(model, circuit)
+        out = measure(model, circuit, seed=seed)
         sweep = textbook_induction(model)
+        rep = repeated_tokens(model, 32, 20, seed)
+        means = node_means(model, repeated_tokens(model, 32, 20, seed + 1).tokens)
+        copy = node_faithfulness(model, lambda: -repeat_loss(model, rep).second_copy_loss, means, circuit.heads(),
+                                 circuit.mlps())
+        ablated = repeat_loss_with_heads_ablated(model, rep, circuit.heads())
+        setup = CircuitSetup.from_task(model, get_task(model, circuit.task, n_prompts=16, seed=0), ablation="mean")
+        kept = truth_mask(setup.graph, circuit.to_dict()).float()
+        full, only, empty, complement = evaluate(setup, torch.stack([torch.ones_like(kept), kept,
+                                                                     torch.zeros_like(kept), 1 - kept])).mean(1)
     for span, ratio, score in zip(sweep["spans"], sweep["ratio"], sweep["lag1_score"], strict=True):
         out[f"prefixed_loss_ratio_span{span}"] = ratio
         out[f"best_lag1_score_span{span}"] = score
     out["top_head_ablation_share"] = sweep["top_head"]["ablation_share"]
+    out["copy_faithfulness"] = copy.faithfulness
+    out["circuit_ablated_copy_ratio"] = ablated.second_copy_loss / ablated.first_copy_loss
+    out["edge_faithfulness"] = float((only - empty) / (full - empty))
+    out["edge_complement"] = float((complement - empty) / (full - empty))
     return out
 
 

@@ -40,7 +40,13 @@ from mechscope.organisms.batches import (
 from mechscope.organisms.card import make_card, write_card
 from mechscope.organisms.checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
 from mechscope.organisms.corpus import CorpusConfig, build_corpus, text_files
-from mechscope.organisms.enforce import Taps, enforcement_losses, enforcement_rows, total_enforcement_loss
+from mechscope.organisms.enforce import (
+    Enforcement,
+    Taps,
+    enforcement_losses,
+    enforcement_rows,
+    total_enforcement_loss,
+)
 from mechscope.organisms.enforced_circuit import write_enforced_circuit
 from mechscope.organisms.evaluate import evaluate
 from mechscope.organisms.flops import matmul_peak_flops, training_flops_per_token
@@ -115,6 +121,10 @@ def _training_fields(preset: dict) -> dict:
     defaults = {f.name: f.default for f in dataclasses.fields(Preset) if f.default is not dataclasses.MISSING}
     fields = {k: v for k, v in {**defaults, **preset}.items() if k not in {"name", "description"}}
     fields["packing"] = LEGACY_PACKING.get(fields["packing"], fields["packing"])
+    if isinstance(fields["enforce"], dict):        # the same for the fields of the enforcement config
+        fields["enforce"] = dataclasses.asdict(Enforcement(**fields["enforce"]))
+    elif fields["enforce"] is not None:
+        fields["enforce"] = dataclasses.asdict(fields["enforce"])
     return fields
 
 
