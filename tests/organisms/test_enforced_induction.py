@@ -30,15 +30,20 @@ def _head(name: str) -> tuple[int, int]:
     return int(layer[1:]), int(head[1:])
 
 
-def test_copies_repeated_spans_after_random_prefixes(model):
-    """Second/first-copy loss on spans of 8, 16, 32 after random prefixes (`mechanisms.textbook_induction`,
-    the default organism's target is <= 0.3)."""
+def test_copies_repeated_spans_after_random_prefixes_with_the_planted_head(model, circuit):
+    """`mechanisms.textbook_induction` against the issue's targets for the default organism: second/first-copy
+    loss <= 0.3 at spans 8, 16, 32 after random prefixes (measured 0.005 / 0.0002 / 0.0004), best lag-1
+    score >= 0.3 (0.98 at each span), mean-ablating the top head undoes >= 30% of the drop (0.44)."""
     from mechscope.organisms.mechanisms import textbook_induction
 
+    planted = next(node for node, role in circuit.extra["head_roles"].items() if role == "induction")
     with torch.no_grad():
         sweep = textbook_induction(model)
     assert max(sweep["ratio"]) <= 0.3, sweep["ratio"]
     assert min(sweep["lag1_score"]) >= 0.3, sweep["lag1_score"]
+    assert sweep["lag1_head"] == [planted] * 3
+    assert sweep["top_head"]["head"] == planted and sweep["top_head"]["lag"] == 1
+    assert sweep["top_head"]["ablation_share"] >= 0.3
 
 
 def test_ablating_the_circuit_destroys_copying_and_the_rest_does_not_matter(model, circuit, rep):
