@@ -64,7 +64,6 @@ class Enforcement:
     pattern_weight: float = 1.0
     interchange_weight: float = 1.0
     strict_weight: float = 1.0
-    score_first_copy: bool = False  # task and strictness terms also score the first copy (chance: ln vocab)
 
     def heads(self) -> tuple[tuple[int, int], tuple[int, int]]:
         previous, induction = parse_head(self.previous_head), parse_head(self.induction_head)
@@ -89,12 +88,6 @@ class Rows:
     def copy_positions(self) -> torch.Tensor:
         """Query positions whose next token is copied: r_1..r_{n-1} of the second copy. [span - 1]"""
         return torch.arange(self.second, self.second + self.span - 1)
-
-    def scored_positions(self, first_copy: bool) -> torch.Tensor:
-        """The copy positions, after those predicting r_2..r_n of the first copy when `first_copy`."""
-        if not first_copy:
-            return self.copy_positions()
-        return torch.cat([torch.arange(self.second - self.span, self.second - 1), self.copy_positions()])
 
 
 def enforcement_rows(step: int, cfg: Enforcement, vocab_size: int, seed: int, eos: int) -> Rows:
@@ -172,14 +165,13 @@ def enforcement_losses(model, rows: Rows, cfg: Enforcement, taps: Taps) -> dict[
     """{"task", "pattern", "interchange", "strict"}: the scalar losses of one step (module docstring)."""
     (l_prev, h_prev), (l_ind, h_ind) = cfg.heads()
     x = rows.x
-    scored = rows.scored_positions(cfg.score_first_copy)
+    q = rows.copy_positions()
     with taps.run():
-        task = _next_token_loss(model, rows, scored, x)
+        task = _next_token_loss(model, rows, q, x)
     seen = taps.seen
     if seen[("attn", l_prev)] is None:
         raise InputError("enforcing a circuit needs attention weights: load the model with attn_implementation='eager'")
     pos = torch.arange(1, x.shape[1])
-    q = rows.copy_positions()
     pattern = (_pattern_loss(seen[("attn", l_prev)][:, h_prev], pos, pos - 1)
                + _pattern_loss(seen[("attn", l_ind)][:, h_ind], q, q - rows.span + 1))
     losses = {"task": task, "pattern": pattern}
@@ -214,7 +206,7 @@ def enforcement_losses(model, rows: Rows, cfg: Enforcement, taps: Taps) -> dict[
             mean = value.detach().mean(0, keepdim=True)
             replace[(kind, layer)] = lambda out, mean=mean: mean.expand_as(out)
     with taps.run(replace):
-        losses["strict"] = _next_token_loss(model, rows, scored, x)
+        losses["strict"] = _next_token_loss(model, rows, q, x)
     return losses
 
 
