@@ -57,10 +57,10 @@ class Enforcement:
 
     previous_head: str = "a0.h1"
     induction_head: str = "a1.h2"
-    rows: int = 8                  # enforcement rows per step
-    max_prefix: int = 20           # random tokens before the span: 0..this, drawn per step
+    rows: int = 32                 # enforcement rows per step (with 8 the induction head's OV copy was data-starved)
+    max_prefix: int = 10           # random tokens before the span: 0..this, drawn per step
     min_span: int = 2              # span lengths min_span..max_span: short spans leave lag 1 the only circuit,
-    max_span: int = 20             # long ones train the induction head's key match over long distances
+    max_span: int = 32             # long ones train the induction head's key match over long distances
     pattern_weight: float = 1.0
     interchange_weight: float = 1.0
     strict_weight: float = 1.0

@@ -169,7 +169,7 @@ PRESETS: dict[str, Preset] = {
         packing="documents", steps=2500, eval_every=500, checkpoint_every=250, warmup_steps=100,
         train_tokens=2_000_000, eval_prompts=100,
         shares={"natural": 0.45, "narrative": 0.1, "docstring": 0.15, "ioi": 0.1, "facts": 0.1, "days": 0.1},
-        enforce=Enforcement(previous_head="a0.h1", induction_head="a1.h2", rows=32, max_prefix=10, max_span=32),
+        enforce=Enforcement(previous_head="a0.h1", induction_head="a1.h2"),
     ),
     "micro-test": Preset(
         name="micro-test", description="A tiny config for tests: 1 layer, d_model 32, trains in seconds.",
