@@ -52,8 +52,10 @@ def planted_summary(name: str) -> dict:
         circuit = json.loads((path / "circuit.json").read_text(encoding="utf-8"))
         nodes = [n for n in circuit["nodes"] if n not in ("input", "logits")]
         kind = "enforced" if "enforcement" in circuit else "compiled"     # trained to a circuit, or written
-        return {"kind": kind, "mechanisms": f"{circuit['task']} ({', '.join(nodes)})",
-                "claims": circuit.get("claims", [])}
+        text = f"{circuit['task']} ({', '.join(nodes)})"
+        if "faithfulness" in circuit["metrics"]:
+            text += f"; node faithfulness {circuit['metrics']['faithfulness']:.2f}"
+        return {"kind": kind, "mechanisms": text, "claims": circuit.get("claims", [])}
     if (path / "mechanisms.json").is_file():
         measured = json.loads((path / "mechanisms.json").read_text(encoding="utf-8"))
         claims = measured["claims"]
