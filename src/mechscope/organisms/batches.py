@@ -64,17 +64,18 @@ def document_batch(tokens: np.ndarray, bounds: np.ndarray, step: int, batch_size
 
 
 def induction_batch(step: int, batch_size: int, vocab_size: int, seed: int, eos: int,
-                    stream: int = 7, max_prefix: int = 0, min_span: int = 8) -> tuple[torch.Tensor, int]:
+                    stream: int = 7, max_prefix: int = 0, min_span: int = 8, max_span: int = 20
+                    ) -> tuple[torch.Tensor, int]:
     """Rows of <|endoftext|> + P random tokens + a random span + the same span, and P.
 
     Returns ([batch, 1 + P + 2 * span] ids, P). P is drawn per step from 0..max_prefix: with the
     span always right after <|endoftext|> a model can predict the copy from absolute positions alone
     (attend to position i - span + 1) instead of forming induction heads; a random offset rules
-    that shortcut out. The span length is drawn per step from min_span..20. A pure function of its
+    that shortcut out. The span length is drawn per step from min_span..max_span. A pure function of its
     arguments; `stream` separates warm-up rows from the rows mixed into later batches.
     """
     rng = np.random.default_rng([seed, step, stream])
-    span = rng.integers(1, vocab_size, size=(batch_size, int(rng.integers(min_span, 21))))
+    span = rng.integers(1, vocab_size, size=(batch_size, int(rng.integers(min_span, max_span + 1))))
     n_prefix = int(rng.integers(0, max_prefix + 1)) if max_prefix else 0
     prefix = rng.integers(1, vocab_size, size=(batch_size, n_prefix))
     x = np.concatenate([np.full((batch_size, 1), eos), prefix, span, span], axis=1)

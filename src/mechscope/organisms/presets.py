@@ -43,6 +43,22 @@
   Its shipped weights copy spans of 6 or more (ratio 0.18 at 6, 0.014 at 20) and none of 2-4 (1.0).
   The same recipe with GPT-2 blocks (learned positions) reached an induction ratio of only 0.74 at
   step 3000, where this one is at 0.025.
+- ``induction-enforced``: LLaMA blocks, 2 layers, d_model 64, 4 heads of 16, context 128, trained
+  so that a0.h1 -> a1.h2 is the textbook lag-1 induction circuit (organisms/enforce.py) while
+  everything else learns the organism corpus freely: each step 6 rows of packed documents (task
+  loss) plus 32 rows of repeated random spans of 2-32 tokens after prefixes of 0-10 tokens, on
+  which a0.h1's and a1.h2's attention is trained to the high-level model's targets, a1.h2's output
+  is interchanged between rows (the prediction must follow the source) and every other head and
+  both MLPs are mean-ablated (the prediction must not change). 2500 steps, 7.3 min on one thread
+  of the shared 2-core machine. Metrics of the shipped weights are in its circuit.json; on its
+  card: held-out English 6.07 nats, docstring 1.0, fact recall 0.88, day arithmetic 0.64, IOI 0.46.
+  The same preset without enforcement (316 s): held-out English 5.00, induction ratio 0.99, lag-1
+  scores 0.06 / 0.03 / 0.02 at spans 8 / 16 / 32, docstring 0.02, fact recall 1.0, day arithmetic 1.0: the enforcement costs about
+  a nat of English for the circuit. 8 text rows with the interchange and strictness terms at half
+  weight bought little English (5.96) and lost faithfulness (loss drop 0.93, edges 0.86).
+  32 rather than 8 span rows a step: with 8 the induction head's OV copying was data-starved
+  (second/first-copy loss 0.65 after 1500 steps); with 32, 0.004. Spans up to 32 rather than 20:
+  trained to 20 it copied spans of 32 at 0.38 (its key match did not reach that far).
 - ``micro-test``: a tiny config for tests (trains in seconds); not shipped.
 """
 
@@ -52,6 +68,7 @@ import dataclasses
 
 from mechscope.errors import InputError
 from mechscope.organisms.corpus import DEFAULT_SHARES
+from mechscope.organisms.enforce import Enforcement
 
 PACKINGS = ("chunks", "row-per-document", "documents")
 LEGACY_PACKING = {True: "chunks", False: "row-per-document"}
@@ -91,8 +108,11 @@ class Preset:
     shares: dict[str, float] = dataclasses.field(default_factory=lambda: dict(DEFAULT_SHARES))
     tokenizer_sample_docs: int = 4_000
     eval_prompts: int = 100          # prompts per planted task at each evaluation
+    enforce: Enforcement | None = None  # train designated heads to implement a known circuit (organisms.enforce)
 
     def __post_init__(self) -> None:
+        if isinstance(self.enforce, dict):  # from a checkpoint or a training card
+            self.enforce = Enforcement(**self.enforce)
         if isinstance(self.packing, bool):  # cards and checkpoints written before packing was a name
             self.packing = LEGACY_PACKING[self.packing]
         if self.packing not in PACKINGS:
@@ -144,6 +164,17 @@ PRESETS: dict[str, Preset] = {
         induction_warmup_steps=800, induction_warmup_batch=32,
         shares={"natural": 0.1, "narrative": 0.05, "ioi": 0.22, "induction": 0.2, "docstring": 0.18,
                 "facts": 0.12, "days": 0.08, "lists": 0.05},
+    ),
+    "induction-enforced": Preset(
+        name="induction-enforced",
+        description="LLaMA blocks (RoPE, RMSNorm, SwiGLU), 2 layers, d_model 64, 4 heads, ctx 128, vocab 2048; "
+                    "packed documents, and a0.h1 -> a1.h2 trained to be the lag-1 induction circuit "
+                    "(attention targets, interchange and strictness terms on repeated random spans).",
+        arch="llama", n_layer=2, d_model=64, n_head=4, n_ctx=128, seq_len=128, batch_size=6,
+        packing="documents", steps=2500, eval_every=500, checkpoint_every=250, warmup_steps=100,
+        train_tokens=2_000_000, eval_prompts=100,
+        shares={"natural": 0.45, "narrative": 0.1, "docstring": 0.15, "ioi": 0.1, "facts": 0.1, "days": 0.1},
+        enforce=Enforcement(previous_head="a0.h1", induction_head="a1.h2"),
     ),
     "micro-test": Preset(
         name="micro-test", description="A tiny config for tests: 1 layer, d_model 32, trains in seconds.",

@@ -42,7 +42,7 @@ def organism_file(path_or_name: str | Path, filename: str, how: str) -> Path:
 def planted_summary(name: str) -> dict:
     """What a shipped organism plants, from its measured files: {"kind", "mechanisms", "claims"}.
 
-    Compiled organisms: the circuit's task, nodes and claims (circuit.json). Trained organisms: each
+    Compiled and enforced organisms: the circuit's task, nodes and claims (circuit.json). Trained organisms: each
     claim's behaviour with its measured value, and the claims whose target the weights meet
     (mechanisms.json); an empty dict entry when the file is missing."""
     import json
@@ -51,8 +51,11 @@ def planted_summary(name: str) -> dict:
     if (path / "circuit.json").is_file():
         circuit = json.loads((path / "circuit.json").read_text(encoding="utf-8"))
         nodes = [n for n in circuit["nodes"] if n not in ("input", "logits")]
-        return {"kind": "compiled", "mechanisms": f"{circuit['task']} ({', '.join(nodes)})",
-                "claims": circuit.get("claims", [])}
+        kind = "enforced" if "enforcement" in circuit else "compiled"     # trained to a circuit, or written
+        text = f"{circuit['task']} ({', '.join(nodes)})"
+        if "faithfulness" in circuit["metrics"]:
+            text += f"; node faithfulness {circuit['metrics']['faithfulness']:.2f}"
+        return {"kind": kind, "mechanisms": text, "claims": circuit.get("claims", [])}
     if (path / "mechanisms.json").is_file():
         measured = json.loads((path / "mechanisms.json").read_text(encoding="utf-8"))
         claims = measured["claims"]

@@ -40,6 +40,14 @@ from mechscope.organisms.batches import (
 from mechscope.organisms.card import make_card, write_card
 from mechscope.organisms.checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
 from mechscope.organisms.corpus import CorpusConfig, build_corpus, text_files
+from mechscope.organisms.enforce import (
+    Enforcement,
+    Taps,
+    enforcement_losses,
+    enforcement_rows,
+    total_enforcement_loss,
+)
+from mechscope.organisms.enforced_circuit import write_enforced_circuit
 from mechscope.organisms.evaluate import evaluate
 from mechscope.organisms.flops import matmul_peak_flops, training_flops_per_token
 from mechscope.organisms.presets import LEGACY_PACKING, Preset, build_model
@@ -113,6 +121,10 @@ def _training_fields(preset: dict) -> dict:
     defaults = {f.name: f.default for f in dataclasses.fields(Preset) if f.default is not dataclasses.MISSING}
     fields = {k: v for k, v in {**defaults, **preset}.items() if k not in {"name", "description"}}
     fields["packing"] = LEGACY_PACKING.get(fields["packing"], fields["packing"])
+    if isinstance(fields["enforce"], dict):        # the same for the fields of the enforcement config
+        fields["enforce"] = dataclasses.asdict(Enforcement(**fields["enforce"]))
+    elif fields["enforce"] is not None:
+        fields["enforce"] = dataclasses.asdict(fields["enforce"])
     return fields
 
 
@@ -141,6 +153,10 @@ def _train(preset: Preset, out: Path, text_paths: list[str], stop_after: int | N
     eos = run.tokenizer.bos_token_id
     torch.manual_seed(preset.seed)
     model = build_model(preset, eos)
+    taps = None
+    if preset.enforce:
+        model.set_attn_implementation("eager")   # the pattern term reads attention weights
+        taps = Taps(model)
     opt = make_optimizer(model, preset)
     step, history = 0, {"loss": [], "evals": [], "train_seconds": 0.0, "peak_flops": []}
     ckpt_path = out / CHECKPOINT_NAME
@@ -211,6 +227,11 @@ def _train(preset: Preset, out: Path, text_paths: list[str], stop_after: int | N
                               torch.ones_like(rows)))
             x, labels, mask = join_rows(parts, eos)
             loss = model(input_ids=x, labels=labels, attention_mask=mask).loss
+        if taps is not None:
+            rows = enforcement_rows(step, preset.enforce, preset.vocab_size, preset.seed, eos)
+            parts = enforcement_losses(model, rows, preset.enforce, taps)
+            loss = loss + total_enforcement_loss(parts, preset.enforce)
+            enforced = {k: round(v.item(), 4) for k, v in parts.items()}
         optimizer_step(model, opt, loss, preset.grad_clip)
         step += 1
         dt = time.perf_counter() - t0
@@ -223,8 +244,11 @@ def _train(preset: Preset, out: Path, text_paths: list[str], stop_after: int | N
         bar.update(1)
         bar.set_postfix(loss=f"{history['loss'][-1]:.3f}", tok_s=f"{tok_s:.0f}")
         if step % preset.log_every == 0:
-            _log(out, {"step": step, "loss": history["loss"][-1], "lr": lr_at(step - 1, preset), "tokens_per_s": tok_s,
-                       "flops_per_s": tok_s * flops_per_token})
+            record = {"step": step, "loss": history["loss"][-1], "lr": lr_at(step - 1, preset), "tokens_per_s": tok_s,
+                      "flops_per_s": tok_s * flops_per_token}
+            if taps is not None:
+                record["enforce"] = enforced
+            _log(out, record)
             recent, recent_tokens = [], []
         if step % preset.eval_every == 0 or step == preset.steps:
             run_eval()
@@ -246,6 +270,8 @@ def export(out: Path, model, run: RunData, preset: Preset, history: dict, flops_
     card = make_card(preset, history, flops_per_token, corpus, torch.get_num_threads(),
                      n_params=sum(p.numel() for p in model.parameters()))
     write_card(final, card)
+    if preset.enforce:
+        write_enforced_circuit(final, preset.name, preset.enforce)
     for path in final.iterdir():  # temp-file writes are private (0600); these files get shipped
         path.chmod(0o644)
     return final

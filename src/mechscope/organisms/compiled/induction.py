@@ -179,7 +179,8 @@ def measure(model, circuit: Circuit, seed: int = 1) -> dict[str, float]:
     scores = {"previous-token": previous_token_scores(model, rep.tokens), "induction": induction_scores(model, rep),
               "duplicate-token": duplicate_token_scores(model, rep)}
     for role, result in scores.items():
-        out[f"{role.replace('-', '_')}_score"] = result.scores[node[role]].item()
+        if role in node:                      # a trained organism may plant only the circuit's two roles
+            out[f"{role.replace('-', '_')}_score"] = result.scores[node[role]].item()
     means = node_means(model, repeated_tokens(model, 32, 20, seed + 1).tokens)
     faith = node_faithfulness(model, lambda: repeat_loss(model, rep).drop, means, circuit.heads(), circuit.mlps())
     out["faithfulness"] = faith.faithfulness
