@@ -80,6 +80,18 @@ def test_sparse_ops_against_gather():
                                     (x, W, b, Wd))
 
 
+@pytest.mark.parametrize("ratio", [0, 64])
+def test_decoder_backward_is_the_same_gathered_or_dense(monkeypatch, ratio):
+    """grad of the k values: from gathered decoder rows (ratio 0) or one dense product (ratio 64), both exact."""
+    import mechscope.dictionary.sparse_ops as ops
+
+    monkeypatch.setattr(ops, "DENSE_DOTS_RATIO", ratio)
+    g = torch.Generator().manual_seed(1)
+    i = torch.randint(0, 40, (7, 4), generator=g)
+    v, Wd = (torch.randn(*s, generator=g, dtype=torch.double, requires_grad=True) for s in [(7, 4), (40, 5)])
+    assert torch.autograd.gradcheck(lambda v, Wd: sparse_decode(i, v, Wd), (v, Wd))
+
+
 def test_batch_topk_keeps_k_per_token_on_average_and_learns_threshold():
     sae, x = _sae("batch_topk", k=3)
     sae.train()
