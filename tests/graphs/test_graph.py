@@ -7,7 +7,7 @@ import torch
 
 from mechscope.cli.graph import graph_html
 from mechscope.graphs.attribute import attribute, logit_targets
-from mechscope.graphs.export import neuronpedia_json
+from mechscope.graphs.export import EDGE_WIDTH_BINS, neuronpedia_json
 from mechscope.graphs.graph import AttributionGraph
 from tests.graphs.graph_helpers import random_transcoders
 
@@ -63,6 +63,15 @@ def test_neuronpedia_json_and_html_of_a_real_graph(tiny_gpt2_model, tmp_path):
     assert data["metadata"]["prompt"].startswith("The")
     d = graph.to_dict()
     assert 0 <= d["replacement_score"] <= 1 and 0 <= d["completeness_score"] <= 1
+    # the figure draws every pruned edge, in a few line traces (one per sign and width bin)
+    fig = graph.figure()
+    pruned = graph.prune(0.8, 0.98)
+    kept = pruned.node_mask
+    t, s = pruned.edge_mask.nonzero(as_tuple=True)
+    n_edges = int((kept[t] & kept[s]).sum())
+    lines = [tr for tr in fig.data if tr.mode == "lines"]
+    assert n_edges > 10 and len(lines) <= 2 * EDGE_WIDTH_BINS
+    assert sum(len(tr.x) for tr in lines) == 3 * n_edges
 
 
 def test_max_feature_nodes_keeps_the_features_most_influential_on_the_logits(tiny_gpt2_model):

@@ -62,6 +62,9 @@ def neuronpedia_json(graph, slug: str = "mechscope-graph", scan: str = "mechscop
     }
 
 
+EDGE_WIDTH_BINS = 8   # edges are drawn in this many line widths (by |weight| / max |weight|)
+
+
 def graph_figure(graph, node_threshold: float = 0.8, edge_threshold: float = 0.98):
     """The pruned graph drawn over (position, layer): tokens at the bottom, logits on top, edges
     coloured by sign (blue positive, red negative) with width by |weight|."""
@@ -87,12 +90,20 @@ def graph_figure(graph, node_threshold: float = 0.8, edge_threshold: float = 0.9
     fig = go.Figure()
     w_max = float(graph.adjacency.abs().max()) or 1.0
     targets, sources = pruned.edge_mask.nonzero(as_tuple=True)
+    # one line trace per (sign, width bin), segments separated by None: a trace per edge made drawing a
+    # few thousand edges take minutes (plotly copies the figure on every add_trace)
+    segments: dict[tuple[bool, int], tuple[list, list]] = {}
     for t, s in zip(targets.tolist(), sources.tolist(), strict=True):
         if s in xy and t in xy:
             w = float(graph.adjacency[t, s])
-            fig.add_trace(go.Scatter(x=[xy[s][0], xy[t][0]], y=[xy[s][1], xy[t][1]], mode="lines", hoverinfo="skip",
-                                     line={"color": "#2563eb" if w > 0 else "#dc2626", "width": 0.5 + 4 * abs(w) / w_max},
-                                     opacity=0.5, showlegend=False))
+            xs, ys = segments.setdefault((w > 0, min(int(EDGE_WIDTH_BINS * abs(w) / w_max), EDGE_WIDTH_BINS - 1)),
+                                         ([], []))
+            xs += [xy[s][0], xy[t][0], None]
+            ys += [xy[s][1], xy[t][1], None]
+    for (positive, width_bin), (xs, ys) in sorted(segments.items()):
+        fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", hoverinfo="skip", opacity=0.5, showlegend=False,
+                                 line={"color": "#2563eb" if positive else "#dc2626",
+                                       "width": 0.5 + 4 * (width_bin + 0.5) / EDGE_WIDTH_BINS}))
     ids = list(xy)
     fig.add_trace(go.Scatter(x=[xy[i][0] for i in ids], y=[xy[i][1] for i in ids], mode="markers",
                              text=[safe_token(names[i]) for i in ids], hoverinfo="text", showlegend=False,
