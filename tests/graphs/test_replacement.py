@@ -19,6 +19,13 @@ def test_replacement_forward_reproduces_the_logits(tiny_gpt2_model, skip):
         clean = model(tokens)
     assert float((trace.logits.detach() - clean).abs().max()) < 1e-5
     assert all(bool((trace.acts[layer] > 0).any()) for layer in range(model.cfg.n_layers))
+    last = replacement_forward(model, random_transcoders(model, skip=skip), tokens, last_logits_only=True)
+    assert last.logits.shape == (2, 1, clean.shape[-1])
+    torch.testing.assert_close(last.logits.detach()[:, 0], clean[:, -1], atol=1e-5, rtol=1e-6)
+    # the same linear model underneath: a logit's gradient to the embedding leaf is the full forward's
+    full_grad = torch.autograd.grad(trace.logits[:, -1, 7].sum(), trace.embed)[0]
+    last_grad = torch.autograd.grad(last.logits[:, 0, 7].sum(), last.embed)[0]
+    torch.testing.assert_close(last_grad, full_grad, atol=1e-6, rtol=1e-5)
 
 
 def test_replacement_forward_reproduces_the_logits_on_real_llama(stories260k):

@@ -56,7 +56,7 @@ def attribute(model, transcoders, prompt: str | Tensor, *, max_n_logits: int = 1
         raise InputError("the prompt has no tokens")
     tokens = tokens.to(model.device)
     n_pos, n_layers = tokens.numel(), model.cfg.n_layers
-    trace = replacement_forward(model, transcoders, tokens.expand(batch_size, n_pos))
+    trace = replacement_forward(model, transcoders, tokens.expand(batch_size, n_pos), last_logits_only=True)
     layers = range(n_layers)
     acts0 = {layer: trace.acts[layer][0].detach() for layer in layers}
     active = torch.cat([torch.cat([torch.full((len(nz), 1), layer), nz], 1)

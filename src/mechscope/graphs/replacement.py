@@ -33,13 +33,14 @@ from torch import Tensor
 
 from mechscope.dictionary.transcoder import MLP_INPUT_SITES
 from mechscope.errors import InputError
+from mechscope.tasks.answer import forward_to_answer
 
 
 @dataclasses.dataclass
 class ReplacementTrace:
     """Tensors of one replacement forward (batch b copies of one prompt of n_pos tokens).
 
-    logits [b pos d_vocab]; pre[L] [b pos d_sae] feature pre-activations (functions of the leaves);
+    logits [b pos d_vocab] ([b 1 d_vocab]: the last position only, if asked); pre[L] [b pos d_sae] feature pre-activations (functions of the leaves);
     acts[L] [b pos d_sae], errors[L] [b pos d_model], embed [b pos d_model]: the leaves.
     frozen: what was held fixed (patterns, norm inputs, outputs and divisors), by hook name;
     pass it back to `replacement_forward` to rerun the *same* linear model with other leaf values.
@@ -125,9 +126,11 @@ def _modules(transcoders) -> list:
 
 def replacement_forward(model, transcoders, tokens: Tensor, *,
                         frozen: dict[str, Tensor] | None = None,
-                        acts: dict[int, Tensor] | None = None) -> ReplacementTrace:
+                        acts: dict[int, Tensor] | None = None, last_logits_only: bool = False) -> ReplacementTrace:
     """Run the frozen replacement forward on tokens [batch pos] (grad enabled); see the module docstring.
 
+    last_logits_only: unembed only the last position (trace.logits [batch 1 d_vocab]): what an
+        attribution graph reads; on a 50k vocabulary the other positions' logits are a third of the forward.
     frozen: a previous trace's `frozen` (same tokens): rerun that linear model instead of freezing anew.
     acts: {layer: [batch pos d_sae]} feature activations to use instead of the transcoders' own
         (with `frozen`, this is an intervention on the replacement model: set a feature, see what moves).
@@ -197,7 +200,10 @@ def replacement_forward(model, transcoders, tokens: Tensor, *,
         for tc in modules:
             tc.eval()                      # inference activations (BatchTopK's threshold, dense TopK)
         with torch.enable_grad(), model.hooks(fwd=fwd):
-            logits = model(tokens)
+            if last_logits_only:
+                logits = forward_to_answer(model, tokens, [], -1, grad=True)[0].unsqueeze(1)
+            else:
+                logits = model(tokens)
     finally:
         for tc, mode in zip(modules, modes, strict=True):
             tc.train(mode)
