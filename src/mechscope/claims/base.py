@@ -47,6 +47,8 @@ class Budget:
     train_steps: int = 200       # steps for anything trained inside a claim (tuned lens, SAE, fine-tune)
     seed: int = 0
     max_layers: int | None = 8   # per-layer sweeps visit at most this many layers (None: every layer)
+    max_latents: int | None = 2048       # dictionaries trained inside a claim have at most this many latents
+    max_graph_features: int | None = 512  # attribution graphs compute at most this many features' rows, by influence
 
     def layers(self, n_layers: int) -> list[int]:
         """The layers a per-layer sweep visits: all of them when n_layers <= max_layers, else max_layers
@@ -57,6 +59,12 @@ class Budget:
             return [0, n_layers - 1][: max(self.max_layers, 1)]
         step = (n_layers - 1) / (self.max_layers - 1)
         return sorted({round(i * step) for i in range(self.max_layers)})
+
+    def latents(self, d_in: int, expansion: int) -> int:
+        """Latents of a dictionary over d_in-dimensional activations: expansion x d_in, at most max_latents
+        (the organisms' 128-d dictionaries stay under the cap; a 768-d model's shrink from 6144 to 2048)."""
+        wanted = expansion * d_in
+        return wanted if self.max_latents is None else min(wanted, self.max_latents)
 
     def exact_heads(self, n_layers: int, n_heads: int) -> int | None:
         """How many heads a per-head patching sweep patches exactly after an attribution screen
@@ -71,7 +79,8 @@ class Budget:
         if name == "quick":
             return cls()
         if name == "full":
-            return cls(name="full", n_prompts=128, seq_len=128, n_sequences=64, train_steps=2000, max_layers=None)
+            return cls(name="full", n_prompts=128, seq_len=128, n_sequences=64, train_steps=2000, max_layers=None,
+                       max_latents=None, max_graph_features=None)
         from mechscope.errors import InputError
 
         raise InputError(f"unknown budget {name!r}: use 'quick' or 'full'")

@@ -1,7 +1,9 @@
 """C21: feature-to-feature interactions across layers are not sparse.
 
-Experiment: one TopK transcoder per MLP (k = d_model/16, 8x expansion) trained on the model's text,
-then attribution graphs (circuit-tracer semantics, mechscope.graphs) on held-out prompts. Read from
+Experiment: one TopK transcoder per MLP (k = d_model/16, 8x expansion, at most budget.max_latents
+latents) trained on the model's text, then attribution graphs (circuit-tracer semantics,
+mechscope.graphs) on held-out prompts, each computing the rows of at most budget.max_graph_features
+active features, the most influential first (circuit-tracer's max_feature_nodes). Read from
 each graph: every active feature's out-degree (how many later-layer features take >= 1% of their
 input from it) and the share of edges needed to carry 80% and 98% of the edge influence on the
 logits (mechscope.graphs.sparsity). Sparse interactions need few edges; dense ones many.
@@ -10,8 +12,12 @@ Null: the re-initialised twin, read the same way (transcoders trained on its act
 network's features interact with no structure, so "not sparse" must not be much sparser than it;
 graphs whose inputs are mostly error nodes (completeness < 0.5) say nothing either way.
 
-Cost: n_layers transcoders x budget.train_steps steps of 256 tokens, and one attribution graph per
-prompt (2 prompts of 16 tokens quick, 8 full), on the model and on the twin.
+Cost: one harvest forward over 8 x n_sequences x seq_len tokens; n_layers transcoders x
+budget.train_steps steps of 256 tokens x d_model x min(8 d_model, max_latents); one attribution graph
+per prompt (2 prompts of 16 tokens quick, 8 full), each a forward of 64 copies of the prompt and one
+backward per 64 rows (the logits' and at most max_graph_features features'); on the model and on the twin.
+Measured on a random GPT-2-small shape (12 x 768, 1 thread): uncapped (6144 latents, 9216 active
+features per graph) the claim did not finish in 34 min; a graph costs ~12 s plus 0.056 s per row.
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ DENSE_EDGES, SPARSE_EDGES = 3.0, 1.5
 MIN_OUT_DEGREE, MIN_COMPLETENESS = 2.0, 0.5
 NULL_RATIO_DENSE, NULL_RATIO_SPARSE = 0.5, 0.25
 INPUT_SHARE = 0.01
+EXPANSION = 8
 RULE = (f"attribution graphs over per-layer transcoders: inconclusive if the graphs' completeness is < "
         f"{MIN_COMPLETENESS} (mostly error nodes); supported (not sparse) if carrying 80% of the edge influence "
         f"takes ≥ {DENSE_EDGES:g} edges per node, the median feature out-degree (later features taking ≥ "
@@ -62,12 +69,14 @@ def measure(model, budget: Budget) -> Measurement:
     seq_len = min(budget.seq_len, model.cfg.n_ctx)
     train = eval_tokens(model, seq_len=seq_len, n_sequences=8 * budget.n_sequences, seed=budget.seed + 1)
     held_out = eval_tokens(model, seq_len=seq_len, n_sequences=budget.n_sequences, seed=budget.seed)
-    tcs = train_mlp_transcoders(model, train, TranscoderRun(steps=budget.train_steps, seed=budget.seed,
-                                                            show_progress=False))
+    run = TranscoderRun(steps=budget.train_steps, seed=budget.seed, show_progress=False,
+                        d_sae=budget.latents(model.cfg.d_model, EXPANSION))
+    tcs = train_mlp_transcoders(model, train, run)
     fvu = [evaluate_transcoder(tc, model, held_out[:4]).fvu for tc in tcs.values()]
     n_graphs = 2 if budget.name == "quick" else 8
     prompt_len = min(16, seq_len)
-    graphs = [attribute(model, tcs, held_out[i, :prompt_len], show_progress=False) for i in range(n_graphs)]
+    graphs = [attribute(model, tcs, held_out[i, :prompt_len], max_feature_nodes=budget.max_graph_features,
+                        show_progress=False) for i in range(n_graphs)]
     sparsity = [interaction_sparsity(g, INPUT_SHARE) for g in graphs]
     degrees = np.concatenate([s.out_degree.numpy() for s in sparsity]) if sparsity else np.zeros(0)
     scores = [g.scores() for g in graphs]
@@ -83,8 +92,10 @@ def measure(model, budget: Budget) -> Measurement:
         "completeness_score": round(completeness, 4),
         "n_features_per_graph": [g.n_features for g in graphs], "n_graphs": n_graphs, "prompt_tokens": prompt_len,
         "transcoder_fvu_per_layer": [round(v, 4) for v in fvu], "train_tokens": int(train.numel()),
-        "train_steps": budget.train_steps,
+        "train_steps": budget.train_steps, "latents": run.d_sae, "max_graph_features": budget.max_graph_features,
     }
+    explored = ("every active feature" if budget.max_graph_features is None
+                else f"the {budget.max_graph_features} most influential active features")
     return Measurement(
         metrics=metrics, key_metric="edges_80_per_node",
         evidence=(f"Over {n_graphs} attribution graphs of {prompt_len}-token prompts ({sum(metrics['n_features_per_graph'])} "
@@ -92,10 +103,10 @@ def measure(model, budget: Budget) -> Measurement:
                   f"({share80:.1%} of the edges; 98%: {share98:.1%}); the median feature feeds ≥ {INPUT_SHARE:.0%} of the input of "
                   f"{median_degree:g} later features. Graph completeness {completeness:.2f}; transcoder FVU by "
                   f"layer {', '.join(f'{v:.2f}' for v in fvu)}."),
-        method=(f"TopK transcoders (k = d_model/16, 8× expansion) on every MLP, trained {budget.train_steps} steps "
+        method=(f"TopK transcoders (k = d_model/16, {run.d_sae} latents) on every MLP, trained {budget.train_steps} steps "
                 f"on {train.numel()} tokens of the bundled text; attribution graphs with frozen attention and "
                 "norms, direct effects between active features, error nodes, tokens and the top logits "
-                "(circuit-tracer semantics); out-degree at a 1% input share; edge influence as circuit-tracer "
-                "prunes by."),
+                f"(circuit-tracer semantics; {explored} per graph); out-degree at a 1% input share; edge "
+                "influence as circuit-tracer prunes by."),
         figures=[graphs[0].figure()] if graphs else [],
     )

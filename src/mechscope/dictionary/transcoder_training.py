@@ -16,12 +16,13 @@ from mechscope.dictionary.transcoder import TranscoderConfig, create_transcoder,
 
 @dataclasses.dataclass
 class TranscoderRun:
-    """architecture, k (0: d_model // 16, at least 4), expansion_factor, skip_connection: the transcoders;
-    steps, batch_size, lr: training; layers: None for every layer."""
+    """architecture, k (0: d_model // 16, at least 4), expansion_factor or d_sae (0: expansion_factor x
+    d_model), skip_connection: the transcoders; steps, batch_size, lr: training; layers: None for every layer."""
 
     architecture: str = "topk"
     k: int = 0
     expansion_factor: int = 8
+    d_sae: int = 0
     skip_connection: bool = False
     steps: int = 300
     batch_size: int = 256
@@ -38,7 +39,7 @@ def train_mlp_transcoders(model, tokens: Tensor, run: TranscoderRun | None = Non
     layers = run.layers if run.layers is not None else tuple(range(model.cfg.n_layers))
     k = run.k or max(4, d // 16)
     tcs = {layer: create_transcoder(TranscoderConfig.for_mlp(
-        d, layer, architecture=run.architecture, k=k, expansion_factor=run.expansion_factor,
+        d, layer, architecture=run.architecture, k=k, expansion_factor=run.expansion_factor, d_sae=run.d_sae,
         skip_connection=run.skip_connection, seed=run.seed + layer, dead_after_tokens=20 * run.batch_size,
         model_name=getattr(model, "spec", "") or "")) for layer in layers}
     pairs = harvest_pairs(model, tokens, tcs.values())
