@@ -174,6 +174,18 @@ def _sae(steps_per: float, tokens_per_t: float, calls_per_step: float, width: fl
     return rule
 
 
+def _c21(cfg, b, module):
+    """Transcoders on every layer (at most budget.max_latents latents), then attribution graphs of 16 tokens:
+    a forward of 64 prompt copies and one backward (~3 forward-tokens per token) per feature or logit row."""
+    k = _knobs(cfg, b)
+    latents = b.latents(cfg.d_model, getattr(module, "EXPANSION", 8))
+    active = max(4, cfg.d_model // 16) * 16 * cfg.n_layers
+    rows = (active if b.max_graph_features is None else min(active, b.max_graph_features)) + 10
+    n_graphs = 2 if b.name == "quick" else 8
+    train = _sae(k["L"], 9, 3.5, width=latents / cfg.d_model)(cfg, b, module)
+    return dataclasses.replace(train, tokens=train.tokens + n_graphs * 16 * (64 + 3 * rows))
+
+
 def _c16(cfg, b, module):
     k = _knobs(cfg, b)
     steps = b.train_steps
@@ -206,5 +218,5 @@ COSTS: dict[str, _Rule] = {
     "C18": lambda c, b, m: Cost(tokens=2 * _knobs(c, b)["Lb"] * _knobs(c, b)["T"], calls=10 * _knobs(c, b)["Lb"]),
     "C19": lambda c, b, m: Cost(tokens=6720 * _knobs(c, b)["P"], calls=400),
     "C20": _sae(1, 9, 2.4),
-    "C21": lambda c, b, m: _sae(c.n_layers, 9, 3.5)(c, b, m),
+    "C21": _c21,
 }
