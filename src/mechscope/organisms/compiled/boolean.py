@@ -120,10 +120,12 @@ def random_feature_tokens(model, n_seq: int = 32, length: int = 16, seed: int = 
     0.5 to find the features (bench/bench_gates_boolean.py): at 0.5 the MLP input is 64 equally
     likely points and no dictionary recovers the 6 directions."""
     gen = torch.Generator().manual_seed(seed)
-    bits = (torch.rand(n_seq, length, N_FEATURES, generator=gen) < p_on).long()     # [n_seq length 6]
-    place = 2 ** torch.arange(N_FEATURES - 1, -1, -1)                             # f0 is the first bit
     ids = torch.tensor(model.tokenizer.convert_tokens_to_ids(feature_tokens()))   # itertools.product order
-    body = ids[(bits * place).sum(-1)]
+    if p_on == 0.5:   # the draw the shipped metrics (circuit.json) were measured on
+        body = ids[torch.randint(0, len(ids), (n_seq, length), generator=gen)]
+    else:
+        bits = (torch.rand(n_seq, length, N_FEATURES, generator=gen) < p_on).long()     # [n_seq length 6]
+        body = ids[(bits * 2 ** torch.arange(N_FEATURES - 1, -1, -1)).sum(-1)]          # f0 is the first bit
     return torch.cat([torch.zeros(n_seq, 1, dtype=torch.long), body], 1)
 
 
