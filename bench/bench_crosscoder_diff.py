@@ -17,9 +17,16 @@ to a planted new behaviour.
    text, and the cosine of their A and B decoders. The acceptance asks for a latent with r >= 0.9 that
    fires on the planted behaviour.
 
-Why one trigger is not enough: a single trigger token has its own latent in both models, and the
-behaviour, which always comes with it, is cheaper to write into that latent's B decoder (r ~ 0.5, A/B
-decoder cosine well below 1) than to give a latent of its own: feature absorption.
+Why the defaults (32 triggers, 2x expansion, relu_l1, MLP-only fine-tune with KL 10): the behaviour is
+absorbed whenever the crosscoder has a latent for the trigger (or a small group of triggers). With one
+trigger (bench/results/bench_crosscoder_diff_one_trigger.json) the trigger's latents fire on 100% of
+trigger positions with r 0.53-0.59 and A/B decoder cosine 0.52-0.55: the behaviour sits in their B
+decoders. With 32 triggers and 8x expansion (2048 latents, ..._expansion8.json) latents for groups of
+triggers absorb it the same way (r 0.50-0.63, on 28-49% of triggers). With 2x expansion (512 latents)
+there are too few latents for trigger tokens and one B-only latent carries the behaviour: r 0.9998, on
+59% of trigger positions, 3.0% of the others (B's own P(target | trigger) is 0.49), A/B decoder cosine
+0.10; the other latents form one mode at r 0.45-0.55. A full fine-tune (--tune all, Adam, 150 steps,
+..._full_finetune.json) moves B's residual by 0.61 of A's centred norm away from the triggers too.
 """
 
 from __future__ import annotations
@@ -91,7 +98,7 @@ def main() -> None:
     ap.add_argument("--finetune-lr", type=float, default=1e-3)
     ap.add_argument("--architecture", default="relu_l1")
     ap.add_argument("--k", type=int, default=16)
-    ap.add_argument("--expansion", type=int, default=8)
+    ap.add_argument("--expansion", type=int, default=2)
     ap.add_argument("--crosscoder-steps", type=int, default=1500)
     ap.add_argument("--rate", type=float, default=0.05)
     ap.add_argument("--seed", type=int, default=0)
