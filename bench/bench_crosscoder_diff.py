@@ -25,8 +25,10 @@ decoders. With 32 triggers and 8x expansion (2048 latents, ..._expansion8.json) 
 triggers absorb it the same way (r 0.50-0.63, on 28-49% of triggers). With 2x expansion (512 latents)
 there are too few latents for trigger tokens and one B-only latent carries the behaviour: r 0.9998, on
 59% of trigger positions, 3.0% of the others (B's own P(target | trigger) is 0.49), A/B decoder cosine
-0.10; the other latents form one mode at r 0.45-0.55. Not on every seed: with --seed 1 (another
-fine-tune and crosscoder init, ..._seed1.json) the best trigger latent reads r 0.71 on 27% of triggers. A full fine-tune (--tune all, Adam, 150 steps,
+0.10; the other latents form one mode at r 0.45-0.55. Seed 2 (another fine-tune and crosscoder init,
+..._seed2.json): r 0.9995, on 59% / 4.7%. Seed 1 (..._seed1.json): none, the best trigger latent reads
+r 0.71 on 27% of triggers; with 1x expansion (256 latents, ..._seed1_expansion1.json) it has one:
+r 0.9998, on 80% of trigger positions and 5.0% of the others. A full fine-tune (--tune all, Adam, 150 steps,
 ..._full_finetune.json) moves B's residual by 0.61 of A's centred norm away from the triggers too.
 """
 
