@@ -120,3 +120,55 @@ def classify_gates(child_on: Tensor, parent_on: Tensor, parents: Tensor | None =
         tables.append([round(float(v), 4) for v in table])
         devs.append(dev)
     return GateAnalysis(list(range(child_on.shape[1])), parents.tolist(), kinds, tables, devs)
+
+
+def latents_on(acts: Tensor, relative: float = 0.3) -> Tensor:
+    """acts [tokens n_latents] -> [tokens n_latents] bool: each latent counts as on where it exceeds
+    `relative` times its own largest activation on these tokens. A ReLU latent also fires weakly where
+    its feature is absent (interference from other features); on compiled-boolean a bare `> 0` puts
+    the learned input latents at 84% agreement with the planted features, this at 100%."""
+    return acts > relative * acts.max(0).values.clamp_min(torch.finfo(acts.dtype).tiny)
+
+
+def best_matching_latents(truth_on: Tensor, latent_on: Tensor) -> tuple[Tensor, Tensor]:
+    """truth_on [tokens n_true], latent_on [tokens n_latents] bool -> for each true variable the latent
+    whose on/off agrees with it on most tokens, and that agreement: (indices [n_true], agreement [n_true])."""
+    agree = (truth_on[:, :, None] == latent_on[:, None, :]).double().mean(0)     # [n_true n_latents]
+    best = agree.max(-1)
+    return best.indices, best.values
+
+
+@dataclasses.dataclass
+class PlantedGateScore:
+    """How a GateAnalysis of learned latents compares with planted gates.
+
+    recovered[g]: gate g's best-matching child latent has the planted kind and, as its two parents,
+        the latents that best match the gate's two planted input features.
+    false_gates: children called AND or OR that are not a recovered planted gate.
+    """
+
+    recovered: list[bool]
+    n_called: int
+    false_gates: int
+
+    @property
+    def n_recovered(self) -> int:
+        return sum(self.recovered)
+
+    @property
+    def false_gate_share(self) -> float:
+        return self.false_gates / self.n_called if self.n_called else 0.0
+
+
+def score_planted_gates(analysis: GateAnalysis, gate_child: list[int], kinds: list[str],
+                        gate_parents: list[list[int]], feature_latent: list[int]) -> PlantedGateScore:
+    """gate_child[g]: the child (an index into analysis.children) standing for planted gate g (-1: none);
+    kinds[g], gate_parents[g]: its planted kind and input features; feature_latent[f]: the parent latent
+    standing for planted feature f."""
+    recovered = []
+    for child, kind, parents in zip(gate_child, kinds, gate_parents, strict=True):
+        want = sorted(feature_latent[f] for f in parents)
+        recovered.append(child >= 0 and analysis.kinds[child] == kind and sorted(analysis.parents[child]) == want)
+    hits = {c for c, ok in zip(gate_child, recovered, strict=True) if ok}
+    called = [i for i, k in enumerate(analysis.kinds) if k in ("AND", "OR")]
+    return PlantedGateScore(recovered, len(called), sum(i not in hits for i in called))

@@ -113,11 +113,19 @@ def gate_truth(model, circuit: Circuit, tokens: torch.Tensor) -> torch.Tensor:
     return torch.stack(out, -1).view(*tokens.shape, -1)
 
 
-def random_feature_tokens(model, n_seq: int = 32, length: int = 16, seed: int = 0) -> torch.Tensor:
-    """[n_seq 1 + length]: BOS then random feature tokens."""
-    ids = torch.tensor(model.tokenizer.convert_tokens_to_ids(feature_tokens()))
+def random_feature_tokens(model, n_seq: int = 32, length: int = 16, seed: int = 0,
+                          p_on: float = 0.5) -> torch.Tensor:
+    """[n_seq 1 + length]: BOS then random feature tokens, each feature on independently with
+    probability p_on (0.5: all 64 tokens equally likely). Sparse dictionaries need p_on well below
+    0.5 to find the features (bench/bench_gates_boolean.py): at 0.5 the MLP input is 64 equally
+    likely points and no dictionary recovers the 6 directions."""
     gen = torch.Generator().manual_seed(seed)
-    body = ids[torch.randint(0, len(ids), (n_seq, length), generator=gen)]
+    ids = torch.tensor(model.tokenizer.convert_tokens_to_ids(feature_tokens()))   # itertools.product order
+    if p_on == 0.5:   # the draw the shipped metrics (circuit.json) were measured on
+        body = ids[torch.randint(0, len(ids), (n_seq, length), generator=gen)]
+    else:
+        bits = (torch.rand(n_seq, length, N_FEATURES, generator=gen) < p_on).long()     # [n_seq length 6]
+        body = ids[(bits * 2 ** torch.arange(N_FEATURES - 1, -1, -1)).sum(-1)]          # f0 is the first bit
     return torch.cat([torch.zeros(n_seq, 1, dtype=torch.long), body], 1)
 
 
