@@ -45,7 +45,7 @@ from mechscope.memory.facts import counterfactuals, recalled
 from mechscope.memory.neurons import unit_keys_values, writing_layer
 from mechscope.memory.prompts import subject_span
 from mechscope.memory.rome import RomeConfig, rome
-from mechscope.memory.targets import ShiftConfig
+from mechscope.memory.targets import ShiftConfig, context_prefixes
 from mechscope.memory.trace_summary import ROLES, trace_facts
 from mechscope.memory.tracing import TraceConfig
 
@@ -148,9 +148,10 @@ def measure(model, budget: Budget) -> Measurement:
                           n_tokens=size.cov_sequences * budget.n_sequences * budget.seq_len)
     config = RomeConfig(shift=ShiftConfig(position=SITES[role], n_prefixes=size.n_prefixes, seed=budget.seed),
                         damping=DAMPING, seed=budget.seed)
+    prefixes = context_prefixes(model, config.shift)     # the same draw for every rewrite
     scores: dict[str, list[float]] = {}
     for rw, fact_layer in zip(rewrites[:n_edit], fact_layers, strict=False):
-        edit = rome(model, rw, fact_layer, config, covariance=covs[fact_layer])
+        edit = rome(model, rw, fact_layer, config, covariance=covs[fact_layer], prefixes=prefixes)
         try:
             for k, v in edit_scores(model, [rw]).items():
                 scores.setdefault(k, []).append(v)
