@@ -114,6 +114,8 @@ def merge(rows: list[dict]) -> dict:
     merged = [r for r in old if key(r) not in fresh] + rows
     totals: dict[str, dict[str, float]] = {}
     for r in merged:
+        if r["seconds"] is None:   # a run stopped by hand (its verdict says so): kept, not summed
+            continue
         t = totals.setdefault(f"{r['shape']} twin={r['twin']} {r['budget']}", {"wall_s": 0.0, "cpu_s": 0.0})
         t["wall_s"] = round(t["wall_s"] + r["seconds"] + r["twin_seconds"], 1)
         t["cpu_s"] = round(t["cpu_s"] + r.get("cpu_seconds", float("nan")), 1)
@@ -124,9 +126,12 @@ def merge(rows: list[dict]) -> dict:
 
 def table(payload: dict) -> str:
     lines = [f"{'shape':<12} {'claim':<5} {'twin':<5} {'model s':>8} {'twin s':>8} {'cpu s':>8}  verdict"]
+    def num(value) -> float:       # None: a run stopped by hand
+        return float("nan") if value is None else value
+
     for r in payload["rows"]:
-        lines.append(f"{r['shape']:<12} {r['claim']:<5} {str(r['twin']):<5} {r['seconds']:8.1f} "
-                     f"{r['twin_seconds']:8.1f} {r.get('cpu_seconds', float('nan')):8.1f}  {r['verdict']}")
+        lines.append(f"{r['shape']:<12} {r['claim']:<5} {str(r['twin']):<5} {num(r['seconds']):8.1f} "
+                     f"{num(r['twin_seconds']):8.1f} {num(r.get('cpu_seconds')):8.1f}  {r['verdict']}")
     lines += [f"total {k}: {v}" for k, v in payload["totals"].items()]
     return "\n".join(lines)
 

@@ -50,6 +50,33 @@ def test_baseline_is_settled_only_when_no_threshold_is_inside_the_interval():
     assert settled(task, base, {"accuracy": (0.7, 0.9)}) and not settled(task, base, {"accuracy": (0.5,)})
 
 
+def test_baseline_doubles_its_prompts_only_until_settled(monkeypatch):
+    """64 prompts at accuracy 54/64 hold the 0.8 threshold inside their interval; the next 64 are all right,
+    so 128 prompts (accuracy 0.92, interval above 0.8) settle it: the last 128 of 256 are never run."""
+    from mechscope.claims import head_circuit
+
+    diffs = torch.tensor([1.0] * 54 + [-1.0] * 10 + [1.0] * 192)
+    n = len(diffs)
+    tokens = torch.arange(n)[:, None].repeat(1, 3)                 # column 0 names the prompt
+    task = Task("t", tokens, tokens.clone(), answer_ids=torch.ones(n, dtype=torch.long),
+                wrong_ids=torch.zeros(n, dtype=torch.long))
+    seen = []
+
+    def fake_answer_logits(model, toks, answer_pos=-1):
+        seen.extend(toks[:, 0].tolist())
+        logits = torch.zeros(len(toks), 5)
+        logits[:, 1] = diffs[toks[:, 0]]
+        return logits
+
+    monkeypatch.setattr(head_circuit, "answer_logits", fake_answer_logits)
+    base = head_circuit.settled_baseline(None, task, {"accuracy": (0.8,)}, Budget.named("quick"))
+    assert base.n_prompts == 128 and base.accuracy == pytest.approx(118 / 128)
+    assert sorted(set(seen)) == list(range(128))
+    seen.clear()
+    assert head_circuit.settled_baseline(None, task, {"accuracy": (0.8,)}, Budget.named("full")).n_prompts == n
+    assert sorted(set(seen)) == list(range(n))
+
+
 def test_c12_rise_width_is_exact_under_sampled_layers():
     """With two of four layers sampled the rise first reads as 3 blocks wide (an upper bound that would
     flip the verdict); the second sweep inside the rise gives the width every layer gives."""

@@ -16,14 +16,25 @@ Null: the re-initialised twin, measured on the same prompts: it knows no fact, s
 shows how much indirect effect the method finds in a network that stores nothing (the edit scores
 are reported for it too, but an edit can always be forced in; they are not read against it).
 
-Cost: per fact, 10 noised rows per restored cell (kinds x layers x positions from the subject on; the
-quick budget traces the MLP kind only on models deeper than budget.max_layers, the kind the rule
-reads), batched, the last position unembedded; E[kkᵀ] over 20 x n_sequences x seq_len tokens
-(forwards stopped at the edited layer); one ROME fit (20 Adam steps on 11 prompts) per rewrite;
-model and twin.
+Cost: per fact, n_samples noised rows per restored cell (kinds x layers x positions from the subject
+on), batched, each cell from the first block it restores, the last position unembedded; E[kkᵀ] over
+cov_sequences x n_sequences x seq_len tokens at the edited layers (forwards stopped at the deepest);
+one ROME fit per rewrite edited (20 Adam steps on n_prefixes + 2 prompts, each a forward and a
+backward down to the edited layer); model and twin. The sizes:
+
+    budget                                 kinds             n_samples  rewrites  n_prefixes  cov_sequences
+    full, or quick on <= max_layers blocks resid, mlp, attn  10         max(3, n_prompts // 6)  10  20
+    quick on deeper models (DEEP_QUICK)    mlp               5          3         5           4
+
+The deep quick sizes keep what the rule reads (the MLP traces, ROME efficacy and neighbourhood) and
+trade precision for time: at the GPT-2-small shape a ROME fit is ~25 CPU s with 10 prefixes, tracing
+16 facts ~50 CPU s with 10 draws, E[kkᵀ] over 20k tokens ~40 CPU s per layer. The organisms' verdicts
+under them equal full's (tests/scale/test_scaled_verdicts.py).
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 import torch
 
@@ -34,7 +45,7 @@ from mechscope.memory.facts import counterfactuals, recalled
 from mechscope.memory.neurons import unit_keys_values, writing_layer
 from mechscope.memory.prompts import subject_span
 from mechscope.memory.rome import RomeConfig, rome
-from mechscope.memory.targets import ShiftConfig
+from mechscope.memory.targets import ShiftConfig, context_prefixes
 from mechscope.memory.trace_summary import ROLES, trace_facts
 from mechscope.memory.tracing import TraceConfig
 
@@ -46,6 +57,26 @@ MIN_RECALL, MIN_GAP, MIN_CORRUPTED = 0.5, 0.05, 3
 MIN_RECOVERED, MARGIN, EFFICACY, NEIGHBOURHOOD = 0.5, 0.25, 0.9, 0.9
 DAMPING = 1e-3          # C + 1e-3 mean(diag C) I: units that never fire on the text keep C invertible
 SITES = {"last subject": "subject_last", "last": "last"}   # token role -> where ROME reads the key
+
+
+@dataclasses.dataclass(frozen=True)
+class Sizes:
+    """How much work measure() does (see the module docstring's cost table)."""
+
+    kinds: tuple[str, ...] = ("resid", "mlp", "attn")   # traced states (the rule reads "mlp")
+    n_samples: int = 10          # noise draws per fact
+    max_rewrites: int | None = None   # rewrites edited at most (None: max(3, n_prompts // 6))
+    n_prefixes: int = 10         # ROME's sampled context prefixes
+    cov_sequences: int = 20      # E[kkᵀ] over this x n_sequences x seq_len tokens
+
+
+DEEP_QUICK = Sizes(kinds=("mlp",), n_samples=5, max_rewrites=3, n_prefixes=5, cov_sequences=4)
+
+
+def sizes(model, budget: Budget) -> Sizes:
+    """DEEP_QUICK under quick on models deeper than budget.max_layers, else the full sizes."""
+    deep = budget.name == "quick" and budget.max_layers is not None and model.cfg.n_layers > budget.max_layers
+    return DEEP_QUICK if deep else Sizes()
 RULE = (f"inconclusive if the model recalls < {MIN_RECALL:.0%} of the facts (top-1) or the subject noise lowers "
         f"P(answer) by ≥ {MIN_GAP} on fewer than {MIN_CORRUPTED} facts; supported if restoring the MLP output at one "
         f"site (the subject's last token or the last token; each fact at the layer where its own trace peaks) "
@@ -94,11 +125,9 @@ def measure(model, budget: Budget) -> Measurement:
     rewrites = counterfactuals(model, n=min(budget.n_prompts, 16), seed=budget.seed, known_only=False)
     facts = [rw.fact for rw in rewrites]
     recall = sum(recalled(model, facts)) / len(facts)
-    # the rule reads the MLP traces only; the residual and attention traces (the figure's other panels) are
-    # left out under quick on models deeper than budget.max_layers: a third of the restorations there
-    deep_quick = budget.name == "quick" and budget.max_layers is not None and model.cfg.n_layers > budget.max_layers
-    kinds = ("mlp",) if deep_quick else ("resid", "mlp", "attn")
-    summary = trace_facts(model, facts, TraceConfig(kinds=kinds, n_samples=10, seed=budget.seed))
+    size = sizes(model, budget)
+    kinds = size.kinds
+    summary = trace_facts(model, facts, TraceConfig(kinds=kinds, n_samples=size.n_samples, seed=budget.seed))
     # memories spread over layers dilute a per-layer mean, so each fact is read at its own peak layer,
     # as the fraction of what the noise took from it (facts the noise barely touches are left out)
     corrupted = [tr for tr in summary.traces if tr.p_clean - tr.p_corrupt >= MIN_GAP]
@@ -114,13 +143,15 @@ def measure(model, budget: Budget) -> Measurement:
     fact_layers = [writing_layer(model, fact, SITES[role]) for fact in facts]
     trace_layers = [lay for lay, _ in per_fact[role]]
     values, chance = value_decoding(model, facts, role, fact_layers)
-    n_edit = min(len(rewrites), max(3, budget.n_prompts // 6))
-    covs = key_covariance(model, sorted(set(fact_layers[:n_edit])), n_tokens=20 * budget.n_sequences * budget.seq_len,
-                          seed=budget.seed)
-    config = RomeConfig(shift=ShiftConfig(position=SITES[role], seed=budget.seed), damping=DAMPING, seed=budget.seed)
+    n_edit = min(len(rewrites), size.max_rewrites or max(3, budget.n_prompts // 6))
+    covs = key_covariance(model, sorted(set(fact_layers[:n_edit])), seed=budget.seed,
+                          n_tokens=size.cov_sequences * budget.n_sequences * budget.seq_len)
+    config = RomeConfig(shift=ShiftConfig(position=SITES[role], n_prefixes=size.n_prefixes, seed=budget.seed),
+                        damping=DAMPING, seed=budget.seed)
+    prefixes = context_prefixes(model, config.shift)     # the same draw for every rewrite
     scores: dict[str, list[float]] = {}
     for rw, fact_layer in zip(rewrites[:n_edit], fact_layers, strict=False):
-        edit = rome(model, rw, fact_layer, config, covariance=covs[fact_layer])
+        edit = rome(model, rw, fact_layer, config, covariance=covs[fact_layer], prefixes=prefixes)
         try:
             for k, v in edit_scores(model, [rw]).items():
                 scores.setdefault(k, []).append(v)
@@ -165,11 +196,12 @@ def measure(model, budget: Budget) -> Measurement:
     return Measurement(
         metrics=metrics, key_metric="peak_mlp_recovered", evidence=evidence,
         method=("Causal tracing (Meng et al. 2022) with the subject's token embeddings noised at 3x the "
-                f"embedding std (10 draws), restoring {' / '.join(kinds)} outputs per (layer, position), MLP "
+                f"embedding std ({size.n_samples} draws), restoring {' / '.join(kinds)} outputs per (layer, position), MLP "
                 "and attention over a window of n_layers // 5 layers; effects averaged over facts by token role; "
                 "the MLP site is the subject's last token or the last token, whichever peaks higher. Values: the "
                 "MLP output there read through W_U among the relation's answers. ROME at that site, each fact at "
-                "the layer whose MLP writes most toward its answer there (k* over 10 sampled prefixes, v* by 20 Adam steps with KL "
+                f"the layer whose MLP writes most toward its answer there (k* over {size.n_prefixes} sampled prefixes, "
+                "v* by 20 Adam steps with KL "
                 f"and norm constraints, C = E[kkᵀ] over text + {DAMPING} mean(diag C) I), each edit undone after "
                 "scoring; scores as in CounterFact (P(new) > P(old); neighbours keep P(own) > P(new))."),
         figures=[summary.figure(), summary.traces[0].figure(), kv.figure()],

@@ -1,9 +1,10 @@
 """A task's head circuit chosen on one half of the prompts and scored on the other (C10, C11).
 
 1. The baseline (accuracy, logit diff) is read on the first FIRST_PROMPTS prompts of `every`, and on
-   all of them when a reading's 95% bootstrap interval holds a threshold of the claim's rule (then
-   many prompts make a value near the threshold read the same under every seed); under a budget
-   without max_layers (`full`) always on all of them. Two forwards per prompt, answer position only.
+   twice as many (up to all of them) while a reading's 95% bootstrap interval holds a threshold of
+   the claim's rule (then many prompts make a value near the threshold read the same under every
+   seed); under a budget without max_layers (`full`) always on all of them. Two forwards per prompt,
+   answer position only: a model that settles at 128 prompts saves half of a 256-prompt baseline.
 2. The first budget.n_prompts prompts are split: even ones select the circuit, odd ones score it.
 3. Every head's total effect on the selection half comes from `patching.screened.head_effects`
    (exact patches on small models; on deep ones an attribution screen of every head plus exact
@@ -49,20 +50,20 @@ class HeadCircuit:
 
 def settled_baseline(model, every: Task, thresholds: dict[str, tuple[float, ...]], budget) -> TaskBaseline:
     """Step 1 of the module docstring. thresholds: {"accuracy": (...), "logit_diff": (...)}, the
-    values the claim's rule compares those readings with."""
-    first = len(every) if budget.max_layers is None else min(FIRST_PROMPTS, len(every))
-
-    def logits(part: Task) -> tuple[torch.Tensor, torch.Tensor]:
-        return (answer_logits(model, part.clean_tokens, part.answer_pos),
-                answer_logits(model, part.corrupt_tokens, part.answer_pos))
-
-    part = every.subset(slice(0, first))
-    clean, corrupt = logits(part)
-    head = part.baseline_from_logits(clean, corrupt)
-    if first == len(every) or settled(part, head, thresholds, budget.seed):
-        return head
-    rest_clean, rest_corrupt = logits(every.subset(slice(first, None)))
-    return every.baseline_from_logits(torch.cat([clean, rest_clean]), torch.cat([corrupt, rest_corrupt]))
+    values the claim's rule compares those readings with. The prompts read double (FIRST_PROMPTS,
+    then 2x, ... up to all of `every`) until no threshold lies inside a reading's interval."""
+    n = len(every) if budget.max_layers is None else min(FIRST_PROMPTS, len(every))
+    clean, corrupt = [], []
+    done = 0
+    while True:
+        part = every.subset(slice(done, n))
+        clean.append(answer_logits(model, part.clean_tokens, part.answer_pos))
+        corrupt.append(answer_logits(model, part.corrupt_tokens, part.answer_pos))
+        read = every.subset(slice(0, n))
+        base = read.baseline_from_logits(torch.cat(clean), torch.cat(corrupt))
+        if n == len(every) or settled(read, base, thresholds, budget.seed):
+            return base
+        done, n = n, min(2 * n, len(every))
 
 
 def settled(task: Task, base: TaskBaseline, thresholds: dict[str, tuple[float, ...]], seed: int = 0) -> bool:

@@ -17,6 +17,7 @@ import dataclasses
 
 import torch
 
+from mechscope.data.activation_store import capture_activations
 from mechscope.data.text import eval_tokens
 from mechscope.errors import InputError
 from mechscope.memory.prompts import Fact, check_layer, encode, subject_span, target_id
@@ -85,9 +86,8 @@ def unit_keys_values(model, layer: int, units: list[int], tokens: torch.Tensor |
         tokens = eval_tokens(model, seq_len=seq_len, n_sequences=n_sequences, seed=seed)
     name = f"blocks.{layer}.mlp.hook_post"
     acts = []
-    for batch in tokens.split(16):
-        _, cache = model.run_with_cache(batch, names=name)
-        acts.append(cache[name][..., units].float().cpu())
+    for batch in tokens.split(16):    # each forward stops once the layer's units are read
+        acts.append(capture_activations(model, batch, [name])[name][:, units].view(*batch.shape, len(units)))
     acts = torch.cat(acts)                                  # [n_seq pos units]
     acts = torch.cat([acts, acts.sum(-1, keepdim=True)], -1) if len(units) > 1 else acts
     values = value_projection(model, layer, units)

@@ -62,14 +62,16 @@ def rank_one_update(w_out: torch.Tensor, k_star: torch.Tensor, v_star: torch.Ten
 
 
 def rome(model, rewrite: Rewrite, layer: int, config: RomeConfig | None = None,
-         covariance: KeyCovariance | None = None) -> Edit:
-    """Edit `layer`'s down projection so the fact answers rewrite.new_target; returns an undoable Edit."""
+         covariance: KeyCovariance | None = None, prefixes: list[str] | None = None) -> Edit:
+    """Edit `layer`'s down projection so the fact answers rewrite.new_target; returns an undoable Edit.
+    prefixes: `context_prefixes(model, config.shift)` when already sampled (they depend on the model and
+    config only, so many edits can share one draw)."""
     config = config or RomeConfig()
     (layer,) = validate_layers(model, [layer])
     check_rewrite(model, rewrite)
     if covariance is None:
         covariance = key_covariance(model, layer, config.n_cov_tokens, seed=config.seed)
-    prefixes = context_prefixes(model, config.shift)
+    prefixes = context_prefixes(model, config.shift) if prefixes is None else prefixes
     k_star = subject_keys(model, layer, [rewrite.fact], prefixes, config.shift.position)[0]
     shift = optimize_shift(model, f"blocks.{layer}.hook_mlp_out", rewrite.fact, rewrite.new_target, prefixes,
                            config.shift)

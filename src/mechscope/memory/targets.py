@@ -25,6 +25,7 @@ from mechscope.errors import InputError
 from mechscope.memory.prompts import Fact, check_prompt, subject_span, target_id
 from mechscope.model.axes import RowPositions
 from mechscope.model.interventions import add_vector
+from mechscope.tasks.answer import forward_to_answer
 
 
 @dataclasses.dataclass
@@ -135,9 +136,9 @@ def optimize_shift(model, hook_name: str, fact: Fact, new_target: str, prefixes:
     tokens, at, last = _batch(rows + kl_rows, model.tokenizer.eos_token_id or 0)
     tokens, n = tokens.to(model.device), len(rows)
     init = state_at_subject(model, hook_name, [fact], config.position)[0].float().to(model.device)
-    with torch.no_grad():
-        logits = model(tokens)
-        kl_init = logits[n:][torch.arange(len(kl_rows)), at[n:]].float().log_softmax(-1)
+    # only the read positions are unembedded: each prompt's last token, each KL prompt's edited token
+    read = torch.cat([last[:n], at[n:]])
+    kl_init = forward_to_answer(model, tokens[n:], [], at[n:], grad=False)[0].float().log_softmax(-1)
     delta = torch.zeros_like(init, requires_grad=True)
     opt = torch.optim.Adam([delta], lr=config.lr)
     max_norm = config.clamp_norm_factor * init.norm()
@@ -147,10 +148,10 @@ def optimize_shift(model, hook_name: str, fact: Fact, new_target: str, prefixes:
     with frozen(model), torch.enable_grad():
         for step in range(config.steps):
             with model.hooks(fwd={hook_name: add_vector(delta, positions=RowPositions(at))}):
-                logits = model(tokens)
-            logp = logits[torch.arange(n), last[:n]].float().log_softmax(-1)[:, target]
+                logits = forward_to_answer(model, tokens, [], read, grad=None)[0]   # [rows d_vocab]
+            logp = logits[:n].float().log_softmax(-1)[:, target]
             nll = -logp.mean()
-            kl_new = logits[n:][torch.arange(len(kl_rows)), at[n:]].float().log_softmax(-1)
+            kl_new = logits[n:].float().log_softmax(-1)
             kl = torch.nn.functional.kl_div(kl_init, kl_new, log_target=True, reduction="batchmean")
             loss = nll + config.kl_factor * kl + config.weight_decay * delta.norm() / init.norm() ** 2
             losses.append(float(loss.detach()))

@@ -173,7 +173,7 @@ def _forward_chunk(model, base_tokens, sources, sites, score, answer_pos, *, gro
             k = len(new_at.get(layer, []))
             if k:   # runs before any other hook on this point: the rows exist before they are patched
                 fwd[f"blocks.{layer}.hook_resid_pre"].insert(
-                    0, GrowBatch(_grower(n, created_before[layer], k, pre_patch.get(layer))))
+                    0, GrowBatch(grow_rows(n, created_before[layer], k, pre_patch.get(layer))))
     final: dict[str, torch.Tensor] = {}
 
     def capture(act, _hook):
@@ -198,7 +198,7 @@ def _forward_chunk(model, base_tokens, sources, sites, score, answer_pos, *, gro
     return scores[order]
 
 
-def _grower(n: int, existing_blocks: int, k: int, patch: Callable | None):
+def grow_rows(n: int, existing_blocks: int, k: int, patch: Callable | None):
     """A hook on a block's resid_pre that appends k copies of the n base rows (then patches them)."""
 
     def hook(hidden, _hook):

@@ -15,6 +15,8 @@ Usage::
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 
 
@@ -22,12 +24,16 @@ class _Stop(Exception):
     """Raised from the final-norm hook: everything the answer position needs has been computed."""
 
 
-def forward_to_answer(model, tokens: torch.Tensor, names: list[str], answer_pos: int, *, grad: bool):
-    """Run `tokens` [n pos] until the final norm and unembed only position `answer_pos`.
+def forward_to_answer(model, tokens: torch.Tensor, names: list[str], answer_pos: int | torch.Tensor, *,
+                      grad: bool | None):
+    """Run `tokens` [n pos] until the final norm and unembed only position `answer_pos` (one int for
+    every row, or a [n] long tensor: row i at answer_pos[i]).
 
     Returns (answer logits [n d_vocab], {name: activation} for `names`). With grad=True the
     activations stay in the autograd graph (so callers can differentiate the logits with respect to
-    them); no [n pos d_vocab] tensor is ever formed, which matters for large vocabularies.
+    them); grad=None leaves autograd as the caller set it (the graph starts at whatever requires grad,
+    e.g. a fitted shift added by a hook, and reaches no lower layer); no [n pos d_vocab] tensor is
+    ever formed, which matters for large vocabularies.
     """
     acts: dict[str, torch.Tensor] = {}
     final: dict[str, torch.Tensor] = {}
@@ -40,14 +46,15 @@ def forward_to_answer(model, tokens: torch.Tensor, names: list[str], answer_pos:
         return None if act.requires_grad else act.detach().requires_grad_(True)
 
     def stop(act, _hook):
-        final["x"] = act[:, answer_pos]
+        per_row = isinstance(answer_pos, torch.Tensor)
+        final["x"] = act[torch.arange(act.shape[0]), answer_pos.to(act.device)] if per_row else act[:, answer_pos]
         raise _Stop
 
     fwd: dict[str, list] = {name: [save] for name in names}
     if grad:
         fwd.setdefault("hook_embed", []).insert(0, need_grad)
     fwd.setdefault("ln_final.hook_normalized", []).append(stop)
-    ctx = torch.enable_grad() if grad else torch.no_grad()
+    ctx = contextlib.nullcontext() if grad is None else torch.enable_grad() if grad else torch.no_grad()
     with ctx, model.hooks(fwd=fwd):
         try:
             model(tokens)
