@@ -41,6 +41,8 @@ MIN_OUT_DEGREE, MIN_COMPLETENESS = 2.0, 0.5
 NULL_RATIO_DENSE, NULL_RATIO_SPARSE = 0.5, 0.25
 INPUT_SHARE = 0.01
 EXPANSION = 8
+GRAPHS = {"quick": 2, "full": 8}   # attribution graphs per model, by budget name
+PROMPT_TOKENS = 16
 RULE = (f"attribution graphs over per-layer transcoders: inconclusive if the graphs' completeness is < "
         f"{MIN_COMPLETENESS} (mostly error nodes); supported (not sparse) if carrying 80% of the edge influence "
         f"takes ≥ {DENSE_EDGES:g} edges per node, the median feature out-degree (later features taking ≥ "
@@ -61,6 +63,10 @@ def verdict(metrics: dict, null: dict | None) -> str:
     return "inconclusive"
 
 
+def n_graphs_for(budget: Budget) -> int:
+    return GRAPHS["quick"] if budget.name == "quick" else GRAPHS["full"]
+
+
 def measure(model, budget: Budget) -> Measurement:
     if model.cfg.parallel_attn_mlp:  # checked before training transcoders that could not be used
         raise NotApplicableError("the attribution-graph replacement model (mechscope.graphs) does not handle "
@@ -73,8 +79,8 @@ def measure(model, budget: Budget) -> Measurement:
                         d_sae=budget.latents(model.cfg.d_model, EXPANSION))
     tcs = train_mlp_transcoders(model, train, run)
     fvu = [evaluate_transcoder(tc, model, held_out[:4]).fvu for tc in tcs.values()]
-    n_graphs = 2 if budget.name == "quick" else 8
-    prompt_len = min(16, seq_len)
+    n_graphs = n_graphs_for(budget)
+    prompt_len = min(PROMPT_TOKENS, seq_len)
     graphs = [attribute(model, tcs, held_out[i, :prompt_len], max_feature_nodes=budget.max_graph_features,
                         show_progress=False) for i in range(n_graphs)]
     sparsity = [interaction_sparsity(g, INPUT_SHARE) for g in graphs]

@@ -175,15 +175,18 @@ def _sae(steps_per: float, tokens_per_t: float, calls_per_step: float, width: fl
 
 
 def _c21(cfg, b, module):
-    """Transcoders on every layer (at most budget.max_latents latents), then attribution graphs of 16 tokens:
-    a forward of 64 prompt copies and one backward (~3 forward-tokens per token) per feature or logit row."""
+    """Transcoders on every layer (at most budget.max_latents latents), then attribution graphs of
+    module.PROMPT_TOKENS tokens: a forward of 64 prompt copies and one backward (~3 forward-tokens per token)
+    per feature or logit row."""
+    from mechscope.dictionary.transcoder_training import TranscoderRun
+
     k = _knobs(cfg, b)
-    latents = b.latents(cfg.d_model, getattr(module, "EXPANSION", 8))
-    active = max(4, cfg.d_model // 16) * 16 * cfg.n_layers
+    latents = b.latents(cfg.d_model, module.EXPANSION)
+    tokens = module.PROMPT_TOKENS
+    active = TranscoderRun().k_for(cfg.d_model) * tokens * cfg.n_layers
     rows = (active if b.max_graph_features is None else min(active, b.max_graph_features)) + 10
-    n_graphs = 2 if b.name == "quick" else 8
     train = _sae(k["L"], 9, 3.5, width=latents / cfg.d_model)(cfg, b, module)
-    return dataclasses.replace(train, tokens=train.tokens + n_graphs * 16 * (64 + 3 * rows))
+    return dataclasses.replace(train, tokens=train.tokens + module.n_graphs_for(b) * tokens * (64 + 3 * rows))
 
 
 def _c16(cfg, b, module):

@@ -31,13 +31,17 @@ class TranscoderRun:
     seed: int = 0
     show_progress: bool | None = None
 
+    def k_for(self, d_model: int) -> int:
+        """The TopK k used at this width: run.k, or d_model // 16 (at least 4)."""
+        return self.k or max(4, d_model // 16)
+
 
 def train_mlp_transcoders(model, tokens: Tensor, run: TranscoderRun | None = None) -> dict[int, object]:
     """Transcoders MLP-in -> MLP-out for run.layers, trained together on tokens [n_seq seq]; eval mode."""
     run = run or TranscoderRun()
     d = model.cfg.d_model
     layers = run.layers if run.layers is not None else tuple(range(model.cfg.n_layers))
-    k = run.k or max(4, d // 16)
+    k = run.k_for(d)
     tcs = {layer: create_transcoder(TranscoderConfig.for_mlp(
         d, layer, architecture=run.architecture, k=k, expansion_factor=run.expansion_factor, d_sae=run.d_sae,
         skip_connection=run.skip_connection, seed=run.seed + layer, dead_after_tokens=20 * run.batch_size,
