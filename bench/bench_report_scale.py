@@ -6,6 +6,7 @@ Shapes (random init; the cost of a claim depends on the shape, not on the weight
   llama-135m   SmolLM2-135M: LlamaConfig, 30 layers, hidden 576, 9 heads / 3 kv heads, SwiGLU 1536,
                tied embeddings, rope_theta 100000
   gpt2-small   GPT-2 small: 12 layers, d_model 768, 12 heads, vocabulary 50257
+  tiny-gpt2    the shipped default organism (4 layers, d_model 128): the scale the cost table was written at
 
 The LLaMA shapes use the GPT-2 tokenizer (the only real tokenizer on this machine), so their vocabulary
 is 50257 rather than SmolLM2's 49152: 2% more unembedding work than the real model.
@@ -13,7 +14,10 @@ is 50257 rather than SmolLM2's 49152: 2% more unembedding work than the real mod
 Usage (one claim at a time while working; the whole 135M report at most twice on a shared machine):
     PYTHONPATH=src python bench/bench_report_scale.py --shape llama-135m --claims C01,C16 [--twin]
 Writes bench/results/report_scale.json (entries merged by shape/claim/twin, so runs accumulate) and
-prints a table of seconds per claim (model, twin) with the verdict.
+prints a table of seconds per claim (model, twin) with the verdict. Each run also records, per shape, the
+model's config and the report's price calibration (`claims.cost.calibrate`, timed in process CPU seconds
+on one thread), so the report's estimate before it starts can be checked against the CPU seconds the
+claims took (the `est s` column; tests/report/test_estimate.py reads the saved rows).
 
 Scaling study (issue 20: "no claim's time grows faster than linearly in layers x tokens"):
     PYTHONPATH=src python bench/bench_report_scale.py --study [--claims C01,C16] [--twin] [--from-results]
@@ -40,7 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from harness import RESULTS, write  # noqa: E402
 
 TOKENIZER = Path(__file__).resolve().parents[2] / "shared" / "tokenizers" / "gpt2"
-SHAPES = ("llama-4l", "llama-12l", "llama-135m", "gpt2-small")
+SHAPES = ("llama-4l", "llama-12l", "llama-135m", "gpt2-small", "tiny-gpt2")
 STUDY_SHAPES = ("llama-4l", "llama-12l", "llama-135m")   # 4, 12, 30 layers of the 135M shape
 MAX_EXPONENT = 1.15   # a fitted exponent in layers above this counts as faster than linear (noise allowance)
 MIN_SECONDS = 1.0     # claims cheaper than this at every depth are reported but not fitted (timer noise)
@@ -51,8 +55,11 @@ def build(shape: str, seed: int = 0):
     """A random-init HookedModel of `shape` with the GPT-2 tokenizer."""
     from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM
 
+    import mechscope
     from mechscope import HookedModel
 
+    if shape == "tiny-gpt2":
+        return mechscope.load("organism:tiny-gpt2", device="cpu")
     tokenizer = AutoTokenizer.from_pretrained(os.environ.get("MECHSCOPE_BENCH_TOKENIZER", str(TOKENIZER)))
     torch.manual_seed(seed)
     if shape == "gpt2-small":
@@ -66,11 +73,24 @@ def build(shape: str, seed: int = 0):
     return HookedModel.from_hf(hf.eval(), tokenizer, spec=f"random:{shape}")
 
 
-def run(shape: str, ids: str | None, twin: bool, budget_name: str) -> list[dict]:
+def calibration_entry(model, budget_name: str) -> dict:
+    """The report's prices on `model` in process CPU seconds (1 thread), with the config they priced."""
+    import dataclasses
+
+    from mechscope.claims.base import Budget
+    from mechscope.claims.cost import calibrate
+
+    cal = calibrate(model, Budget.named(budget_name).seq_len, repeats=5, clock=time.process_time)
+    return {"calibration": dataclasses.asdict(cal), "config": model.cfg.to_dict(),
+            "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+
+
+def run(shape: str, ids: str | None, twin: bool, budget_name: str) -> tuple[list[dict], dict]:
     from mechscope.claims.base import NULL_TWIN, Budget
     from mechscope.claims.registry import discover, run_claims
 
     model = build(shape)
+    calibration = calibration_entry(model, budget_name)
     specs = [s for s in discover() if s.module is not None]
     if not twin:  # measure the model only: present every claim as if its null were its own sentence
         import types
@@ -103,12 +123,24 @@ def run(shape: str, ids: str | None, twin: bool, budget_name: str) -> list[dict]
               + (f"  ({result.error[:120]})" if result.error else ""), file=sys.stderr, flush=True)
 
     run_claims(model, ids=ids, budget=Budget.named(budget_name), specs=specs, on_progress=on_progress)
-    return rows
+    return rows, calibration
 
 
-def merge(rows: list[dict]) -> dict:
+def estimated_cpu_seconds(entry: dict, claim: str, twin: bool, budget_name: str) -> float:
+    """The report's estimate of one claim (model, and twin when measured) from a saved calibration entry."""
+    from mechscope.claims.base import Budget
+    from mechscope.claims.cost import estimate_saved
+    from mechscope.claims.registry import discover, select
+
+    return estimate_saved(entry["config"], entry["calibration"], select(discover(), [claim]),
+                          Budget.named(budget_name), twin=twin).total_seconds
+
+
+def merge(rows: list[dict], calibrations: dict | None = None) -> dict:
     path = RESULTS / "report_scale.json"
-    old = json.loads(path.read_text())["rows"] if path.exists() else []
+    saved = json.loads(path.read_text()) if path.exists() else {}
+    old = saved.get("rows", [])
+    calibrations = {**saved.get("calibrations", {}), **(calibrations or {})}
     key = lambda r: (r["shape"], r["claim"], r["twin"], r["budget"])  # noqa: E731
     fresh = {key(r) for r in rows}
     merged = [r for r in old if key(r) not in fresh] + rows
@@ -119,19 +151,22 @@ def merge(rows: list[dict]) -> dict:
         t = totals.setdefault(f"{r['shape']} twin={r['twin']} {r['budget']}", {"wall_s": 0.0, "cpu_s": 0.0})
         t["wall_s"] = round(t["wall_s"] + r["seconds"] + r["twin_seconds"], 1)
         t["cpu_s"] = round(t["cpu_s"] + r.get("cpu_seconds", float("nan")), 1)
-    return {"rows": sorted(merged, key=key), "totals": totals, "targets_s": TARGET_S,
+    return {"rows": sorted(merged, key=key), "totals": totals, "targets_s": TARGET_S, "calibrations": calibrations,
             "note": "wall seconds on the shared machine; cpu_seconds = this process's CPU time (1 torch thread), "
                     "what the claim costs on an idle core"}
 
 
 def table(payload: dict) -> str:
-    lines = [f"{'shape':<12} {'claim':<5} {'twin':<5} {'model s':>8} {'twin s':>8} {'cpu s':>8}  verdict"]
+    lines = [f"{'shape':<12} {'claim':<5} {'twin':<5} {'model s':>8} {'twin s':>8} {'cpu s':>8} {'est s':>8}  verdict"]
     def num(value) -> float:       # None: a run stopped by hand
         return float("nan") if value is None else value
 
+    calibrations = payload.get("calibrations", {})
     for r in payload["rows"]:
+        entry = calibrations.get(r["shape"])
+        est = estimated_cpu_seconds(entry, r["claim"], r["twin"], r["budget"]) if entry else float("nan")
         lines.append(f"{r['shape']:<12} {r['claim']:<5} {str(r['twin']):<5} {num(r['seconds']):8.1f} "
-                     f"{num(r['twin_seconds']):8.1f} {num(r.get('cpu_seconds')):8.1f}  {r['verdict']}")
+                     f"{num(r['twin_seconds']):8.1f} {num(r.get('cpu_seconds')):8.1f} {est:8.1f}  {r['verdict']}")
     lines += [f"total {k}: {v}" for k, v in payload["totals"].items()]
     return "\n".join(lines)
 
@@ -205,6 +240,8 @@ def main() -> None:
     parser.add_argument("--claims", default=None, help="e.g. C01,C16 (default: every implemented claim)")
     parser.add_argument("--twin", action="store_true", help="also measure the re-initialised null twin")
     parser.add_argument("--budget", default="quick")
+    parser.add_argument("--calibrate-only", action="store_true",
+                        help="record the shapes' price calibration and config, run no claims")
     args = parser.parse_args()
     torch.set_num_threads(1)
     os.environ.setdefault("MECHSCOPE_PROGRESS", "0")
@@ -213,11 +250,15 @@ def main() -> None:
         shapes += [s for s in STUDY_SHAPES if s not in shapes]
     if not shapes and not args.study:
         parser.error("give --shape, or --study")
-    rows = []
+    rows, calibrations = [], {}
     for shape in shapes:
-        rows += run(shape, args.claims, args.twin, args.budget)
-    payload = merge(rows)
-    if rows:
+        if args.calibrate_only:
+            calibrations[shape] = calibration_entry(build(shape), args.budget)
+            continue
+        shape_rows, calibrations[shape] = run(shape, args.claims, args.twin, args.budget)
+        rows += shape_rows
+    payload = merge(rows, calibrations)
+    if rows or calibrations:
         write("report_scale", payload)
         print(table(payload))
     if args.study:

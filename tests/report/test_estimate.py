@@ -1,20 +1,25 @@
-"""The report's estimate before it starts: finite for every claim, priced on the model, and within a
-factor of 3 of the time the claims take on organism:tiny-gpt2."""
+"""The report's estimate before it starts: finite for every claim, priced on the model, within a
+factor of 3 of the time the claims take on organism:tiny-gpt2, and close to the CPU seconds recorded at
+the GPT-2-small shape by bench/bench_report_scale.py."""
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import time
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
 from mechscope.claims.base import Budget
-from mechscope.claims.cost import Calibration, Cost, claim_cost, estimate
+from mechscope.claims.cost import Calibration, Cost, claim_cost, estimate, estimate_saved
 from mechscope.claims.registry import discover, run_claims, select
 
 FACTOR = 3.0
+SAVED = Path(__file__).resolve().parents[2] / "bench" / "results" / "report_scale.json"
+CLAIM_FACTOR, TOTAL_FACTOR, MIN_SECONDS = 2.5, 1.5, 20.0   # recorded rows: per claim (>= 20 s), in total
 FAST = ["C02", "C03", "C05", "C09", "C12", "C17", "C18"]   # ~10 s on an idle 2-core machine
 
 
@@ -80,3 +85,24 @@ def test_elapsed_bar_fills_with_time_and_stops(capsys):
     quiet = ElapsedBar("x", 1.0, enabled=False)
     assert quiet._thread is None
     quiet.close()
+
+
+@pytest.mark.parametrize("shape", ["gpt2-small", "tiny-gpt2"])
+def test_estimate_tracks_the_recorded_cpu_seconds(shape):
+    """The estimate priced with the calibration the bench recorded for `shape` (process CPU seconds, one
+    thread) against the CPU seconds each claim took there, model and twin: every claim of >= 20 s within
+    2.5x, the total within 1.5x. Recorded at the GPT-2-small shape before the table was fitted: 3.3x over
+    in total, C10 8.8x, C14 6.4x, C21 4.2x (forward-sized prices for steps that never run the model)."""
+    saved = json.loads(SAVED.read_text())
+    entry = saved["calibrations"][shape]
+    rows = [r for r in saved["rows"] if r["shape"] == shape and r["twin"] and r["budget"] == "quick"
+            and r.get("cpu_seconds") is not None and r["verdict"] != "error"]
+    assert len(rows) >= 15, f"re-run bench/bench_report_scale.py --shape {shape} --twin"
+    specs = {s.id: s for s in discover()}
+    est = estimate_saved(entry["config"], entry["calibration"], [specs[r["claim"]] for r in rows],
+                         Budget.named("quick")).per_claim
+    off = {r["claim"]: round(est[r["claim"]] / r["cpu_seconds"], 2) for r in rows
+           if r["cpu_seconds"] >= MIN_SECONDS and not 1 / CLAIM_FACTOR <= est[r["claim"]] / r["cpu_seconds"] <= CLAIM_FACTOR}
+    assert not off, off
+    total, took = sum(est.values()), sum(r["cpu_seconds"] for r in rows)
+    assert took / TOTAL_FACTOR <= total <= took * TOTAL_FACTOR, (total, took)

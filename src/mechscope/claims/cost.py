@@ -5,10 +5,15 @@ A claim's work is counted in three units, each priced by timing the loaded model
 - tokens: token positions pushed through the whole model (a backward pass counts as 2 more); priced
   at the seconds per token of one timed forward of [8 seq_len], so the price grows with the model's
   size (layers, d_model, vocabulary) and follows the device, dtype and load of the machine;
+  block_tokens: the same through the blocks only (a run that unembeds one position, or none), priced
+  at the blocks' share of that forward's flops (`forward_flops_per_token`);
 - calls: Python-side steps (one forward call, one optimiser step of a small trained probe/SAE, a
   ridge fit), priced at one timed forward of [1 8] tokens;
 - flops: arithmetic outside the model (a tuned lens or SAE trained on cached activations), priced at
-  the model's measured throughput (its forward flops per token / seconds per token).
+  the model's measured throughput (its forward flops per token / seconds per token);
+- steps: optimiser and Python steps that do not run the model (a probe, lens, SAE or toy-model update
+  on cached data; their arithmetic is in flops), priced at one timed Adam step of a small autoencoder,
+  so they do not grow with the model the way a forward call does.
 
 A claim module may define ``cost(cfg, budget) -> Cost`` (its own cost model, per model run; the twin
 doubles it when NULL == "twin"); otherwise the table below holds it. The table's constants are the
@@ -29,6 +34,7 @@ import math
 import statistics
 import time
 from collections.abc import Callable
+from types import SimpleNamespace
 
 from mechscope.claims.base import NULL_TWIN, Budget
 
@@ -42,19 +48,25 @@ class Cost:
     tokens: float = 0.0
     calls: float = 0.0
     flops: float = 0.0
+    steps: float = 0.0
+    block_tokens: float = 0.0       # token positions through every block, not unembedded
 
 
 @dataclasses.dataclass(frozen=True)
 class Calibration:
-    """Prices measured on the model: seconds per token forwarded, per call, and flops per second."""
+    """Prices measured on the model: seconds per token forwarded, per call, flops per second, and
+    seconds per optimiser step off the model."""
 
     seconds_per_token: float
     seconds_per_call: float
     flops_per_second: float
+    seconds_per_step: float = 1e-3
+    block_share: float = 1.0         # the blocks' share of a token's forward (the rest: unembedding)
 
     def seconds(self, cost: Cost) -> float:
-        return (cost.tokens * self.seconds_per_token + cost.calls * self.seconds_per_call
-                + cost.flops / self.flops_per_second)
+        return ((cost.tokens + cost.block_tokens * self.block_share) * self.seconds_per_token
+                + cost.calls * self.seconds_per_call + cost.flops / self.flops_per_second
+                + cost.steps * self.seconds_per_step)
 
 
 @dataclasses.dataclass
@@ -84,32 +96,56 @@ def forward_flops_per_token(cfg, seq_len: int) -> float:
     return 2.0 * (n_layers * (mlp + attn) + d * cfg.d_vocab)
 
 
-def calibrate(model, seq_len: int = 64, repeats: int = 3) -> Calibration:
-    """Time forwards of [8 seq_len] and [1 8] random tokens on `model` (median of `repeats`)."""
+def calibrate(model, seq_len: int = 64, repeats: int = 3,
+              clock: Callable[[], float] = time.perf_counter) -> Calibration:
+    """Time forwards of [8 seq_len] and [1 8] random tokens on `model` (median of `repeats`); `clock`:
+    wall time (what the report shows), or time.process_time for CPU seconds on a shared machine."""
     import torch
 
     seq_len = max(8, min(seq_len, getattr(model.cfg, "n_ctx", seq_len) or seq_len))
     gen = torch.Generator().manual_seed(0)
     big = torch.randint(0, model.cfg.d_vocab, (8, seq_len), generator=gen)
     small = big[:1, :8]
-    t_big, t_small = _median_time(model, big, repeats), _median_time(model, small, repeats)
+    t_big, t_small = _median_time(model, big, repeats, clock), _median_time(model, small, repeats, clock)
     per_token = max(t_big - t_small, 0.1 * t_big) / big.numel()
-    return Calibration(seconds_per_token=per_token, seconds_per_call=t_small,
-                       flops_per_second=forward_flops_per_token(model.cfg, seq_len) / per_token)
+    flops = forward_flops_per_token(model.cfg, seq_len)
+    return Calibration(seconds_per_token=per_token, seconds_per_call=t_small, flops_per_second=flops / per_token,
+                       seconds_per_step=_step_time(repeats, clock),
+                       block_share=1.0 - 2.0 * model.cfg.d_model * model.cfg.d_vocab / flops)
 
 
-def _median_time(model, tokens, repeats: int) -> float:
+def _step_time(repeats: int, clock: Callable[[], float], steps: int = 20) -> float:
+    """Seconds of one Adam step of a 64 -> 256 -> 64 autoencoder on 256 rows (CPU): the per-step
+    overhead of the small trainings claims run on cached activations."""
+    import torch
+
+    gen = torch.Generator().manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(64, 256), torch.nn.ReLU(), torch.nn.Linear(256, 64))
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    x = torch.randn(256, 64, generator=gen)
+    times = []
+    for _ in range(repeats + 1):
+        start = clock()
+        for _ in range(steps):
+            opt.zero_grad(set_to_none=True)
+            (net(x) - x).pow(2).mean().backward()
+            opt.step()
+        times.append((clock() - start) / steps)
+    return statistics.median(times[1:])     # the first round warms the allocator
+
+
+def _median_time(model, tokens, repeats: int, clock: Callable[[], float] = time.perf_counter) -> float:
     import torch
 
     times = []
     with torch.no_grad():
         model(tokens)   # warm-up: allocations, lazy init
         for _ in range(repeats):
-            start = time.perf_counter()
+            start = clock()
             model(tokens)
             if tokens.device.type == "cuda" or str(model.device).startswith("cuda"):
                 torch.cuda.synchronize()
-            times.append(time.perf_counter() - start)
+            times.append(clock() - start)
     return statistics.median(times)
 
 
@@ -126,6 +162,17 @@ def estimate(model, specs, budget: Budget, calibration: Calibration | None = Non
         seconds = runs * cal.seconds(cost)
         per_claim[spec.id] = seconds if math.isfinite(seconds) else 0.0
     return Estimate(per_claim=per_claim, calibration=cal)
+
+
+def estimate_saved(config: dict, calibration: dict, specs, budget: Budget, twin: bool = True) -> Estimate:
+    """The estimate from a saved ModelConfig dict and Calibration dict (bench/bench_report_scale.py records
+    both beside the seconds the claims took), without the model; `twin`: False prices the model's run only."""
+    from mechscope.model.config import ModelConfig
+
+    if not twin:
+        specs = [dataclasses.replace(s, module=SimpleNamespace(**{**vars(s.module), "NULL": "not run"}))
+                 if s.module is not None else s for s in specs]
+    return estimate(SimpleNamespace(cfg=ModelConfig(**config)), specs, budget, Calibration(**calibration))
 
 
 def claim_cost(spec, cfg, budget: Budget) -> Cost | None:
@@ -162,15 +209,22 @@ def _c01(cfg, b, module):
     steps = _quick(b, module, "QUICK_STEPS", 60)
     vocab = min(k["V"], getattr(module, "QUICK_VOCAB", k["V"])) if b.name == "quick" else k["V"]
     points = min(k["L"] + 1, b.max_layers or k["L"] + 1)
-    return Cost(tokens=4 * k["T"], calls=7 * steps, flops=6.0 * steps * points * 128 * k["d"] * vocab)
+    exact_readout = 2 * points * k["T"] * 2.0 * k["d"] * k["V"]    # 2 x P full-vocabulary unembeddings
+    return Cost(tokens=4 * k["T"], steps=7 * steps,
+                flops=6.0 * steps * points * 128 * k["d"] * vocab + exact_readout)
+
+
+def _sae_flops(steps: float, d: float, d_sae: float, rows: int = 256) -> float:
+    """Encoder and decoder matmuls, forward and backward, of `steps` steps of `rows` activations."""
+    return 2 * 6.0 * steps * rows * d * d_sae
 
 
 def _sae(steps_per: float, tokens_per_t: float, calls_per_step: float, width: float = 8.0):
     """Dictionaries (SAEs, transcoders) trained for budget.train_steps steps of 256 activations each."""
     def rule(cfg, b, module):
         k = _knobs(cfg, b)
-        flops = 6.0 * steps_per * k["S"] * 256 * k["d"] * width * k["d"]
-        return Cost(tokens=tokens_per_t * k["T"], calls=steps_per * k["S"] * calls_per_step, flops=flops)
+        return Cost(tokens=tokens_per_t * k["T"], steps=steps_per * k["S"] * calls_per_step,
+                    flops=_sae_flops(steps_per * k["S"], k["d"], width * k["d"]))
     return rule
 
 
@@ -189,6 +243,55 @@ def _c21(cfg, b, module):
     return dataclasses.replace(train, tokens=train.tokens + module.n_graphs_for(b) * tokens * (64 + 3 * rows))
 
 
+PROMPT_TOKENS = {"C10": 16, "C11": 48}   # IOI and docstring prompts (GPT-2 and organism tokenizers alike)
+
+
+def _head_circuit(cfg, b, module):
+    """claims/head_circuit.py: the baseline (2 x FIRST_PROMPTS prompts expected under quick, since a
+    reading near a threshold doubles them; 256 under full), two forwards each at the answer position; a
+    per-head sweep on n_prompts / 2 prompts, every head exactly on models within budget.max_layers, else an
+    attribution screen (two forwards and a backward) and exact patches of EXACT_MARGIN x the circuit's
+    size, each from its head's layer on (half the blocks on average); the faithfulness run."""
+    from mechscope.claims.head_circuit import EXACT_MARGIN, FIRST_PROMPTS
+
+    heads = cfg.n_layers * cfg.n_heads
+    exact = b.exact_heads(cfg.n_layers, cfg.n_heads)
+    screened = exact is not None
+    if screened:
+        exact = min(exact, math.ceil(EXACT_MARGIN * max(2, round(module.CIRCUIT_FRACTION * heads))))
+    else:
+        exact = heads
+    p, n = PROMPT_TOKENS[module.ID], b.n_prompts / 2
+    baseline = 2 * (2 * FIRST_PROMPTS if b.max_layers is not None else 256) * p
+    return Cost(block_tokens=baseline + exact * n * p / 2 + (3 * n * p if screened else 0) + 4 * n * p,
+                calls=exact + 20)
+
+
+def _c14(cfg, b, module):
+    """claims/c14_mlp_memory.py's sizes: traced cells (kinds x layers x ~4 positions from the subject on) x
+    n_samples rows of ~10 tokens per fact, each from its first restored block; ROME's 20 Adam steps on
+    n_prefixes + 2 prompts down to the edited layer (~half the depth); E[kkᵀ] over cov_sequences x
+    n_sequences x seq_len tokens, forwards stopped at the edited layer."""
+    size = module.sizes(SimpleNamespace(cfg=cfg), b)
+    facts, p, half = min(b.n_prompts, 16), 10, 0.5
+    rewrites = size.max_rewrites or max(3, b.n_prompts // 6)
+    trace = facts * len(size.kinds) * cfg.n_layers * 4 * size.n_samples * p * half
+    edit = rewrites * 20 * (size.n_prefixes + 2) * p * 3 * half
+    covariance = size.cov_sequences * b.n_sequences * b.seq_len * half
+    return Cost(block_tokens=trace + edit + covariance, calls=3 * rewrites * 20 + facts * (len(size.kinds) + 4))
+
+
+def _c18(cfg, b, module):
+    """claims/c18_stages.py: B = budget.layers blocks deleted (and B - 1 pairs swapped within max_layers),
+    each run from the edited block on (half the depth on average) plus the unembedding of its tokens;
+    deeper models read DEEP_SEQUENCE_SHARE of the text and skip the swaps."""
+    k = _knobs(cfg, b)
+    deep = b.max_layers is not None and cfg.n_layers > b.max_layers
+    edits = k["Lb"] if deep else 2 * k["Lb"] - 1
+    tokens = k["T"] * (getattr(module, "DEEP_SEQUENCE_SHARE", 0.5) if deep else 1.0)
+    return Cost(tokens=k["T"] + edits * tokens * 0.25, block_tokens=edits * tokens * 0.5, calls=10 * k["Lb"])
+
+
 def _c16(cfg, b, module):
     k = _knobs(cfg, b)
     steps = b.train_steps
@@ -204,21 +307,21 @@ COSTS: dict[str, _Rule] = {
     "C01": _c01,
     "C02": lambda c, b, m: Cost(tokens=_knobs(c, b)["T"], calls=2),
     "C03": lambda c, b, m: Cost(calls=10),
-    "C04": lambda c, b, m: Cost(calls=1.5 * b.train_steps, flops=6.0 * b.train_steps * 256 * c.d_model ** 2 * 8),
+    "C04": lambda c, b, m: Cost(steps=1.5 * b.train_steps, flops=_sae_flops(b.train_steps, c.d_model, b.latents(c.d_model, 8))),
     "C05": lambda c, b, m: Cost(calls=15, flops=2.0 * c.d_vocab * c.d_model ** 2),
     "C06": lambda c, b, m: Cost(tokens=1120, calls=160),
-    "C07": lambda c, b, m: Cost(tokens=14210 * _knobs(c, b)["Lb"] / 4, calls=600),
-    "C08": lambda c, b, m: Cost(calls=500 if b.name == "quick" else 5000),
+    "C07": lambda c, b, m: Cost(block_tokens=14210 * _knobs(c, b)["Lb"] / 4, calls=600),
+    "C08": lambda c, b, m: Cost(steps=1500 if b.name == "quick" else 4000 + 10_000),
     "C09": lambda c, b, m: Cost(tokens=8096 * b.n_sequences / 16, calls=60),
-    "C10": lambda c, b, m: Cost(tokens=16384 * _knobs(c, b)["P"] * _knobs(c, b)["H"], calls=170),
-    "C11": lambda c, b, m: Cost(tokens=30960 * _knobs(c, b)["P"] * _knobs(c, b)["H"], calls=170),
+    "C10": _head_circuit,
+    "C11": _head_circuit,
     "C12": lambda c, b, m: Cost(tokens=960 * _knobs(c, b)["Lb"] / 4 * min(b.n_prompts, 16) / 16, calls=5),
     "C13": lambda c, b, m: Cost(tokens=62400 * _knobs(c, b)["P"], calls=250),
-    "C14": lambda c, b, m: Cost(tokens=122050 * _knobs(c, b)["t"], calls=850),
-    "C15": _sae(2, 12, 0.5),
+    "C14": _c14,
+    "C15": _sae(2, 12, 0.5, width=4.0),
     "C16": _c16,
     "C17": lambda c, b, m: Cost(tokens=_knobs(c, b)["T"], calls=2),
-    "C18": lambda c, b, m: Cost(tokens=2 * _knobs(c, b)["Lb"] * _knobs(c, b)["T"], calls=10 * _knobs(c, b)["Lb"]),
+    "C18": _c18,
     "C19": lambda c, b, m: Cost(tokens=6720 * _knobs(c, b)["P"], calls=400),
     "C20": _sae(1, 9, 2.4),
     "C21": _c21,
