@@ -6,7 +6,7 @@ import torch
 
 from mechscope.errors import InputError
 from mechscope.graphs.attribute import attribute
-from mechscope.graphs.replacement import replacement_forward
+from mechscope.graphs.replacement import _PerLayer, replacement_forward
 from tests.graphs.graph_helpers import random_clt, random_transcoders
 
 
@@ -26,6 +26,54 @@ def test_replacement_forward_reproduces_the_logits(tiny_gpt2_model, skip):
     full_grad = torch.autograd.grad(trace.logits[:, -1, 7].sum(), trace.embed)[0]
     last_grad = torch.autograd.grad(last.logits[:, 0, 7].sum(), last.embed)[0]
     torch.testing.assert_close(last_grad, full_grad, atol=1e-6, rtol=1e-5)
+
+
+def parallel_model(arch: str):
+    """A random parallel attention+MLP model (NeoX / Pythia: two norms; GPT-J: one norm feeds both), its
+    norms given distinct non-trivial gains, so an MLP linearised through the wrong norm or the wrong
+    residual would not reproduce the logits."""
+    from mechscope import HookedModel
+    from tests.helpers import gpt2_tokenizer, small_hf_model
+
+    hf = small_hf_model(arch, vocab=5000)
+    with torch.no_grad():
+        for i, (name, p) in enumerate(hf.named_parameters()):
+            if "norm" in name or "ln_" in name:
+                p.normal_(0.5 if p.ndim else 0.0, 0.4, generator=torch.Generator().manual_seed(i))
+    model = HookedModel.from_hf(hf, gpt2_tokenizer(), spec=f"random:{arch}")
+    assert model.cfg.parallel_attn_mlp
+    return model
+
+
+@pytest.mark.parametrize("arch", ["neox", "gptj"])
+def test_replacement_forward_reproduces_the_logits_on_parallel_blocks(arch):
+    """The MLP of a parallel block reads the norm of resid_pre, not of resid_mid: logits and the error
+    node (true MLP output minus the transcoder's) are exact, and one feature's edges match reruns."""
+    model = parallel_model(arch)
+    tokens = torch.randint(3, 500, (2, 12), generator=torch.Generator().manual_seed(0))
+    tcs = random_transcoders(model, skip=True)
+    trace = replacement_forward(model, tcs, tokens)
+    with torch.no_grad():
+        clean = model(tokens)
+    torch.testing.assert_close(trace.logits.detach(), clean, atol=1e-5, rtol=1e-6)
+    layer = model.cfg.n_layers - 1
+    name_in, name_out = f"blocks.{layer}.ln2.hook_normalized", f"blocks.{layer}.hook_mlp_out"
+    _, cache = model.run_with_cache(tokens, names=[name_in, name_out])
+    x, view = cache[name_in], _PerLayer(tcs)      # x: the MLP input the real model computed
+    with torch.no_grad():
+        acts = view.layer_activation(layer, view.layer_pre_activations(layer, x))
+        written = view.layer_written(layer, {layer: acts}, x)
+    torch.testing.assert_close(trace.acts[layer].detach(), acts)
+    torch.testing.assert_close(trace.errors[layer].detach(), cache[name_out] - written, atol=1e-5, rtol=1e-5)
+    # the linearisation goes through the MLP's own norm: a layer-0 feature's pre-activation moves with the
+    # embedding (= resid_pre of block 0) as W_enc[:, f] * input_scale * gain_ln2, centred, over the frozen divisor
+    tc, ln2, (row, pos) = tcs[0], model.structure.blocks[0].ln2, (0, 5)
+    f = int(trace.acts[0][row, pos].argmax())
+    grad = torch.autograd.grad(trace.pre[0][row, pos, f], trace.embed)[0][row, pos]
+    _, cache = model.run_with_cache(tokens, names=["blocks.0.ln2.hook_scale"])
+    expected = (tc.W_enc[:, f] * tc.input_scale * ln2.weight).detach()
+    expected = (expected - expected.mean()) / cache["blocks.0.ln2.hook_scale"][row, pos]
+    torch.testing.assert_close(grad, expected, atol=1e-5, rtol=1e-4)
 
 
 def test_replacement_forward_reproduces_the_logits_on_real_llama(stories260k):
@@ -61,11 +109,11 @@ def test_replacement_forward_with_a_cross_layer_transcoder_reproduces_the_logits
 
 
 @pytest.mark.parametrize("model_name,dictionary", [("tiny_gpt2_model", "per-layer"), ("stories260k", "per-layer"),
-                                                   ("tiny_gpt2_model", "clt")])
+                                                   ("tiny_gpt2_model", "clt"), ("neox", "per-layer")])
 def test_setting_one_feature_moves_each_target_by_its_edge_weight(model_name, dictionary, request):
     """100 random source features: zero each in the frozen replacement model (a forward rerun) and
     compare every target's change (feature pre-activations and demeaned logits) with its edge."""
-    model = request.getfixturevalue(model_name)
+    model = parallel_model(model_name) if model_name == "neox" else request.getfixturevalue(model_name)
     tokens = torch.randint(3, 500, (10,), generator=torch.Generator().manual_seed(1))
     tcs = random_transcoders(model, arch="topk", skip=True) if dictionary == "per-layer" else random_clt(model)
     graph = attribute(model, tcs, tokens, batch_size=64)

@@ -28,7 +28,6 @@ from mechscope.claims.base import Budget, Measurement
 from mechscope.data.text import eval_tokens
 from mechscope.dictionary.transcoder_evaluate import evaluate_transcoder
 from mechscope.dictionary.transcoder_training import TranscoderRun, train_mlp_transcoders
-from mechscope.errors import NotApplicableError
 from mechscope.graphs.attribute import attribute
 from mechscope.graphs.sparsity import interaction_sparsity
 
@@ -68,10 +67,6 @@ def n_graphs_for(budget: Budget) -> int:
 
 
 def measure(model, budget: Budget) -> Measurement:
-    if model.cfg.parallel_attn_mlp:  # checked before training transcoders that could not be used
-        raise NotApplicableError("the attribution-graph replacement model (mechscope.graphs) does not handle "
-                                 "parallel attention+MLP blocks yet (Pythia, Phi, GPT-J): the MLP reads resid_pre, "
-                                 "not resid_mid, so its frozen-norm linearisation would be wrong")
     seq_len = min(budget.seq_len, model.cfg.n_ctx)
     train = eval_tokens(model, seq_len=seq_len, n_sequences=8 * budget.n_sequences, seed=budget.seed + 1)
     held_out = eval_tokens(model, seq_len=seq_len, n_sequences=budget.n_sequences, seed=budget.seed)

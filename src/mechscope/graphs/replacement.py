@@ -68,8 +68,6 @@ def check_transcoders(model, transcoders) -> None:
     if sorted(transcoders) != list(range(n_layers)):
         raise InputError(f"attribution needs a transcoder for every layer 0..{n_layers - 1}; got layers "
                          f"{sorted(transcoders)}. Train the missing ones (TranscoderConfig.for_mlp)")
-    if model.cfg.parallel_attn_mlp:
-        raise InputError("parallel attention+MLP blocks are not supported by the replacement model yet")
     for layer, tc in transcoders.items():
         site_in = tc.cfg.hook_name.removeprefix(f"blocks.{layer}.")
         if site_in not in MLP_INPUT_SITES or tc.cfg.output_hook_name != f"blocks.{layer}.hook_mlp_out":
@@ -177,15 +175,18 @@ def replacement_forward(model, transcoders, tokens: Tensor, *,
             return frozen[name] + moved.to(out.dtype)
         return fn
 
+    # the MLP's norm reads resid_mid, or resid_pre in parallel attention+MLP blocks (NeoX / Pythia, GPT-J,
+    # Phi; where one norm feeds both, structure.blocks[L].ln2 is that norm and ln2.hook_normalized its output)
+    mlp_reads = "hook_resid_pre" if model.cfg.parallel_attn_mlp else "hook_resid_mid"
     fwd: dict[str, list] = {"hook_embed": [leaf_embed]}
     for layer in range(n_layers):
         b = f"blocks.{layer}."
-        for site in ("hook_resid_pre", "hook_resid_mid", "ln1.hook_scale", "ln2.hook_scale"):
+        for site in dict.fromkeys(("hook_resid_pre", mlp_reads, "ln1.hook_scale", "ln2.hook_scale")):
             fwd[b + site] = [keep(b + site)]
         fwd[b + "ln1.hook_normalized"] = [_frozen_norm(blocks[layer].ln1, kind, frozen, b + "ln1.hook_normalized",
                                                        b + "hook_resid_pre", stash, offset)]
         fwd[b + "ln2.hook_normalized"] = [_frozen_norm(blocks[layer].ln2, kind, frozen, b + "ln2.hook_normalized",
-                                                       b + "hook_resid_mid", stash, offset),
+                                                       b + mlp_reads, stash, offset),
                                           keep(b + "ln2.hook_normalized")]
         fwd[b + "attn.hook_pattern"] = [pattern]
         fwd[b + "hook_mlp_out"] = [mlp_out(layer)]
