@@ -8,7 +8,12 @@ import torch
 
 import mechscope
 from mechscope.errors import InputError, NotApplicableError
-from mechscope.geometry.circle import circle_intervention, cycle_activations, cycle_prompts
+from mechscope.geometry.circle import (
+    circle_intervention,
+    cycle_activations,
+    cycle_prompts,
+    moved_answer_logits,
+)
 from mechscope.geometry.circle_probe import circle_plane_edit, circle_targets, fit_circle
 from mechscope.geometry.steering import (
     pair_log_odds,
@@ -79,6 +84,25 @@ def test_day_prompts_and_the_circle_plane_edit_in_the_model(organism):
     np.testing.assert_allclose(reading, circle_targets(np.full(len(acts), 3), 7), atol=1e-4)
     accuracy, diffs = circle_intervention(organism, cp, hook, acts, fit)
     assert 0.0 <= accuracy <= 1.0 and len(diffs) == 6 * len(cp.prompts)
+
+
+@pytest.mark.parametrize("hook", ["blocks.0.hook_resid_pre", "blocks.1.hook_resid_post", "blocks.3.hook_resid_post"])
+def test_moved_runs_grown_at_the_hook_equal_one_full_run_each(organism, hook):
+    """moved_answer_logits runs the blocks below the hook once and grows k edited copies there: the same
+    last-position logits as k separate edited forwards; the last resid_post feeds no block (None)."""
+    cp = cycle_prompts(organism, "days")
+    gen = torch.Generator().manual_seed(0)
+    deltas = torch.randn(3, len(cp.prompts), organism.cfg.d_model, generator=gen)
+    grown = moved_answer_logits(organism, cp.tokens, hook, cp.position, deltas)
+    if hook == f"blocks.{organism.cfg.n_layers - 1}.hook_resid_post":
+        assert grown is None
+        return
+    assert grown.shape == (3, len(cp.prompts), organism.cfg.d_vocab)
+    for j in range(3):
+        with torch.no_grad(), organism.hooks(fwd={hook: add_vector(deltas[j][:, None, :], positions=[cp.position])}):
+            one = organism(cp.tokens)[:, -1]
+        torch.testing.assert_close(grown[j], one, atol=1e-5, rtol=1e-5)
+    assert float((grown[0] - grown[1]).abs().max()) > 1e-2     # the edits move the answer
 
 
 def test_a_model_without_day_tokens_is_not_applicable(stories260k):

@@ -310,7 +310,7 @@ COSTS: dict[str, _Rule] = {
     "C04": lambda c, b, m: Cost(steps=1.5 * b.train_steps, flops=_sae_flops(b.train_steps, c.d_model, b.latents(c.d_model, 8))),
     "C05": lambda c, b, m: Cost(calls=15, flops=2.0 * c.d_vocab * c.d_model ** 2),
     "C06": lambda c, b, m: Cost(tokens=1120, calls=160),
-    "C07": lambda c, b, m: Cost(block_tokens=14210 * _knobs(c, b)["Lb"] / 4, calls=600),
+    "C07": lambda c, b, m: Cost(block_tokens=14210 * _knobs(c, b)["Lb"] / 8, calls=600),
     "C08": lambda c, b, m: Cost(steps=1500 if b.name == "quick" else 4000 + 10_000),
     "C09": lambda c, b, m: Cost(tokens=8096 * b.n_sequences / 16, calls=60),
     "C10": _head_circuit,

@@ -24,12 +24,15 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from mechscope.errors import InputError, NotApplicableError
+from mechscope.errors import BatchGrowthError, InputError, NotApplicableError
 from mechscope.geometry.circle_probe import CircleFit, circle_plane_edit, engels_replacement, fit_circle
 from mechscope.geometry.irreducibility import mixture_index, separability_index
 from mechscope.geometry.word_pairs import known_token
-from mechscope.model.interventions import add_vector, mean_ablate
+from mechscope.model.hook_points import GrowBatch
+from mechscope.model.interventions import add_vector
+from mechscope.model.names import parse
 from mechscope.patching import forward_to_answer
+from mechscope.patching.partial_forward import grow_rows
 from mechscope.progress import progress
 from mechscope.results import Result
 from mechscope.tasks import vocab as V
@@ -148,22 +151,26 @@ def circle_intervention(model, cp: CyclePrompts, hook: str, acts: np.ndarray, fi
                         mode: str = "edit", token: str = "start") -> tuple[float, np.ndarray]:
     """Move each prompt's label to every other label on the circle, at the `token` site; returns (top-1
     accuracy among the cycle words on the answer the move implies: X' + N for "start", the new answer itself
-    for "answer"; [m] logit(new answer) - logit(old answer) per edited prompt)."""
+    for "answer"; [m] logit(new answer) - logit(old answer) per edited prompt).
+
+    The P moved runs share everything below `hook`: they are grown from the block the hook feeds
+    (`moved_answer_logits`), so the blocks below run once for all of them."""
     if mode not in ("edit", "engels"):
         raise InputError(f"unknown intervention mode {mode!r}: use 'edit' or 'engels'")
     position, labels = site(cp, token)
+    moved = [circle_plane_edit(acts, fit, np.full(len(labels), new)) if mode == "edit"
+             else np.repeat(engels_replacement(fit, [new]), len(labels), axis=0) for new in range(cp.period)]
+    deltas = torch.from_numpy(np.stack(moved) - acts[None]).to(model.device, model.dtype)      # [P n d]
+    grown = moved_answer_logits(model, cp.tokens.to(model.device), hook, position, deltas)
     correct, diffs = [], []
     for new in range(cp.period):
         rows = np.flatnonzero(labels != new)
-        if mode == "edit":
-            moved = circle_plane_edit(acts[rows], fit, np.full(len(rows), new))
-            delta = torch.from_numpy(moved - acts[rows]).to(model.device, model.dtype)[:, None, :]
-            edit = add_vector(delta, positions=[position])   # a list keeps the position axis: [b 1 d]
-        else:   # one replacement vector for every prompt: set it there exactly
-            patch = torch.from_numpy(engels_replacement(fit, [new])[0]).to(model.device, model.dtype)
-            edit = mean_ablate(patch, positions=position)
-        with model.hooks(fwd={hook: edit}):     # the last position's logits only: no [rows pos d_vocab] head
-            logits = forward_to_answer(model, cp.tokens[rows].to(model.device), [], -1, grad=False)[0].float()
+        if grown is not None:
+            logits = grown[new, rows].float()
+        else:   # one run per label over its rows (the model cannot grow its batch at this hook)
+            edit = add_vector(deltas[new, rows][:, None, :], positions=[position])   # [b 1 d] at the site
+            with model.hooks(fwd={hook: edit}):     # the last position's logits only: no [rows pos d_vocab] head
+                logits = forward_to_answer(model, cp.tokens[rows].to(model.device), [], -1, grad=False)[0].float()
         target = (new + cp.counts[rows]) % cp.period if token == "start" else np.full(len(rows), new)
         correct.append(_top1(logits, cp).numpy() == target)
         new_ids = torch.tensor([cp.word_ids[t] for t in target], device=logits.device)
@@ -171,6 +178,31 @@ def circle_intervention(model, cp: CyclePrompts, hook: str, acts: np.ndarray, fi
         pick = torch.arange(len(rows), device=logits.device)
         diffs.append((logits[pick, new_ids] - logits[pick, old_ids]).cpu().numpy())
     return float(np.concatenate(correct).mean()), np.concatenate(diffs)
+
+
+def moved_answer_logits(model, tokens: torch.Tensor, hook: str, position: int,
+                        deltas: torch.Tensor) -> torch.Tensor | None:
+    """Last-position logits [k n d_vocab] of k runs of tokens [n pos], run j adding deltas[j] [n d_model] at
+    `position` of the residual `hook` (blocks.0.hook_resid_pre or blocks.L.hook_resid_post). The base rows run
+    up to the block the hook feeds and grow there into k copies (`patching.grow_rows`), so the blocks below
+    run once for all k. None when the hook feeds no block (the last resid_post) or the model cannot grow
+    its batch (a per-row input such as a padding mask): the caller then runs each edit from the input."""
+    point = parse(hook)
+    layer = point.layer if point.site == "hook_resid_pre" else point.layer + 1
+    if point.layer is None or point.site not in ("hook_resid_pre", "hook_resid_post") or layer >= model.cfg.n_layers:
+        return None
+    n, k = tokens.shape[0], deltas.shape[0]
+
+    def move(grown: torch.Tensor) -> torch.Tensor:
+        grown[n:, position] += deltas.reshape(k * n, -1).to(grown.dtype)
+        return grown
+
+    try:
+        with model.hooks(fwd={f"blocks.{layer}.hook_resid_pre": GrowBatch(grow_rows(n, 1, k, move))}):
+            logits = forward_to_answer(model, tokens, [], -1, grad=False)[0]
+    except BatchGrowthError:
+        return None
+    return logits[n:].view(k, n, -1)
 
 
 @dataclasses.dataclass
