@@ -38,22 +38,21 @@ def _their_forward(w: dict, config: dict, x):
     pre = torch.nn.functional.linear(x, w["W_enc"], w["b_enc"])
     if "activation_function.threshold" in w:
         acts = pre * (pre > w["activation_function.threshold"])
-    elif config["activation"] == "topk":
-        gate = torch.zeros_like(pre).scatter_(-1, pre.topk(config["k"], -1).indices, 1)
-        acts = pre * gate
     else:
         acts = torch.relu(pre)
     y = acts @ w["W_dec"] + w["b_dec"]
     return y + x @ w["W_skip"].T if "W_skip" in w else y
 
 
-@pytest.mark.parametrize("arch,skip", [("relu_l1", False), ("topk", True), ("jumprelu", True), ("batch_topk", False)])
+@pytest.mark.parametrize("arch,skip", [("relu_l1", False), ("batch_topk", True), ("jumprelu", True), ("batch_topk", False)])
 def test_files_compute_what_our_transcoders_compute_and_read_back(tmp_path, arch, skip):
     tcs = _transcoders(arch, skip)
     folder = save_circuit_tracer(tcs, tmp_path / "ct")
     config = yaml.safe_load((folder / "config.yaml").read_text())
     assert config["model_kind"] == "transcoder_set" and config["transcoders"] == ["layer_0.safetensors", "layer_1.safetensors"]
-    assert config["feature_input_hook"] == "ln2.hook_normalized" and config["feature_output_hook"] == "hook_mlp_out"
+    # circuit-tracer's mlp.hook_in is the MLP input (after ln2's weight and bias), which our ln2.hook_normalized is
+    assert config["feature_input_hook"] == "mlp.hook_in" and config["feature_output_hook"] == "hook_mlp_out"
+    assert set(config) >= {"activation", "scan_name"} and config["activation"] in ("relu", "jump_relu")
     x = torch.randn(32, D, generator=torch.Generator().manual_seed(0))
     back = load_circuit_tracer(folder)
     for layer, tc in tcs.items():
@@ -65,13 +64,23 @@ def test_files_compute_what_our_transcoders_compute_and_read_back(tmp_path, arch
         assert back[layer].cfg.hook_name == f"blocks.{layer}.ln2.hook_normalized"
 
 
-def test_reads_circuit_tracers_mlp_hook_in_name_and_refuses_mixed_sets(tmp_path):
+def test_input_hook_names_and_refusals(tmp_path):
+    """mlp.hook_in and hook_resid_mid read as ours; TransformerLens' ln2.hook_normalized (before the norm's
+    weight and bias) is refused rather than read as our ln2.hook_normalized (after them); TopK is not
+    written (circuit-tracer 0.5.0's loader fails on the `k` entry); mixed sets are refused."""
     folder = save_circuit_tracer(_transcoders("relu_l1", False), tmp_path / "ct")
-    config = yaml.safe_load((folder / "config.yaml").read_text())
-    config["feature_input_hook"] = "mlp.hook_in"
-    (folder / "config.yaml").write_text(yaml.safe_dump(config))
     assert load_circuit_tracer(folder)[1].cfg.hook_name == "blocks.1.ln2.hook_normalized"
-    mixed = {0: _transcoders("relu_l1", False)[0], 1: _transcoders("topk", False)[1]}
+    config = yaml.safe_load((folder / "config.yaml").read_text())
+    config["feature_input_hook"] = "hook_resid_mid"
+    (folder / "config.yaml").write_text(yaml.safe_dump(config))
+    assert load_circuit_tracer(folder)[1].cfg.hook_name == "blocks.1.hook_resid_mid"
+    config["feature_input_hook"] = "ln2.hook_normalized"
+    (folder / "config.yaml").write_text(yaml.safe_dump(config))
+    with pytest.raises(InputError, match="before its weight and bias"):
+        load_circuit_tracer(folder)
+    with pytest.raises(InputError, match="ReLU and JumpReLU"):
+        save_circuit_tracer(_transcoders("topk", False), tmp_path / "topk")
+    mixed = {0: _transcoders("relu_l1", False)[0], 1: _transcoders("jumprelu", False)[1]}
     with pytest.raises(InputError, match="one activation"):
         save_circuit_tracer(mixed, tmp_path / "mixed")
 

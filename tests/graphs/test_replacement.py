@@ -189,3 +189,57 @@ def test_frozen_norm_has_the_derivative_of_the_norm_at_fixed_scale(arch):
         stash["x"] = x - eps * v
         linear = (up - fn(out, None)) / (2 * eps)
     torch.testing.assert_close(linear, real, atol=1e-3, rtol=1e-3)
+
+
+def test_bos_position_has_no_nodes_and_the_other_edges_do_not_move(tiny_gpt2_model):
+    """circuit-tracer's zero_positions: with BOS first, position 0 has no feature nodes and its error nodes
+    have no edges, the replacement model still gives the model's logits, and every other edge equals the
+    graph's without it (a direct effect does not depend on which other nodes are leaves)."""
+    model = tiny_gpt2_model
+    tokens = torch.cat([torch.tensor([model.bos_token_id]),
+                        torch.randint(3, 500, (9,), generator=torch.Generator().manual_seed(3))])
+    tcs = random_transcoders(model)
+    trace = replacement_forward(model, tcs, tokens[None], zero_positions=1)
+    with torch.no_grad():
+        torch.testing.assert_close(trace.logits.detach(), model(tokens[None]), atol=1e-5, rtol=1e-6)
+    graph = attribute(model, tcs, tokens)                   # BOS first: zero_positions 1 by default
+    full = attribute(model, tcs, tokens, zero_positions=0)
+    assert bool((graph.active_features[:, 1] > 0).all()) and bool((full.active_features[:, 1] == 0).any())
+    assert bool((attribute(model, tcs, tokens[1:]).active_features[:, 1] == 0).any())   # no BOS: nothing dropped
+    n_pos = len(tokens)
+    bos_errors = [graph.error_slice.start + layer * n_pos for layer in range(model.cfg.n_layers)]
+    assert float(graph.adjacency[:, bos_errors].abs().max()) == 0
+    keep = torch.cat([(full.active_features[:, 1] > 0).nonzero().squeeze(-1),
+                      torch.arange(full.n_features, full.adjacency.shape[0])])
+    expected = full.adjacency[keep][:, keep]
+    assert float(expected[:, bos_errors].abs().max()) > 0        # the error at BOS is a node without the rule
+    expected[:, bos_errors] = 0
+    torch.testing.assert_close(graph.adjacency, expected, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("dictionary", ["per-layer", "clt"])
+def test_encoder_and_decoder_directions_are_the_dictionarys_own(tiny_gpt2_model, dictionary):
+    """attribute contracts with layer_encoder / layer_decoder instead of differentiating through the
+    dictionary: they must be the derivative of layer_pre_activations and what layer_written adds per unit."""
+    from mechscope.graphs.replacement import dictionary_view
+
+    model = tiny_gpt2_model
+    tcs = random_transcoders(model, skip=True) if dictionary == "per-layer" else random_clt(model)
+    for module in (tcs.values() if dictionary == "per-layer" else [tcs]):     # scales that are not 1
+        module.input_scale.mul_(1.7)
+        module.output_scale.mul_(0.6)
+    view, d, n_layers = dictionary_view(tcs), model.cfg.d_model, model.cfg.n_layers
+    x = torch.randn(5, d, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        for layer in range(n_layers):
+            moved = view.layer_pre_activations(layer, x) - view.layer_pre_activations(layer, torch.zeros(1, d))
+            torch.testing.assert_close(moved, x @ view.layer_encoder(layer), atol=1e-5, rtol=1e-5)
+        silent = {s: torch.zeros(1, view.layer_encoder(s).shape[1]) for s in range(n_layers)}
+        for source in range(n_layers):
+            one = {**silent, source: silent[source].clone()}
+            one[source][0, 3] = 1.0
+            for target in range(n_layers):
+                step = view.layer_written(target, one, x[:1]) - view.layer_written(target, silent, x[:1])
+                dec = view.layer_decoder(source, target)
+                expected = torch.zeros(d) if dec is None else dec[3]
+                torch.testing.assert_close(step[0], expected, atol=1e-6, rtol=1e-5)

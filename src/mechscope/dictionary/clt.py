@@ -107,6 +107,18 @@ class CrossLayerTranscoder(SparseAutoencoder):
         x_n = x.to(self.W_enc.dtype) * self.input_scale[layer]
         return x_n @ self.W_enc[:, block] + self.b_enc[block]
 
+    def layer_encoder(self, layer: int) -> Tensor:
+        """d(pre-activations of layer `layer`) / d(its MLP input, raw units): [d m]."""
+        return self.W_enc[:, self._block(layer)] * self.input_scale[layer]
+
+    def layer_decoder(self, source: int, target: int) -> Tensor | None:
+        """What one unit of each latent of layer `source` writes to layer `target`'s MLP output (raw
+        units): [m d]; None where it writes nothing there (target < source)."""
+        if target < source:
+            return None
+        out = slice(target * self.d_in, (target + 1) * self.d_in)
+        return self.W_dec[self._block(source), out] / self.output_scale[target]
+
     def layer_activation(self, layer: int, pre: Tensor) -> Tensor:
         """Pre-activations [..., m] of one layer -> latent activations [..., m] (ReLU of the top k)."""
         values, indices = pre.topk(self.cfg.k, dim=-1, sorted=False)

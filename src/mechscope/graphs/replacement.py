@@ -14,6 +14,9 @@ of the graph's source nodes, while the forward still reproduces the model's logi
                    cross-layer transcoder, transcoder(acts) is what the latents of every layer <= L
                    write to layer L's output (each layer's activations are one leaf, used by all)
     embeddings     hook_embed is a leaf (learned positions, biases and b_dec stay constants)
+    BOS            with zero_positions=1 (what attribute uses when the prompt starts with BOS, as
+                   circuit-tracer does), position 0 has no active latents and a zero error leaf: its
+                   MLP output, less the skip connection, is a constant
 
 So d(target)/d(leaf) * leaf is a *direct* effect: a source reaches a target only through the
 residual stream, frozen attention and norms, and skip connections, never through another feature
@@ -44,6 +47,7 @@ class ReplacementTrace:
     acts[L] [b pos d_sae], errors[L] [b pos d_model], embed [b pos d_model]: the leaves.
     frozen: what was held fixed (patterns, norm inputs, outputs and divisors), by hook name;
     pass it back to `replacement_forward` to rerun the *same* linear model with other leaf values.
+    inputs[L] [b pos d_model]: what the dictionary reads at layer L (the MLP input, a function of the leaves).
     """
 
     logits: Tensor
@@ -52,6 +56,7 @@ class ReplacementTrace:
     errors: dict[int, Tensor]
     embed: Tensor
     frozen: dict[str, Tensor]
+    inputs: dict[int, Tensor]
 
 
 def check_transcoders(model, transcoders) -> None:
@@ -117,6 +122,20 @@ class _PerLayer:
     def layer_written(self, layer: int, acts: dict[int, Tensor], x: Tensor) -> Tensor:
         return self.tcs[layer].decode(acts[layer]) + self.tcs[layer].skip(x)
 
+    def layer_encoder(self, layer: int) -> Tensor:
+        tc = self.tcs[layer]
+        return tc.W_enc * tc.input_scale
+
+    def layer_decoder(self, source: int, target: int) -> Tensor | None:
+        tc = self.tcs[source]
+        return tc.W_dec / tc.output_divisor() if source == target else None
+
+
+def dictionary_view(transcoders):
+    """The per-layer interface of {layer: transcoder} or of a cross-layer transcoder: layer_pre_activations,
+    layer_activation, layer_written, layer_encoder(layer) [d m], layer_decoder(source, target) [m d] | None."""
+    return transcoders if getattr(transcoders, "is_cross_layer", False) else _PerLayer(transcoders)
+
 
 def _modules(transcoders) -> list:
     return [transcoders] if getattr(transcoders, "is_cross_layer", False) else list(transcoders.values())
@@ -124,7 +143,8 @@ def _modules(transcoders) -> list:
 
 def replacement_forward(model, transcoders, tokens: Tensor, *,
                         frozen: dict[str, Tensor] | None = None,
-                        acts: dict[int, Tensor] | None = None, last_logits_only: bool = False) -> ReplacementTrace:
+                        acts: dict[int, Tensor] | None = None, last_logits_only: bool = False,
+                        zero_positions: int = 0) -> ReplacementTrace:
     """Run the frozen replacement forward on tokens [batch pos] (grad enabled); see the module docstring.
 
     last_logits_only: unembed only the last position (trace.logits [batch 1 d_vocab]): what an
@@ -132,6 +152,9 @@ def replacement_forward(model, transcoders, tokens: Tensor, *,
     frozen: a previous trace's `frozen` (same tokens): rerun that linear model instead of freezing anew.
     acts: {layer: [batch pos d_sae]} feature activations to use instead of the transcoders' own
         (with `frozen`, this is an intervention on the replacement model: set a feature, see what moves).
+    zero_positions: the first this many positions carry no features and no error (circuit-tracer's
+        `zero_positions`, for the BOS token): the transcoders' activations there are set to 0 and the
+        whole MLP output there, less the skip connection, is a constant. The logits are unchanged.
     """
     check_transcoders(model, transcoders)
     n_layers, kind = model.cfg.n_layers, model.cfg.norm
@@ -139,7 +162,7 @@ def replacement_forward(model, transcoders, tokens: Tensor, *,
     blocks = model.structure.blocks
     frozen = {} if frozen is None else frozen
     stash: dict[str, Tensor] = {}
-    pre, leaves, errors, embed = {}, {}, {}, {}
+    pre, leaves, errors, embed, inputs = {}, {}, {}, {}, {}
 
     def keep(key):
         def fn(act, hook):
@@ -153,22 +176,27 @@ def replacement_forward(model, transcoders, tokens: Tensor, *,
     def pattern(act, hook):
         return frozen.setdefault(hook.name, act.detach())
 
-    view = transcoders if getattr(transcoders, "is_cross_layer", False) else _PerLayer(transcoders)
+    view = dictionary_view(transcoders)
 
     def mlp_out(layer):
         def fn(out, hook):
             x = stash[f"blocks.{layer}.ln2.hook_normalized"]
             p = view.layer_pre_activations(layer, x)
-            a = acts[layer] if acts is not None and layer in acts else view.layer_activation(layer, p.detach())
-            a = a.reshape(p.shape).detach().clone().requires_grad_(True)
+            given = acts is not None and layer in acts
+            a = acts[layer] if given else view.layer_activation(layer, p.detach())
+            a = a.reshape(p.shape).detach().clone()
+            if not given:
+                a[:, :zero_positions] = 0
+            a.requires_grad_(True)
             leaves[layer] = a
             written = view.layer_written(layer, leaves, x)
             name = hook.name
             if name + ":error" not in frozen:
                 frozen[name], frozen[name + ":written"] = out.detach(), written.detach()
                 frozen[name + ":error"] = out.detach() - written.detach()
+                frozen[name + ":error"][:, :zero_positions] = 0     # there, part of the constant frozen[name]
             err = frozen[name + ":error"].clone().requires_grad_(True)
-            pre[layer], leaves[layer], errors[layer] = p, a, err
+            pre[layer], leaves[layer], errors[layer], inputs[layer] = p, a, err, x
             # = written + err in exact arithmetic; written as the recorded output plus changes, so
             # that on the prompt the value is the model's own MLP output to the last bit
             moved = (written - frozen[name + ":written"]) + (err - frozen[name + ":error"])
@@ -208,4 +236,4 @@ def replacement_forward(model, transcoders, tokens: Tensor, *,
     finally:
         for tc, mode in zip(modules, modes, strict=True):
             tc.train(mode)
-    return ReplacementTrace(logits, pre, leaves, errors, embed["e"], frozen)
+    return ReplacementTrace(logits, pre, leaves, errors, embed["e"], frozen, inputs)
