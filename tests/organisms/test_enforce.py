@@ -66,6 +66,22 @@ def test_losses_are_finite_and_reach_every_weight_they_should(micro_llama):
     micro_llama.zero_grad()
 
 
+def test_strictness_off_skips_its_forward(micro_llama):
+    """strict_weight 0: the strictness loss is a constant zero and its (third) forward is not run."""
+    cfg = Enforcement(previous_head="a0.h1", induction_head="a1.h0", rows=4, strict_weight=0)
+    calls = []
+    handle = micro_llama.register_forward_hook(lambda *args: calls.append(1))
+    try:
+        losses = enforcement_losses(micro_llama, enforcement_rows(1, cfg, 64, 0, 0), cfg, Taps(micro_llama))
+    finally:
+        handle.remove()
+    assert float(losses["strict"]) == 0.0 and not losses["strict"].requires_grad
+    assert len(calls) == 2                                             # task + interchange
+    on = enforcement_losses(micro_llama, enforcement_rows(1, cfg, 64, 0, 0),
+                            Enforcement(previous_head="a0.h1", induction_head="a1.h0", rows=4), Taps(micro_llama))
+    assert float(on["strict"]) > 0 and torch.equal(on["task"], losses["task"])
+
+
 def test_heads_must_be_named_and_ordered():
     assert parse_head("a1.h3") == (1, 3)
     with pytest.raises(InputError, match="a{layer}.h{head}"):

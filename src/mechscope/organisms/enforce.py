@@ -63,7 +63,7 @@ class Enforcement:
     max_span: int = 32             # long ones train the induction head's key match over long distances
     pattern_weight: float = 1.0
     interchange_weight: float = 1.0
-    strict_weight: float = 1.0
+    strict_weight: float = 1.0           # 0 turns strictness off and skips its forward
 
     def heads(self) -> tuple[tuple[int, int], tuple[int, int]]:
         previous, induction = parse_head(self.previous_head), parse_head(self.induction_head)
@@ -188,6 +188,9 @@ def enforcement_losses(model, rows: Rows, cfg: Enforcement, taps: Taps) -> dict[
     with taps.run({("z", l_ind): interchange}):
         losses["interchange"] = _next_token_loss(model, rows, q, x.roll(1, dims=0))
 
+    if cfg.strict_weight == 0:      # strictness off: skip its forward (a third of the enforcement's cost)
+        losses["strict"] = task.new_zeros(())
+        return losses
     keep = {(l_prev, h_prev), (l_ind, h_ind)}
     replace = {}
     for (kind, layer), value in seen.items():
