@@ -130,6 +130,18 @@ class CircuitSetup:
             self._clean_run()
         return self._clean_answer_logits
 
+    def swapped(self) -> CircuitSetup:
+        """The same graph and metric with clean and corrupt prompts exchanged (patching only): the
+        engine's base run is then the corrupt one and an edge outside the circuit carries its clean
+        value, so exact noising on the swapped setup is exact denoising on this one. The metric still
+        scores the clean prompts' answers."""
+        if self.ablation != "patching":
+            raise InputError(f"swapping clean and corrupt needs ablation='patching' (the ablated values are a "
+                             f"corrupt run's); this setup ablates with {self.ablation!r}")
+        return dataclasses.replace(self, clean_tokens=self.corrupt_tokens, corrupt_tokens=self.clean_tokens,
+                                   ablated=self.clean_sources, _clean_sources=self.ablated,
+                                   _clean_answer_logits=None)
+
     @property
     def n_prompts(self) -> int:
         return self.clean_tokens.shape[0]

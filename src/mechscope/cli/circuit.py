@@ -23,7 +23,7 @@ from mechscope.cli.patching import FSDP_OPT, TASK_HELP, _setup
 circuit_app = typer.Typer(help="Circuit discovery: EAP, EAP-IG, exact edge patching, ACDC, faithfulness curves.",
                           no_args_is_help=True)
 
-METHOD_HELP = "eap, eap-ig, eap-ig-activations, exact or acdc"
+METHOD_HELP = "eap, eap-ig, eap-ig-activations, exact, exact-denoising or acdc"
 ABLATION_HELP = "patching, mean, mean_positional or zero"
 QKV_OPT = typer.Option(False, "--qkv", help="attention destinations per head and q/k/v input (edges like "
                                             "a0.h1->a1.h2<k>), as EAP-IG's graphs; default one per layer")
