@@ -66,8 +66,8 @@ def test_losses_are_finite_and_reach_every_weight_they_should(micro_llama):
     micro_llama.zero_grad()
 
 
-def test_strictness_off_skips_its_forward(micro_llama):
-    """strict_weight 0: the strictness loss is a constant zero and its (third) forward is not run."""
+def test_terms_turned_off_skip_their_forwards(micro_llama):
+    """strict_weight 0 (and interchange_weight 0): that loss is a constant zero and its forward is not run."""
     cfg = Enforcement(previous_head="a0.h1", induction_head="a1.h0", rows=4, strict_weight=0)
     calls = []
     handle = micro_llama.register_forward_hook(lambda *args: calls.append(1))
@@ -80,6 +80,15 @@ def test_strictness_off_skips_its_forward(micro_llama):
     on = enforcement_losses(micro_llama, enforcement_rows(1, cfg, 64, 0, 0),
                             Enforcement(previous_head="a0.h1", induction_head="a1.h0", rows=4), Taps(micro_llama))
     assert float(on["strict"]) > 0 and torch.equal(on["task"], losses["task"])
+    pattern_only = Enforcement(previous_head="a0.h1", induction_head="a1.h0", rows=4, strict_weight=0,
+                               interchange_weight=0)
+    calls.clear()
+    handle = micro_llama.register_forward_hook(lambda *args: calls.append(1))
+    try:
+        alone = enforcement_losses(micro_llama, enforcement_rows(1, cfg, 64, 0, 0), pattern_only, Taps(micro_llama))
+    finally:
+        handle.remove()
+    assert len(calls) == 1 and float(alone["interchange"]) == 0.0 and torch.equal(alone["pattern"], losses["pattern"])
 
 
 def test_heads_must_be_named_and_ordered():

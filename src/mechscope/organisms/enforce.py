@@ -62,7 +62,7 @@ class Enforcement:
     min_span: int = 2              # span lengths min_span..max_span: short spans leave lag 1 the only circuit,
     max_span: int = 32             # long ones train the induction head's key match over long distances
     pattern_weight: float = 1.0
-    interchange_weight: float = 1.0
+    interchange_weight: float = 1.0      # 0 turns the interchange term off and skips its forward
     strict_weight: float = 1.0           # 0 turns strictness off and skips its forward
 
     def heads(self) -> tuple[tuple[int, int], tuple[int, int]]:
@@ -185,8 +185,11 @@ def enforcement_losses(model, rows: Rows, cfg: Enforcement, taps: Taps) -> dict[
         z[:, q, cols] = source[:, q]
         return z
 
-    with taps.run({("z", l_ind): interchange}):
-        losses["interchange"] = _next_token_loss(model, rows, q, x.roll(1, dims=0))
+    if cfg.interchange_weight == 0:   # off: skip its forward, as for strictness below
+        losses["interchange"] = task.new_zeros(())
+    else:
+        with taps.run({("z", l_ind): interchange}):
+            losses["interchange"] = _next_token_loss(model, rows, q, x.roll(1, dims=0))
 
     if cfg.strict_weight == 0:      # strictness off: skip its forward (a third of the enforcement's cost)
         losses["strict"] = task.new_zeros(())
