@@ -13,7 +13,7 @@ from mechscope.dictionary.transcoder import (
     pair_batches,
     pullback,
 )
-from mechscope.dictionary.transcoder_evaluate import evaluate_transcoder
+from mechscope.dictionary.transcoder_evaluate import evaluate_transcoder, transcoder_fvu
 from mechscope.dictionary.transcoder_format import load_saelens_transcoder, save_saelens_transcoder
 from mechscope.errors import InputError
 
@@ -98,6 +98,9 @@ def test_harvest_and_splice_match_an_independent_spliced_forward(tiny_gpt2_model
     y = cache[OUT].reshape(-1, 64)
     fvu = ((y - y_hat.reshape(-1, 64)) ** 2).sum() / ((y - y.mean(0)) ** 2).sum()
     assert result.fvu == pytest.approx(float(fvu), rel=1e-4)
+    other = _random_tc("relu_l1", seed=3)
+    assert transcoder_fvu([tc, other], model, tokens, batch_size=3) == pytest.approx(
+        [result.fvu, evaluate_transcoder(other, model, tokens).fvu], rel=1e-6)
 
     dead = _random_tc("relu_l1", skip=False)
     with torch.no_grad():
