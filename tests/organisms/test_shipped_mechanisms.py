@@ -20,6 +20,7 @@ TARGETS = {  # metric -> (direction, threshold)
 METRIC_FAMILY = {"ioi_accuracy": "ioi", "day_accuracy": "days"}
 PLANTED = {
     "tiny-gpt2": set(TARGETS) - {"induction_loss_ratio"},
+    "tiny-llama": set(TARGETS),
     "tiny-gpt2-docs": {"docstring_accuracy"},
     "induction-2l": {"induction_loss_ratio", "fact_recall", "docstring_accuracy"},
 }
@@ -108,12 +109,12 @@ def test_shipped_weights_come_from_the_preset_of_the_same_name(organism):
 
 def test_ground_truths_record_their_own_corpus():
     """Each trained organism's ground truth lists the families of its own training corpus (from its
-    training card) and no templates of a family it never saw."""
+    training card) and no templates of a family it never saw; distinct corpora, distinct ground truths."""
     import json
 
     from mechscope.organisms import shipped_path
 
-    texts = set()
+    texts, corpora = set(), set()
     for organism in sorted(PLANTED):
         if organism not in list_shipped():
             continue
@@ -122,7 +123,9 @@ def test_ground_truths_record_their_own_corpus():
         assert gt.families == card["corpus"]["family_tokens"], organism
         assert bool(gt.day_template) == ("days" in gt.families), organism
         texts.add((shipped_path(organism) / "ground_truth.json").read_text())
-    assert len(texts) == len([o for o in PLANTED if o in list_shipped()])
+        corpora.add(json.dumps([card["corpus"]["config"]["shares"], card["corpus"]["family_tokens"]], sort_keys=True))
+    # organisms trained on one corpus (tiny-gpt2 and tiny-llama: same world and mix) share one ground truth
+    assert len(texts) == len(corpora)
 
 
 @pytest.mark.parametrize("organism", sorted(PLANTED))
@@ -172,3 +175,24 @@ def test_recorded_induction_and_name_movers_are_remeasured(organism):
     if "name_movers" in recorded:
         for old, new in zip(recorded["name_movers"], name_movers(model), strict=True):
             assert old["head"] == new["head"] and new["score"] == pytest.approx(old["score"], abs=1e-3)
+
+
+def test_tiny_llama_has_the_textbook_induction_circuit_on_the_spans_it_trained_on():
+    """Issue 15's default-organism induction targets, measured fresh (mechanisms.textbook_induction): a lag-1
+    previous-token head feeding lag-1 induction heads in a later layer. Shipped: previous-token a2.h2 0.92,
+    induction a3.h1 0.92 and a3.h3 0.90; second/first-copy loss 0.008 / 0.008 / 0.50 at spans 8 / 16 / 32
+    (its repeat rows had spans of 2-20, so 32 is beyond them); mean-ablating a3.h1 alone undoes 11% of the
+    drop (a3.h3 carries the rest), both top heads 80%. The span-32 ratio and the single-head share miss the
+    targets (<= 0.3, >= 30%) and are not asserted."""
+    import mechscope
+    from mechscope.organisms.mechanisms import head_mechanisms, textbook_induction
+
+    if "tiny-llama" not in list_shipped():
+        pytest.skip("tiny-llama is not shipped")
+    model = mechscope.load("organism:tiny-llama")
+    sweep = textbook_induction(model)
+    assert max(sweep["ratio"][:2]) <= 0.3 and min(sweep["lag1_score"]) >= 0.3, sweep
+    top = sweep["top_head"]
+    assert top["lag"] == 1 and sweep["top_heads_joint_ablation_share"] >= 0.3, sweep
+    previous = head_mechanisms(model)["heads"]["previous-token"][0]           # {"head": "a2.h2", "score": ...}
+    assert previous["score"] >= 0.5 and int(previous["head"][1]) < int(top["head"][1]), (previous, top)
