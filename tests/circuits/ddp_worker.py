@@ -1,5 +1,5 @@
 """Run by test_distributed.py, alone or under `torchrun --nproc-per-node 2`: EAP-IG scores, exact
-scores, a faithfulness curve and ACDC on tiny-gpt2 IOI; rank 0 writes them to the given path."""
+(noising and, under patching, denoising) scores, a faithfulness curve and ACDC on tiny-gpt2 IOI; rank 0 writes them to the given path."""
 
 import json
 import sys
@@ -25,6 +25,8 @@ def main(out_path: str) -> None:
                          "eap_ig": ig.vector.tolist(), "exact": attribute(setup, "exact").vector.tolist(),
                          "curve": faithfulness_curve(setup, ig).faithfulness,
                          "acdc": acdc(setup, 0.05, objective="metric").scores.vector.tolist()}
+        if ablation == "patching":
+            out[ablation]["exact_denoising"] = attribute(setup, "exact-denoising").vector.tolist()
     if ddp.rank() == 0:
         with open(out_path, "w") as f:
             json.dump(out, f)
