@@ -16,9 +16,9 @@ ratios, also reported, move with the load of a shared machine).
 Measured (sparsify 1.3.3, one thread): 1.04x and 1.07x theirs on a loaded machine, 1.11x on a nearly idle
 one (12.8 vs 11.5 ms per step; FVU 0.0190 vs 0.0188). A profile of our step: torch.topk on the [512 1024]
 pre-activations is 38% of it (5 ms, the same call as theirs; unsorted, sorted, transposed, two-stage and
-kthvalue variants were no faster), the encoder and decoder matmuls 33%; the rest of the gap is what our
-trainer does and theirs does not: decoder rows kept at unit norm with the parallel gradient removed,
-gradient clipping and the per-step statistics (fire counts, dead latents, logged metrics).
+kthvalue variants were no faster), the encoder and decoder matmuls 33%. Our trainer's bookkeeping (dead
+latents, fire counts, logged metrics) is at most 0.6 ms of it: timed alone, our bare forward, backward
+and Adam step took 11.5-12.0 ms against train_step's 12.0-12.6 ms.
 """
 
 from __future__ import annotations
