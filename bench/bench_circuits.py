@@ -22,6 +22,7 @@ defaults (EAP-IG: 5 steps over the inputs, as in Hanna et al. 2024).
     python bench/bench_circuits.py [--quick]      -> bench/results/circuits.json
     python bench/bench_circuits.py --agreement    -> bench/results/circuits_agreement.json
     python bench/bench_circuits.py --agreement --qkv   -> bench/results/circuits_agreement_qkv.json
+    python bench/bench_circuits.py --agreement --model organism:tiny-llama  -> circuits_agreement_tiny-llama.json
     python bench/bench_circuits.py --vs-auto-circuit /tmp/acpkgs   -> bench/results/circuits_vs_auto_circuit.json
     python bench/bench_circuits.py --vs-eap-ig /tmp/eapig/src      -> bench/results/circuits_vs_eap_ig.json
 
@@ -77,7 +78,7 @@ def logit_diff(answer_logits, prompt_index):
     return answer_logits[:, 1] - answer_logits[:, 2]
 
 
-def agreement(n_prompts: int = 64, qkv: bool = False) -> None:
+def agreement(n_prompts: int = 64, qkv: bool = False, model_name: str = "organism:tiny-gpt2") -> None:
     from scipy.stats import spearmanr
 
     import mechscope
@@ -86,7 +87,7 @@ def agreement(n_prompts: int = 64, qkv: bool = False) -> None:
     from mechscope.circuits.selection import top_n
     from mechscope.tasks import get_task
 
-    model = mechscope.load("organism:tiny-gpt2")
+    model = mechscope.load(model_name)
     setup = CircuitSetup.from_task(model, get_task(model, "ioi", n_prompts=n_prompts, seed=0), ablation="patching",
                                    qkv=qkv)
     g = setup.graph
@@ -121,7 +122,7 @@ def agreement(n_prompts: int = 64, qkv: bool = False) -> None:
                       "spearman_vs_denoising": rank(v, denoising),
                       "faithfulness_top10pct": faithfulness_top(scores)}
     q = noising.abs().quantile(torch.tensor([0.5, 0.9, 1.0])).tolist()
-    payload = {"model": "organism:tiny-gpt2", "task": "ioi", "n_prompts": n_prompts, "qkv": qkv, "n_edges": g.n_edges,
+    payload = {"model": model_name, "task": "ioi", "n_prompts": n_prompts, "qkv": qkv, "n_edges": g.n_edges,
                "abs_exact_quantiles": {"median": q[0], "p90": q[1], "max": q[2]},
                "resolved_edges": int(resolved.sum()),
                "exact_split_half_spearman": rank(*halves),
@@ -129,7 +130,8 @@ def agreement(n_prompts: int = 64, qkv: bool = False) -> None:
                                               "spearman_resolved_edges": rank(noising[resolved], denoising[resolved]),
                                               "faithfulness_top10pct": faithfulness_top(g.from_edge_vector(denoising))},
                "variants": rows, "targets": {"spearman_eap_ig_exact": 0.9}}
-    print(write("circuits_agreement_qkv" if qkv else "circuits_agreement", payload))
+    suffix = "" if model_name == "organism:tiny-gpt2" else "_" + model_name.split(":")[-1].replace("/", "_")
+    print(write(("circuits_agreement_qkv" if qkv else "circuits_agreement") + suffix, payload))
     print({k: v for k, v in payload.items() if k not in ("variants", "targets")})
     for name, row in rows.items():
         print(f"{name:26s}", {k: round(v, 3) for k, v in row.items()})
@@ -407,13 +409,14 @@ def main() -> None:
     parser.add_argument("--agreement", action="store_true", help="EAP / EAP-IG variants against exact patching")
     parser.add_argument("--vs-auto-circuit", metavar="DIR", help="side by side with auto-circuit installed in DIR")
     parser.add_argument("--qkv", action="store_true", help="with --agreement: per-head q/k/v destinations")
+    parser.add_argument("--model", default="organism:tiny-gpt2", help="with --agreement: the model (IOI vocabulary)")
     parser.add_argument("--vs-eap-ig", metavar="DIR", help="side by side with hannamw/EAP-IG's src/ folder DIR")
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--seq", type=int, default=32)
     args = parser.parse_args()
     torch.set_num_threads(1)
     if args.agreement:
-        agreement(qkv=args.qkv)
+        agreement(qkv=args.qkv, model_name=args.model)
         return
     if args.vs_eap_ig:
         vs_eap_ig(args.vs_eap_ig, batch=args.batch)
