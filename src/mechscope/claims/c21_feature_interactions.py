@@ -13,8 +13,8 @@ network's features interact with no structure, so "not sparse" must not be much 
 graphs whose inputs are mostly error nodes (completeness < 0.5) say nothing either way.
 
 Cost: one harvest forward over 8 x n_sequences x seq_len tokens (and one over 4 held-out sequences for
-the FVUs); n_layers transcoders x
-budget.train_steps steps of 256 tokens x d_model x min(8 d_model, max_latents); one attribution graph
+the FVUs); n_layers transcoders x budget.train_steps steps of 256 tokens x d_model x min(8 d_model,
+max_latents); one attribution graph
 per prompt (2 prompts of 16 tokens quick, 8 full), each a forward of 64 copies of the prompt and one
 backward per 64 rows (the logits' and at most max_graph_features features'); on the model and on the twin.
 Measured on a random GPT-2-small shape (12 x 768, 1 thread): uncapped (6144 latents, 9216 active
