@@ -91,6 +91,16 @@ def test_terms_turned_off_skip_their_forwards(micro_llama):
     assert len(calls) == 1 and float(alone["interchange"]) == 0.0 and torch.equal(alone["pattern"], losses["pattern"])
 
 
+def test_total_loss_weights_every_term():
+    from mechscope.organisms.enforce import total_enforcement_loss
+
+    losses = {"task": torch.tensor(2.0), "pattern": torch.tensor(3.0), "interchange": torch.tensor(5.0),
+              "strict": torch.tensor(7.0)}
+    assert float(total_enforcement_loss(losses, Enforcement())) == 17.0
+    weights = Enforcement(task_weight=0.1, pattern_weight=0.5, interchange_weight=0, strict_weight=2)
+    assert float(total_enforcement_loss(losses, weights)) == pytest.approx(0.2 + 1.5 + 0 + 14)
+
+
 def test_heads_must_be_named_and_ordered():
     assert parse_head("a1.h3") == (1, 3)
     with pytest.raises(InputError, match="a{layer}.h{head}"):

@@ -63,6 +63,7 @@ class Enforcement:
     max_span: int = 32             # long ones train the induction head's key match over long distances
     pattern_weight: float = 1.0
     interchange_weight: float = 1.0      # 0 turns the interchange term off and skips its forward
+    task_weight: float = 1.0             # the enforcement rows' own next-token loss (its gradient can swamp the text's)
     strict_weight: float = 1.0           # 0 turns strictness off and skips its forward
 
     def heads(self) -> tuple[tuple[int, int], tuple[int, int]]:
@@ -217,6 +218,6 @@ def enforcement_losses(model, rows: Rows, cfg: Enforcement, taps: Taps) -> dict[
 
 
 def total_enforcement_loss(losses: dict[str, torch.Tensor], cfg: Enforcement) -> torch.Tensor:
-    return (losses["task"] + cfg.pattern_weight * losses["pattern"] + cfg.interchange_weight * losses["interchange"]
-            + cfg.strict_weight * losses["strict"])
+    return (cfg.task_weight * losses["task"] + cfg.pattern_weight * losses["pattern"]
+            + cfg.interchange_weight * losses["interchange"] + cfg.strict_weight * losses["strict"])
 
