@@ -66,29 +66,27 @@ def test_losses_are_finite_and_reach_every_weight_they_should(micro_llama):
     micro_llama.zero_grad()
 
 
+def _losses_and_forwards(model, cfg: Enforcement) -> tuple[dict, int]:
+    """The enforcement losses of step 1 and how many forwards of `model` they ran."""
+    calls = []
+    handle = model.register_forward_hook(lambda *args: calls.append(1))
+    try:
+        losses = enforcement_losses(model, enforcement_rows(1, cfg, 64, 0, 0), cfg, Taps(model))
+    finally:
+        handle.remove()
+    return losses, len(calls)
+
+
 def test_terms_turned_off_skip_their_forwards(micro_llama):
     """strict_weight 0 (and interchange_weight 0): that loss is a constant zero and its forward is not run."""
-    cfg = Enforcement(previous_head="a0.h1", induction_head="a1.h0", rows=4, strict_weight=0)
-    calls = []
-    handle = micro_llama.register_forward_hook(lambda *args: calls.append(1))
-    try:
-        losses = enforcement_losses(micro_llama, enforcement_rows(1, cfg, 64, 0, 0), cfg, Taps(micro_llama))
-    finally:
-        handle.remove()
+    heads = dict(previous_head="a0.h1", induction_head="a1.h0", rows=4)
+    losses, forwards = _losses_and_forwards(micro_llama, Enforcement(**heads, strict_weight=0))
     assert float(losses["strict"]) == 0.0 and not losses["strict"].requires_grad
-    assert len(calls) == 2                                             # task + interchange
-    on = enforcement_losses(micro_llama, enforcement_rows(1, cfg, 64, 0, 0),
-                            Enforcement(previous_head="a0.h1", induction_head="a1.h0", rows=4), Taps(micro_llama))
-    assert float(on["strict"]) > 0 and torch.equal(on["task"], losses["task"])
-    pattern_only = Enforcement(previous_head="a0.h1", induction_head="a1.h0", rows=4, strict_weight=0,
-                               interchange_weight=0)
-    calls.clear()
-    handle = micro_llama.register_forward_hook(lambda *args: calls.append(1))
-    try:
-        alone = enforcement_losses(micro_llama, enforcement_rows(1, cfg, 64, 0, 0), pattern_only, Taps(micro_llama))
-    finally:
-        handle.remove()
-    assert len(calls) == 1 and float(alone["interchange"]) == 0.0 and torch.equal(alone["pattern"], losses["pattern"])
+    assert forwards == 2                                               # task + interchange
+    on, forwards_on = _losses_and_forwards(micro_llama, Enforcement(**heads))
+    assert forwards_on == 3 and float(on["strict"]) > 0 and torch.equal(on["task"], losses["task"])
+    alone, forwards = _losses_and_forwards(micro_llama, Enforcement(**heads, strict_weight=0, interchange_weight=0))
+    assert forwards == 1 and float(alone["interchange"]) == 0.0 and torch.equal(alone["pattern"], losses["pattern"])
 
 
 def test_total_loss_weights_every_term():

@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from mechscope.organisms import list_shipped
+from mechscope.organisms.enforce import parse_head
 
 NAME = "induction-enforced"
 pytestmark = pytest.mark.skipif(NAME not in list_shipped(), reason=f"{NAME} is not shipped on this branch")
@@ -23,11 +24,6 @@ def rep(model):
     from mechscope.tasks.induction import repeated_tokens
 
     return repeated_tokens(model, 16, 24, seed=7)
-
-
-def _head(name: str) -> tuple[int, int]:
-    layer, head = name.split(".")
-    return int(layer[1:]), int(head[1:])
 
 
 def test_copies_repeated_spans_after_random_prefixes_with_the_planted_head(model, circuit):
@@ -79,7 +75,7 @@ def test_edge_level_faithfulness_under_the_circuits_engine(circuit):
 def test_the_designated_heads_top_their_detectors(model, circuit, rep):
     from mechscope.attention.detectors import induction_scores, previous_token_scores
 
-    roles = {role: _head(node) for node, role in circuit.extra["head_roles"].items()}
+    roles = {role: parse_head(node) for node, role in circuit.extra["head_roles"].items()}
     with torch.no_grad():
         for role, scores in [("previous-token", previous_token_scores(model, rep.tokens)),
                              ("induction", induction_scores(model, rep))]:
@@ -110,6 +106,6 @@ def test_shipped_files_come_from_the_preset_of_the_same_name():
     card = json.loads((path / "training_card.json").read_text())
     assert _training_fields(card["preset"]) == _training_fields(PRESETS[NAME].to_dict())
     enforce = PRESETS[NAME].enforce
-    assert load_circuit(NAME).heads() == sorted([_head(enforce.previous_head), _head(enforce.induction_head)])
+    assert load_circuit(NAME).heads() == sorted([parse_head(enforce.previous_head), parse_head(enforce.induction_head)])
     recorded = dataclasses.asdict(Enforcement(**load_circuit(NAME).extra["enforcement"]))   # later fields: defaults
     assert recorded == _training_fields(card["preset"])["enforce"]

@@ -185,6 +185,7 @@ def test_tiny_llama_has_the_textbook_induction_circuit_on_the_spans_it_trained_o
     drop (a3.h3 carries the rest), both top heads 80%. The span-32 ratio and the single-head share miss the
     targets (<= 0.3, >= 30%) and are not asserted."""
     import mechscope
+    from mechscope.organisms.enforce import parse_head
     from mechscope.organisms.mechanisms import head_mechanisms, textbook_induction
 
     if "tiny-llama" not in list_shipped():
@@ -195,4 +196,4 @@ def test_tiny_llama_has_the_textbook_induction_circuit_on_the_spans_it_trained_o
     top = sweep["top_head"]
     assert top["lag"] == 1 and sweep["top_heads_joint_ablation_share"] >= 0.3, sweep
     previous = head_mechanisms(model)["heads"]["previous-token"][0]           # {"head": "a2.h2", "score": ...}
-    assert previous["score"] >= 0.5 and int(previous["head"][1]) < int(top["head"][1]), (previous, top)
+    assert previous["score"] >= 0.5 and parse_head(previous["head"])[0] < parse_head(top["head"])[0], (previous, top)

@@ -177,18 +177,18 @@ def enforcement_losses(model, rows: Rows, cfg: Enforcement, taps: Taps) -> dict[
                + _pattern_loss(seen[("attn", l_ind)][:, h_ind], q, q - rows.span + 1))
     losses = {"task": task, "pattern": pattern}
 
-    z_ind = seen[("z", l_ind)]
-    cols = taps.head_slice(z_ind, h_ind)
-    source = z_ind[:, :, cols].roll(1, dims=0)          # row i takes row i-1's induction output
-
-    def interchange(z):
-        z = z.clone()
-        z[:, q, cols] = source[:, q]
-        return z
-
     if cfg.interchange_weight == 0:   # off: skip its forward, as for strictness below
         losses["interchange"] = task.new_zeros(())
     else:
+        z_ind = seen[("z", l_ind)]
+        cols = taps.head_slice(z_ind, h_ind)
+        source = z_ind[:, :, cols].roll(1, dims=0)      # row i takes row i-1's induction output
+
+        def interchange(z):
+            z = z.clone()
+            z[:, q, cols] = source[:, q]
+            return z
+
         with taps.run({("z", l_ind): interchange}):
             losses["interchange"] = _next_token_loss(model, rows, q, x.roll(1, dims=0))
 
