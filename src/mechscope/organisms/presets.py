@@ -112,7 +112,8 @@ class Preset:
     induction_mask_first_copy: bool = False  # score only the second copy of induction rows
     induction_rows_per_step: int = 0  # repeated-span rows added to every batch after the warm-up
     induction_max_prefix: int = 0    # random tokens before the span (0..this), so position cannot stand in
-    induction_min_span: int = 8      # span lengths of induction rows: min..20
+    induction_min_span: int = 8      # span lengths of induction rows: min..max
+    induction_max_span: int = 20     # trained to 20, tiny-llama copied spans of 32 at a ratio of only 0.50
     steps: int = 3600
     lr: float = 3e-3
     min_lr_fraction: float = 0.1
@@ -137,6 +138,14 @@ class Preset:
             self.packing = LEGACY_PACKING[self.packing]
         if self.packing not in PACKINGS:
             raise InputError(f"unknown packing {self.packing!r}; choose one of {list(PACKINGS)}")
+        # an induction row: <|endoftext|>, a prefix of up to max_prefix, two copies of a span of up to max_span;
+        # packed rows must fit in seq_len, the others (their own length) in the context
+        needed = 1 + self.induction_max_prefix + 2 * self.induction_max_span
+        room, name = (self.seq_len, "seq_len") if self.packing == "documents" else (self.n_ctx, "n_ctx")
+        if (self.induction_rows_per_step or self.induction_warmup_steps) and room < needed:
+            raise InputError(f"{name} {room} cannot hold an induction row (<|endoftext|>, a prefix of up to "
+                             f"{self.induction_max_prefix} and two copies of a span of up to {self.induction_max_span}); "
+                             f"need at least {needed}: raise {name} or lower induction_max_span")
 
     @property
     def tokens_per_step(self) -> int:

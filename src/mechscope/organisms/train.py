@@ -202,7 +202,8 @@ def _train(preset: Preset, out: Path, text_paths: list[str], stop_after: int | N
         if step < preset.induction_warmup_steps:
             x, n_prefix = induction_batch(step, preset.induction_warmup_batch, preset.vocab_size, preset.seed,
                                           eos, max_prefix=preset.induction_max_prefix,
-                                          min_span=preset.induction_min_span)
+                                          min_span=preset.induction_min_span,
+                                          max_span=preset.induction_max_span)
             loss = model(input_ids=x, labels=induction_labels(x, preset.induction_mask_first_copy, n_prefix)).loss
         elif preset.packing == "chunks":
             x = batch_for_step(run.train, step, preset.batch_size, preset.seq_len, preset.seed)
@@ -212,7 +213,8 @@ def _train(preset: Preset, out: Path, text_paths: list[str], stop_after: int | N
             if preset.induction_rows_per_step:
                 rows = packed_induction_rows(step, preset.induction_rows_per_step, preset.seq_len,
                                              preset.vocab_size, preset.seed, eos, preset.induction_max_prefix,
-                                             preset.induction_mask_first_copy, min_span=preset.induction_min_span)
+                                             preset.induction_mask_first_copy, min_span=preset.induction_min_span,
+                                             max_span=preset.induction_max_span)
                 x, labels, positions = (torch.cat(pair) for pair in zip((x, labels, positions), rows, strict=True))
             # no KV cache: HF reads restarting position_ids as packed sequences only without one
             loss = model(input_ids=x, labels=labels, position_ids=positions, use_cache=False).loss
@@ -222,7 +224,8 @@ def _train(preset: Preset, out: Path, text_paths: list[str], stop_after: int | N
             if preset.induction_rows_per_step:
                 rows, n_prefix = induction_batch(step, preset.induction_rows_per_step, preset.vocab_size,
                                                  preset.seed, eos, stream=8, max_prefix=preset.induction_max_prefix,
-                                                 min_span=preset.induction_min_span)
+                                                 min_span=preset.induction_min_span,
+                                                 max_span=preset.induction_max_span)
                 parts.append((rows, induction_labels(rows, preset.induction_mask_first_copy, n_prefix),
                               torch.ones_like(rows)))
             x, labels, mask = join_rows(parts, eos)
