@@ -79,8 +79,10 @@ def measure(model, budget: Budget) -> Measurement:
         f"selection half ({', '.join(metrics['circuit_heads'][:6])}{'...' if k > 6 else ''}) keep "
         f"{faith.faithfulness:.0%} of the logit diff on the held-out half when all other heads are mean-ablated. "
         f"Largest direct effects: {', '.join(metrics['top_direct_effect_heads'][:3])}.")
+    # the key number is the one the rule reads against the twin: a twin without the behaviour has no
+    # meaningful faithfulness (a ratio of two logit diffs near zero; it read 1.02 and 3.03 beside real ones)
     return Measurement(
-        metrics=metrics, key_metric="faithfulness", evidence=evidence,
+        metrics=metrics, key_metric="logit_diff", evidence=evidence,
         figures=[total.figure(), direct.figure(), movers.figure(), faith.figure()],
         method=("IOI prompts from BABA/ABBA templates (the organism's ground truth or generic English names that "
                 "are single tokens); noising activation patching of each head's hook_z with the ABC set on the even "
