@@ -9,8 +9,9 @@ is measured, not assumed. `measure_mechanisms` records, next to the world (groun
 - ``induction``: `attention.induction_sweep` on repeated random spans of 8, 16 and 32 tokens after
   random prefixes: second/first-copy loss per span, the best lag-1 (textbook) induction score per
   span, and the share of the loss drop that mean-ablating the top induction head undoes;
-- ``name_movers``: the top name-mover heads on IOI prompts with held-out names (attention END -> IO
-  x direct logit effect on IO - S, `attention.name_mover_scores`);
+- ``name_movers``: on IOI prompts with held-out names, the top name-mover heads (attention END -> IO
+  x direct logit effect on IO - S, `attention.name_mover_scores`) and the top heads by that direct
+  effect alone, with their attention from END to IO and to S;
 - ``tasks``: `organisms.evaluate.evaluate` on held-out prompts (IOI, induction ratio, facts, days, docstring);
 - ``claims``: for each claim whose behaviour the corpus targets, the metric, its target and whether
   the shipped weights meet it (`CLAIM_TARGETS`).
@@ -85,17 +86,28 @@ def textbook_induction(model, spans: tuple[int, ...] = INDUCTION_SPANS) -> dict[
             "top_heads_joint_ablation_share": round(sweep.joint_ablation_share, 4)}
 
 
-def name_movers(model, task=None, top: int = TOP_HEADS) -> list[dict[str, Any]]:
-    """Top heads by name-mover score on IOI prompts: `task`, or 64 prompts of `tasks.ioi.ioi_task`
-    (held-out names on an organism, seed 0)."""
+def name_movers(model, task=None, top: int = TOP_HEADS) -> dict[str, list[dict[str, Any]]]:
+    """The heads that write the IOI answer, on `task` or 64 prompts of `tasks.ioi.ioi_task` (held-out names
+    on an organism, seed 0): ``by_score``, the top heads by name-mover score (attention END -> IO x direct
+    logit effect on IO - S, `attention.name_mover_scores`), and ``by_direct_effect``, the top heads by that
+    logit effect alone, with where they attend from END. A head can move the name without attending to it:
+    tiny-llama's IO - S is written by layer-2 heads that attend to S2 (0.9), where a layer-1 head gathered
+    both names, so its best name-mover score is 0.006."""
     from mechscope.attention import name_mover_scores
     from mechscope.tasks.ioi import ioi_task
 
     scores = name_mover_scores(model, task if task is not None else ioi_task(model, n_prompts=64, seed=0))
-    return [{"head": f"a{layer}.h{head}", "score": round(score, 4),
-             "attention_to_io": round(float(scores.attention_to_io[layer, head]), 4),
-             "logit_effect": round(float(scores.logit_effect[layer, head]), 4)}
-            for layer, head, score in scores.as_head_scores().top(top)]
+
+    def row(layer: int, head: int) -> dict[str, Any]:
+        return {"head": f"a{layer}.h{head}", "score": round(float(scores.score[layer, head]), 4),
+                "attention_to_io": round(float(scores.attention_to_io[layer, head]), 4),
+                "attention_to_s": round(float(scores.attention_to_s[layer, head]), 4),
+                "logit_effect": round(float(scores.logit_effect[layer, head]), 4)}
+
+    by_effect = scores.logit_effect.flatten().topk(top).indices.tolist()
+    n_heads = scores.logit_effect.shape[1]
+    return {"by_score": [row(layer, head) for layer, head, _ in scores.as_head_scores().top(top)],
+            "by_direct_effect": [row(i // n_heads, i % n_heads) for i in by_effect]}
 
 
 def measure_mechanisms(name_or_path: str | Path, n_prompts: int = 200) -> dict[str, Any]:
