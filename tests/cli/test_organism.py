@@ -14,6 +14,8 @@ def test_list_and_eval_commands(micro_run, tmp_path):
     assert listed["planted"]["compiled-boolean"]["claims"] == ["C15"]
     assert "C10" in listed["planted"]["tiny-gpt2"]["claims"] and "C09" not in listed["planted"]["tiny-gpt2"]["claims"]
     assert "C09" in listed["planted"]["induction-2l"]["claims"]
+    assert "IOI answer head a2.h0 (direct effect 1.18, attends IO 0.01, S 0.90)" \
+        in listed["planted"]["tiny-llama"]["mechanisms"]
     assert listed["planted"]["induction-enforced"]["kind"] == "enforced"
     assert listed["planted"]["compiled-induction"]["kind"] == "compiled"
     _, final = micro_run

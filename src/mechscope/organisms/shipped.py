@@ -64,5 +64,9 @@ def planted_summary(name: str) -> dict:
         top = measured["heads"]["lagged-induction"][0]
         text = f"met: {', '.join(met) or 'none'}; missed: {', '.join(missed) or 'none'}; top induction head " \
                f"{top['head']} (lag {top['lag']}, {top['score']:.2f})"
+        writer = measured.get("name_movers", {}).get("by_direct_effect", [None])[0]
+        if writer:   # the head writing most of IO - S at the end, and where it reads from
+            text += (f"; IOI answer head {writer['head']} (direct effect {writer['logit_effect']:.2f}, attends "
+                     f"IO {writer['attention_to_io']:.2f}, S {writer['attention_to_s']:.2f})")
         return {"kind": "trained", "mechanisms": text, "claims": [k for k, c in claims.items() if c["planted"]]}
     return {"kind": "trained", "mechanisms": "not measured", "claims": []}
