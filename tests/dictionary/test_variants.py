@@ -80,16 +80,35 @@ def test_sparse_ops_against_gather():
                                     (x, W, b, Wd))
 
 
-@pytest.mark.parametrize("ratio", [0, 64])
-def test_decoder_backward_is_the_same_gathered_or_dense(monkeypatch, ratio):
-    """grad of the k values: from gathered decoder rows (ratio 0) or one dense product (ratio 64), both exact."""
+@pytest.mark.parametrize("path", ["sampled", "dense", "gathered"])
+def test_decoder_backward_is_the_same_on_every_path(monkeypatch, path):
+    """grad of the k values: a sampled dense-dense product (CPU, float32/64), one dense product, or gathered
+    decoder rows: all exact, values in the order of the (unsorted) top-k indices."""
     import mechscope.dictionary.sparse_ops as ops
 
-    monkeypatch.setattr(ops, "DENSE_DOTS_RATIO", ratio)
+    if path != "sampled":
+        monkeypatch.setattr(ops, "_can_sample", lambda W, dense: False)
+        monkeypatch.setattr(ops, "DENSE_DOTS_RATIO", 64 if path == "dense" else 0)
     g = torch.Generator().manual_seed(1)
-    i = torch.randint(0, 40, (7, 4), generator=g)
+    i = torch.stack([torch.randperm(40, generator=g)[:4] for _ in range(7)])   # distinct, unsorted, as topk's
     v, Wd = (torch.randn(*s, generator=g, dtype=torch.double, requires_grad=True) for s in [(7, 4), (40, 5)])
     assert torch.autograd.gradcheck(lambda v, Wd: sparse_decode(i, v, Wd), (v, Wd))
+    dense = torch.randn(7, 5, generator=g, dtype=torch.double)
+    torch.testing.assert_close(ops._gathered_dots(i, Wd.detach(), dense), (dense @ Wd.detach().T).gather(-1, i))
+
+
+def test_sampled_dots_in_float32_match_the_dense_product_without_warnings():
+    import warnings
+
+    from mechscope.dictionary.sparse_ops import _gathered_dots
+
+    g = torch.Generator().manual_seed(2)
+    i = torch.rand(64, 300, generator=g).topk(12, dim=-1, sorted=False).indices
+    W, dense = torch.randn(300, 48, generator=g), torch.randn(64, 48, generator=g)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = _gathered_dots(i, W, dense)
+    torch.testing.assert_close(out, (dense.double() @ W.double().T).gather(-1, i).float(), atol=1e-4, rtol=1e-5)
 
 
 def test_batch_topk_keeps_k_per_token_on_average_and_learns_threshold():
