@@ -103,7 +103,7 @@ def test_sampled_dots_in_float32_match_the_dense_product_without_warnings():
     from mechscope.dictionary.sparse_ops import _gathered_dots
 
     g = torch.Generator().manual_seed(2)
-    i = torch.rand(64, 300, generator=g).topk(12, dim=-1, sorted=False).indices
+    i = torch.rand(64, 300, generator=g).topk(12, dim=-1, sorted=False).indices   # 300 >= 8 x 12: sampled
     W, dense = torch.randn(300, 48, generator=g), torch.randn(64, 48, generator=g)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
