@@ -13,12 +13,15 @@ here. Targets: FVU within +-0.02 of theirs, our step time <= theirs (ratio repor
 alternating blocks of 50 steps on the same batches; the ratio is of process CPU seconds (wall-clock
 ratios, also reported, move with the load of a shared machine).
 
-Measured (sparsify 1.3.3, one thread): 1.04x and 1.07x theirs on a loaded machine, 1.11x on a nearly idle
-one (12.8 vs 11.5 ms per step; FVU 0.0190 vs 0.0188). A profile of our step: torch.topk on the [512 1024]
-pre-activations is 38% of it (5 ms, the same call as theirs; unsorted, sorted, transposed, two-stage and
-kthvalue variants were no faster), the encoder and decoder matmuls 33%. Our trainer's bookkeeping (dead
-latents, fire counts, logged metrics) is at most 0.6 ms of it: timed alone, our bare forward, backward
-and Adam step took 11.5-12.0 ms against train_step's 12.0-12.6 ms.
+Measured (sparsify 1.3.3, one thread), 2026-12-02, after the decoder backward's dots came from a sampled
+dense-dense product (dictionary/sparse_ops.py): 0.83, 0.89 and 0.85 of their step time in three runs on a
+machine with other jobs (17-20 vs 19-24 ms per step; FVU 0.0190 vs 0.0175-0.0189). Before it, 1.04x and
+1.07x on a loaded machine and 1.11x on a nearly idle one (12.8 vs 11.5 ms; FVU 0.0190 vs 0.0188): a profile
+of our step had torch.topk on the [512 1024] pre-activations at 38% of it (5 ms, the same call as theirs;
+unsorted, sorted, transposed, two-stage and kthvalue variants were no faster), and the values' gradient
+computed as a full [512 1024] product then gathered at the top k (3.0 ms; sampled: 0.6 ms). Our trainer's
+bookkeeping (dead latents, fire counts, logged metrics) is at most 0.6 ms of a step: timed alone, our bare
+forward, backward and Adam step took 11.5-12.0 ms against train_step's 12.0-12.6 ms.
 """
 
 from __future__ import annotations
