@@ -40,8 +40,11 @@ def test_name_movers_rank_the_planted_name_mover_first():
 
     name = "compiled-ioi"
     model = _load(name)
-    rows = name_movers(model, ioi_task(model, n_prompts=32, seed=5, template_ids=[0]), top=6)
+    movers = name_movers(model, ioi_task(model, n_prompts=32, seed=5, template_ids=[0]), top=6)
+    rows = movers["by_score"]
     assert rows[0]["head"] == _role(name, "name-mover") and rows[0]["score"] > 0.5
+    assert movers["by_direct_effect"][0]["head"] == _role(name, "name-mover")
+    assert movers["by_direct_effect"][0]["attention_to_io"] > movers["by_direct_effect"][0]["attention_to_s"]
     negative = next(r for r in rows if r["head"] == _role(name, "negative-name-mover"))
     assert negative["score"] < 0 and negative["logit_effect"] < 0
     assert rows == sorted(rows, key=lambda r: -r["score"])
@@ -52,4 +55,5 @@ def test_name_movers_returns_top_rows(top):
     from mechscope.tasks.ioi import ioi_task
 
     model = _load("compiled-ioi")
-    assert len(name_movers(model, ioi_task(model, n_prompts=8, seed=1, template_ids=[0]), top=top)) == top
+    movers = name_movers(model, ioi_task(model, n_prompts=8, seed=1, template_ids=[0]), top=top)
+    assert len(movers["by_score"]) == len(movers["by_direct_effect"]) == top
