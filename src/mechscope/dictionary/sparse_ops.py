@@ -59,10 +59,10 @@ def _gathered_dots(indices: Tensor, W: Tensor, dense: Tensor) -> Tensor:
     computes only the n*k dots without gathering rows, at about a fifth of a dense product's speed per
     multiply-add: at d 768, d_sae 2048, n 256 it is 7x faster than the dense product and its gather for
     k 48 (2.1 vs 15 ms; 76 ms for gathered rows) and 2x for k 128, but 1.4x slower for the AuxK loss's
-    k = d/2 = 384. So it is used when d_sae >= SAMPLED_DOTS_RATIO x k. Elsewhere (no such kernel for bfloat16 on CPU; on
-    GPU the dense product is cheap), gathering n*k rows of W costs about 100x a multiply-add per element,
-    so when d_sae <= DENSE_DOTS_RATIO x k the dots come from the dense product (AuxK's k = 384: 1078 ms
-    gathered vs 45 ms dense) and otherwise from the gathered rows.
+    k = d/2 = 384. So it is used when d_sae >= SAMPLED_DOTS_RATIO x k. Elsewhere (no such kernel for
+    bfloat16 on CPU; on GPU the dense product is cheap), gathering n*k rows of W costs about 100x a
+    multiply-add per element, so when d_sae <= DENSE_DOTS_RATIO x k the dots come from the dense product
+    (AuxK's k = 384: 1078 ms gathered vs 45 ms dense) and otherwise from the gathered rows.
     """
     if _can_sample(W, dense) and W.shape[0] >= SAMPLED_DOTS_RATIO * indices.shape[-1]:
         return _sampled_dots(indices, W, dense)

@@ -94,6 +94,7 @@ def name_movers(model, task=None, top: int = TOP_HEADS) -> dict[str, list[dict[s
     tiny-llama's IO - S is written by layer-2 heads that attend to S2 (0.9), where a layer-1 head gathered
     both names, so its best name-mover score is 0.006."""
     from mechscope.attention import name_mover_scores
+    from mechscope.attention.detectors import HeadScores
     from mechscope.tasks.ioi import ioi_task
 
     scores = name_mover_scores(model, task if task is not None else ioi_task(model, n_prompts=64, seed=0))
@@ -104,10 +105,9 @@ def name_movers(model, task=None, top: int = TOP_HEADS) -> dict[str, list[dict[s
                 "attention_to_s": round(float(scores.attention_to_s[layer, head]), 4),
                 "logit_effect": round(float(scores.logit_effect[layer, head]), 4)}
 
-    by_effect = scores.logit_effect.flatten().topk(top).indices.tolist()
-    n_heads = scores.logit_effect.shape[1]
+    by_effect = HeadScores("direct effect", scores.logit_effect, "direct logit effect (IO - S)")
     return {"by_score": [row(layer, head) for layer, head, _ in scores.as_head_scores().top(top)],
-            "by_direct_effect": [row(i // n_heads, i % n_heads) for i in by_effect]}
+            "by_direct_effect": [row(layer, head) for layer, head, _ in by_effect.top(top)]}
 
 
 def measure_mechanisms(name_or_path: str | Path, n_prompts: int = 200) -> dict[str, Any]:
