@@ -167,6 +167,35 @@ def test_auxk_only_with_dead_latents():
     assert sae.W_enc.grad[:, :10].abs().sum() > 0
 
 
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_sparse_auxk_equals_the_dense_loss_and_its_gradients(dtype):
+    """The TopK SAE's AuxK picks dead latents from the encoder's own pre-activations and backpropagates only
+    through the chosen k_aux: the same loss and gradients as a fresh [n n_dead] product over the dead columns."""
+    from mechscope.dictionary.auxk import auxk_loss, sparse_auxk_loss
+
+    sae, x = _sae("topk", auxk_k=6)
+    sae = sae.to(dtype)
+    x_in = (x.to(dtype) * sae.input_scale - sae.b_dec).detach()
+    dead = torch.zeros(40, dtype=torch.bool)
+    dead[torch.randperm(40, generator=torch.Generator().manual_seed(4))[:15]] = True
+    residual = torch.randn(64, 12, generator=torch.Generator().manual_seed(5), dtype=dtype)
+    grads = []
+    for sparse in (True, False):
+        sae.zero_grad()
+        if sparse:
+            _, _, pre = topk_encode(x_in, sae.W_enc, sae.b_enc, sae.cfg.k, keep_pre=True)
+            loss = sparse_auxk_loss(sae, x_in, pre, dead, residual)
+        else:
+            idx = dead.nonzero().squeeze(-1)
+            loss = auxk_loss(sae, torch.addmm(sae.b_enc[idx], x_in, sae.W_enc[:, idx]), idx, residual)
+        loss.backward()
+        grads.append((loss.detach(), sae.W_enc.grad.clone(), sae.b_enc.grad.clone(), sae.W_dec.grad.clone()))
+    tol = {"rtol": 1e-10, "atol": 1e-10} if dtype == torch.float64 else {"rtol": 1e-5, "atol": 1e-5}
+    for got, want in zip(*grads, strict=True):
+        torch.testing.assert_close(got, want, **tol)
+    assert grads[0][1][:, ~dead].abs().sum() == 0 and grads[0][1][:, dead].abs().sum() > 0   # only dead columns
+
+
 def test_unit_norm_projection():
     sae, x = _sae("relu_l1")
     sae(x).loss.backward()

@@ -96,23 +96,22 @@ def _sparse_rows_matmul(indices: Tensor, weights: Tensor, dense: Tensor, n_rows:
     return torch.sparse.mm(sparse, dense)
 
 
-class TopKEncode(torch.autograd.Function):
-    """(x_in [n d_in], W_enc [d_in d_sae], b_enc [d_sae], k) -> top-k pre-activations and indices [n k].
+class EncodeAt(torch.autograd.Function):
+    """(x_in [n d_in], W_enc [d_in d_sae], b_enc [d_sae], indices [n k], known) -> pre-activations at the
+    given latents [n k]: the k dots of each token, computed without the full [n d_sae] product, or read from
+    `known` (every pre-activation [n d_sae], detached) when the caller has them.
 
     The backward only reads the k selected columns: grad W_enc is a sparse product, grad b_enc an
     index_add, grad x_in an embedding_bag over W_enc's columns.
     """
 
     @staticmethod
-    def forward(ctx, x_in: Tensor, W_enc: Tensor, b_enc: Tensor, k: int):
-        pre = torch.addmm(b_enc, x_in, W_enc)
-        values, indices = pre.topk(k, dim=-1, sorted=False)
+    def forward(ctx, x_in: Tensor, W_enc: Tensor, b_enc: Tensor, indices: Tensor, known: Tensor | None):
         ctx.save_for_backward(x_in, W_enc, indices)
-        ctx.mark_non_differentiable(indices)
-        return values, indices
+        return known.gather(-1, indices) if known is not None else _gathered_dots(indices, W_enc.T, x_in) + b_enc[indices]
 
     @staticmethod
-    def backward(ctx, grad_values: Tensor, _grad_indices):
+    def backward(ctx, grad_values: Tensor, *_):
         x_in, W_enc, indices = ctx.saved_tensors
         d_sae = W_enc.shape[1]
         grad_x = grad_W = grad_b = None
@@ -123,9 +122,35 @@ class TopKEncode(torch.autograd.Function):
         if ctx.needs_input_grad[2]:
             grad_b = torch.zeros(d_sae, dtype=grad_values.dtype, device=grad_values.device)
             grad_b.index_add_(0, indices.reshape(-1), grad_values.reshape(-1))
-        return grad_x, grad_W, grad_b, None
+        return grad_x, grad_W, grad_b, None, None
 
 
-def topk_encode(x_in: Tensor, W_enc: Tensor, b_enc: Tensor, k: int) -> tuple[Tensor, Tensor]:
-    """Top-k pre-activations and their latent indices, each [n k], with a sparse backward."""
-    return TopKEncode.apply(x_in, W_enc, b_enc, k)
+class TopKEncode(torch.autograd.Function):
+    """(x_in [n d_in], W_enc [d_in d_sae], b_enc [d_sae], k) -> top-k pre-activations and indices [n k],
+    and every pre-activation [n d_sae] (detached: what AuxK chooses dead latents from). The backward is
+    EncodeAt's: only the k selected columns are read."""
+
+    @staticmethod
+    def forward(ctx, x_in: Tensor, W_enc: Tensor, b_enc: Tensor, k: int):
+        pre = torch.addmm(b_enc, x_in, W_enc)
+        values, indices = pre.topk(k, dim=-1, sorted=False)
+        ctx.save_for_backward(x_in, W_enc, indices)
+        ctx.mark_non_differentiable(indices, pre)
+        return values, indices, pre
+
+    @staticmethod
+    def backward(ctx, grad_values: Tensor, *_):
+        return EncodeAt.backward(ctx, grad_values)[:4]
+
+
+def topk_encode(x_in: Tensor, W_enc: Tensor, b_enc: Tensor, k: int, keep_pre: bool = False):
+    """Top-k pre-activations and their latent indices, each [n k], with a sparse backward; with keep_pre,
+    also every pre-activation [n d_sae], detached."""
+    values, indices, pre = TopKEncode.apply(x_in, W_enc, b_enc, k)
+    return (values, indices, pre) if keep_pre else (values, indices)
+
+
+def encode_at(x_in: Tensor, W_enc: Tensor, b_enc: Tensor, indices: Tensor, known: Tensor | None = None) -> Tensor:
+    """Pre-activations x_in . W_enc[:, indices] + b_enc[indices] [n k], with a sparse backward; `known`: every
+    pre-activation [n d_sae] already computed (detached), read instead of recomputing the dots."""
+    return EncodeAt.apply(x_in, W_enc, b_enc, indices, known)

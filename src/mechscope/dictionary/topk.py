@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from mechscope.dictionary.auxk import auxk_loss, dead_indices
+from mechscope.dictionary.auxk import sparse_auxk_loss
 from mechscope.dictionary.base import SAEOutput, SparseAutoencoder
 from mechscope.dictionary.sparse_ops import sparse_decode, topk_encode
 
@@ -30,7 +30,7 @@ class TopKSAE(SparseAutoencoder):
         x = x.reshape(-1, self.d_in).to(self.W_enc.dtype)
         x_n = x * self.input_scale
         x_in = x_n - self.b_dec
-        values, indices = topk_encode(x_in, self.W_enc, self.b_enc, self.cfg.k)
+        values, indices, pre = topk_encode(x_in, self.W_enc, self.b_enc, self.cfg.k, keep_pre=True)
         acts = torch.relu(values)
         recon_n = sparse_decode(indices, acts, self.W_dec) + self.b_dec
         active = acts > 0
@@ -40,9 +40,7 @@ class TopKSAE(SparseAutoencoder):
             dense = torch.zeros(x.shape[0], self.d_sae, dtype=acts.dtype, device=acts.device)
             latents = dense.scatter_(-1, indices, acts).reshape(*lead, self.d_sae)
         auxk = acts.new_zeros(())
-        dead = dead_indices(dead_mask)
-        if dead is not None:  # only the dead columns of the encoder are computed
-            pre_dead = torch.addmm(self.b_enc[dead], x_in, self.W_enc[:, dead])
-            auxk = auxk_loss(self, pre_dead, dead, (x_n - recon_n).detach())
+        if dead_mask is not None and bool(dead_mask.any()):
+            auxk = sparse_auxk_loss(self, x_in, pre, dead_mask, (x_n - recon_n).detach())
         return self._output(x, x_n, recon_n, latents, fire_counts, active.sum(-1).float().mean(),
                             acts.new_zeros(()), auxk, lead)

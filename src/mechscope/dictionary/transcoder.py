@@ -28,7 +28,7 @@ from collections.abc import Iterator, Mapping
 import torch
 from torch import Tensor, nn
 
-from mechscope.dictionary.auxk import auxk_loss, dead_indices
+from mechscope.dictionary.auxk import auxk_loss, dead_indices, sparse_auxk_loss
 from mechscope.dictionary.base import SAEOutput, SparseAutoencoder
 from mechscope.dictionary.config import SAEConfig
 from mechscope.dictionary.geometric_median import geometric_median
@@ -124,7 +124,7 @@ class TranscoderMixin:
         latents = None
         sparsity = x.new_zeros(())
         if self.cfg.architecture == "topk":   # sparse kernels: only the k active latents are touched
-            values, indices = topk_encode(x_n, self.W_enc, self.b_enc, self.cfg.k)
+            values, indices, pre = topk_encode(x_n, self.W_enc, self.b_enc, self.cfg.k, keep_pre=True)
             acts = torch.relu(values)
             y_hat_n = sparse_decode(indices, acts, self.W_dec) + self.b_dec
             active = acts > 0
@@ -144,8 +144,9 @@ class TranscoderMixin:
         aux = x.new_zeros(())
         dead = dead_indices(dead_mask) if self.cfg.architecture in ("topk", "batch_topk") else None
         if dead is not None:
-            pre_dead = torch.addmm(self.b_enc[dead], x_n, self.W_enc[:, dead])
-            aux = auxk_loss(self, pre_dead, dead, (y_n - y_hat_n).detach())
+            residual_n = (y_n - y_hat_n).detach()
+            aux = (sparse_auxk_loss(self, x_n, pre, dead_mask, residual_n) if self.cfg.architecture == "topk"
+                   else auxk_loss(self, pre[:, dead], dead, residual_n))
         return self._output(y, y_n, y_hat_n, latents, fire_counts, l0, sparsity, aux, y.shape[:-1])
 
     def auxk_loss(self, residual_n: Tensor, pre: Tensor, dead_mask: Tensor | None) -> Tensor:
