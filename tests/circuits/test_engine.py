@@ -42,6 +42,29 @@ def test_all_edges_kept_is_clean_and_none_is_corrupt(model):
         corrupt = model(setup.corrupt_tokens)[:, -1]
     torch.testing.assert_close(got[0], clean, atol=1e-6, rtol=0)
     torch.testing.assert_close(got[1], corrupt, atol=1e-5, rtol=1e-6)
+    # answer_logits serves the full circuit from the clean run; the engine's hooks with nothing ablated add zero
+    from mechscope.circuits.engine import engine_hooks
+
+    with torch.no_grad(), model.hooks(fwd=engine_hooks(setup, torch.zeros_like(g.full())[None])):
+        hooked = model(setup.clean_tokens)[:, -1]
+    torch.testing.assert_close(hooked, clean, atol=1e-6, rtol=0)
+
+
+def test_a_circuit_asked_for_twice_runs_once(model, monkeypatch):
+    """A curve's 0 and 100% points repeat its empty and full circuits: each distinct circuit is run once, the
+    full one not at all (it is the clean run), and every request gets its logits."""
+    import mechscope.circuits.engine as engine
+
+    setup = setup_for(model)
+    g = setup.graph
+    masks = torch.stack([g.empty(), g.full(), g.mask_from_edges(["input->logits"]), g.full(), g.empty()])
+    want = torch.cat([answer_logits(setup, m) for m in masks[:3]])
+    rows = []
+    real = engine.forward_to_answer
+    monkeypatch.setattr(engine, "forward_to_answer", lambda m, tokens, *a, **k: rows.append(tokens.shape[0]) or real(m, tokens, *a, **k))
+    got = answer_logits(setup, masks)
+    assert sum(rows) == 2 * setup.n_prompts
+    torch.testing.assert_close(got, want[[0, 1, 2, 1, 0]], atol=1e-6, rtol=0)
 
 
 @pytest.mark.parametrize("ablation", ["mean", "mean_positional", "zero"])

@@ -222,19 +222,26 @@ def _as_masks(setup: CircuitSetup, masks: torch.Tensor) -> torch.Tensor:
 
 
 def answer_logits(setup: CircuitSetup, masks: torch.Tensor) -> torch.Tensor:
-    """Answer-position logits with each circuit of `masks` [k n_src n_dst]: [k n d_vocab] (no grad)."""
+    """Answer-position logits with each circuit of `masks` [k n_src n_dst]: [k n d_vocab] (no grad). A circuit
+    asked for more than once (a curve's 0 and 100% points are its empty and full circuits) runs once, and
+    one that keeps every edge is the clean run the setup already made."""
     masks = _as_masks(setup, masks)
+    distinct, inverse = torch.unique(masks.flatten(1), dim=0, return_inverse=True)
+    if distinct.shape[0] < masks.shape[0]:
+        return answer_logits(setup, distinct.view(-1, *masks.shape[1:]))[inverse]
     ablate = setup.graph.allowed[None] & ~masks
+    clean = ~ablate.flatten(1).any(-1)
+    out = setup.clean_answer_logits[None].repeat(masks.shape[0], 1, 1)
+    run = (~clean).nonzero().squeeze(-1).tolist()
     per_chunk = max(1, setup.max_rows // setup.n_prompts)
-    out = []
     model = setup.model
-    for i in range(0, masks.shape[0], per_chunk):
-        chunk = ablate[i:i + per_chunk]
-        tokens = setup.clean_tokens.repeat(chunk.shape[0], 1)
-        with model.hooks(fwd=engine_hooks(setup, chunk)):
+    for i in range(0, len(run), per_chunk):
+        rows = run[i:i + per_chunk]
+        tokens = setup.clean_tokens.repeat(len(rows), 1)
+        with model.hooks(fwd=engine_hooks(setup, ablate[rows])):
             logits, _ = forward_to_answer(model, tokens, [], setup.answer_pos, grad=False)
-        out.append(logits.float().view(chunk.shape[0], setup.n_prompts, -1))
-    return torch.cat(out)
+        out[rows] = logits.float().view(len(rows), setup.n_prompts, -1)
+    return out
 
 
 def prompt_mean(setup: CircuitSetup, values: torch.Tensor) -> torch.Tensor:
