@@ -66,6 +66,25 @@ def test_calibration_is_the_mean_scale(tiny_gpt2_model):
     assert fs.first_scale == pytest.approx(float(scale[:, 0].mean()), rel=1e-5)
 
 
+def test_calibrating_early_norms_stops_the_forward_there(tiny_gpt2_model):
+    """A group of early norms is measured without running the later blocks or the unembedding, and reads
+    the same scales as a full forward."""
+    from mechscope.lens.frozen_norms import calibrate_many
+
+    m = tiny_gpt2_model
+    tokens = _tokens()
+    ran = []
+    with m.hooks(fwd={f"blocks.{layer}.hook_resid_post": (lambda x, hook, i=layer: ran.append(i))
+                      for layer in range(m.cfg.n_layers)}):
+        got = calibrate_many(m, ["blocks.0.ln2", "blocks.1.ln1"], [tokens, tokens[:1]])
+    assert ran == [0, 0]                  # block 1 stopped at its ln1, twice; blocks 2-3 never ran
+    _, cache = m.run_with_cache(tokens, names=["blocks.0.ln2.hook_scale", "blocks.1.ln1.hook_scale"])
+    for site in ("blocks.0.ln2", "blocks.1.ln1"):
+        scale = torch.cat([cache[f"{site}.hook_scale"], cache[f"{site}.hook_scale"][:1]])[..., 0]
+        assert got[site].first_scale == pytest.approx(float(scale[:, 0].mean()), rel=1e-5)
+        assert got[site].scale == pytest.approx(float(scale[:, 1:].mean()), rel=1e-5)
+
+
 def test_remove_norms_restores_model_and_checkpoint_reloads(tiny_gpt2_model, tmp_path):
     m = tiny_gpt2_model
     train, held_out = _tokens(8, seed=1), _tokens(4, seed=2)

@@ -98,6 +98,10 @@ class FrozenNorms:
         return {site: dataclasses.asdict(s) for site, s in self.scales.items()}
 
 
+class _EverySiteRead(Exception):
+    """Raised by calibrate_many's last observer: the rest of the forward is not needed."""
+
+
 def calibrate(model, site: str, batches: list[torch.Tensor], frozen: FrozenNorms | None = None) -> FrozenScale:
     """Average divisor of the norm at `site` over token batches, with `frozen` norms already applied."""
     return calibrate_many(model, [site], batches, frozen)[site]
@@ -107,8 +111,10 @@ def calibrate_many(model, sites: list[str], batches: list[torch.Tensor],
                    frozen: FrozenNorms | None = None) -> dict[str, FrozenScale]:
     """Average divisor of each norm in `sites`, all measured in the same forward passes over `batches`
     with `frozen` norms applied (the others in `sites` still live). Cost: one forward per batch,
-    whatever the number of sites."""
+    whatever the number of sites, stopped once the deepest of them is read (the blocks after it and the
+    unembedding are never run)."""
     sums: dict[str, torch.Tensor] = {}     # site -> [3 pos] float64: sum, sum of squares, count, per position
+    seen: set[str] = set()                  # sites read in the current batch
 
     def observer(site: str):
         def observe(scale, _hook):
@@ -122,12 +128,19 @@ def calibrate_many(model, sites: list[str], batches: list[torch.Tensor],
             acc[0, :s.shape[1]] += s.sum(0)
             acc[1, :s.shape[1]] += s.square().sum(0)
             acc[2, :s.shape[1]] += s.shape[0]
+            seen.add(site)
+            if len(seen) == len(sites):
+                raise _EverySiteRead
         return observe
 
     fwd = {f"{site}.hook_scale": observer(site) for site in sites}
     with torch.no_grad(), (frozen or FrozenNorms()).applied(model), model.hooks(fwd=fwd):
         for batch in batches:
-            model(batch)
+            seen.clear()
+            try:
+                model(batch)
+            except _EverySiteRead:
+                pass
     out = {}
     for site in sites:
         total, squares, count = sums[site]
