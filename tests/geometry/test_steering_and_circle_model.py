@@ -103,6 +103,8 @@ def test_moved_runs_grown_at_the_hook_equal_one_full_run_each(organism, hook):
             one = organism(cp.tokens)[:, -1]
         torch.testing.assert_close(grown[j], one, atol=1e-5, rtol=1e-5)
     assert float((grown[0] - grown[1]).abs().max()) > 1e-2     # the edits move the answer
+    words = moved_answer_logits(organism, cp.tokens, hook, cp.position, deltas, vocab=cp.word_ids)
+    torch.testing.assert_close(words, grown[..., cp.word_ids], atol=1e-5, rtol=1e-5)   # only the cycle words
 
 
 def test_a_model_without_day_tokens_is_not_applicable(stories260k):

@@ -160,3 +160,17 @@ def test_to_single_token_names_what_it_checks(tiny_gpt2_model):
     assert tiny_gpt2_model.to_single_token(" the") == tiny_gpt2_model.to_tokens(" the", prepend_bos=False)[0, 0]
     with pytest.raises(InputError, match="answer ' Parisianism' is 3 tokens.*must be one token"):
         tiny_gpt2_model.to_single_token(" Parisianism", what="answer")
+
+
+@pytest.mark.parametrize("which", ["tiny_gpt2_model", "stories260k"])
+def test_answer_logits_of_a_few_tokens_are_those_columns(which, request):
+    """forward_to_answer(vocab=ids) unembeds only those tokens: the same numbers as the full head's columns."""
+    from mechscope.tasks.answer import forward_to_answer
+
+    model = request.getfixturevalue(which)
+    tokens = torch.randint(0, model.cfg.d_vocab, (3, 9), generator=torch.Generator().manual_seed(0))
+    ids = [5, 1, 17, 5]
+    full, _ = forward_to_answer(model, tokens, [], -1, grad=False)
+    few, _ = forward_to_answer(model, tokens, [], -1, grad=False, vocab=ids)
+    assert few.shape == (3, 4)
+    torch.testing.assert_close(few, full[:, ids], atol=1e-5, rtol=1e-5)

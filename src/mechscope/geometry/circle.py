@@ -136,15 +136,15 @@ def cycle_activations(model, cp: CyclePrompts, hooks: Sequence[str], token: str 
     return {h: cache[h][:, position].detach().double().cpu().numpy() for h in hooks}
 
 
-def _top1(logits: torch.Tensor, cp: CyclePrompts) -> torch.Tensor:
-    """[b] index (0..P-1) of the highest-scoring cycle word."""
-    return logits[:, cp.word_ids].argmax(-1).cpu()
+def _top1(logits: torch.Tensor) -> torch.Tensor:
+    """[b] index (0..P-1) of the highest-scoring cycle word, from the cycle words' logits [b P]."""
+    return logits.argmax(-1).cpu()
 
 
 def task_accuracy(model, cp: CyclePrompts) -> float:
     """Top-1 accuracy among the P cycle words on the unedited prompts."""
-    logits = forward_to_answer(model, cp.tokens.to(model.device), [], -1, grad=False)[0]
-    return float((_top1(logits, cp).numpy() == cp.answers).mean())
+    logits = forward_to_answer(model, cp.tokens.to(model.device), [], -1, grad=False, vocab=cp.word_ids)[0]
+    return float((_top1(logits).numpy() == cp.answers).mean())
 
 
 def circle_intervention(model, cp: CyclePrompts, hook: str, acts: np.ndarray, fit: CircleFit,
@@ -161,7 +161,7 @@ def circle_intervention(model, cp: CyclePrompts, hook: str, acts: np.ndarray, fi
     moved = [circle_plane_edit(acts, fit, np.full(len(labels), new)) if mode == "edit"
              else np.repeat(engels_replacement(fit, [new]), len(labels), axis=0) for new in range(cp.period)]
     deltas = torch.from_numpy(np.stack(moved) - acts[None]).to(model.device, model.dtype)      # [P n d]
-    grown = moved_answer_logits(model, cp.tokens.to(model.device), hook, position, deltas)
+    grown = moved_answer_logits(model, cp.tokens.to(model.device), hook, position, deltas, cp.word_ids)
     correct, diffs = [], []
     for new in range(cp.period):
         rows = np.flatnonzero(labels != new)
@@ -169,21 +169,23 @@ def circle_intervention(model, cp: CyclePrompts, hook: str, acts: np.ndarray, fi
             logits = grown[new, rows].float()
         else:   # one run per label over its rows (the model cannot grow its batch at this hook)
             edit = add_vector(deltas[new, rows][:, None, :], positions=[position])   # [b 1 d] at the site
-            with model.hooks(fwd={hook: edit}):     # the last position's logits only: no [rows pos d_vocab] head
-                logits = forward_to_answer(model, cp.tokens[rows].to(model.device), [], -1, grad=False)[0].float()
+            with model.hooks(fwd={hook: edit}):     # the last position's cycle-word logits only
+                logits = forward_to_answer(model, cp.tokens[rows].to(model.device), [], -1, grad=False,
+                                           vocab=cp.word_ids)[0].float()
         target = (new + cp.counts[rows]) % cp.period if token == "start" else np.full(len(rows), new)
-        correct.append(_top1(logits, cp).numpy() == target)
-        new_ids = torch.tensor([cp.word_ids[t] for t in target], device=logits.device)
-        old_ids = torch.tensor([cp.word_ids[a] for a in cp.answers[rows]], device=logits.device)
+        correct.append(_top1(logits).numpy() == target)
+        new_ids = torch.as_tensor(target, device=logits.device)               # columns of the cycle words
+        old_ids = torch.as_tensor(cp.answers[rows], device=logits.device)
         pick = torch.arange(len(rows), device=logits.device)
         diffs.append((logits[pick, new_ids] - logits[pick, old_ids]).cpu().numpy())
     return float(np.concatenate(correct).mean()), np.concatenate(diffs)
 
 
-def moved_answer_logits(model, tokens: torch.Tensor, hook: str, position: int,
-                        deltas: torch.Tensor) -> torch.Tensor | None:
-    """Last-position logits [k n d_vocab] of k runs of tokens [n pos], run j adding deltas[j] [n d_model] at
-    `position` of the residual `hook` (blocks.0.hook_resid_pre or blocks.L.hook_resid_post). The base rows run
+def moved_answer_logits(model, tokens: torch.Tensor, hook: str, position: int, deltas: torch.Tensor,
+                        vocab: list[int] | None = None) -> torch.Tensor | None:
+    """Last-position logits [k n d_vocab] (of `vocab`'s tokens only: [k n len(vocab)]) of k runs of tokens
+    [n pos], run j adding deltas[j] [n d_model] at `position` of the residual `hook`
+    (blocks.0.hook_resid_pre or blocks.L.hook_resid_post). The base rows run
     up to the block the hook feeds and grow there into k copies (`patching.grow_rows`), so the blocks below
     run once for all k. None when the hook feeds no block (the last resid_post) or the model cannot grow
     its batch (a per-row input such as a padding mask): the caller then runs each edit from the input."""
@@ -199,7 +201,7 @@ def moved_answer_logits(model, tokens: torch.Tensor, hook: str, position: int,
 
     try:
         with model.hooks(fwd={f"blocks.{layer}.hook_resid_pre": GrowBatch(grow_rows(n, 1, k, move))}):
-            logits = forward_to_answer(model, tokens, [], -1, grad=False)[0]
+            logits = forward_to_answer(model, tokens, [], -1, grad=False, vocab=vocab)[0]
     except BatchGrowthError:
         return None
     return logits[n:].view(k, n, -1)

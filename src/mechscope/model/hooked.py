@@ -233,10 +233,18 @@ class HookedModel(WeightViews, Tokenization):
         gather_root(self)
         return self.structure.final_norm(resid)
 
-    def unembed(self, x: torch.Tensor) -> torch.Tensor:
-        """Logits from a normalised residual [... d_model] -> [... d_vocab] (the model's own head)."""
+    def unembed(self, x: torch.Tensor, vocab: torch.Tensor | list[int] | None = None) -> torch.Tensor:
+        """Logits from a normalised residual [... d_model] -> [... d_vocab] (the model's own head); with
+        `vocab` (k token ids) only those columns, [... k], without computing the others."""
         gather_root(self)
-        logits = self.structure.unembed(x)
+        head = self.structure.unembed
+        if vocab is None:
+            logits = head(x)
+        elif isinstance(head, torch.nn.Linear):
+            ids = torch.as_tensor(vocab, device=head.weight.device)
+            logits = torch.nn.functional.linear(x, head.weight[ids], None if head.bias is None else head.bias[ids])
+        else:   # a head that is not one matrix: compute it all, keep the columns
+            logits = head(x)[..., torch.as_tensor(vocab, device=x.device)]
         cap = getattr(self.hf_model.config, "final_logit_softcapping", None)
         if cap:
             logits = torch.tanh(logits / cap) * cap

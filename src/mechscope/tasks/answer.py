@@ -25,11 +25,13 @@ class _Stop(Exception):
 
 
 def forward_to_answer(model, tokens: torch.Tensor, names: list[str], answer_pos: int | torch.Tensor, *,
-                      grad: bool | None):
+                      grad: bool | None, vocab: list[int] | torch.Tensor | None = None):
     """Run `tokens` [n pos] until the final norm and unembed only position `answer_pos` (one int for
     every row, or a [n] long tensor: row i at answer_pos[i]).
 
-    Returns (answer logits [n d_vocab], {name: activation} for `names`). With grad=True the
+    Returns (answer logits [n d_vocab], {name: activation} for `names`); with `vocab` (k token ids) the
+    logits of those tokens only, [n k] (a task that reads a few candidates skips the rest of the
+    unembedding). With grad=True the
     activations stay in the autograd graph (so callers can differentiate the logits with respect to
     them); grad=None leaves autograd as the caller set it (the graph starts at whatever requires grad,
     e.g. a fitted shift added by a hook, and reaches no lower layer); no [n pos d_vocab] tensor is
@@ -60,7 +62,7 @@ def forward_to_answer(model, tokens: torch.Tensor, names: list[str], answer_pos:
             model(tokens)
         except _Stop:
             pass
-        logits = model.unembed(final["x"])
+        logits = model.unembed(final["x"], vocab)
     return logits, acts
 
 
