@@ -47,7 +47,13 @@
   repeat rows (prefixes 0-40, spans 2-32, induction_max_span 32) and enforced heads a2.h2 -> a3.h1, a
   10000-step schedule stopped at 4240: the pattern loss stalled near 0.9 and the enforcement rows were
   not copied (their next-token loss 7.1, ln 2048 = 7.6); at 2000 / 4000 steps held-out English 6.41 /
-  6.39, IOI 0.55 / 0.47, facts 0.51 / 0.94, days 0.21 / 0.43, docstring 0.03 / 0.04. Earlier: 6
+  6.39, IOI 0.55 / 0.47, facts 0.51 / 0.94, days 0.21 / 0.43, docstring 0.03 / 0.04. Free, with spans
+  to 32 (induction_max_span=32) on a 10000-step schedule (58 min beside other work, 42% of the peak):
+  no induction formed (ratio 0.95 / 0.89 / 0.84 / 0.81 at 2500 / 5000 / 7500 / 10000; second/first copy
+  0.89 / 0.83 / 0.90 at spans 8 / 16 / 32, best lag-1 score 0.11), IOI 0.50 / 0.65 / 0.69 / 0.77
+  (written by a3.h2 and a3.h3 attending to S, 0.81 / 0.79), English 4.52, docstring, facts, days and
+  months 1.0: as in the 20000-step run, copying waits for the late, low learning rate, so the span-32
+  question needs the full schedule (~75 min of an idle thread). Earlier: 6
   document rows, spans 1-20, 1200 steps: no mechanism but facts; the one-document-per-row recipe, 20000
   steps: IOI 0.765, docstring 0.86, induction ratio 0.63, previous-token heads 0.67.
 - ``tiny-gpt2-docs``: same architecture, context 128, one document per row (no packing), 800
