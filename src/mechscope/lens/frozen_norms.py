@@ -34,6 +34,7 @@ from pathlib import Path
 
 import torch
 
+from mechscope.data.activation_store import capture_activations
 from mechscope.errors import CheckpointError
 
 FROZEN_NORMS_FILE = "frozen_norms.json"
@@ -98,10 +99,6 @@ class FrozenNorms:
         return {site: dataclasses.asdict(s) for site, s in self.scales.items()}
 
 
-class _EverySiteRead(Exception):
-    """Raised by calibrate_many's last observer: the rest of the forward is not needed."""
-
-
 def calibrate(model, site: str, batches: list[torch.Tensor], frozen: FrozenNorms | None = None) -> FrozenScale:
     """Average divisor of the norm at `site` over token batches, with `frozen` norms already applied."""
     return calibrate_many(model, [site], batches, frozen)[site]
@@ -114,33 +111,21 @@ def calibrate_many(model, sites: list[str], batches: list[torch.Tensor],
     whatever the number of sites, stopped once the deepest of them is read (the blocks after it and the
     unembedding are never run)."""
     sums: dict[str, torch.Tensor] = {}     # site -> [3 pos] float64: sum, sum of squares, count, per position
-    seen: set[str] = set()                  # sites read in the current batch
-
-    def observer(site: str):
-        def observe(scale, _hook):
-            s = scale[..., 0].detach().double().cpu()             # [batch pos]
-            acc = sums.get(site)
-            if acc is None or acc.shape[1] < s.shape[1]:
-                grown = torch.zeros(3, s.shape[1], dtype=torch.float64)
-                if acc is not None:
-                    grown[:, :acc.shape[1]] = acc
-                acc = sums[site] = grown
-            acc[0, :s.shape[1]] += s.sum(0)
-            acc[1, :s.shape[1]] += s.square().sum(0)
-            acc[2, :s.shape[1]] += s.shape[0]
-            seen.add(site)
-            if len(seen) == len(sites):
-                raise _EverySiteRead
-        return observe
-
-    fwd = {f"{site}.hook_scale": observer(site) for site in sites}
-    with torch.no_grad(), (frozen or FrozenNorms()).applied(model), model.hooks(fwd=fwd):
+    names = [f"{site}.hook_scale" for site in sites]
+    with torch.no_grad(), (frozen or FrozenNorms()).applied(model):
         for batch in batches:
-            seen.clear()
-            try:
-                model(batch)
-            except _EverySiteRead:
-                pass
+            scales = capture_activations(model, batch, names, dtype=torch.float64)   # stops at the deepest
+            for site, name in zip(sites, names, strict=True):
+                s = scales[name].view(batch.shape[0], -1)                              # [batch pos]
+                acc = sums.get(site)
+                if acc is None or acc.shape[1] < s.shape[1]:
+                    grown = torch.zeros(3, s.shape[1], dtype=torch.float64)
+                    if acc is not None:
+                        grown[:, :acc.shape[1]] = acc
+                    acc = sums[site] = grown
+                acc[0, :s.shape[1]] += s.sum(0)
+                acc[1, :s.shape[1]] += s.square().sum(0)
+                acc[2, :s.shape[1]] += s.shape[0]
     out = {}
     for site in sites:
         total, squares, count = sums[site]
