@@ -97,6 +97,24 @@ def test_decoder_backward_is_the_same_on_every_path(monkeypatch, path):
     torch.testing.assert_close(ops._gathered_dots(i, Wd.detach(), dense), (dense @ Wd.detach().T).gather(-1, i))
 
 
+@pytest.mark.parametrize("ratio", [0, 4])
+def test_backward_over_a_known_support_is_exact(monkeypatch, ratio):
+    """Indices drawn from a known support (AuxK's dead latents): the backward is dense over the support's rows
+    and columns when it is small (ratio 4), sparse otherwise (ratio 0); gradcheck holds on both, for the
+    decoder and the encoder, including the input's gradient and columns outside the support."""
+    import mechscope.dictionary.sparse_ops as ops
+
+    monkeypatch.setattr(ops, "DENSE_SUPPORT_RATIO", ratio)
+    g = torch.Generator().manual_seed(6)
+    support = torch.randperm(40, generator=g)[:11].sort().values
+    i = torch.stack([support[torch.randperm(11, generator=g)[:4]] for _ in range(7)])   # distinct per row
+    assert (ops._support_positions(i, support, 40) is not None) == (ratio > 0)
+    v, Wd, x, We, b = (torch.randn(*s, generator=g, dtype=torch.double, requires_grad=True)
+                       for s in [(7, 4), (40, 5), (7, 5), (5, 40), (40,)])
+    assert torch.autograd.gradcheck(lambda v, Wd: ops.sparse_decode(i, v, Wd, support=support), (v, Wd))
+    assert torch.autograd.gradcheck(lambda x, We, b: ops.encode_at(x, We, b, i, support=support), (x, We, b))
+
+
 def test_sampled_dots_in_float32_match_the_dense_product_without_warnings():
     import warnings
 
@@ -167,11 +185,15 @@ def test_auxk_only_with_dead_latents():
     assert sae.W_enc.grad[:, :10].abs().sum() > 0
 
 
+@pytest.mark.parametrize("ratio", [0, 4])   # the chosen latents' backward: sparse, or dense over the dead ones
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
-def test_sparse_auxk_equals_the_dense_loss_and_its_gradients(dtype):
+def test_sparse_auxk_equals_the_dense_loss_and_its_gradients(monkeypatch, dtype, ratio):
     """The TopK SAE's AuxK picks dead latents from the encoder's own pre-activations and backpropagates only
     through the chosen k_aux: the same loss and gradients as a fresh [n n_dead] product over the dead columns."""
+    import mechscope.dictionary.sparse_ops as ops
     from mechscope.dictionary.auxk import auxk_loss, sparse_auxk_loss
+
+    monkeypatch.setattr(ops, "DENSE_SUPPORT_RATIO", ratio)
 
     sae, x = _sae("topk", auxk_k=6)
     sae = sae.to(dtype)

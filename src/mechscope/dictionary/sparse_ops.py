@@ -17,11 +17,15 @@ import torch.nn.functional as F
 from torch import Tensor
 
 
-def sparse_decode(indices: Tensor, values: Tensor, W_dec: Tensor) -> Tensor:
-    """sum_j values[n, j] * W_dec[indices[n, j]]: indices, values [n k], W_dec [d_sae d_in] -> [n d_in]."""
+def sparse_decode(indices: Tensor, values: Tensor, W_dec: Tensor, support: Tensor | None = None) -> Tensor:
+    """sum_j values[n, j] * W_dec[indices[n, j]]: indices, values [n k], W_dec [d_sae d_in] -> [n d_in].
+
+    support: the sorted, distinct latents every index is drawn from (AuxK's dead latents), if known; when
+    it is small enough (`_support_positions`) the backward is dense over those latents' rows.
+    """
     if not (values.requires_grad or W_dec.requires_grad) or not torch.is_grad_enabled():
         return _bag(indices, values, W_dec)
-    return SparseDecode.apply(indices, values, W_dec)
+    return SparseDecode.apply(indices, values, W_dec, support)
 
 
 def _bag(indices: Tensor, values: Tensor, W: Tensor) -> Tensor:
@@ -33,19 +37,56 @@ class SparseDecode(torch.autograd.Function):
     grad W_dec is a sparse [d_sae n] x [n d_in] product, grad values a batched gather-dot."""
 
     @staticmethod
-    def forward(ctx, indices: Tensor, values: Tensor, W_dec: Tensor):
+    def forward(ctx, indices: Tensor, values: Tensor, W_dec: Tensor, support: Tensor | None):
         ctx.save_for_backward(indices, values, W_dec)
+        ctx.support = support
         return _bag(indices, values, W_dec)
 
     @staticmethod
     def backward(ctx, grad_out: Tensor):
         indices, values, W_dec = ctx.saved_tensors
         grad_values = grad_W = None
+        local = _support_positions(indices, ctx.support, W_dec.shape[0])
+        if local is not None:   # dense over the support's rows
+            if ctx.needs_input_grad[1]:
+                grad_values = (grad_out @ W_dec[ctx.support].T).gather(-1, local)
+            if ctx.needs_input_grad[2]:
+                grad_W = _support_rows(_scatter(local, values, ctx.support).T @ grad_out, ctx.support, W_dec.shape[0])
+            return None, grad_values, grad_W, None
         if ctx.needs_input_grad[1]:
             grad_values = _gathered_dots(indices, W_dec, grad_out)
         if ctx.needs_input_grad[2]:
             grad_W = _sparse_rows_matmul(indices, values, grad_out, W_dec.shape[0])
-        return None, grad_values, grad_W
+        return None, grad_values, grad_W, None
+
+
+DENSE_SUPPORT_RATIO = 4   # a backward over indices drawn from a known support goes dense when |support| <= this x k
+
+
+def _support_positions(indices: Tensor, support: Tensor | None, n_rows: int) -> Tensor | None:
+    """Where each of indices [n k] sits in `support` [s] (sorted, distinct, holding every index) -> [n k], or
+    None when the sparse form is cheaper.
+
+    The sparse products (`_sparse_rows_matmul`, `_gathered_dots`) run at about 1-2 GFLOP/s on one CPU thread,
+    a dense product at 20-50, so dense products over the s support rows win while s is a few times k. AuxK
+    at the 135M shape (k_aux 288, d 576, 256 tokens), its three backward products on one busy thread:
+    sparse 57 / 47 / 54 ms, dense 19 / 30 / 59 ms at s = 300 / 1200 / 2000 dead latents.
+    """
+    if support is None or support.numel() > DENSE_SUPPORT_RATIO * indices.shape[-1]:
+        return None
+    lookup = torch.empty(n_rows, dtype=torch.long, device=indices.device)
+    lookup[support] = torch.arange(support.numel(), device=indices.device)
+    return lookup[indices]
+
+
+def _scatter(local: Tensor, values: Tensor, support: Tensor) -> Tensor:
+    """[n k] values at support positions `local` -> dense [n s]."""
+    return values.new_zeros(values.shape[0], support.numel()).scatter_(-1, local, values)
+
+
+def _support_rows(rows: Tensor, support: Tensor, n_rows: int) -> Tensor:
+    """rows [s d] of the support latents -> [n_rows d], zero elsewhere."""
+    return rows.new_zeros(n_rows, rows.shape[-1]).index_copy_(0, support, rows)
 
 
 SAMPLED_DOTS_RATIO = 8   # on CPU float32/64, _gathered_dots samples the product when d_sae >= this x k
@@ -106,23 +147,34 @@ class EncodeAt(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, x_in: Tensor, W_enc: Tensor, b_enc: Tensor, indices: Tensor, known: Tensor | None):
+    def forward(ctx, x_in: Tensor, W_enc: Tensor, b_enc: Tensor, indices: Tensor, known: Tensor | None,
+                support: Tensor | None = None):
         ctx.save_for_backward(x_in, W_enc, indices)
+        ctx.support = support
         return known.gather(-1, indices) if known is not None else _gathered_dots(indices, W_enc.T, x_in) + b_enc[indices]
 
     @staticmethod
     def backward(ctx, grad_values: Tensor, *_):
         x_in, W_enc, indices = ctx.saved_tensors
         d_sae = W_enc.shape[1]
+        support = getattr(ctx, "support", None)   # TopKEncode reuses this backward without one
+        local = _support_positions(indices, support, d_sae)
         grad_x = grad_W = grad_b = None
-        if ctx.needs_input_grad[0]:
-            grad_x = sparse_decode(indices, grad_values, W_enc.T)  # W_enc.T is contiguous (latent-major storage)
-        if ctx.needs_input_grad[1]:
-            grad_W = _sparse_rows_matmul(indices, grad_values, x_in, d_sae).T
+        if local is not None:   # dense over the support's columns
+            dense = _scatter(local, grad_values, support)
+            if ctx.needs_input_grad[0]:
+                grad_x = dense @ W_enc[:, support].T
+            if ctx.needs_input_grad[1]:
+                grad_W = _support_rows(dense.T @ x_in, support, d_sae).T   # latent-major, as W_enc is stored
+        else:
+            if ctx.needs_input_grad[0]:
+                grad_x = sparse_decode(indices, grad_values, W_enc.T)  # W_enc.T is contiguous (latent-major storage)
+            if ctx.needs_input_grad[1]:
+                grad_W = _sparse_rows_matmul(indices, grad_values, x_in, d_sae).T
         if ctx.needs_input_grad[2]:
             grad_b = torch.zeros(d_sae, dtype=grad_values.dtype, device=grad_values.device)
             grad_b.index_add_(0, indices.reshape(-1), grad_values.reshape(-1))
-        return grad_x, grad_W, grad_b, None, None
+        return grad_x, grad_W, grad_b, None, None, None
 
 
 class TopKEncode(torch.autograd.Function):
@@ -150,7 +202,9 @@ def topk_encode(x_in: Tensor, W_enc: Tensor, b_enc: Tensor, k: int, keep_pre: bo
     return (values, indices, pre) if keep_pre else (values, indices)
 
 
-def encode_at(x_in: Tensor, W_enc: Tensor, b_enc: Tensor, indices: Tensor, known: Tensor | None = None) -> Tensor:
+def encode_at(x_in: Tensor, W_enc: Tensor, b_enc: Tensor, indices: Tensor, known: Tensor | None = None,
+              support: Tensor | None = None) -> Tensor:
     """Pre-activations x_in . W_enc[:, indices] + b_enc[indices] [n k], with a sparse backward; `known`: every
-    pre-activation [n d_sae] already computed (detached), read instead of recomputing the dots."""
-    return EncodeAt.apply(x_in, W_enc, b_enc, indices, known)
+    pre-activation [n d_sae] already computed (detached), read instead of recomputing the dots; `support`: as
+    for `sparse_decode`."""
+    return EncodeAt.apply(x_in, W_enc, b_enc, indices, known, support)
