@@ -34,7 +34,8 @@ def _bag(indices: Tensor, values: Tensor, W: Tensor) -> Tensor:
 
 class SparseDecode(torch.autograd.Function):
     """embedding_bag forward; a backward that avoids embedding_bag's slow sort-based weight gradient:
-    grad W_dec is a sparse [d_sae n] x [n d_in] product, grad values a batched gather-dot."""
+    grad W_dec is a sparse [d_sae n] x [n d_in] product, grad values a batched gather-dot (or both dense
+    over a small known support of latents: `_support_positions`)."""
 
     @staticmethod
     def forward(ctx, indices: Tensor, values: Tensor, W_dec: Tensor, support: Tensor | None):
@@ -46,17 +47,18 @@ class SparseDecode(torch.autograd.Function):
     def backward(ctx, grad_out: Tensor):
         indices, values, W_dec = ctx.saved_tensors
         grad_values = grad_W = None
-        local = _support_positions(indices, ctx.support, W_dec.shape[0])
+        support = ctx.support
+        local = _support_positions(indices, support, W_dec.shape[0])
         if local is not None:   # dense over the support's rows
             if ctx.needs_input_grad[1]:
-                grad_values = (grad_out @ W_dec[ctx.support].T).gather(-1, local)
+                grad_values = (grad_out @ W_dec[support].T).gather(-1, local)
             if ctx.needs_input_grad[2]:
-                grad_W = _support_rows(_scatter(local, values, ctx.support).T @ grad_out, ctx.support, W_dec.shape[0])
-            return None, grad_values, grad_W, None
-        if ctx.needs_input_grad[1]:
-            grad_values = _gathered_dots(indices, W_dec, grad_out)
-        if ctx.needs_input_grad[2]:
-            grad_W = _sparse_rows_matmul(indices, values, grad_out, W_dec.shape[0])
+                grad_W = _support_rows(_scatter(local, values, support).T @ grad_out, support, W_dec.shape[0])
+        else:
+            if ctx.needs_input_grad[1]:
+                grad_values = _gathered_dots(indices, W_dec, grad_out)
+            if ctx.needs_input_grad[2]:
+                grad_W = _sparse_rows_matmul(indices, values, grad_out, W_dec.shape[0])
         return None, grad_values, grad_W, None
 
 
