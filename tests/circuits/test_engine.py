@@ -107,6 +107,30 @@ def test_tiled_circuits_equal_one_at_a_time(model):
     torch.testing.assert_close(together, alone, atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.parametrize("qkv", [False, True])
+def test_running_sum_form_equals_summing_the_ablated_groups(model, monkeypatch, qkv):
+    """A destination may add the running sum of every upstream difference minus its kept groups instead of
+    the sum of its ablated groups (cheaper for small circuits). Forced one way and the other, every circuit
+    reads the same: sparse and dense ones, and one whose input edges are all kept (the input group is then
+    never recorded). On NeoX's parallel blocks an MLP destination whose running sum already holds its own
+    layer's heads falls back to the ablated groups."""
+    import mechscope.circuits.engine as engine
+
+    setup = setup_for(model, qkv=qkv)
+    g = setup.graph
+    gen = torch.Generator().manual_seed(1)
+    masks = torch.stack([(torch.rand(g.n_src, g.n_dst, generator=gen) < p) & g.allowed for p in (0.05, 0.2, 0.5, 0.9)])
+    masks[0, 0] = g.allowed[0]
+    plans, real_plan = [], engine._destination_plan
+    monkeypatch.setattr(engine, "_destination_plan", lambda *a: plans.append(real_plan(*a)) or plans[-1])
+    got = {}
+    for running in (False, True):
+        monkeypatch.setattr(engine, "prefer_running_sum", lambda kept, ablated, r=running: r)
+        got[running] = answer_logits(setup, masks)
+    assert any(plan[0] is engine.RUNNING_SUM and plan[2] for plan in plans)   # kept groups were subtracted
+    torch.testing.assert_close(got[True], got[False], atol=1e-5, rtol=1e-5)
+
+
 def test_bad_inputs_get_clear_errors():
     model = random_model("gpt2")
     clean, corrupt = token_pairs()

@@ -154,24 +154,32 @@ def engine_hooks(setup: CircuitSetup, ablate: torch.Tensor) -> dict:
     """Forward hooks that run `ablate` [k n_src n_dst] (1 = edge outside the circuit) on k tiled copies.
 
     A source group's difference (ablated - current) is formed only if some destination ablates one
-    of its sources; a layer's heads are differenced as z and projected through W_O once.
+    of its sources; a layer's heads are differenced as z and projected through W_O once. Each
+    destination adds the sum over its ablated sources, or, when it keeps fewer source groups than it
+    ablates (a small circuit), the running sum of every upstream difference minus its kept ones:
+    the same total from fewer products (`_destination_plan`).
     """
     k, n = ablate.shape[0], setup.n_prompts
     weights = ablate.to(setup.model.dtype).to(setup.model.device)
     deltas: dict[int, torch.Tensor] = {}
     sizes = [1] + [setup.graph.n_heads, 1] * setup.graph.n_layers
     starts = [sum(sizes[:i]) for i in range(len(sizes))]
+    recorded = [bool(weights[:, s:s + z].any()) for s, z in zip(starts, sizes, strict=True)]
     names = source_hook_names(setup.graph.n_layers)
+    plans = [_destination_plan(setup.graph.allowed, weights, starts, sizes, recorded, first, count)
+             for first, count in _destination_spans(setup.graph)]
+    keep_running = any(plan[0] is RUNNING_SUM for plan in plans)
+    running: dict[str, torch.Tensor | int] = {}       # "sum": [k npd] over the groups recorded so far
+    first_recorded = recorded.index(True) if any(recorded) else None
     fwd: dict = {}
 
     def record(i: int):
         start, size = starts[i], sizes[i]
-        if not bool(weights[:, start:start + size].any()):
-            return None
 
         def fn(act, hook):
-            if i == 0:
+            if i == first_recorded:                   # a new forward
                 deltas.clear()
+                running.clear()
             group = as_group(hook.name, act)
             current = group.reshape(k, n, *group.shape[1:])                       # [k n pos g width]
             delta = setup.ablated[i].unsqueeze(0) - current
@@ -180,34 +188,84 @@ def engine_hooks(setup: CircuitSetup, ablate: torch.Tensor) -> dict:
             # stored as [k g (n pos d_model)]: every destination then weights the group with one bmm
             # (an einsum over the [k n pos g d] layout copied the whole tensor per destination, 20x slower)
             deltas[start] = delta.movedim(3, 1).reshape(k, delta.shape[3], -1)
+            if keep_running:
+                summed = deltas[start].sum(1)
+                running["sum"] = summed if "sum" not in running else running["sum"] + summed
+                running["upto"] = start + size
         return fn
 
-    def patch(first: int, count: int):
+    def patch(first: int, count: int, plan):
         """Destinations first .. first+count-1 of one hook: x is [k*n pos d_model] (count 1) or
         [k*n pos count d_model] (the split q/k/v inputs, one destination per head)."""
-        w = weights[:, :, first:first + count].transpose(1, 2)                    # [k count n_src]
-        active = [(s, z) for s, z in zip(starts, sizes, strict=True) if bool(w[:, :, s:s + z].any())]
+        mode, upstream, groups, fallback = plan
 
         def fn(x, hook):
-            if not active:
-                return None
-            total = 0
-            for start, size in active:                                            # [k c g] @ [k g npd]
-                total = total + torch.bmm(w[:, :, start:start + size], deltas[start])
+            if mode is RUNNING_SUM and running.get("upto", 0) <= upstream:
+                total = running["sum"].unsqueeze(1).expand(k, count, -1)          # [k count npd]
+                for start, w in groups:                                           # minus the kept groups
+                    total = total - torch.bmm(w, deltas[start])
+            else:
+                active = groups if mode is not RUNNING_SUM else fallback
+                if not active:
+                    return None
+                total = 0
+                for start, w in active:                                           # [k c g] @ [k g npd]
+                    total = total + torch.bmm(w, deltas[start])
             pos, d_model = x.shape[1], x.shape[-1]
-            total = total.view(k, count, n, pos, d_model).permute(0, 2, 3, 1, 4)   # [k n pos count d]
+            total = total.reshape(k, count, n, pos, d_model).permute(0, 2, 3, 1, 4)   # [k n pos count d]
             return x + total.reshape(x.shape)
         return fn
 
     for i, name in enumerate(names):
-        hook = record(i)
-        if hook is not None:
-            fwd[name] = hook
-    first = 0
-    for name, count in destination_hooks(setup.graph):
-        fwd[name] = patch(first, count)
-        first += count
+        if recorded[i]:
+            fwd[name] = record(i)
+    for (name, _), (first, count), plan in zip(destination_hooks(setup.graph), _destination_spans(setup.graph),
+                                               plans, strict=True):
+        fwd[name] = patch(first, count, plan)
     return fwd
+
+
+RUNNING_SUM = "running sum"
+
+
+def _destination_spans(graph: Graph) -> list[tuple[int, int]]:
+    """(first destination, count) of each destination hook, in hook order."""
+    spans, first = [], 0
+    for _, count in destination_hooks(graph):
+        spans.append((first, count))
+        first += count
+    return spans
+
+
+def _destination_plan(allowed: torch.Tensor, weights: torch.Tensor, starts: list[int], sizes: list[int],
+                      recorded: list[bool], first: int, count: int):
+    """How one destination hook sums its differences: (mode, upstream, groups, fallback).
+
+    Its sources are a prefix of the source order (`Graph.allowed`): the first `upstream`. Summing the
+    ablated groups costs one bmm per group with an ablated edge; the running sum of every recorded
+    difference minus the kept groups costs one per recorded group with a kept edge (a group no
+    destination ablates is never recorded: it is in neither sum). The cheaper one is the mode; groups
+    are (start, weights [k count g]). When a source beyond the prefix has been recorded by the time
+    the hook runs (parallel attention+MLP blocks), the running sum is not the prefix's and the hook
+    falls back to the ablated groups.
+    """
+    w = weights[:, :, first:first + count].transpose(1, 2)                        # [k count n_src]
+    upstream = int(allowed[:, first].sum())
+    kept = allowed[:upstream, first:first + count].T.to(w) - w[:, :, :upstream]
+    ablated, keeps = [], []
+    for start, size, seen in zip(starts, sizes, recorded, strict=True):
+        if bool(w[:, :, start:start + size].any()):
+            ablated.append((start, w[:, :, start:start + size]))
+        if seen and start < upstream and bool(kept[:, :, start:start + size].any()):
+            keeps.append((start, kept[:, :, start:start + size]))
+    if prefer_running_sum(len(keeps), len(ablated)):
+        return RUNNING_SUM, upstream, keeps, ablated
+    return "ablated", upstream, ablated, ablated
+
+
+def prefer_running_sum(n_kept: int, n_ablated: int) -> bool:
+    """Products per destination: the running sum costs one add and one bmm per kept group."""
+    return n_kept + 1 < n_ablated
 
 
 def _as_masks(setup: CircuitSetup, masks: torch.Tensor) -> torch.Tensor:
