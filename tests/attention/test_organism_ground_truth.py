@@ -1,5 +1,5 @@
 """On the shipped organisms (planted IOI, induction, facts), the detectors and patching must find
-what was planted. Skipped while no organism is shipped in the package."""
+what was planted: tiny-gpt2's IOI head and fact flow, induction-2l's shifted induction circuit."""
 
 from __future__ import annotations
 
@@ -8,13 +8,13 @@ import torch
 
 
 def _organism():
-    from mechscope.organisms import DEFAULT_ORGANISM, list_shipped
+    from mechscope.organisms import list_shipped
 
-    if DEFAULT_ORGANISM not in list_shipped():
-        pytest.skip("no shipped organism yet")
+    if "tiny-gpt2" not in list_shipped():
+        pytest.skip("tiny-gpt2 is not shipped")
     import mechscope
 
-    return mechscope.load(f"organism:{DEFAULT_ORGANISM}", device="cpu")
+    return mechscope.load("organism:tiny-gpt2", device="cpu")
 
 
 @pytest.fixture(scope="module")

@@ -10,11 +10,12 @@ def test_list_and_eval_commands(micro_run, tmp_path):
     res = runner.invoke(app, ["organism", "list", "--json", str(tmp_path / "list.json")])
     assert res.exit_code == 0, res.output
     listed = json.loads((tmp_path / "list.json").read_text())
+    assert listed["default"] == "tiny-llama" and listed["default"] in listed["shipped"] and "(default)" in res.output
     assert "tiny-gpt2" in listed["presets"] and "compiled-induction" in listed["compiled"]
     assert listed["planted"]["compiled-boolean"]["claims"] == ["C15"]
     assert "C10" in listed["planted"]["tiny-gpt2"]["claims"] and "C09" not in listed["planted"]["tiny-gpt2"]["claims"]
     assert "C09" in listed["planted"]["induction-2l"]["claims"]
-    assert "IOI answer head a2.h0 (direct effect 1.18, attends IO 0.01, S 0.90)" \
+    assert "IOI answer head a3.h3 (direct effect 2.19, attends IO 0.01, S 0.97)" \
         in listed["planted"]["tiny-llama"]["mechanisms"]
     assert listed["planted"]["induction-enforced"]["kind"] == "enforced"
     assert listed["planted"]["compiled-induction"]["kind"] == "compiled"

@@ -33,13 +33,14 @@ def test_trace_one_prompt_and_many_facts(tmp_path):
 
 def test_edit_saves_a_new_checkpoint_and_leaves_the_model_alone(tmp_path):
     import mechscope
+    from mechscope.cli.common import default_model_spec
 
-    before = mechscope.load("organism:tiny-gpt2").W_out.clone()
+    before = mechscope.load(default_model_spec()).W_out.clone()
     _run(["memory", "edit", *FACT, "--target", " red", "--layers", "1", "--cov-tokens", "2048",
           "--save", str(tmp_path / "edited"), "--json", str(tmp_path / "e.json")])
     edited = mechscope.load(str(tmp_path / "edited"))
     assert not torch.equal(edited.W_out[1], before[1]) and torch.equal(edited.W_out[0], before[0])
-    assert torch.equal(mechscope.load("organism:tiny-gpt2").W_out, before)
+    assert torch.equal(mechscope.load(default_model_spec()).W_out, before)
     data = json.loads((tmp_path / "e.json").read_text())
     assert data["method"] == "ROME" and data["delta_ranks"] == {"1": 1} and "efficacy" in data["metrics"]
 

@@ -3,7 +3,7 @@
     mechscope organism list
     mechscope organism train tiny-gpt2 --out runs/tiny --text ../shared/corpora/*.txt.gz
     mechscope organism export runs/tiny          # write runs/tiny/final from the latest checkpoint
-    mechscope organism eval tiny-gpt2            # a shipped name or an organism directory
+    mechscope organism eval tiny-gpt2            # a shipped name or an organism directory (default: tiny-llama)
     mechscope organism build compiled-induction --out DIR   # rebuild a compiled organism (seconds)
 
 The shipped organisms are made with `train` and then `cp -r RUN/final src/mechscope/organisms/weights/NAME`.
@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 from mechscope.io import write_json_atomic
+from mechscope.organisms.shipped import DEFAULT_ORGANISM
 
 organism_app = typer.Typer(help="Model organisms: small models with planted mechanisms.", no_args_is_help=True)
 
@@ -39,7 +40,8 @@ def list_cmd(json_path: Path = typer.Option(None, "--json", help="Write the list
     planted = {name: planted_summary(name) for name in shipped}
     table = Table("organism", "kind", "mechanisms (measured on the shipped weights)", "claims", title="shipped")
     for name, info in planted.items():
-        table.add_row(name, info["kind"], info["mechanisms"], " ".join(info["claims"]))
+        shown = f"{name}\n(default)" if name == DEFAULT_ORGANISM else name
+        table.add_row(shown, info["kind"], info["mechanisms"], " ".join(info["claims"]))
     Console().print(table)
     table = Table("name", "how", "shipped", "description", title="can be made")
     for name, p in PRESETS.items():
@@ -49,7 +51,8 @@ def list_cmd(json_path: Path = typer.Option(None, "--json", help="Write the list
     Console().print(table)
     if json_path:
         write_json_atomic(json_path, {"presets": {n: p.to_dict() for n, p in PRESETS.items()},
-                                      "compiled": list(COMPILED), "shipped": shipped, "planted": planted})
+                                      "compiled": list(COMPILED), "shipped": shipped, "default": DEFAULT_ORGANISM,
+                                      "planted": planted})
 
 
 @organism_app.command("train")
@@ -97,7 +100,7 @@ def export_cmd(
 
 @organism_app.command("eval")
 def eval_cmd(
-    organism: str = typer.Argument("tiny-gpt2", help="A shipped organism name or an organism directory."),
+    organism: str = typer.Argument(DEFAULT_ORGANISM, help="A shipped organism name or an organism directory."),
     prompts: int = typer.Option(200, "--prompts", help="Prompts per planted task."),
     json_path: Path = typer.Option(None, "--json", help="Write the metrics as JSON here."),
 ) -> None:

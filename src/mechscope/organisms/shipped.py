@@ -6,7 +6,7 @@ from pathlib import Path
 
 from mechscope.errors import ModelLoadError
 
-DEFAULT_ORGANISM = "tiny-gpt2"
+DEFAULT_ORGANISM = "tiny-llama"   # textbook induction; tiny-gpt2 keeps learned positions (C03, C04)
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 
 
