@@ -1,4 +1,4 @@
-"""Model diffing with a crosscoder (issue 19 acceptance): the default organism against a copy fine-tuned
+"""Model diffing with a crosscoder (issue 19 acceptance): organism:tiny-gpt2 against a copy fine-tuned
 to a planted new behaviour.
 
     python bench/bench_crosscoder_diff.py --out bench/results/bench_crosscoder_diff.json

@@ -1,4 +1,4 @@
-"""Memory analyses on the default organism: tracing time, ROME and MEMIT edit scores, and a side-by-side
+"""Memory analyses on organism:tiny-gpt2: tracing time, ROME and MEMIT edit scores, and a side-by-side
 with the reference implementation (kmeng01/rome) when a checkout of it is given.
 
 Work: the organism's known facts (organism:tiny-gpt2, recall 1.0), 30 counterfactual rewrites.

@@ -6,7 +6,7 @@ Shapes (random init; the cost of a claim depends on the shape, not on the weight
   llama-135m   SmolLM2-135M: LlamaConfig, 30 layers, hidden 576, 9 heads / 3 kv heads, SwiGLU 1536,
                tied embeddings, rope_theta 100000
   gpt2-small   GPT-2 small: 12 layers, d_model 768, 12 heads, vocabulary 50257
-  tiny-gpt2    the shipped default organism (4 layers, d_model 128): the scale the cost table was written at
+  tiny-gpt2    the shipped GPT-2 organism (4 layers, d_model 128): the scale the cost table was written at
 
 The LLaMA shapes use the GPT-2 tokenizer (the only real tokenizer on this machine), so their vocabulary
 is 50257 rather than SmolLM2's 49152: 2% more unembedding work than the real model.

@@ -1,4 +1,4 @@
-"""Transcoder quality on the default organism (issue 19 acceptance) and attribution-graph time.
+"""Transcoder quality on organism:tiny-gpt2 (issue 19 acceptance) and attribution-graph time.
 
     python bench/bench_transcoders.py --steps 1500 --out bench/results/bench_transcoders.json
     python bench/bench_transcoders.py --k 4 8 16 32 --graph-steps 0 --out bench/results/bench_transcoders_k.json
