@@ -1,17 +1,17 @@
 """Documented organism presets: architecture, corpus mix and training schedule in one dataclass.
 
-- ``tiny-gpt2`` (learned positions, for the positional claims C03 and C04): GPT-2 blocks (learned positions, LayerNorm, GELU MLP,
-  tied embeddings), 4 layers, d_model 128, 4 heads of 32, MLP 512, context 128, byte-level BPE
-  of 2048. 20000 steps; each batch is 8 rows of whole documents packed end to end (positions
-  restart per document, attention stays inside it; ~31 documents a step) plus 4 rows packed with
-  a random span (2-20 tokens) repeated after a random prefix of 0-40 tokens, scored on the second
-  copy only. d_model 128 rather than 256: on 2 CPU cores the smaller model gets ~4x more optimizer
-  steps in the same time, and the planted mechanisms need steps. 29 min on 2 idle cores. Shipped
-  metrics (training card, 200 prompts): IOI 0.93 (held-out names), fact recall 1.0, day and month
-  arithmetic 1.0, docstring 0.96, held-out English 4.64 nats, induction ratio 0.76: learned
-  positions give previous-token heads of at most 0.19, and no real induction.
-  The previous recipe (one document per row, 65% padding, 15000 steps) reached IOI 0.965,
-  docstring 0.93, held-out English 5.15, induction 0.74.
+- ``tiny-gpt2`` (the learned-position organism, for the positional claims C03 and C04): GPT-2 blocks
+  (learned positions, LayerNorm, GELU MLP, tied embeddings), 4 layers, d_model 128, 4 heads of 32, MLP
+  512, context 128, byte-level BPE of 2048. 20000 steps; each batch is 8 rows of whole documents packed
+  end to end (positions restart per document, attention stays inside it; ~31 documents a step) plus 4
+  rows packed with a random span (2-20 tokens) repeated after a random prefix of 0-40 tokens, scored on
+  the second copy only. d_model 128 rather than 256: on 2 CPU cores the smaller model gets ~4x more
+  optimizer steps in the same time, and the planted mechanisms need steps. 29 min on 2 idle cores.
+  Shipped metrics (training card, 200 prompts): IOI 0.93 (held-out names), fact recall 1.0, day and
+  month arithmetic 1.0, docstring 0.96, held-out English 4.64 nats, induction ratio 0.76: learned
+  positions give previous-token heads of at most 0.19, and no real induction. The previous recipe (one
+  document per row, 65% padding, 15000 steps) reached IOI 0.965, docstring 0.93, held-out English 5.15,
+  induction 0.74.
 - ``tiny-llama`` (the default organism): tiny-gpt2's recipe (8 rows of packed documents plus 4 rows of
   repeated random spans after prefixes of 0-40, scored on the second copy; 20000 steps; same corpus mix
   and world) on LLaMA blocks (RoPE, RMSNorm, SwiGLU MLP of 344, no biases, tied embeddings), with spans
@@ -59,8 +59,8 @@
   0.89 / 0.83 / 0.90 at spans 8 / 16 / 32, best lag-1 score 0.11), IOI 0.50 / 0.65 / 0.69 / 0.77
   (written by a3.h2 and a3.h3 attending to S, 0.81 / 0.79), English 4.52, docstring, facts, days and
   months 1.0: as in the 20000-step run, copying waits for the late, low learning rate, so the span-32
-  question needs the full schedule (~75 min of an idle thread): the shipped weights above are that run. Earlier: 6
-  document rows, spans 1-20, 1200 steps: no mechanism but facts; the one-document-per-row recipe, 20000
+  question needs the full schedule (~75 min of an idle thread): the shipped weights above are that run.
+  Earlier: 6 document rows, spans 1-20, 1200 steps: no mechanism but facts; the one-document-per-row recipe, 20000
   steps: IOI 0.765, docstring 0.86, induction ratio 0.63, previous-token heads 0.67.
 - ``tiny-gpt2-docs``: same architecture, context 128, one document per row (no packing), 800
   warm-up steps on repeated random spans, then 2700 steps of 16 documents. Shipped metrics:
