@@ -127,7 +127,7 @@ def test_running_sum_form_equals_summing_the_ablated_groups(model, monkeypatch, 
     for running in (False, True):
         monkeypatch.setattr(engine, "prefer_running_sum", lambda kept, ablated, r=running: r)
         got[running] = answer_logits(setup, masks)
-    assert any(plan[0] is engine.RUNNING_SUM and plan[2] for plan in plans)   # kept groups were subtracted
+    assert any(plan.running and plan.kept for plan in plans)             # kept groups were subtracted
     torch.testing.assert_close(got[True], got[False], atol=1e-5, rtol=1e-5)
 
 

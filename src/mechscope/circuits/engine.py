@@ -20,6 +20,7 @@ k * n_prompts rows. Runs stop at the final norm and unembed only the answer posi
 from __future__ import annotations
 
 import dataclasses
+from typing import NamedTuple
 
 import torch
 
@@ -166,9 +167,10 @@ def engine_hooks(setup: CircuitSetup, ablate: torch.Tensor) -> dict:
     starts = [sum(sizes[:i]) for i in range(len(sizes))]
     recorded = [bool(weights[:, s:s + z].any()) for s, z in zip(starts, sizes, strict=True)]
     names = source_hook_names(setup.graph.n_layers)
+    spans = _destination_spans(setup.graph)
     plans = [_destination_plan(setup.graph.allowed, weights, starts, sizes, recorded, first, count)
-             for first, count in _destination_spans(setup.graph)]
-    keep_running = any(plan[0] is RUNNING_SUM for plan in plans)
+             for _, first, count in spans]
+    keep_running = any(plan.running for plan in plans)
     running: dict[str, torch.Tensor | int] = {}       # "sum": [k npd] over the groups recorded so far
     first_recorded = recorded.index(True) if any(recorded) else None
     fwd: dict = {}
@@ -194,22 +196,20 @@ def engine_hooks(setup: CircuitSetup, ablate: torch.Tensor) -> dict:
                 running["upto"] = start + size
         return fn
 
-    def patch(first: int, count: int, plan):
-        """Destinations first .. first+count-1 of one hook: x is [k*n pos d_model] (count 1) or
+    def patch(count: int, plan: DestinationPlan):
+        """One destination hook of `count` destinations: x is [k*n pos d_model] (count 1) or
         [k*n pos count d_model] (the split q/k/v inputs, one destination per head)."""
-        mode, upstream, groups, fallback = plan
 
         def fn(x, hook):
-            if mode is RUNNING_SUM and running.get("upto", 0) <= upstream:
+            if plan.running and running.get("upto", 0) <= plan.upstream:
                 total = running["sum"].unsqueeze(1).expand(k, count, -1)          # [k count npd]
-                for start, w in groups:                                           # minus the kept groups
+                for start, w in plan.kept:                                        # minus the kept groups
                     total = total - torch.bmm(w, deltas[start])
             else:
-                active = groups if mode is not RUNNING_SUM else fallback
-                if not active:
+                if not plan.ablated:
                     return None
                 total = 0
-                for start, w in active:                                           # [k c g] @ [k g npd]
+                for start, w in plan.ablated:                                     # [k c g] @ [k g npd]
                     total = total + torch.bmm(w, deltas[start])
             pos, d_model = x.shape[1], x.shape[-1]
             total = total.reshape(k, count, n, pos, d_model).permute(0, 2, 3, 1, 4)   # [k n pos count d]
@@ -219,34 +219,37 @@ def engine_hooks(setup: CircuitSetup, ablate: torch.Tensor) -> dict:
     for i, name in enumerate(names):
         if recorded[i]:
             fwd[name] = record(i)
-    for (name, _), (first, count), plan in zip(destination_hooks(setup.graph), _destination_spans(setup.graph),
-                                               plans, strict=True):
-        fwd[name] = patch(first, count, plan)
+    for (name, _, count), plan in zip(spans, plans, strict=True):
+        fwd[name] = patch(count, plan)
     return fwd
 
 
-RUNNING_SUM = "running sum"
+class DestinationPlan(NamedTuple):
+    """How one destination hook sums its differences (`_destination_plan`); groups are (start, weights
+    [k count g])."""
+
+    running: bool                                   # the running sum minus `kept`, else the sum of `ablated`
+    upstream: int                                   # its sources are the first `upstream` of the source order
+    kept: list[tuple[int, torch.Tensor]]
+    ablated: list[tuple[int, torch.Tensor]]
 
 
-def _destination_spans(graph: Graph) -> list[tuple[int, int]]:
-    """(first destination, count) of each destination hook, in hook order."""
+def _destination_spans(graph: Graph) -> list[tuple[str, int, int]]:
+    """(hook name, first destination, count) of each destination hook, in hook order."""
     spans, first = [], 0
-    for _, count in destination_hooks(graph):
-        spans.append((first, count))
+    for name, count in destination_hooks(graph):
+        spans.append((name, first, count))
         first += count
     return spans
 
 
 def _destination_plan(allowed: torch.Tensor, weights: torch.Tensor, starts: list[int], sizes: list[int],
-                      recorded: list[bool], first: int, count: int):
-    """How one destination hook sums its differences: (mode, upstream, groups, fallback).
-
-    Its sources are a prefix of the source order (`Graph.allowed`): the first `upstream`. Summing the
-    ablated groups costs one bmm per group with an ablated edge; the running sum of every recorded
-    difference minus the kept groups costs one per recorded group with a kept edge (a group no
-    destination ablates is never recorded: it is in neither sum). The cheaper one is the mode; groups
-    are (start, weights [k count g]). When a source beyond the prefix has been recorded by the time
-    the hook runs (parallel attention+MLP blocks), the running sum is not the prefix's and the hook
+                      recorded: list[bool], first: int, count: int) -> DestinationPlan:
+    """Its sources are a prefix of the source order (`Graph.allowed`). Summing the ablated groups costs one
+    bmm per group with an ablated edge; the running sum of every recorded difference minus the kept groups
+    costs one per recorded group with a kept edge (a group no destination ablates is never recorded: it is
+    in neither sum); the cheaper one is planned. When a source beyond the prefix has been recorded by the
+    time the hook runs (parallel attention+MLP blocks), the running sum is not the prefix's and the hook
     falls back to the ablated groups.
     """
     w = weights[:, :, first:first + count].transpose(1, 2)                        # [k count n_src]
@@ -258,9 +261,7 @@ def _destination_plan(allowed: torch.Tensor, weights: torch.Tensor, starts: list
             ablated.append((start, w[:, :, start:start + size]))
         if seen and start < upstream and bool(kept[:, :, start:start + size].any()):
             keeps.append((start, kept[:, :, start:start + size]))
-    if prefer_running_sum(len(keeps), len(ablated)):
-        return RUNNING_SUM, upstream, keeps, ablated
-    return "ablated", upstream, ablated, ablated
+    return DestinationPlan(prefer_running_sum(len(keeps), len(ablated)), upstream, keeps, ablated)
 
 
 def prefer_running_sum(n_kept: int, n_ablated: int) -> bool:
