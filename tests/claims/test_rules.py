@@ -5,6 +5,8 @@ verdict(metrics, null) is a pure function of numbers, so these tests need no mod
 
 from __future__ import annotations
 
+import pytest
+
 from mechscope.claims import c02_norm_growth as c02
 
 
@@ -174,6 +176,41 @@ def test_c12_information_moves_in_identifiable_layers():
     assert c12.verdict(ok, {"gap": 1.0 + E}) == "inconclusive"
     assert c12.movement([0.0, 0.1, 0.5, 0.9], [1.0, 0.9, 0.5, 0.1]) == (3, 2, 0.9)
     assert c12.movement([0.0, 0.3, 0.5], [1.0, 0.7, 0.5]) == (-1, -1, 0.5)
+
+
+@pytest.mark.parametrize("start, arrival", [(2, 27), (12, 15), (0, 1), (20, 29)])
+def test_c12_rise_refined_in_rounds_equals_every_layer_patched(start, arrival):
+    """A monotone rise over 30 layers, sampled at 8: the rounds of at most 8 layers give the width that
+    patching every layer gives, in at most 3 rounds after the sampled sweep."""
+    from mechscope.claims import c12_information_movement as c12
+
+    n = 30
+    def end_share(layer):   # <= LOW up to `start`, >= HIGH from `arrival`, linear in between
+        return 0.0 if layer <= start else 1.0 if layer >= arrival else 0.3 + 0.4 * (layer - start) / (arrival - start)
+
+    patched = []
+    def shares(layers):
+        patched.append(list(layers))
+        return [1.0 - end_share(layer) for layer in layers], [end_share(layer) for layer in layers]
+
+    from mechscope.claims.base import Budget
+
+    sampled = Budget(max_layers=8).layers(n)
+    layers, at_changed, at_end = c12.refine_rise(shares, sampled, *shares(sampled), per_round=8)
+    every = c12.movement([end_share(i) for i in range(n)], [1.0 - end_share(i) for i in range(n)])
+    assert c12.movement(at_end, at_changed, layers) == every == (arrival, arrival - start, 1.0)
+    assert layers == sorted(set(layers)) and all(len(r) <= 8 for r in patched)
+    assert len(patched) - 1 <= 3                    # rounds after the sampled sweep
+
+
+def test_c12_refinement_rounds():
+    from mechscope.claims import c12_information_movement as c12
+
+    assert c12.refinement([0, 10, 20, 29], arrival=20, width=10, per_round=4) == [11, 14, 16, 19]
+    assert c12.refinement([0, 10, 20, 29], arrival=20, width=10, per_round=9) == list(range(11, 20))
+    assert c12.refinement(list(range(30)), arrival=20, width=10, per_round=4) == []
+    assert c12.refinement([0, 10, 20, 29], arrival=10, width=1, per_round=4) == []
+    assert c12.refinement([0, 10, 20, 29], arrival=-1, width=-1, per_round=4) == []
 
 
 def test_c16_small_gap_counts_only_when_the_norms_mattered():

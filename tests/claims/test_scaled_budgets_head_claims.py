@@ -89,3 +89,23 @@ def test_c12_rise_width_is_exact_under_sampled_layers():
     assert every["patched_layers"] == list(range(model.cfg.n_layers))
     assert {k: sampled[k] for k in c12.READS} == {k: every[k] for k in c12.READS}
     assert c12.verdict(sampled, {"gap": 0.0}) == c12.verdict(every, {"gap": 0.0}) == "supported"
+
+
+def test_c12_does_not_refine_the_rise_of_a_gap_it_cannot_read():
+    """A random-init model does not do the task (gap ~0): its shares are noise, the verdict is inconclusive
+    whatever the rise, so only the sampled layers are patched (refining patched every layer of the noise)."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from mechscope import HookedModel
+    from mechscope.claims import c12_information_movement as c12
+    from tests.helpers import gpt2_tokenizer
+
+    torch.manual_seed(0)
+    tokenizer = gpt2_tokenizer()
+    hf = GPT2LMHeadModel(GPT2Config(n_layer=6, n_embd=32, n_head=2, n_positions=128, vocab_size=len(tokenizer)))
+    model = HookedModel.from_hf(hf.eval(), tokenizer)
+    budget = dataclasses.replace(Budget.named("quick"), max_layers=2)
+    metrics = c12.measure(model, budget).metrics
+    assert metrics["gap"] < c12.MIN_GAP and not metrics["rise_refined"]
+    assert metrics["patched_layers"] == budget.layers(6) == [0, 5]
+    assert c12.verdict(metrics, {"gap": 0.0}) == "inconclusive"
