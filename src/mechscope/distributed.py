@@ -24,6 +24,7 @@ from torch import Tensor, nn
 T = TypeVar("T")
 
 __all__ = ["init_from_env", "is_distributed", "local_only", "rank", "world_size", "local_rank", "shard", "balanced_split",
+           "clean_cost", "default_store",
            "gather_objects", "broadcast_object", "all_reduce_mean_", "all_reduce_sum", "all_gather_cat",
            "broadcast_module_", "barrier", "shutdown"]
 
@@ -60,6 +61,17 @@ def is_distributed() -> bool:
     return not _local_only and dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
 
 
+def default_store():
+    """The process group's key-value store (atomic `add`, `get`, `set`; what torchrun's ranks met through),
+    or None outside torchrun or where this PyTorch does not expose it."""
+    if not is_distributed():
+        return None
+    try:
+        return dist.distributed_c10d._get_default_store()
+    except (AttributeError, RuntimeError, ValueError):
+        return None
+
+
 def rank() -> int:
     return dist.get_rank() if is_distributed() else 0
 
@@ -87,15 +99,16 @@ def balanced_split(costs: Sequence[float], n_parts: int) -> list[list[int]]:
     Each list keeps its indices in increasing order. Non-finite or negative costs count as 0."""
     parts: list[list[int]] = [[] for _ in range(n_parts)]
     load = [(0.0, p) for p in range(n_parts)]
-    order = sorted(range(len(costs)), key=lambda i: (-_clean(costs[i]), i))
+    order = sorted(range(len(costs)), key=lambda i: (-clean_cost(costs[i]), i))
     for i in order:
         total, p = heapq.heappop(load)
         parts[p].append(i)
-        heapq.heappush(load, (total + _clean(costs[i]), p))
+        heapq.heappush(load, (total + clean_cost(costs[i]), p))
     return [sorted(p) for p in parts]
 
 
-def _clean(cost: float) -> float:
+def clean_cost(cost: float) -> float:
+    """A cost as a number to sort and add: non-finite or negative costs count as 0."""
     cost = float(cost)
     return cost if cost == cost and 0.0 <= cost < float("inf") else 0.0
 

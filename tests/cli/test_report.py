@@ -55,6 +55,17 @@ def test_unwritable_output_fails_before_loading_a_model(tmp_path):
     assert isinstance(result.exception, InputError) and "--out" in str(result.exception)
 
 
+def test_workers_are_for_cpu_and_not_under_torchrun(tmp_path, monkeypatch):
+    out = str(tmp_path / "r.html")
+    result = runner.invoke(app, ["report", "/nonexistent/model", "--out", out, "--workers", "2", "--device", "cuda"])
+    assert isinstance(result.exception, InputError) and "torchrun --nproc-per-node" in str(result.exception)
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    result = runner.invoke(app, ["report", "/nonexistent/model", "--out", out, "--workers", "2"])
+    assert isinstance(result.exception, InputError) and "leave it out" in str(result.exception)
+    result = runner.invoke(app, ["report", "/nonexistent/model", "--out", out, "--workers", "0"])
+    assert result.exit_code == 2 and not (tmp_path / "r.html").exists()
+
+
 def test_list_writes_the_catalogue(tmp_path):
     result = runner.invoke(app, ["report", "--list", "--json", str(tmp_path / "c.json")])
     assert result.exit_code == 0, result.output
@@ -81,6 +92,15 @@ def test_estimate_is_printed_before_the_claims_and_half_precision_is_measured(tm
     assert precision["dtype"] == "bfloat16" and precision["reference"] == "float32" and precision["finite"]
     assert 0 < precision["max_abs_dlogit"] < 1 and 0.8 < precision["top1_agreement"] <= 1
     assert "bfloat16" in run["command"] and "top1_agreement" in (tmp_path / "r.html").read_text()
+
+
+@pytest.mark.parametrize("cores, long_run, tip", [(2, 0.0, True), (1, 0.0, False), (2, 1e9, False)])
+def test_a_long_cpu_run_suggests_workers(tmp_path, fake_discover, monkeypatch, cores, long_run, tip):
+    monkeypatch.setattr(report_cli, "_cores", lambda: cores)
+    monkeypatch.setattr(report_cli, "LONG_RUN_S", long_run)
+    result = runner.invoke(app, ["report", "organism:tiny-gpt2", "--claims", "C01", "--out", str(tmp_path / "r.html")])
+    assert result.exit_code == 0, result.output
+    assert ("--workers 2" in result.output) == tip, result.output
 
 
 @pytest.mark.parametrize("args, message", [

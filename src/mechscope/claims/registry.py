@@ -165,31 +165,41 @@ def run_claims(model, ids: str | Iterable[str] | None = None, budget: Budget | N
     and again before it runs on the twin, so its result does not depend on which claims ran before
     it. Never raises for a failing claim.
     """
-    budget = budget or Budget.named("quick")
     chosen = select(specs if specs is not None else discover(), parse_ids(ids))
-    guard = ModelGuard(model)
-    twins = NullTwin(model, null_twin)
-    broken = _non_finite_weights(model)
-    results = []
-    for index, spec in enumerate(chosen, start=1):
+    runner = ClaimRunner(model, budget, null_twin)
+    return [runner.run(spec, index, len(chosen), on_progress) for index, spec in enumerate(chosen, start=1)]
+
+
+class ClaimRunner:
+    """Runs claims one at a time on one model, sharing its null twin and restoring both after each claim:
+    `run_claims` in id order, `claims.ranks` in the order a rank takes them from the shared queue."""
+
+    def __init__(self, model, budget: Budget | None = None, null_twin=None):
+        self.model, self.budget = model, budget or Budget.named("quick")
+        self.guard = ModelGuard(model)
+        self.twins = NullTwin(model, null_twin)
+        self.broken = _non_finite_weights(model)
+
+    def run(self, spec: ClaimSpec, index: int, total: int,
+            on_progress: ProgressCallback | None = None) -> ClaimResult:
+        """Run `spec` (the index-th of total, for on_progress) and undo what it changed on the model."""
         if on_progress:
-            on_progress(index, len(chosen), spec, None)
-        if broken and spec.module is not None and getattr(spec.module, "NULL", "") != NULL_NONE:
+            on_progress(index, total, spec, None)
+        if self.broken and spec.module is not None and getattr(spec.module, "NULL", "") != NULL_NONE:
             result = _result(spec.entry, "error", rule=getattr(spec.module, "RULE", ""),
                              null=getattr(spec.module, "NULL", ""),
-                             error=f"the model has non-finite weights ({broken}): no verdict is read from it",
+                             error=f"the model has non-finite weights ({self.broken}): no verdict is read from it",
                              evidence="The experiment was not run: a model with NaN or infinite weights gives "
                                       "numbers that mean nothing.")
         else:
-            result = run_one(model, spec, budget, twins)
+            result = run_one(self.model, spec, self.budget, self.twins)
         if spec.module is not None:
-            problem = guard.check_and_restore()
+            problem = self.guard.check_and_restore()
             if problem:
                 result.error = f"{result.error}; {problem}" if result.error else problem
-        results.append(result)
         if on_progress:
-            on_progress(index, len(chosen), spec, result)
-    return results
+            on_progress(index, total, spec, result)
+        return result
 
 
 class NullTwin:
