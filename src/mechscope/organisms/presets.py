@@ -60,6 +60,14 @@
   (written by a3.h2 and a3.h3 attending to S, 0.81 / 0.79), English 4.52, docstring, facts, days and
   months 1.0: as in the 20000-step run, copying waits for the late, low learning rate, so the span-32
   question needs the full schedule (~75 min of an idle thread): the shipped weights above are that run.
+  For the name movers (2026-12-03): this recipe with half the IOI documents given a third name that is
+  never the answer ("When A and B went to the PLACE without C, S gave a OBJECT to IO"; C in a sentence
+  before, C leaving early, C named twice), so that copying the names in context, or every name but the
+  repeated one, is not enough; stopped at 16000 of 20000 steps (one thread beside other work): IOI 0.95
+  (held-out templates 0.895), induction ratio 0.013 (formed by step 14000), docstring 0.97, held-out
+  English 4.42, facts, days and months 1.0; no name mover (best name-mover score 0.044: a3.h3 attends
+  from END to IO 0.25, to S 0.35, direct effect -0.08): IO - S is written by a1.h2 (1.07) and a2.h3
+  (0.64), which attend to S (0.92, 0.89) and lower its logit, as before.
   Earlier: 6 document rows, spans 1-20, 1200 steps: no mechanism but facts; the one-document-per-row recipe, 20000
   steps: IOI 0.765, docstring 0.86, induction ratio 0.63, previous-token heads 0.67.
 - ``tiny-gpt2-docs``: same architecture, context 128, one document per row (no packing), 800
