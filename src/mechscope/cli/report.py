@@ -65,7 +65,8 @@ def report(
     device_map: str = DEVICE_MAP_OPT,
     workers: int = typer.Option(1, "--workers", min=1,
                                 help="CPU: run the claims in N local processes (gloo ranks, one model copy and "
-                                     "1/N of the cores each); the report equals a 1-process run apart from "
+                                     "1/N of the cores each, claims taken from one longest-first queue); the "
+                                     "report equals a 1-process run at the same threads per process apart from "
                                      "timings. Shorthand for torchrun --standalone --nproc-per-node N."),
 ) -> None:
     """Run the claims catalogue on MODEL and write a self-contained HTML report."""
