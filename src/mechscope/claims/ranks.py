@@ -7,8 +7,8 @@ The claims form one queue, longest estimated first (claims/cost.py; the estimate
 and broadcast), and each rank takes the next claim when it finishes one, through an atomic counter in
 the process group's store: estimates are often off by 2x, and a split made up front by them leaves one
 rank idle while another works through what was underestimated (a random 576-wide 4-block LLaMA, claims
-C06, C09, C15, C20 on 2 ranks: the up-front split ran 107 s on one rank and 46 s on the other, where
-one process with both threads took 110 s). Without a store (a process group set up without one) the
+C06, C09, C15, C20 on 2 ranks: the up-front split ran 107 s on one rank and 46 s on the other, the
+queue 86 s in all, one process with both threads 113 s). Without a store (a process group set up without one) the
 claims are split up front with `split_claims`. A claim is seeded with budget.seed just before it runs
 (claims/registry.py), and each rank builds the same seeded null twin, so a claim's numbers do not depend
 on which rank ran it: the report equals a one-process run at the same threads per process apart from
