@@ -57,6 +57,10 @@ def test_unwritable_output_fails_before_loading_a_model(tmp_path):
 
 def test_workers_are_for_cpu_and_not_under_torchrun(tmp_path, monkeypatch):
     out = str(tmp_path / "r.html")
+    (tmp_path / "a-file").write_text("")
+    result = runner.invoke(app, ["report", "/nonexistent/model", "--out", str(tmp_path / "a-file" / "r.html"),
+                                 "--workers", "2"])
+    assert isinstance(result.exception, InputError) and "--out" in str(result.exception)   # before any rank starts
     result = runner.invoke(app, ["report", "/nonexistent/model", "--out", out, "--workers", "2", "--device", "cuda"])
     assert isinstance(result.exception, InputError) and "torchrun --nproc-per-node" in str(result.exception)
     monkeypatch.setenv("WORLD_SIZE", "2")

@@ -79,6 +79,8 @@ def report(
         return
     run_budget = dataclasses.replace(Budget.named(budget), seed=seed)
     spec = model or default_model_spec()
+    for path in (out, json_path):
+        _check_writable(path)
     if workers > 1:
         args = [spec, "--out", out, "--budget", budget, "--seed", seed, "--device", device, "--dtype", dtype]
         args += (["--json", json_path] if json_path is not None else []) + (["--claims", claims] if claims else [])
@@ -94,8 +96,6 @@ def report(
     if device_map and ddp.world_size() > 1:
         raise InputError("--device-map with several torchrun ranks would spread every rank's copy over the same "
                          "devices: use either torchrun (one model per rank) or --device-map (one model, many devices)")
-    for path in (out, json_path):
-        _check_writable(path)
     say = console.print if lead else (lambda *a, **k: None)
 
     from mechscope.claims.cost import estimate
