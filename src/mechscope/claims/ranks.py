@@ -8,8 +8,8 @@ and broadcast), and each rank takes the next claim when it finishes one, through
 the process group's store: estimates are often off by 2x, and a split made up front by them leaves one
 rank idle while another works through what was underestimated (a random 576-wide 4-block LLaMA, claims
 C06, C09, C15, C20 on 2 ranks: the up-front split ran 107 s on one rank and 46 s on the other, the
-queue 86 s in all, one process with both threads 113 s). Without a store (a process group set up without one) the
-claims are split up front with `split_claims`. A claim is seeded with budget.seed just before it runs
+queue 86 s in all, one process with both threads 113 s). Without a store (a process group set up
+without one) the claims are split up front with `split_claims`. A claim is seeded with budget.seed just before it runs
 (claims/registry.py), and each rank builds the same seeded null twin, so a claim's numbers do not depend
 on which rank ran it: the report equals a one-process run at the same threads per process apart from
 timings. In one process this is `run_claims`.
@@ -59,7 +59,8 @@ def run_claims_on_ranks(model, ids=None, budget: Budget | None = None, *, costs:
     place = {s.id: i for i, s in enumerate(chosen, start=1)}
     global _queues
     _queues += 1
-    taken = _taken(chosen, costs, ddp.rank(), ddp.world_size(), ddp.default_store(), f"mechscope/claims/queue{_queues}")
+    taken = _taken(chosen, costs, ddp.rank(), ddp.world_size(), ddp.default_store(),
+                   key=f"mechscope/claims/queue{_queues}")
     with ddp.local_only():   # ranks run different claims: their analyses must not meet in collectives
         runner = ClaimRunner(model, budget, null_twin)
         results = [runner.run(spec, place[spec.id], len(chosen), on_progress) for spec in taken]
@@ -73,7 +74,7 @@ def run_claims_on_ranks(model, ids=None, budget: Budget | None = None, *, costs:
 def _taken(chosen: list[ClaimSpec], costs: dict[str, float], rank: int, world: int, store,
            key: str = "mechscope/claims/queue") -> Iterator[ClaimSpec]:
     """The claims this rank runs, one at a time: the next of the longest-first queue whenever it asks,
-    through the store's atomic counter at `key`; the up-front split of the estimate where there is no store."""
+    through the store's atomic counter at `key`; the up-front split of the estimate without a store."""
     queue = sorted(chosen, key=lambda s: (-ddp.clean_cost(costs.get(s.id, 0.0)), s.id))
     if store is None:
         mine = set(split_claims([s.id for s in chosen], costs, world)[rank])
