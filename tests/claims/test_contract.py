@@ -24,6 +24,33 @@ def test_claim_module_obeys_the_contract(spec):
     assert (module.__doc__ or "").strip(), "the docstring states the experiment, its null and its cost"
 
 
+TWIN_MODULES = [spec for spec in MODULES if spec.module is not None and spec.module.NULL == NULL_TWIN]
+
+
+@pytest.mark.parametrize("spec", TWIN_MODULES, ids=[s.id for s in TWIN_MODULES])
+def test_null_reads_are_what_the_rule_reads_from_the_null(spec):
+    """The twin is measured for NULL_READS only (and checked for finiteness only there), so every key
+    verdict() subscripts on `null` must be in NULL_READS, and NULL_READS must hold nothing it never reads."""
+    import ast
+    import inspect
+
+    from mechscope.claims.base import null_reads_of
+
+    tree = ast.parse(inspect.getsource(spec.module.verdict))
+    read = {node.slice.value for node in ast.walk(tree)
+            if isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name) and node.value.id == "null"
+            and isinstance(node.slice, ast.Constant)}
+    dynamic = [node for node in ast.walk(tree) if isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name)
+               and node.value.id == "null" and not isinstance(node.slice, ast.Constant)]
+    assert not dynamic, "verdict() reads the null with a computed key: NULL_READS cannot be checked"
+    passed_on = any(isinstance(arg, ast.Name) and arg.id == "null"
+                    for node in ast.walk(tree) if isinstance(node, ast.Call) for arg in node.args)
+    if passed_on:   # a helper reads it: the twin must give everything the model gives
+        assert null_reads_of(spec.module) == spec.module.READS
+    else:
+        assert read == set(null_reads_of(spec.module))
+
+
 def test_contract_problems_are_named():
     def module(**attrs):
         m = types.ModuleType("c02_x")
@@ -37,6 +64,9 @@ def test_contract_problems_are_named():
     assert "verdict" in contract_problem(module(verdict=None), "C02")
     assert "READS" in contract_problem(module(READS=["x"]), "C02")
     assert "TITLE belongs in claims/catalogue.py" in contract_problem(module(TITLE="t"), "C02")
+    assert "NULL_READS" in contract_problem(module(NULL_READS=("y",)), "C02")
+    assert "NULL_READS" in contract_problem(module(NULL_READS=["x"]), "C02")
+    assert contract_problem(module(NULL_READS=()), "C02") is None
     assert "must say something" in contract_problem(module(NULL=" "), "C02")
 
 

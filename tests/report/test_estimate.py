@@ -42,15 +42,22 @@ def test_every_claim_has_a_finite_positive_estimate(organism):
     assert est.to_dict()["total_seconds"] == round(est.total_seconds, 1)
 
 
-def test_the_twin_doubles_and_a_module_may_state_its_own_cost():
+def test_the_twin_is_priced_for_what_the_rule_reads_and_a_module_may_state_its_own_cost():
     cal = Calibration(seconds_per_token=1e-3, seconds_per_call=1e-2, flops_per_second=1e9)
     assert cal.seconds(Cost(tokens=1000, calls=10, flops=1e9)) == pytest.approx(1 + 0.1 + 1)
-    own = SimpleNamespace(NULL="twin", cost=lambda cfg, budget: Cost(tokens=budget.n_prompts * 100))
+
+    def cost(cfg, budget):   # the "costly" metric takes 4x the work of the rest
+        return Cost(tokens=budget.n_prompts * (500 if budget.reads_any("costly") else 100))
+
+    own = SimpleNamespace(NULL="twin", READS=("value", "costly"), cost=cost)
     spec = SimpleNamespace(id="C99", module=own)
     model = SimpleNamespace(cfg=SimpleNamespace(n_layers=2, n_heads=2, d_model=8, d_vocab=10))
     est = estimate(model, [spec, SimpleNamespace(id="C98", module=None)], Budget(n_prompts=5), calibration=cal)
-    assert est.per_claim == {"C99": pytest.approx(2 * 500 * 1e-3), "C98": 0.0}
-    assert claim_cost(spec, model.cfg, Budget(n_prompts=5)) == Cost(tokens=500)
+    assert est.per_claim == {"C99": pytest.approx(2 * 2500 * 1e-3), "C98": 0.0}   # the twin reads READS
+    assert claim_cost(spec, model.cfg, Budget(n_prompts=5)) == Cost(tokens=2500)
+    own.NULL_READS = ("value",)
+    est = estimate(model, [spec], Budget(n_prompts=5), calibration=cal)
+    assert est.per_claim == {"C99": pytest.approx((2500 + 500) * 1e-3)}
 
 
 def test_estimate_is_within_a_factor_of_the_time_taken(organism):

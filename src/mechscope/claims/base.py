@@ -6,6 +6,7 @@ A claim module (``claims/cNN_slug.py``) defines::
     RULE = "supported if ... by a margin of ... over the null; not supported if ...; else inconclusive"
     NULL = "twin"                       # the null the rule reads the model against (see below)
     READS = ("max_induction_score", ...)  # the metric keys verdict() reads
+    NULL_READS = ("loss_drop", ...)     # optional, NULL == "twin": the keys verdict() reads from the null
 
     def measure(model, budget: Budget) -> Measurement: ...
     def verdict(metrics: dict, null: dict | None) -> str: ...
@@ -18,7 +19,13 @@ value then sits in the model's own metrics (Measurement.null_key names it).
 
 measure() raises `mechscope.errors.NotApplicableError("why")` when the model lacks what the
 experiment needs. verdict() is a pure function of numbers; the runner gives "error" instead of
-calling it when any number under READS (in the model's metrics or the null's) is not finite.
+calling it when any number under READS (in the model's metrics, or under NULL_READS in the null's;
+NULL_READS defaults to READS) is not finite.
+
+The twin is measured with budget.reads = NULL_READS: a claim skips the work behind metrics that the
+rule never reads from the null (`budget.reads_any`), e.g. the circuit search of a behaviour whose
+twin only needs its logit difference. tests/claims/test_contract.py checks NULL_READS against the
+keys verdict() subscripts on `null`.
 """
 
 from __future__ import annotations
@@ -49,6 +56,7 @@ class Budget:
     max_layers: int | None = 8   # per-layer sweeps visit at most this many layers (None: every layer)
     max_latents: int | None = 2048       # dictionaries trained inside a claim have at most this many latents
     max_graph_features: int | None = 512  # attribution graphs compute at most this many features' rows, by influence
+    reads: tuple[str, ...] | None = None  # the metrics the caller reads (None: all); the twin's run: NULL_READS
 
     def layers(self, n_layers: int) -> list[int]:
         """The layers a per-layer sweep visits: all of them when n_layers <= max_layers, else max_layers
@@ -59,6 +67,11 @@ class Budget:
             return [0, n_layers - 1][: max(self.max_layers, 1)]
         step = (n_layers - 1) / (self.max_layers - 1)
         return sorted({round(i * step) for i in range(self.max_layers)})
+
+    def reads_any(self, *metrics: str) -> bool:
+        """True when the caller reads any of `metrics` (always when reads is None): a claim skips the work
+        behind metrics nobody reads, as on the null twin, whose run reads only the claim's NULL_READS."""
+        return self.reads is None or any(m in self.reads for m in metrics)
 
     def latents(self, d_in: int, expansion: int) -> int:
         """Latents of a dictionary over d_in-dimensional activations: expansion x d_in, at most max_latents
@@ -84,6 +97,16 @@ class Budget:
         from mechscope.errors import InputError
 
         raise InputError(f"unknown budget {name!r}: use 'quick' or 'full'")
+
+
+def null_reads_of(module) -> tuple[str, ...]:
+    """The metrics a claim's rule reads from its null twin: NULL_READS, by default READS."""
+    return tuple(getattr(module, "NULL_READS", module.READS))
+
+
+def null_budget(module, budget: Budget) -> Budget:
+    """The budget the claim runs under on its null twin: `budget`, reading only NULL_READS."""
+    return dataclasses.replace(budget, reads=null_reads_of(module))
 
 
 @dataclasses.dataclass

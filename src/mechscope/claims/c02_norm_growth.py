@@ -26,6 +26,7 @@ from mechscope.geometry.norms import residual_norms
 ID = "C02"
 NULL = "twin"
 READS = ("growth_factor_per_block", "fit_r2", "n_blocks")
+NULL_READS = ("growth_factor_per_block",)
 
 MIN_FACTOR, MIN_R2, RATE_RATIO = 1.01, 0.8, 1.5
 RULE = (f"exponential fit of the mean residual norm (positions ≥ 1) over the block outputs: supported if the "

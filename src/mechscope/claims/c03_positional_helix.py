@@ -19,6 +19,7 @@ from mechscope.geometry.positional import PositionalConfig, positional_geometry
 ID = "C03"
 NULL = "twin"
 READS = ("top3_explained", "pc1_spearman", "helix_r2")
+NULL_READS = ("top3_explained",)
 MAX_ROWS = 128          # rows 0..127: the reference reads rows 1-127
 TWIN_MARGIN = 0.3       # top-3 share above the twin's
 RULE = ("PCA of W_pos rows 1..min(127, n_ctx - 1): supported if the top 3 PCs explain ≥ 80% of the variance "

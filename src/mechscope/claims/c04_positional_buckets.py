@@ -32,6 +32,7 @@ from mechscope.results import Result
 ID = "C04"
 NULL = "twin"
 READS = ("n_buckets", "mean_contiguity", "mean_bucket_width", "n_positions")
+NULL_READS = ("n_buckets",)
 MIN_BUCKETS, BUCKET_MARGIN = 3, 3
 RULE = ("Not applicable without learned positional embeddings. A latent is positional if position explains "
         "≥ 50% of its activation variance on the (position × token) grid; its bucket is the positions at ≥ half its "

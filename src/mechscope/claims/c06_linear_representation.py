@@ -32,6 +32,7 @@ from mechscope.geometry.word_pairs import ConceptPairs, default_concepts
 ID = "C06"
 NULL = "twin"
 READS = ("loo_share_causal", "steer_slope", "steer_selectivity", "additivity_error")
+NULL_READS = ("loo_share_causal", "steer_slope")
 
 MIN_LOO, LOO_MARGIN, MIN_SLOPE, MAX_SELECTIVITY, MAX_ADDITIVITY = 0.5, 0.3, 1.0, 0.5, 0.3
 RULE = (f"supported if the held-out pairs of the concepts lie above the random-pair 95th percentile at a mean "

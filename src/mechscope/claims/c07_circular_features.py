@@ -34,6 +34,7 @@ from mechscope.geometry.circle import TOKENS, circle_features, residual_hooks
 ID = "C07"
 NULL = "twin"
 READS = ("heldout_r2", "order_exact", "intervention_accuracy")
+NULL_READS = ("heldout_r2", "intervention_accuracy")
 
 MIN_HELDOUT, HELDOUT_MARGIN, MIN_INTERVENTION, INTERVENTION_MARGIN = 0.6, 0.3, 0.5, 0.3
 RULE = (f"days of the week, at the better of the two sites (the day word, the answer position): supported if the "

@@ -24,6 +24,7 @@ ID = "C09"
 NULL = "twin"
 READS = ("loss_drop", "max_prefix_matching", "min_span_prefix_matching", "max_lagged_score",
          "candidates_joint_share", "copying_head_lag")
+NULL_READS = ("loss_drop", "max_prefix_matching")
 
 STRONG_SCORE, WEAK_SCORE = 0.3, 0.1   # attention weight (uniform over ~40 keys ~ 0.025)
 STRONG_DROP, WEAK_DROP = 1.0, 0.2     # nats, first -> second copy, at the best span

@@ -8,28 +8,28 @@ is not scored on the prompts that chose it. Also: direct effect on the logits by
 name-mover scores (attention END -> IO x direct logit effect).
 
 Null: the re-initialised twin (about 50% accuracy, logit diff ~ 0).
-Cost (per model; the twin doubles it): one noising sweep over the heads, one path-patching run and one
-faithfulness run on n_prompts / 2 prompts each. The sweep patches every head exactly on models with at
-most budget.max_layers blocks (one forward per head and prompt from the head's layer on: quadratic in
-depth); deeper models get an attribution-patching screen of every head (one forward + backward) and
-exact patches of only the 1.5 x circuit-size heads it ranks highest (at most max_layers x n_heads;
-patching/screened.py): linear in depth. The baseline reads 64 prompts (256 when a reading's interval
-holds a threshold; claims/head_circuit.py), two forwards each. Path patching to the logits needs no
-forward beyond the two cached runs (patching/path.py).
+Cost (on the model; the twin's run reads only its logit diff: 64 prompts, two forwards each): one noising
+sweep over the heads, one path-patching run and one faithfulness run on n_prompts / 2 prompts each. The
+sweep patches every head exactly on models with at most budget.max_layers blocks (one forward per head
+and prompt from the head's layer on: quadratic in depth); deeper models get an attribution-patching
+screen of every head (one forward + backward) and exact patches of only the 1.5 x circuit-size heads it
+ranks highest (at most max_layers x n_heads; patching/screened.py): linear in depth. The baseline reads
+64 prompts (256 when a reading's interval holds a threshold; claims/head_circuit.py), two forwards each.
+Path patching to the logits needs no forward beyond the two cached runs (patching/path.py).
 """
 
 from __future__ import annotations
 
 from mechscope.attention.name_movers import name_mover_scores
 from mechscope.claims.base import Budget, Measurement
-from mechscope.claims.head_circuit import choose_and_score
+from mechscope.claims.head_circuit import baseline_metrics, baseline_only, choose_and_score
 from mechscope.patching.path import path_patching
-from mechscope.stats import rounded_ci
 from mechscope.tasks.ioi import ioi_task
 
 ID = "C10"
 NULL = "twin"
 READS = ("accuracy", "logit_diff", "faithfulness")
+NULL_READS = ("logit_diff",)
 
 CIRCUIT_FRACTION = 0.15
 BASELINE_PROMPTS = 256   # accuracy near a threshold needs many prompts to read the same under every seed
@@ -53,6 +53,8 @@ def verdict(metrics: dict, null: dict | None) -> str:
 
 def measure(model, budget: Budget) -> Measurement:
     every = ioi_task(model, n_prompts=max(BASELINE_PROMPTS, budget.n_prompts), seed=budget.seed, corrupt="abc")
+    if not budget.reads_any("faithfulness"):   # the twin: its logit diff only
+        return baseline_only(model, every, budget, "abc_logit_diff")
     chosen = choose_and_score(model, every, budget, "noise", CIRCUIT_FRACTION,
                               {"accuracy": (0.7, MIN_ACCURACY), "logit_diff": (MIN_LOGIT_DIFF,)})
     base, task, select, held_out = chosen.baseline, chosen.task, chosen.select, chosen.held_out
@@ -61,15 +63,13 @@ def measure(model, budget: Budget) -> Measurement:
     direct = path_patching(model, select, senders=circuit if screened else None)
     movers = name_mover_scores(model, select)
     metrics = {
-        "logit_diff": base.logit_diff, "logit_diff_ci95": rounded_ci(base.clean_per_prompt, seed=budget.seed),
-        "accuracy": base.accuracy, "top1_accuracy": base.top1_accuracy,
-        "abc_logit_diff": base.corrupt_metric, "faithfulness": faith.faithfulness, "circuit_size": k,
+        **baseline_metrics(base, "abc_logit_diff", budget.seed), "faithfulness": faith.faithfulness, "circuit_size": k,
         "n_heads": n_heads, "circuit_heads": [f"{a}.{b}" for a, b in circuit],
         "circuit_logit_diff": faith.circuit_metric, "all_heads_ablated_logit_diff": faith.ablated_all_metric,
         "top_total_effect_heads": [f"{i[0]}.{i[1]}: {v_:.2f}" for i, v_ in total.top(5)],
         "top_direct_effect_heads": [f"{i[0]}.{i[1]}: {v_:.2f}" for i, v_ in direct.top(5)],
         "top_name_mover_heads": [f"{a}.{b}: {s:.2f}" for a, b, s in movers.as_head_scores().top(3)],
-        "n_prompts": base.n_prompts, "n_selection_prompts": len(select), "n_held_out_prompts": len(held_out),
+        "n_selection_prompts": len(select), "n_held_out_prompts": len(held_out),
         "n_heads_patched_exactly": screen.n_exact,
         "templates": sorted(set(task.labels["template"].tolist())),
     }

@@ -10,27 +10,27 @@ heads carrying >= 10% are "important", the circuit is the top 15% of heads, and 
 circuit is not scored on the prompts that chose it. "Multi-level": important heads in >= 2 layers.
 
 Null: the re-initialised twin (about 50% accuracy, logit diff ~ 0).
-Cost (per model; the twin doubles it): one denoising sweep over the heads and one faithfulness run on
-n_prompts / 2 prompts each. Every head is patched exactly on models with at most budget.max_layers
-blocks (quadratic in depth); deeper models get an attribution-patching screen of every head and exact
-patches of the 1.5 x circuit-size heads it ranks highest (at most max_layers x n_heads;
-patching/screened.py: linear in depth); only exactly patched heads can count as important. The
-baseline reads 64 prompts, doubled (128, then 256) while the accuracy's interval holds a threshold
-(full: 256), two forwards each, answer position only. At the GPT-2-small shape (12 layers, 144
-heads: 33 patched exactly) a model near a threshold costs ~75 CPU s of baseline (256 prompts) and
-~75 CPU s of exact patching, the screen and the faithfulness run ~15 CPU s.
+Cost (on the model; the twin's run reads only its logit diff: 64 prompts, two forwards each): one
+denoising sweep over the heads and one faithfulness run on n_prompts / 2 prompts each. Every head is
+patched exactly on models with at most budget.max_layers blocks (quadratic in depth); deeper models get
+an attribution-patching screen of every head and exact patches of the 1.5 x circuit-size heads it ranks
+highest (at most max_layers x n_heads; patching/screened.py: linear in depth); only exactly patched heads
+can count as important. The baseline reads 64 prompts, doubled (128, then 256) while the accuracy's
+interval holds a threshold (full: 256), two forwards each, answer position only. At the GPT-2-small shape
+(12 layers, 144 heads: 33 patched exactly) a model near a threshold costs ~75 CPU s of baseline (256
+prompts) and ~75 CPU s of exact patching, the screen and the faithfulness run ~15 CPU s.
 """
 
 from __future__ import annotations
 
 from mechscope.claims.base import Budget, Measurement
-from mechscope.claims.head_circuit import choose_and_score
-from mechscope.stats import rounded_ci
+from mechscope.claims.head_circuit import baseline_metrics, baseline_only, choose_and_score
 from mechscope.tasks.docstring import docstring_task
 
 ID = "C11"
 NULL = "twin"
 READS = ("accuracy", "logit_diff", "faithfulness", "n_layers_important")
+NULL_READS = ("logit_diff",)
 
 CIRCUIT_FRACTION, IMPORTANT = 0.15, 0.10
 BASELINE_PROMPTS = 256   # accuracy near a threshold needs many prompts to read the same under every seed
@@ -58,6 +58,8 @@ def verdict(metrics: dict, null: dict | None) -> str:
 
 def measure(model, budget: Budget) -> Measurement:
     every = docstring_task(model, n_prompts=max(BASELINE_PROMPTS, budget.n_prompts), seed=budget.seed, wrong="signature")
+    if not budget.reads_any("faithfulness", "n_layers_important"):   # the twin: its logit diff only
+        return baseline_only(model, every, budget, "corrupt_logit_diff")
     chosen = choose_and_score(model, every, budget, "denoise", CIRCUIT_FRACTION, {"accuracy": (0.6, MIN_ACCURACY)})
     base, select, held_out = chosen.baseline, chosen.select, chosen.held_out
     screen, heads, circuit, faith = chosen.screen, chosen.screen.result, chosen.circuit, chosen.faithfulness
@@ -65,13 +67,11 @@ def measure(model, budget: Budget) -> Measurement:
     important = ((heads.values >= IMPORTANT) & screen.exact).nonzero().tolist()
     layers = sorted({a for a, _ in important})
     metrics = {
-        "logit_diff": base.logit_diff, "logit_diff_ci95": rounded_ci(base.clean_per_prompt, seed=budget.seed),
-        "accuracy": base.accuracy, "top1_accuracy": base.top1_accuracy,
-        "corrupt_logit_diff": base.corrupt_metric, "faithfulness": faith.faithfulness, "circuit_size": k,
+        **baseline_metrics(base, "corrupt_logit_diff", budget.seed), "faithfulness": faith.faithfulness, "circuit_size": k,
         "circuit_heads": [f"{a}.{b}" for a, b in circuit], "important_heads": [f"{a}.{b}" for a, b in important],
         "layers_with_important_heads": layers, "n_layers_important": len(layers),
         "top_heads": [f"{i[0]}.{i[1]}: {v_:.2f}" for i, v_ in heads.top(6)],
-        "n_prompts": base.n_prompts, "n_selection_prompts": len(select), "n_held_out_prompts": len(held_out),
+        "n_selection_prompts": len(select), "n_held_out_prompts": len(held_out),
         "n_heads_patched_exactly": screen.n_exact,
     }
     evidence = (

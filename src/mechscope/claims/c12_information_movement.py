@@ -13,17 +13,17 @@ or drifts there gradually over most of the depth.
 Null: the re-initialised twin (it does not do the task: its clean-corrupt gap is ~0).
 Cost (per model; the twin doubles it): denoising patches of resid_pre at only the positions the rule
 reads (the changed ones and the final one, not the whole prompt) and at B = min(n_layers,
-budget.max_layers) layers spread over the depth (every layer on models with at most max_layers
-blocks), on <= 16 prompts; each patch runs from its layer onward, so the cost is at most
-B x (changed + 1) x n_layers block-passes per prompt: linear in layers under quick. With sampled
-layers, the layers inside the rise (between the last patched layer at <= 20% and the first at
->= 80%) are patched in further rounds of at most B layers each, until no unpatched layer is left
-inside it, so the rise width is exact over the patched layers, not a bound (one round of a few
-layers when the rise is sharp, as the rule wants it). The rounds run only when the gap is >= MIN_GAP:
-below it the verdict is inconclusive whatever the rise, and the shares of a ~0 gap are noise that
-read as a rise over most of the depth (metrics["rise_refined"] says which). On random-init models
-the refinement patched every layer of that noise "rise": 2.2 / 10.1 / 22.4 CPU s at 4 / 12 / 30
-layers of the 135M shape, a fitted exponent of 1.16 in depth.
+budget.max_layers) layers spread over the depth (every layer on models with at most max_layers blocks),
+on <= 16 prompts; each patch runs from its layer onward, so the cost is at most B x (changed + 1) x
+n_layers block-passes per prompt: linear in layers under quick. With sampled layers, the layers inside
+the rise (between the last patched layer at <= 20% and the first at >= 80%) are patched in further rounds
+of at most B layers each, until no unpatched layer is left inside it, so the rise width is exact over the
+patched layers, not a bound (one round of a few layers when the rise is sharp, as the rule wants it). The
+rounds run only when the gap is >= MIN_GAP (and never on the twin, whose gap alone is read): below it the
+verdict is inconclusive whatever the rise, and the shares of a ~0 gap are noise that read as a rise over
+most of the depth (metrics["rise_refined"] says which). On random-init models the refinement patched
+every layer of that noise "rise": 2.2 / 10.1 / 22.4 CPU s at 4 / 12 / 30 layers of the 135M shape, a
+fitted exponent of 1.16 in depth.
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ from mechscope.tasks.ioi import ioi_task
 ID = "C12"
 NULL = "twin"
 READS = ("gap", "arrival_layer", "rise_width", "changed_share_before_rise", "n_blocks")
+NULL_READS = ("gap",)
 
 MIN_GAP, LOW, HIGH = 1.0, 0.2, 0.8
 RULE = (f"fraction of the clean-corrupt logit-diff gap recovered by patching resid_pre at the final position, by "
@@ -131,7 +132,9 @@ def measure(model, budget: Budget) -> Measurement:
     layers = budget.layers(model.cfg.n_layers)
     grid, at_changed, at_end = sweep(layers)
     gap = grid.clean_metric - grid.corrupt_metric
-    refined = gap >= MIN_GAP   # below it the verdict does not read the rise, and shares of a ~0 gap are noise
+    # below MIN_GAP the verdict does not read the rise, and shares of a ~0 gap are noise; the twin's run
+    # reads only the gap
+    refined = gap >= MIN_GAP and budget.reads_any("arrival_layer", "rise_width", "changed_share_before_rise")
     if refined:
         layers, at_changed, at_end = refine_rise(lambda more: sweep(more)[1:], layers, at_changed, at_end,
                                                  per_round=len(layers))
@@ -152,7 +155,8 @@ def measure(model, budget: Budget) -> Measurement:
         f"rise) and {where}. Final-position share by layer "
         f"({', '.join(map(str, layers))}): {', '.join(f'{v:.2f}' for v in at_end)}."
         + ("" if refined or layers == list(range(model.cfg.n_layers)) else
-           f" The gap is below {MIN_GAP:g}, so the rise was not refined between the sampled layers."))
+           f" The gap is below {MIN_GAP:g}, so the rise was not refined between the sampled layers." if gap < MIN_GAP
+           else " This run reads only the gap, so the rise was not refined between the sampled layers."))
     return Measurement(
         metrics=metrics, key_metric="arrival_layer", evidence=evidence, figures=[grid.figure()],
         method=(f"Denoising activation patching of resid_pre at layers {', '.join(map(str, layers))} and at the "

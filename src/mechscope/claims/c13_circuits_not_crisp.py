@@ -35,6 +35,7 @@ from mechscope.tasks import get_task
 ID = "C13"
 NULL = "twin"
 READS = ("edges_for_80", "n_tasks_with_behaviour")
+NULL_READS = ("edges_for_80",)
 
 TASKS = ("ioi", "docstring", "facts", "days")
 MIN_GAP = 0.5            # logits of clean-minus-ablated metric for a task to count

@@ -13,14 +13,14 @@ Experiment, on the facts the model is asked (an organism's planted facts, else g
 5. ROME at that site and layer on counterfactual rewrites: efficacy and neighbourhood.
 
 Null: the re-initialised twin, measured on the same prompts: it knows no fact, so tracing on it
-shows how much indirect effect the method finds in a network that stores nothing (the edit scores
-are reported for it too, but an edit can always be forced in; they are not read against it).
+shows how much indirect effect the method finds in a network that stores nothing. The twin's run
+stops after the traces (budget.reads): an edit can always be forced in, so edits are not read against it.
 
 Cost: per fact, n_samples noised rows per restored cell (kinds x layers x positions from the subject
-on), batched, each cell from the first block it restores, the last position unembedded; E[kkᵀ] over
-cov_sequences x n_sequences x seq_len tokens at the edited layers (forwards stopped at the deepest);
-one ROME fit per rewrite edited (20 Adam steps on n_prefixes + 2 prompts, each a forward and a
-backward down to the edited layer); model and twin. The sizes:
+on), batched, each cell from the first block it restores, the last position unembedded (model and
+twin); on the model only, E[kkᵀ] over cov_sequences x n_sequences x seq_len tokens at the edited layers
+(forwards stopped at the deepest) and one ROME fit per rewrite edited (20 Adam steps on n_prefixes + 2
+prompts, each a forward and a backward down to the edited layer). The sizes:
 
     budget                                 kinds             n_samples  rewrites  n_prefixes  cov_sequences
     full, or quick on <= max_layers blocks resid, mlp, attn  10         max(3, n_prompts // 6)  10  20
@@ -52,6 +52,7 @@ from mechscope.memory.tracing import TraceConfig
 ID = "C14"
 NULL = "twin"
 READS = ("recall", "n_corrupted", "peak_mlp_recovered", "rome_efficacy", "rome_neighbourhood")
+NULL_READS = ("peak_mlp_recovered",)
 
 MIN_RECALL, MIN_GAP, MIN_CORRUPTED = 0.5, 0.05, 3
 MIN_RECOVERED, MARGIN, EFFICACY, NEIGHBOURHOOD = 0.5, 0.25, 0.9, 0.9
@@ -137,6 +138,26 @@ def measure(model, budget: Budget) -> Measurement:
     role = max(recovered, key=recovered.get)
     effect = sum(e for _, e in per_fact[role]) / len(per_fact[role])
     layer, _ = summary.peak("mlp", role)
+    traced = {
+        "recall": recall, "n_facts": len(facts), "p_clean": summary.p_clean, "p_corrupt": summary.p_corrupt,
+        "mlp_effect_last_subject_by_layer": summary.effects["mlp"][:, ROLES.index("last subject")].tolist(),
+        "mlp_effect_last_token_by_layer": summary.effects["mlp"][:, ROLES.index("last")].tolist(),
+        "attn_effect_last_token_by_layer": summary.effects["attn"][:, ROLES.index("last")].tolist()
+        if "attn" in summary.effects else None,
+        "resid_effect_last_subject_by_layer": summary.effects["resid"][:, ROLES.index("last subject")].tolist()
+        if "resid" in summary.effects else None,
+        "n_corrupted": len(corrupted), "peak_site": role, "peak_mlp_layer": layer,
+        "peak_mlp_recovered": recovered[role], "peak_mlp_recovered_by_site": recovered,
+        "peak_mlp_effect": effect,
+    }
+    if not budget.reads_any("rome_efficacy", "rome_neighbourhood", "recall"):   # the twin: its traces only
+        return Measurement(
+            metrics=traced, key_metric="peak_mlp_recovered", figures=[summary.figure()],
+            evidence=(f"Noising the subject lowers P(answer) by ≥ {MIN_GAP} on {len(corrupted)} of {len(facts)} facts; "
+                      f"restoring one MLP output, each fact at its own best layer, recovers {recovered[role]:.0%} of "
+                      f"what the noise took at the {role} token. No edit was made: this run reads only the traces."),
+            method=(f"Causal tracing with the subject's token embeddings noised at 3x the embedding std "
+                    f"({size.n_samples} draws), restoring {' / '.join(kinds)} outputs per (layer, position)."))
     # the layer ROME edits for each fact: the one whose MLP writes most toward its answer at the site
     # (its units' direct logit attribution: the values); the trace peaks are noisier per fact (a noised
     # subject can wake another fact's memory, and restoring that layer then helps too)
@@ -166,16 +187,7 @@ def measure(model, budget: Budget) -> Measurement:
     kv = unit_keys_values(model, fact_layers[0], top_units, k=5, n_sequences=budget.n_sequences,
                           seq_len=min(budget.seq_len, model.cfg.n_ctx), seed=budget.seed)
     metrics = {
-        "recall": recall, "n_facts": len(facts), "p_clean": summary.p_clean, "p_corrupt": summary.p_corrupt,
-        "mlp_effect_last_subject_by_layer": summary.effects["mlp"][:, ROLES.index("last subject")].tolist(),
-        "mlp_effect_last_token_by_layer": summary.effects["mlp"][:, ROLES.index("last")].tolist(),
-        "attn_effect_last_token_by_layer": summary.effects["attn"][:, ROLES.index("last")].tolist()
-        if "attn" in summary.effects else None,
-        "resid_effect_last_subject_by_layer": summary.effects["resid"][:, ROLES.index("last subject")].tolist()
-        if "resid" in summary.effects else None,
-        "n_corrupted": len(corrupted), "peak_site": role, "peak_mlp_layer": layer,
-        "peak_mlp_recovered": recovered[role], "peak_mlp_recovered_by_site": recovered,
-        "peak_mlp_effect": effect,
+        **traced,
         "fact_layers": fact_layers, "n_memory_layers": len(set(fact_layers)), "trace_peak_layers": trace_layers,
         "trace_agrees_with_values": sum(a == b for a, b in zip(trace_layers, fact_layers, strict=True)) / len(facts),
         "mlp_value_names_answer": values, "mlp_value_chance": chance, "n_rewrites": n_edit,

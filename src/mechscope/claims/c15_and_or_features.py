@@ -30,6 +30,7 @@ from mechscope.graphs.gates import KINDS, classify_gates
 ID = "C15"
 NULL = "twin"
 READS = ("share_gates", "share_explained", "n_children")
+NULL_READS = ("share_gates",)
 
 MIN_SHARE, MARGIN, FLOOR, MIN_CHILDREN = 0.2, 0.1, 0.05, 20
 MIN_FREQ, MAX_FREQ = 0.005, 0.5

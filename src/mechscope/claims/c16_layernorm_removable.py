@@ -10,14 +10,15 @@ Null: the re-initialised twin. Removing the norms from a network that has learne
 nothing, so a small gap only means something when the norms mattered: freezing them without
 fine-tuning must cost the model clearly more than it costs the twin.
 
-Cost (per model; the twin doubles it): two fine-tunes of QUICK_STEPS steps under the quick budget
-(forward + backward + AdamW over all weights on 4 x seq_len tokens each: linear in layers x tokens),
-with QUICK_STEPS cut to max(MIN_QUICK_STEPS, QUICK_STEP_PARAMS / n_params) on models above 20M parameters
-(6 on a 135M model), plus one calibration forward per freezing event, stopped at its deepest norm, twice
+Cost (on the model; the twin's run reads only its freeze cost: the calibrations of the all-at-once freeze
+and two held-out CE passes, no fine-tune): two fine-tunes of QUICK_STEPS steps under the quick budget
+(forward + backward + AdamW over all weights on 4 x seq_len tokens each: linear in layers x tokens), with
+QUICK_STEPS cut to max(MIN_QUICK_STEPS, QUICK_STEP_PARAMS / n_params) on models above 20M parameters (6
+on a 135M model), plus one calibration forward per freezing event, stopped at its deepest norm, twice
 (all at once, then during the fine-tune): the norms are frozen in at most 2 x budget.max_layers + 1
-groups (one norm per group on models with at most max_layers blocks), which keeps the calibrations
-linear in depth; plus four held-out CE passes. At the 12-layer 135M shape: 84 CPU s (105 before the
-calibrations stopped at their norm).
+groups (one norm per group on models with at most max_layers blocks), which keeps the calibrations linear
+in depth; plus four held-out CE passes. At the 12-layer 135M shape: 84 CPU s (105 before the calibrations
+stopped at their norm).
 
 Numerical safety (real models reach first-token residual norms of ~24,000; a gated MLP without a norm
 squares whatever excess a token carries at every block): each norm is frozen to a scale per position
@@ -34,11 +35,12 @@ import math
 
 from mechscope.claims.base import Budget, Measurement
 from mechscope.data.text import eval_token_batches
-from mechscope.lens.norm_removal import NormRemovalConfig, remove_norms
+from mechscope.lens.norm_removal import NormRemovalConfig, freeze_cost, remove_norms
 
 ID = "C16"
 NULL = "twin"
 READS = ("gap", "freeze_cost", "overflow_norm_free", "overflow_frozen_untrained")
+NULL_READS = ("freeze_cost", "overflow_frozen_untrained")
 QUICK_STEPS = 25   # each of the two fine-tunes under the quick budget (batches of 4 sequences)
 QUICK_STEP_PARAMS, MIN_QUICK_STEPS = 5e8, 6   # quick: steps x parameters capped (all 25 steps up to 20M params)
 LR_WIDTH = 128     # Adam's step is scaled by min(1, LR_WIDTH / d_model): wide models take smaller steps
@@ -77,6 +79,9 @@ def measure(model, budget: Budget) -> Measurement:
     train = list(eval_token_batches(model, n_sequences=2 * budget.n_sequences, seed=budget.seed + 1, **common))
     held_out = list(eval_token_batches(model, n_sequences=budget.n_sequences, seed=budget.seed, **common))
     groups = None if budget.max_layers is None else 2 * budget.max_layers + 1
+    if not budget.reads_any("gap", "overflow_norm_free"):   # the twin: what freezing costs, no fine-tune
+        return _freeze_cost_only(model, train, held_out, NormRemovalConfig(
+            seed=budget.seed, calibration_batches=1 if quick else 2, groups=groups))
     r = remove_norms(model, train, held_out, NormRemovalConfig(steps=steps, seed=budget.seed, lr=lr,
                                                                   calibration_batches=1 if quick else 2, groups=groups))
     skipped = sum(not math.isfinite(x) for x in r.losses_norm_free)
@@ -103,3 +108,17 @@ def measure(model, budget: Budget) -> Measurement:
                 "steps, data and learning rate. CE on held-out text."),
         figures=[r.figure()],
     )
+
+
+def _freeze_cost_only(model, train, held_out, cfg: NormRemovalConfig) -> Measurement:
+    """The readings before any fine-tuning, for a run that reads none of the fine-tunes' (the twin's)."""
+    f = freeze_cost(model, train, held_out, cfg)
+    cost = f.ce_frozen_untrained - f.ce_original
+    return Measurement(
+        metrics={"ce_original": _finite(f.ce_original), "ce_frozen_untrained": _finite(f.ce_frozen_untrained),
+                 "freeze_cost": _finite(cost), **{f"overflow_{k}": round(v, 4) for k, v in f.overflow.items()}},
+        key_metric="freeze_cost",
+        evidence=(f"Held-out CE: original {f.ce_original:.3f}, all norms frozen without fine-tuning "
+                  f"{f.ce_frozen_untrained:.3f} nats (freeze cost {cost:+.3f}). No fine-tune was run: this run "
+                  "reads only what freezing costs."),
+        method="Every norm frozen at its average divisor per position, measured just before; CE on held-out text.")

@@ -19,6 +19,7 @@ from mechscope.geometry.dilution import norm_dilution
 ID = "C17"
 NULL = "twin"
 READS = ("final_share", "final_retained", "final_norm_ratio")
+NULL_READS = ("final_share",)
 SHARE_MARGIN = 0.2   # the model's final share must sit this far below the twin's
 RULE = ("direction u = the embedding at each token: supported if after the last block its share of the "
         "stream <r,u>/‖r‖ is ≤ 0.5, the norm has grown ≥ 1.5× and the component along u is still ≥ 50% "

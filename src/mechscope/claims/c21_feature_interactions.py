@@ -37,6 +37,7 @@ from mechscope.graphs.sparsity import interaction_sparsity
 ID = "C21"
 NULL = "twin"
 READS = ("edges_80_per_node", "median_out_degree", "completeness_score")
+NULL_READS = ("edges_80_per_node",)
 
 DENSE_EDGES, SPARSE_EDGES = 3.0, 1.5
 MIN_OUT_DEGREE, MIN_COMPLETENESS = 2.0, 0.5

@@ -15,8 +15,9 @@ A claim's work is counted in three units, each priced by timing the loaded model
   on cached data; their arithmetic is in flops), priced at one timed Adam step of a small autoencoder,
   so they do not grow with the model the way a forward call does.
 
-A claim module may define ``cost(cfg, budget) -> Cost`` (its own cost model, per model run; the twin
-doubles it when NULL == "twin"); otherwise the table below holds it. The table's constants are the
+A claim module may define ``cost(cfg, budget) -> Cost`` (its own cost model, per model run; when NULL ==
+"twin" the twin's run is priced under the budget that reads only NULL_READS, `base.null_budget`);
+otherwise the table below holds it. The table's constants are the
 counts of forwards and tokens measured on organism:tiny-gpt2 (4 layers) under the quick budget,
 scaled by the budget knobs and model sizes each claim's work grows with (its docstring's "Cost:").
 Estimates are approximate: on organism:tiny-gpt2 the total is within a factor of 3 of the time taken
@@ -36,7 +37,7 @@ import time
 from collections.abc import Callable
 from types import SimpleNamespace
 
-from mechscope.claims.base import NULL_TWIN, Budget
+from mechscope.claims.base import NULL_TWIN, Budget, null_budget
 
 REFERENCE_PROMPTS, REFERENCE_TOKENS, REFERENCE_HEADS = 32, 16 * 64, 16   # tiny-gpt2 under quick
 
@@ -158,8 +159,9 @@ def estimate(model, specs, budget: Budget, calibration: Calibration | None = Non
         if cost is None:
             per_claim[spec.id] = 0.0
             continue
-        runs = 2 if str(getattr(spec.module, "NULL", "")) == NULL_TWIN else 1
-        seconds = runs * cal.seconds(cost)
+        seconds = cal.seconds(cost)
+        if str(getattr(spec.module, "NULL", "")) == NULL_TWIN:   # the twin's run reads only NULL_READS
+            seconds += cal.seconds(claim_cost(spec, model.cfg, null_budget(spec.module, budget)))
         per_claim[spec.id] = seconds if math.isfinite(seconds) else 0.0
     return Estimate(per_claim=per_claim, calibration=cal)
 
@@ -262,6 +264,8 @@ def _head_circuit(cfg, b, module):
     else:
         exact = heads
     p, n = PROMPT_TOKENS[module.ID], b.n_prompts / 2
+    if not b.reads_any("faithfulness", "n_layers_important"):   # the twin's run: the first prompts' baseline
+        return Cost(block_tokens=2 * FIRST_PROMPTS * p, calls=4)
     baseline = 2 * (2 * FIRST_PROMPTS if b.max_layers is not None else 256) * p
     return Cost(block_tokens=baseline + exact * n * p / 2 + (3 * n * p if screened else 0) + 4 * n * p,
                 calls=exact + 20)
@@ -276,6 +280,8 @@ def _c14(cfg, b, module):
     facts, p, half = min(b.n_prompts, 16), 10, 0.5
     rewrites = size.max_rewrites or max(3, b.n_prompts // 6)
     trace = facts * len(size.kinds) * cfg.n_layers * 4 * size.n_samples * p * half
+    if not b.reads_any("rome_efficacy", "rome_neighbourhood", "recall"):   # the twin's run: the traces
+        return Cost(block_tokens=trace, calls=facts * len(size.kinds))
     edit = rewrites * 20 * (size.n_prefixes + 2) * p * 3 * half
     covariance = size.cov_sequences * b.n_sequences * b.seq_len * half
     return Cost(block_tokens=trace + edit + covariance, calls=3 * rewrites * 20 + facts * (len(size.kinds) + 4))
@@ -294,6 +300,8 @@ def _c18(cfg, b, module):
 
 def _c16(cfg, b, module):
     k = _knobs(cfg, b)
+    if not b.reads_any("gap", "overflow_norm_free"):   # the twin's run: the freeze cost, no fine-tune
+        return Cost(tokens=4 * k["T"], calls=10 * k["Lb"])
     steps = b.train_steps
     if b.name == "quick":
         steps = max(getattr(module, "MIN_QUICK_STEPS", 6),

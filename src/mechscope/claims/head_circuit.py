@@ -11,6 +11,9 @@
    patches of the EXACT_MARGIN x circuit-size heads it ranks highest, at most budget.exact_heads),
    and the `fraction` of heads with the largest effect form the circuit.
 4. Its faithfulness (every other head mean-ablated) is measured on the held-out half.
+
+A run that reads none of the circuit's metrics (the null twin, whose rule reads only the logit
+diff: budget.reads) takes `baseline_only`: step 1 on FIRST_PROMPTS prompts, no circuit.
 """
 
 from __future__ import annotations
@@ -20,10 +23,11 @@ import math
 
 import torch
 
+from mechscope.claims.base import Measurement
 from mechscope.patching.ablation import Faithfulness, circuit_faithfulness
 from mechscope.patching.screened import HeadScreen, head_effects
 from mechscope.progress import progress
-from mechscope.stats import bootstrap_ci
+from mechscope.stats import bootstrap_ci, rounded_ci
 from mechscope.tasks.answer import answer_logits
 from mechscope.tasks.base import Task, TaskBaseline
 
@@ -99,3 +103,23 @@ def choose_and_score(model, every: Task, budget, direction: str, fraction: float
         faithfulness = circuit_faithfulness(model, held_out, circuit)
         bar.update(1)
     return HeadCircuit(baseline, task, select, held_out, screen, circuit, faithfulness, n_heads)
+
+
+def baseline_metrics(base: TaskBaseline, corrupt_key: str, seed: int) -> dict:
+    """The behaviour's readings that every run of a head-circuit claim reports."""
+    return {"logit_diff": base.logit_diff, "logit_diff_ci95": rounded_ci(base.clean_per_prompt, seed=seed),
+            "accuracy": base.accuracy, "top1_accuracy": base.top1_accuracy, corrupt_key: base.corrupt_metric,
+            "n_prompts": base.n_prompts}
+
+
+def baseline_only(model, every: Task, budget, corrupt_key: str) -> Measurement:
+    """The behaviour on the first FIRST_PROMPTS prompts of `every`, without a circuit: for a run whose
+    caller reads only the logit diff (the null twin's), which the circuit search would cost ~20x."""
+    base = settled_baseline(model, every, {}, budget)
+    metrics = baseline_metrics(base, corrupt_key, budget.seed)
+    return Measurement(
+        metrics=metrics, key_metric="logit_diff",
+        evidence=(f"On {base.n_prompts} {every.name} prompts the mean logit diff is {base.logit_diff:.2f} with "
+                  f"{base.accuracy:.0%} of prompts correct. No circuit was searched: this run reads only "
+                  f"{', '.join(budget.reads or ())}."),
+        method=f"{every.name} prompts, two forwards each (clean and corrupt), answer position only.")

@@ -7,9 +7,9 @@ For each claim the runner:
 
 1. seeds everything with budget.seed and calls measure(model, budget);
 2. when NULL == "twin", builds the null twin once per run (claims/null_twin.py), seeds again and
-   calls measure(twin, budget);
-3. checks every number under READS, in the model's metrics and the twin's: one that is missing or
-   not finite gives "error" with the reason, and the rule is not applied;
+   calls measure(twin, budget) with budget.reads = NULL_READS (the claim may skip the rest);
+3. checks every number under READS in the model's metrics and under NULL_READS in the twin's: one
+   that is missing or not finite gives "error" with the reason, and the rule is not applied;
 4. otherwise calls verdict(metrics, null_metrics).
 
 A claim that raises yields an "error" result with its message and the others still run; one that
@@ -41,6 +41,8 @@ from mechscope.claims.base import (
     Budget,
     ClaimResult,
     Measurement,
+    null_budget,
+    null_reads_of,
     unreadable,
 )
 from mechscope.claims.catalogue import BY_ID, CATALOGUE, CatalogueEntry
@@ -114,6 +116,9 @@ def contract_problem(module: ModuleType, claim_id: str) -> str | None:
     reads = getattr(module, "READS", None)
     if not isinstance(reads, tuple) or not all(isinstance(r, str) for r in reads):
         return "READS must be a tuple of metric names"
+    null_reads = getattr(module, "NULL_READS", reads)
+    if not isinstance(null_reads, tuple) or not set(null_reads) <= set(reads):
+        return "NULL_READS must be a tuple of names from READS"
     if not module.RULE.strip() or not module.NULL.strip():
         return "RULE and NULL must say something"
     for name in ("SLUG", "TITLE", "REFERENCE"):
@@ -287,8 +292,9 @@ def _measure_twin(module: ModuleType, budget: Budget, twins: NullTwin, result: C
     """Measure the claim on the null twin into `result`; the problems that block the verdict."""
     seed_everything(budget.seed)
     start = time.perf_counter()
+    null_reads = null_reads_of(module)
     try:
-        twin_measured = module.measure(twins.get(), budget)
+        twin_measured = module.measure(twins.get(), null_budget(module, budget))
     except Exception as err:  # noqa: BLE001 - no null, no verdict
         result.error = f"the null twin could not be measured: {_describe(err)}"
         return ["null twin"]
@@ -297,7 +303,8 @@ def _measure_twin(module: ModuleType, budget: Budget, twins: NullTwin, result: C
         result.null_seconds = time.perf_counter() - start
     result.null_metrics = twin_measured.metrics
     result.null_value = twin_measured.metrics.get(result.key_metric)
-    return [f"null twin {p}" for p in unreadable(twin_measured.metrics, module.READS)]
+    return [f"null twin {p}" for p in unreadable(twin_measured.metrics, null_reads)]
+
 
 
 def _non_finite_weights(model) -> str | None:
@@ -353,4 +360,3 @@ def _entry_from_module(module: ModuleType, name: str) -> CatalogueEntry:
         getattr(module, "EXPERIMENT", (module.__doc__ or "").strip().split("\n\n")[0]),
         getattr(module, "READS", ""), getattr(module, "REFERENCE", ""),
     )
-

@@ -195,6 +195,44 @@ def _fine_tune(model, batches, cfg: NormRemovalConfig, schedule: dict[int, list[
     return losses
 
 
+@dataclasses.dataclass
+class FreezeCost:
+    """Held-out CE (nats) of the model as given and with every norm frozen at once, before any
+    fine-tuning; overflow: the share of held-out predictions whose logits were not finite, by model
+    ("original", "frozen_untrained")."""
+
+    ce_original: float
+    ce_frozen_untrained: float
+    overflow: dict[str, float]
+
+
+def freeze_cost(model, train_tokens: torch.Tensor | Iterable[torch.Tensor],
+                eval_tokens: torch.Tensor | Iterable[torch.Tensor], cfg: NormRemovalConfig | None = None) -> FreezeCost:
+    """What freezing every norm costs without fine-tuning (the first half of `remove_norms`'s readings,
+    at one calibration pass per group and four held-out passes' cost, no training). The weights are not
+    changed."""
+    cfg = cfg or NormRemovalConfig()
+    train, held_out = _batches(model, train_tokens, eval_tokens)
+    return _freeze_cost(model, train, held_out, cfg, freezing_groups(removal_order(model), cfg.groups))
+
+
+def _batches(model, train_tokens, eval_tokens) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    train = [b.to(model.device) for b in token_batches(train_tokens)]
+    held_out = [b.to(model.device) for b in token_batches(eval_tokens)]
+    if not train or not held_out:
+        raise InputError("norm removal needs training and evaluation tokens")
+    return train, held_out
+
+
+def _freeze_cost(model, train, held_out, cfg: NormRemovalConfig, groups: list[list[str]]) -> FreezeCost:
+    overflow = {}
+    ce_original, overflow["original"] = held_out_ce(model, held_out)
+    all_at_once = FrozenNorms()
+    freeze_in_order(model, groups, train[:cfg.calibration_batches], all_at_once)
+    ce_frozen_untrained, overflow["frozen_untrained"] = held_out_ce(model, held_out, all_at_once)
+    return FreezeCost(ce_original, ce_frozen_untrained, overflow)
+
+
 def remove_norms(model, train_tokens: torch.Tensor | Iterable[torch.Tensor],
                  eval_tokens: torch.Tensor | Iterable[torch.Tensor], cfg: NormRemovalConfig | None = None,
                  out_dir: str | Path | None = None) -> NormRemovalResult:
@@ -204,10 +242,7 @@ def remove_norms(model, train_tokens: torch.Tensor | Iterable[torch.Tensor],
     is saved there (HF checkpoint + frozen_norms.json; load it with `load_norm_free`).
     """
     cfg = cfg or NormRemovalConfig()
-    train = [b.to(model.device) for b in token_batches(train_tokens)]
-    held_out = [b.to(model.device) for b in token_batches(eval_tokens)]
-    if not train or not held_out:
-        raise InputError("norm removal needs training and evaluation tokens")
+    train, held_out = _batches(model, train_tokens, eval_tokens)
     order = removal_order(model)
     groups = freezing_groups(order, cfg.groups)
     removal_steps = max(1, int(cfg.steps * cfg.removal_fraction))
@@ -217,11 +252,8 @@ def remove_norms(model, train_tokens: torch.Tensor | Iterable[torch.Tensor],
     original = {k: v.detach().clone() for k, v in model.hf_model.state_dict().items()}
     torch.manual_seed(cfg.seed)
     try:
-        overflow = {}
-        ce_original, overflow["original"] = held_out_ce(model, held_out)
-        all_at_once = FrozenNorms()
-        freeze_in_order(model, groups, train[:cfg.calibration_batches], all_at_once)
-        ce_frozen_untrained, overflow["frozen_untrained"] = held_out_ce(model, held_out, all_at_once)
+        before = _freeze_cost(model, train, held_out, cfg, groups)
+        overflow = dict(before.overflow)
 
         frozen = FrozenNorms()
         losses_free = _fine_tune(model, train, cfg, schedule, frozen, "norm removal")
@@ -237,7 +269,7 @@ def remove_norms(model, train_tokens: torch.Tensor | Iterable[torch.Tensor],
     finally:
         model.hf_model.load_state_dict(original)
     return NormRemovalResult(
-        ce_original=ce_original, ce_frozen_untrained=ce_frozen_untrained, ce_control=ce_control,
+        ce_original=before.ce_original, ce_frozen_untrained=before.ce_frozen_untrained, ce_control=ce_control,
         ce_norm_free=ce_free, steps=cfg.steps, sites=order, scales=frozen.to_dict(),
         losses_norm_free=losses_free, losses_control=losses_control, checkpoint=checkpoint, overflow=overflow,
     )

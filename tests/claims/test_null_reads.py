@@ -1,0 +1,106 @@
+"""The null twin is measured for what the rule reads from it (NULL_READS), and the claims that skip work
+there read the same numbers as a run that does all of it."""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+
+import pytest
+
+from mechscope.claims.base import Budget, Measurement, null_budget, null_reads_of
+from mechscope.claims.catalogue import BY_ID
+from mechscope.claims.registry import ClaimSpec, NullTwin, run_one
+
+
+class _Model:
+    def __init__(self, value):
+        self.value = value
+
+
+def _claim(calls: list):
+    module = types.ModuleType("c07_fake")
+
+    def measure(model, budget):
+        calls.append((model.value, budget.reads))
+        metrics = {"value": float(model.value)}
+        if budget.reads_any("costly"):
+            metrics["costly"] = float("nan") if model.value == 0 else 1.0
+        return Measurement(metrics, key_metric="value")
+
+    module.__dict__.update(ID="C07", NULL="twin", READS=("value", "costly"), NULL_READS=("value",), RULE="r",
+                           measure=measure,
+                           verdict=lambda m, null: "supported" if m["value"] >= null["value"] + 1 else "not supported")
+    return module
+
+
+def test_the_twin_is_measured_for_null_reads_and_checked_only_there():
+    calls = []
+    module = _claim(calls)
+    result = run_one(_Model(2), ClaimSpec(BY_ID["C07"], module=module), Budget(), NullTwin(_Model(2), _Model(0)))
+    assert calls == [(2, None), (0, ("value",))]
+    assert result.verdict == "supported", result.error   # the twin's unread metric was never asked for
+    assert result.null_metrics == {"value": 0.0}
+
+
+def test_a_twin_that_misses_what_the_rule_reads_is_an_error():
+    calls = []
+    module = _claim(calls)
+    module.NULL_READS = ("value", "costly")   # now the twin must give "costly", and its NaN blocks the verdict
+    result = run_one(_Model(2), ClaimSpec(BY_ID["C07"], module=module), Budget(), NullTwin(_Model(2), _Model(0)))
+    assert calls[1] == (0, ("value", "costly"))
+    assert result.verdict == "error" and "null twin costly" in result.error
+
+
+def test_reads_any():
+    assert Budget().reads_any("x")
+    assert Budget(reads=("x",)).reads_any("y", "x")
+    assert not Budget(reads=("x",)).reads_any("y")
+    assert not Budget(reads=()).reads_any("x")
+
+
+@pytest.fixture(scope="module")
+def organism():
+    import mechscope
+
+    return mechscope.load("organism:tiny-gpt2", device="cpu")
+
+
+@pytest.fixture(scope="module")
+def twin(organism):
+    from mechscope.claims.null_twin import build_null_twin
+
+    return build_null_twin(organism)
+
+
+@pytest.mark.parametrize("claim_id", ["C12", "C14", "C16"])
+def test_the_twin_run_reads_what_the_whole_run_reads(claim_id, twin):
+    """C12 (no refinement), C14 (no edits) and C16 (no fine-tunes) skip work on the twin's run: the numbers
+    the rule reads from the null equal those of the whole experiment on the same model."""
+    from mechscope.claims.registry import discover, seed_everything
+
+    module = next(s.module for s in discover() if s.id == claim_id)
+    model = twin
+    budget = dataclasses.replace(Budget.named("quick"), max_layers=2)   # C12 samples layers, so it could refine
+    seed_everything(budget.seed)
+    whole = module.measure(model, budget).metrics
+    seed_everything(budget.seed)
+    part = module.measure(model, null_budget(module, budget)).metrics
+    for key in null_reads_of(module):
+        assert part[key] == pytest.approx(whole[key], rel=1e-5, abs=1e-6), key
+    if claim_id != "C12":   # C12 refines only when the gap is large, which a twin's is not
+        assert len(part) < len(whole)   # it did skip something
+
+
+@pytest.mark.parametrize("claim_id", ["C10", "C11"])
+def test_head_circuit_claims_read_only_the_baseline_on_the_twin(claim_id, twin):
+    from mechscope.claims.head_circuit import FIRST_PROMPTS
+    from mechscope.claims.registry import discover
+
+    module = next(s.module for s in discover() if s.id == claim_id)
+    budget = null_budget(module, Budget.named("quick"))
+    metrics = module.measure(twin, budget).metrics
+    assert metrics["n_prompts"] == FIRST_PROMPTS and "faithfulness" not in metrics
+    whole = module.measure(twin, Budget.named("quick")).metrics
+    if whole["n_prompts"] == FIRST_PROMPTS:   # the same prompts: the same logit diff
+        assert metrics["logit_diff"] == pytest.approx(whole["logit_diff"], rel=1e-6)
