@@ -26,6 +26,18 @@ def test_c21_rule_thresholds():
     assert c21.verdict(_m(5.0), None) == "inconclusive"
 
 
+def test_c21_training_stops_growing_with_depth_under_quick():
+    from mechscope.claims.base import Budget
+
+    quick, full = Budget.named("quick"), Budget.named("full")
+    assert c21.layer_steps(4, quick) == c21.layer_steps(quick.max_layers, quick) == quick.train_steps
+    for layers in (12, 30):
+        steps = c21.layer_steps(layers, quick)
+        assert steps < quick.train_steps and layers * steps <= quick.max_layers * quick.train_steps
+        assert c21.layer_steps(layers, full) == full.train_steps
+    assert c21.layer_steps(1000, quick) == c21.MIN_LAYER_STEPS
+
+
 @pytest.mark.slow
 def test_c21_measures_the_default_organism():
     import mechscope

@@ -175,7 +175,7 @@ def induction_sweep(model, spans: tuple[int, ...] = (8, 16, 32), n_rows: int = 1
     base = float(second[best].mean())
     drop = float(drops[best])
     shares = [_share(model, rows, z_means[best], [head], base, drop) for head in candidates]
-    joint = _share(model, rows, z_means[best], candidates, base, drop)
+    joint = _share(model, rows, z_means[best], candidates, base, drop) if candidates else float("nan")
     return InductionSweep(spans=list(spans), first_loss=first, second_loss=second, lag_scores=lag_scores,
                           previous_token=torch.stack(previous), best_span=spans[best], candidates=candidates, candidate_lags=lags,
                           ablation_share=shares, joint_ablation_share=joint, max_prefix=max_prefix)

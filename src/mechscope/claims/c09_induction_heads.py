@@ -11,7 +11,8 @@ heads with the strongest lagged-induction attention and keep the one that undoes
 the head that actually carries the copying, lagged or not.
 
 Null: the same experiment on the re-initialised twin (no copying, attention near uniform).
-Cost: three forward passes with attention patterns and seven ablation passes, on the model and the twin.
+Cost: three forward passes with attention patterns and seven ablation passes on the model; the three
+forwards only on the twin, whose loss drop and prefix-matching score are all the rule reads from it.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ STRONG_DROP, WEAK_DROP = 1.0, 0.2     # nats, first -> second copy, at the best 
 DROP_MARGIN, SCORE_MARGIN = 0.5, 0.2  # over the twin
 JOINT_SHARE = 0.2                     # share of the drop the candidate heads together must carry
 SHIFT_SHARE = 0.1                     # a shifted circuit is named when its heads carry this much
+CANDIDATES = 6                        # heads mean-ablated, one at a time and together
 RULE = (f"supported if the loss drops by ≥ {STRONG_DROP} nats on the second copy (and by ≥ {DROP_MARGIN} more than "
         f"on the twin), some head keeps a prefix-matching score ≥ {STRONG_SCORE} at every span length (and "
         f"≥ {SCORE_MARGIN} above the twin's best), mean-ablating the six heads with the strongest lagged-induction "
@@ -54,19 +56,17 @@ def verdict(metrics: dict, null: dict | None) -> str:
 
 
 def measure(model, budget: Budget) -> Measurement:
-    sweep = induction_sweep(model, n_rows=budget.n_sequences, seed=budget.seed)
+    ablate = budget.reads_any("candidates_joint_share", "copying_head_lag")   # not on the twin's run
+    sweep = induction_sweep(model, n_rows=budget.n_sequences, seed=budget.seed,
+                            n_candidates=CANDIDATES if ablate else 0)
     best = sweep.spans.index(sweep.best_span)
     lag1 = sweep.induction_scores(1)                              # [spans L H]
     min_over_spans = lag1.min(0).values                           # [L H]
     steady = divmod(int(min_over_spans.flatten().argmax()), lag1.shape[2])
-    pick = max(range(len(sweep.candidates)), key=lambda i: sweep.ablation_share[i])
-    head, lag, share = sweep.candidates[pick], sweep.candidate_lags[pick], sweep.ablation_share[pick]
-    head_lag1 = float(lag1[best, head[0], head[1]])
     per_row_drop = sweep.first_loss[best] - sweep.second_loss[best]
     duplicate = sweep.lag_scores[best, 0].flatten().max()  # lag 0: the earlier occurrence itself
     previous = sweep.previous_token[best]
     prev_head = divmod(int(previous.flatten().argmax()), previous.shape[1])
-    name = f"{head[0]}.{head[1]}"
     metrics = {
         "loss_drop": round(sweep.drop[best], 4), "loss_drop_ci95": rounded_ci(per_row_drop, seed=budget.seed),
         "best_span": sweep.best_span, "spans": sweep.spans,
@@ -76,18 +76,31 @@ def measure(model, budget: Budget) -> Measurement:
         "min_span_prefix_matching": round(float(min_over_spans.max()), 4),
         "steadiest_induction_head": f"{steady[0]}.{steady[1]}",
         "max_lagged_score": round(float(sweep.lag_scores[best, 1:].max()), 4),
-        "copying_head": name, "copying_head_lag": lag, "copying_head_share": round(share, 4),
-        "copying_head_prefix_matching": round(head_lag1, 4),
-        "candidate_heads": {f"{a}.{b}": {"lag": d, "share_of_drop": round(s, 4)}
-                            for (a, b), d, s in zip(sweep.candidates, sweep.candidate_lags, sweep.ablation_share,
-                                                    strict=True)},
-        "candidates_joint_share": round(sweep.joint_ablation_share, 4),
         "max_duplicate_token_score": round(float(duplicate), 4),
         "max_previous_token_score": round(float(previous.max()), 4),
         "top_previous_token_head": f"{prev_head[0]}.{prev_head[1]}",
         "n_rows": budget.n_sequences, "max_prefix": sweep.max_prefix,
     }
     curve = ", ".join(f"{n}: {r:.2f}" for n, r in zip(sweep.spans, sweep.ratio, strict=True))
+    if not sweep.candidates:
+        return Measurement(
+            metrics=metrics, key_metric="loss_drop", figures=[sweep.figure()],
+            evidence=(f"Second-copy / first-copy loss by span length: {curve}; at span {sweep.best_span} the loss "
+                      f"drops {sweep.drop[best]:.2f} nats; the best prefix-matching head scores "
+                      f"{metrics['max_prefix_matching']:.2f}. No head was ablated: this run reads only "
+                      f"{', '.join(budget.reads or ())}."),
+            method="The span sweep's loss and attention readings (module docstring), without the ablations.")
+    pick = max(range(len(sweep.candidates)), key=lambda i: sweep.ablation_share[i])
+    head, lag, share = sweep.candidates[pick], sweep.candidate_lags[pick], sweep.ablation_share[pick]
+    name = f"{head[0]}.{head[1]}"
+    metrics.update({
+        "copying_head": name, "copying_head_lag": lag, "copying_head_share": round(share, 4),
+        "copying_head_prefix_matching": round(float(lag1[best, head[0], head[1]]), 4),
+        "candidate_heads": {f"{a}.{b}": {"lag": d, "share_of_drop": round(s, 4)}
+                            for (a, b), d, s in zip(sweep.candidates, sweep.candidate_lags, sweep.ablation_share,
+                                                    strict=True)},
+        "candidates_joint_share": round(sweep.joint_ablation_share, 4),
+    })
     evidence = (f"Second-copy / first-copy loss by span length: {curve} (1 = no copying); at span {sweep.best_span} "
                 f"the loss drops {sweep.drop[best]:.2f} nats. The best prefix-matching head scores "
                 f"{metrics['max_prefix_matching']:.2f} (steadiest over span lengths: "

@@ -17,7 +17,7 @@ coarseness, or the direct input -> logits path alone, as a circuit.
 Cost per task, on half the budget's prompts: 1 corrupt + 5 forward/backward passes (EAP-IG), about 20 circuit evaluations
 stacked several per forward for each of the two curves (the mean-ablation curve ranks edges by the
 same patching scores; reported, not read, so the quick budget drops it on models deeper than
-budget.max_layers); twice (model and twin). Measured on a random GPT-2-small shape (12 x 12 heads,
+budget.max_layers, and the twin's run drops it always); twice (model and twin). Measured on a random GPT-2-small shape (12 x 12 heads,
 16 IOI prompts, 1 thread): 62 CPU s per task with both curves, most of it the curves' forwards.
 """
 
@@ -77,11 +77,17 @@ def _task_metrics(model, task, with_mean_ablation: bool = True) -> tuple[dict, l
     return out, [patched.figure(), scores.figure()]
 
 
+def with_mean_curve(n_layers: int, budget: Budget) -> bool:
+    """Whether the mean-ablation curve runs. It is reported, not read by the rule: the quick budget skips
+    it on models deeper than budget.max_layers (half of the claim's cost there), and so does the twin's run
+    (budget.reads); the organisms' own runs keep it."""
+    deep_quick = budget.name == "quick" and budget.max_layers is not None and n_layers > budget.max_layers
+    return not deep_quick and budget.reads_any("mean_ablation_edges_for_80", "mean_ablation_cpr")
+
+
 def measure(model, budget: Budget) -> Measurement:
     per_task, figures, skipped = {}, [], {}
-    # the mean-ablation curve is reported, not read by the rule: the quick budget skips it on models deeper
-    # than budget.max_layers (half of the claim's cost there); the organisms run it as before
-    mean_curve = budget.name != "quick" or budget.max_layers is None or model.cfg.n_layers <= budget.max_layers
+    mean_curve = with_mean_curve(model.cfg.n_layers, budget)
     for name in progress(TASKS, desc="C13 circuits by task"):
         try:
             task = get_task(model, name, n_prompts=max(8, budget.n_prompts // 2), seed=budget.seed)

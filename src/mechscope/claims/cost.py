@@ -241,7 +241,8 @@ def _c21(cfg, b, module):
     tokens = module.PROMPT_TOKENS
     active = TranscoderRun().k_for(cfg.d_model) * tokens * cfg.n_layers
     rows = (active if b.max_graph_features is None else min(active, b.max_graph_features)) + 10
-    train = _sae(k["L"], 9, 3.5, width=latents / cfg.d_model)(cfg, b, module)
+    train = _sae(k["L"] * module.layer_steps(cfg.n_layers, b) / b.train_steps, 9, 3.5,
+                 width=latents / cfg.d_model)(cfg, b, module)
     return dataclasses.replace(train, tokens=train.tokens + module.n_graphs_for(b) * tokens * (64 + 3 * rows))
 
 
@@ -287,6 +288,19 @@ def _c14(cfg, b, module):
     return Cost(block_tokens=trace + edit + covariance, calls=3 * rewrites * 20 + facts * (len(size.kinds) + 4))
 
 
+def _c09(cfg, b, module):
+    """Three span sweeps (~2,200 tokens at 16 rows) and seven ablation passes over the best span's rows;
+    the twin's run skips the ablations."""
+    ablate = b.reads_any("candidates_joint_share", "copying_head_lag")
+    return Cost(tokens=(8096 if ablate else 2200) * b.n_sequences / 16, calls=60 if ablate else 6)
+
+
+def _c13(cfg, b, module):
+    """Measured on organism:tiny-gpt2 with both curves; the mean-ablation curve is about half the work."""
+    with_mean = module.with_mean_curve(cfg.n_layers, b) if hasattr(module, "with_mean_curve") else True
+    return Cost(tokens=62400 * _knobs(cfg, b)["P"] * (1 if with_mean else 0.5), calls=250)
+
+
 def _c18(cfg, b, module):
     """claims/c18_stages.py: B = budget.layers blocks deleted (and B - 1 pairs swapped within max_layers),
     each run from the edited block on (half the depth on average) plus the unembedding of its tokens;
@@ -320,11 +334,11 @@ COSTS: dict[str, _Rule] = {
     "C06": lambda c, b, m: Cost(tokens=1120, calls=160),
     "C07": lambda c, b, m: Cost(block_tokens=14210 * _knobs(c, b)["Lb"] / 8, calls=600),
     "C08": lambda c, b, m: Cost(steps=1500 if b.name == "quick" else 4000 + 10_000),
-    "C09": lambda c, b, m: Cost(tokens=8096 * b.n_sequences / 16, calls=60),
+    "C09": _c09,
     "C10": _head_circuit,
     "C11": _head_circuit,
     "C12": lambda c, b, m: Cost(tokens=960 * _knobs(c, b)["Lb"] / 4 * min(b.n_prompts, 16) / 16, calls=5),
-    "C13": lambda c, b, m: Cost(tokens=62400 * _knobs(c, b)["P"], calls=250),
+    "C13": _c13,
     "C14": _c14,
     "C15": _sae(2, 12, 0.5, width=4.0),
     "C16": _c16,
