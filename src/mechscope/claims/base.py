@@ -117,6 +117,9 @@ class Measurement:
         interval as metrics[f"{name}_ci95"] = [low, high] (mechscope.stats.bootstrap_ci).
     key_metric: the metric shown in the summary table, with the null's value beside it.
     null_key: for a claim whose NULL is a sentence: the metric holding the null's value of key_metric.
+    unmeasured: keys of READS the experiment did not measure because the rule is decided without them
+        (no behaviour, so no circuit to search); they are absent from metrics, and a verdict() that reads
+        one gives "error", so skipping work can never decide a verdict.
     """
 
     metrics: dict[str, Any]
@@ -125,6 +128,7 @@ class Measurement:
     method: str = ""
     figures: list = dataclasses.field(default_factory=list)
     null_key: str | None = None
+    unmeasured: tuple[str, ...] = ()
 
 
 def non_finite(value: Any) -> bool:

@@ -24,7 +24,7 @@ prompts) and ~75 CPU s of exact patching, the screen and the faithfulness run ~1
 from __future__ import annotations
 
 from mechscope.claims.base import Budget, Measurement
-from mechscope.claims.head_circuit import baseline_metrics, baseline_only, choose_and_score
+from mechscope.claims.head_circuit import baseline_metrics, baseline_only, choose_and_score, settled_baseline
 from mechscope.tasks.docstring import docstring_task
 
 ID = "C11"
@@ -35,6 +35,7 @@ NULL_READS = ("logit_diff",)
 CIRCUIT_FRACTION, IMPORTANT = 0.15, 0.10
 BASELINE_PROMPTS = 256   # accuracy near a threshold needs many prompts to read the same under every seed
 MIN_ACCURACY, MIN_FAITHFUL, DIFF_MARGIN = 0.8, 0.6, 1.0
+NO_BEHAVIOUR = 0.6   # below this accuracy the rule says "not supported" and no circuit is searched
 RULE = (f"accuracy: the answer's logit above the next undocumented argument's (a name in the prompt). Supported "
         f"if accuracy >= {MIN_ACCURACY:.0%}, the mean logit diff is >= {DIFF_MARGIN} above the re-initialised twin's, "
         f"the top {CIRCUIT_FRACTION:.0%} of heads (chosen on half of the prompts) keep >= {MIN_FAITHFUL:.0%} of the "
@@ -45,7 +46,7 @@ RULE = (f"accuracy: the answer's logit above the next undocumented argument's (a
 
 def verdict(metrics: dict, null: dict | None) -> str:
     accuracy = metrics["accuracy"]
-    if accuracy < 0.6:
+    if accuracy < NO_BEHAVIOUR:
         return "not supported"
     if metrics["n_layers_important"] == 1 and accuracy >= MIN_ACCURACY:
         return "not supported"
@@ -60,7 +61,13 @@ def measure(model, budget: Budget) -> Measurement:
     every = docstring_task(model, n_prompts=max(BASELINE_PROMPTS, budget.n_prompts), seed=budget.seed, wrong="signature")
     if not budget.reads_any("faithfulness", "n_layers_important"):   # the twin: its logit diff only
         return baseline_only(model, every, budget, "corrupt_logit_diff")
-    chosen = choose_and_score(model, every, budget, "denoise", CIRCUIT_FRACTION, {"accuracy": (0.6, MIN_ACCURACY)})
+    thresholds = {"accuracy": (NO_BEHAVIOUR, MIN_ACCURACY)}
+    base = settled_baseline(model, every, thresholds, budget)
+    if base.accuracy < NO_BEHAVIOUR:
+        return baseline_only(model, every, budget, "corrupt_logit_diff", base, ("faithfulness", "n_layers_important"),
+                             f"accuracy {base.accuracy:.0%} is below {NO_BEHAVIOUR:.0%}, so the rule says not "
+                             "supported whatever a circuit would show.")
+    chosen = choose_and_score(model, every, budget, "denoise", CIRCUIT_FRACTION, thresholds, base)
     base, select, held_out = chosen.baseline, chosen.select, chosen.held_out
     screen, heads, circuit, faith = chosen.screen, chosen.screen.result, chosen.circuit, chosen.faithfulness
     n_heads, k = chosen.n_heads, len(chosen.circuit)

@@ -13,7 +13,9 @@
 4. Its faithfulness (every other head mean-ablated) is measured on the held-out half.
 
 A run that reads none of the circuit's metrics (the null twin, whose rule reads only the logit
-diff: budget.reads) takes `baseline_only`: step 1 on FIRST_PROMPTS prompts, no circuit.
+diff: budget.reads) takes `baseline_only`: step 1 on FIRST_PROMPTS prompts, no circuit; so does a
+model whose accuracy after step 1 is below the rule's "no behaviour" bound (there is no circuit of an
+absent behaviour to find, and the rule is decided without one: Measurement.unmeasured).
 """
 
 from __future__ import annotations
@@ -84,10 +86,11 @@ def settled(task: Task, base: TaskBaseline, thresholds: dict[str, tuple[float, .
 
 
 def choose_and_score(model, every: Task, budget, direction: str, fraction: float,
-                     thresholds: dict[str, tuple[float, ...]]) -> HeadCircuit:
-    """Steps 1-4 of the module docstring; `direction` is the patching direction ("noise"/"denoise")."""
+                     thresholds: dict[str, tuple[float, ...]], baseline: TaskBaseline | None = None) -> HeadCircuit:
+    """Steps 1-4 of the module docstring; `direction` is the patching direction ("noise"/"denoise");
+    `baseline`: step 1's result when the caller has it already."""
     with progress(total=3, desc=f"{every.name} head circuit") as bar:
-        baseline = settled_baseline(model, every, thresholds, budget)
+        baseline = baseline or settled_baseline(model, every, thresholds, budget)
         bar.update(1)
         task = every.subset(slice(0, budget.n_prompts))
         select, held_out = task.subset(slice(0, None, 2)), task.subset(slice(1, None, 2))
@@ -112,14 +115,16 @@ def baseline_metrics(base: TaskBaseline, corrupt_key: str, seed: int) -> dict:
             "n_prompts": base.n_prompts}
 
 
-def baseline_only(model, every: Task, budget, corrupt_key: str) -> Measurement:
-    """The behaviour on the first FIRST_PROMPTS prompts of `every`, without a circuit: for a run whose
-    caller reads only the logit diff (the null twin's), which the circuit search would cost ~20x."""
-    base = settled_baseline(model, every, {}, budget)
+def baseline_only(model, every: Task, budget, corrupt_key: str, base: TaskBaseline | None = None,
+                  unmeasured: tuple[str, ...] = (), why: str = "") -> Measurement:
+    """The behaviour without a circuit, which would cost ~20x the baseline: for a run whose caller reads
+    only the logit diff (the null twin's: the first FIRST_PROMPTS prompts of `every`), or a model whose
+    baseline `base` already decides the rule (`why`; the circuit's metrics are then `unmeasured`)."""
+    base = base or settled_baseline(model, every, {}, budget)
     metrics = baseline_metrics(base, corrupt_key, budget.seed)
     return Measurement(
-        metrics=metrics, key_metric="logit_diff",
+        metrics=metrics, key_metric="logit_diff", unmeasured=unmeasured, figures=[base.figure()],
         evidence=(f"On {base.n_prompts} {every.name} prompts the mean logit diff is {base.logit_diff:.2f} with "
-                  f"{base.accuracy:.0%} of prompts correct. No circuit was searched: this run reads only "
-                  f"{', '.join(budget.reads or ())}."),
+                  f"{base.accuracy:.0%} of prompts correct. No circuit was searched: "
+                  + (why or f"this run reads only {', '.join(budget.reads or ())}.")),
         method=f"{every.name} prompts, two forwards each (clean and corrupt), answer position only.")

@@ -9,7 +9,8 @@ For each claim the runner:
 2. when NULL == "twin", builds the null twin once per run (claims/null_twin.py), seeds again and
    calls measure(twin, budget) with budget.reads = NULL_READS (the claim may skip the rest);
 3. checks every number under READS in the model's metrics and under NULL_READS in the twin's: one
-   that is missing or not finite gives "error" with the reason, and the rule is not applied;
+   that is missing or not finite gives "error" with the reason, and the rule is not applied (a key the
+   model's Measurement lists as `unmeasured` may be missing, and gives "error" if the rule reads it);
 4. otherwise calls verdict(metrics, null_metrics).
 
 A claim that raises yields an "error" result with its message and the others still run; one that
@@ -268,7 +269,8 @@ def run_one(model, spec: ClaimSpec, budget: Budget, twins: NullTwin | None = Non
     if measured.null_key is not None:
         result.null_value = measured.metrics.get(measured.null_key)
     result.seconds = time.perf_counter() - start
-    problems = [f"model {p}" for p in unreadable(measured.metrics, module.READS)]
+    problems = [f"model {p}" for p in unreadable(measured.metrics,
+                                                         [r for r in module.READS if r not in measured.unmeasured])]
     if null == NULL_TWIN:
         problems += _measure_twin(module, budget, twins or NullTwin(model), result)
     if problems:
@@ -278,6 +280,13 @@ def run_one(model, spec: ClaimSpec, budget: Budget, twins: NullTwin | None = Non
         return result
     try:
         verdict = module.verdict(measured.metrics, result.null_metrics)
+    except KeyError as err:
+        if err.args and err.args[0] in measured.unmeasured:
+            result.verdict, result.error = "error", (f"the rule read {err.args[0]!r}, which the experiment did not "
+                                                     "measure (Measurement.unmeasured)")
+            return result
+        result.verdict, result.error = "error", f"the verdict rule failed: {_describe(err)}"
+        return result
     except Exception as err:  # noqa: BLE001 - a broken rule is an error result, not a crash
         result.verdict, result.error = "error", f"the verdict rule failed: {_describe(err)}"
         return result

@@ -1,5 +1,6 @@
-"""The null twin is measured for what the rule reads from it (NULL_READS), and the claims that skip work
-there read the same numbers as a run that does all of it."""
+"""Work a rule never reads is skipped, and skipping can never decide a verdict: the null twin is measured
+for what the rule reads from it (NULL_READS), the claims that skip work there read the same numbers as a
+run that does all of it, and a model without a behaviour gets no circuit search (Measurement.unmeasured)."""
 
 from __future__ import annotations
 
@@ -50,6 +51,40 @@ def test_a_twin_that_misses_what_the_rule_reads_is_an_error():
     result = run_one(_Model(2), ClaimSpec(BY_ID["C07"], module=module), Budget(), NullTwin(_Model(2), _Model(0)))
     assert calls[1] == (0, ("value", "costly"))
     assert result.verdict == "error" and "null twin costly" in result.error
+
+
+def _unmeasured_claim(reads_costly: bool):
+    module = types.ModuleType("c07_fake")
+
+    def verdict(m, null):
+        if m["value"] < 1 and not reads_costly:
+            return "not supported"
+        return "supported" if m["costly"] > 0 else "inconclusive"
+
+    module.__dict__.update(ID="C07", NULL="none", READS=("value", "costly"), RULE="r", verdict=verdict,
+                           measure=lambda model, budget: Measurement({"value": 0.0}, key_metric="value",
+                                                                     unmeasured=("costly",)))
+    return module
+
+
+def test_an_unmeasured_reading_may_be_missing_only_while_the_rule_does_not_read_it():
+    result = run_one(_Model(0), ClaimSpec(BY_ID["C07"], module=_unmeasured_claim(False)), Budget())
+    assert (result.verdict, result.error) == ("not supported", None)
+    result = run_one(_Model(0), ClaimSpec(BY_ID["C07"], module=_unmeasured_claim(True)), Budget())
+    assert result.verdict == "error" and "'costly', which the experiment did not measure" in result.error
+
+
+@pytest.mark.parametrize("claim_id", ["C10", "C11"])
+def test_no_circuit_is_searched_for_an_absent_behaviour(claim_id, twin):
+    """The twin (accuracy about 50%) measured as a model: the baseline decides "not supported", and the
+    circuit's metrics are unmeasured, not invented."""
+    from mechscope.claims.registry import discover
+
+    spec = next(s for s in discover() if s.id == claim_id)
+    measured = spec.module.measure(twin, Budget.named("quick"))
+    assert measured.metrics["accuracy"] < spec.module.NO_BEHAVIOUR
+    assert "faithfulness" in measured.unmeasured and "faithfulness" not in measured.metrics
+    assert spec.module.verdict(measured.metrics, None) == "not supported"
 
 
 def test_reads_any():
