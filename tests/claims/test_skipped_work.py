@@ -87,6 +87,15 @@ def test_no_circuit_is_searched_for_an_absent_behaviour(claim_id, twin):
     assert spec.module.verdict(measured.metrics, None) == "not supported"
 
 
+def test_c13_scores_no_circuit_when_no_task_shows_the_behaviour(twin):
+    from mechscope.claims import c13_circuits_not_crisp as c13
+
+    measured = c13.measure(twin, Budget.named("quick"))
+    assert measured.metrics["n_tasks_with_behaviour"] == 0 and measured.unmeasured == ("edges_for_80",)
+    assert all(t["gap"] < c13.MIN_GAP for t in measured.metrics["tasks"].values())
+    assert c13.verdict(measured.metrics, None) == "inconclusive"
+
+
 def test_reads_any():
     assert Budget().reads_any("x")
     assert Budget(reads=("x",)).reads_any("y", "x")
@@ -109,14 +118,14 @@ def twin(organism):
 
 
 @pytest.mark.parametrize("claim_id", ["C09", "C12", "C13", "C14", "C16"])
-def test_the_twin_run_reads_what_the_whole_run_reads(claim_id, twin):
+def test_the_twin_run_reads_what_the_whole_run_reads(claim_id, twin, organism):
     """C09 (no ablations), C12 (no refinement), C13 (no mean-ablation curve), C14 (no edits) and C16 (no
     fine-tunes) skip work on the twin's run: the numbers the rule reads from the null equal those of the
     whole experiment on the same model."""
     from mechscope.claims.registry import discover, seed_everything
 
     module = next(s.module for s in discover() if s.id == claim_id)
-    model = twin
+    model = organism if claim_id == "C13" else twin   # the twin shows no behaviour: C13's whole run stops early
     budget = Budget.named("quick")
     if claim_id == "C12":   # sampled layers, so that it could refine
         budget = dataclasses.replace(budget, max_layers=2)
@@ -126,6 +135,12 @@ def test_the_twin_run_reads_what_the_whole_run_reads(claim_id, twin):
     part = module.measure(model, null_budget(module, budget)).metrics
     for key in null_reads_of(module):
         assert part[key] == pytest.approx(whole[key], rel=1e-5, abs=1e-6), key
+    if claim_id == "C13":   # the up-front gaps that decide "no behaviour" are the curves' own
+        from mechscope.tasks import get_task
+
+        for name, task_metrics in whole["tasks"].items():
+            task = get_task(model, name, n_prompts=max(8, budget.n_prompts // 2), seed=budget.seed)
+            assert module.behaviour_gap(model, task) == pytest.approx(task_metrics["gap"], abs=1e-4), name
     if claim_id != "C12":   # C12 refines only when the gap is large, which a twin's is not
         assert _readings(part) < _readings(whole)   # it did skip something
 

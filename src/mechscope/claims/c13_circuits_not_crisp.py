@@ -17,7 +17,9 @@ coarseness, or the direct input -> logits path alone, as a circuit.
 Cost per task, on half the budget's prompts: 1 corrupt + 5 forward/backward passes (EAP-IG), about 20 circuit evaluations
 stacked several per forward for each of the two curves (the mean-ablation curve ranks edges by the
 same patching scores; reported, not read, so the quick budget drops it on models deeper than
-budget.max_layers, and the twin's run drops it always); twice (model and twin). Measured on a random GPT-2-small shape (12 x 12 heads,
+budget.max_layers, and the twin's run drops it always); twice (model and twin). The model's run first
+reads each task's clean - corrupt gap (its clean and corrupt run); when no task reaches MIN_GAP the rule is
+inconclusive whatever the curves, and none is drawn (edges_for_80 is then Measurement.unmeasured). Measured on a random GPT-2-small shape (12 x 12 heads,
 16 IOI prompts, 1 thread): 62 CPU s per task with both curves, most of it the curves' forwards.
 """
 
@@ -26,7 +28,10 @@ from __future__ import annotations
 import math
 import statistics
 
+import torch
+
 from mechscope.circuits import CircuitSetup, attribute, faithfulness_curve
+from mechscope.circuits.engine import mean_metric
 from mechscope.claims.base import Budget, Measurement
 from mechscope.errors import NotApplicableError
 from mechscope.progress import progress
@@ -85,19 +90,31 @@ def with_mean_curve(n_layers: int, budget: Budget) -> bool:
     return not deep_quick and budget.reads_any("mean_ablation_edges_for_80", "mean_ablation_cpr")
 
 
+def behaviour_gap(model, task) -> float:
+    """m(full) - m(empty) under patching (the clean run's metric minus the corrupt run's): what a circuit
+    for the task would have to explain; the curves' own full and empty circuits give the same numbers."""
+    setup = CircuitSetup.from_task(model, task, ablation="patching")
+    full, empty = mean_metric(setup, torch.stack([setup.graph.full(), setup.graph.empty()])).tolist()
+    return full - empty
+
+
 def measure(model, budget: Budget) -> Measurement:
-    per_task, figures, skipped = {}, [], {}
+    per_task, figures, skipped, tasks = {}, [], {}, {}
     mean_curve = with_mean_curve(model.cfg.n_layers, budget)
-    for name in progress(TASKS, desc="C13 circuits by task"):
+    for name in TASKS:
         try:
-            task = get_task(model, name, n_prompts=max(8, budget.n_prompts // 2), seed=budget.seed)
+            tasks[name] = get_task(model, name, n_prompts=max(8, budget.n_prompts // 2), seed=budget.seed)
         except NotApplicableError as err:
             skipped[name] = str(err)
-            continue
+    if not tasks:
+        raise NotApplicableError("none of the tasks " + ", ".join(TASKS) + " fits this model's vocabulary")
+    if budget.reads_any("n_tasks_with_behaviour"):   # not on the twin's run, whose curves the rule reads
+        gaps = {name: behaviour_gap(model, task) for name, task in tasks.items()}
+        if max(gaps.values()) < MIN_GAP:
+            return _no_behaviour(gaps, skipped, tasks)
+    for name, task in progress(tasks.items(), desc="C13 circuits by task", total=len(tasks)):
         per_task[name], figs = _task_metrics(model, task, with_mean_ablation=mean_curve)
         figures += figs
-    if not per_task:
-        raise NotApplicableError("none of the tasks " + ", ".join(TASKS) + " fits this model's vocabulary")
     counted = {n: m for n, m in per_task.items() if m["gap"] >= MIN_GAP and math.isfinite(m["edges_for_80"])}
     pool = counted or per_task               # with no behaviour anywhere, still report the curves
     needed = [m["edges_for_80"] for m in pool.values() if math.isfinite(m["edges_for_80"])]
@@ -120,3 +137,16 @@ def measure(model, budget: Budget) -> Measurement:
                 "inputs, logits); EAP-IG edge scores (5 steps over the input embedding); faithfulness of the "
                 "top-n edges by |score| on a grid of sizes, evaluated with one forward per several circuits, "
                 "under patching with the task's corrupt prompts and under mean ablation (means over them; same ranking)."))
+
+
+def _no_behaviour(gaps: dict[str, float], skipped: dict, tasks: dict) -> Measurement:
+    """No task shows the behaviour, so the rule is inconclusive whatever the curves: none is drawn."""
+    shown = ", ".join(f"{n}: {g:.3f}" for n, g in gaps.items())
+    return Measurement(
+        metrics={"n_tasks_with_behaviour": 0,
+                 "tasks": {n: {"gap": round(g, 4), "n_prompts": len(tasks[n])} for n, g in gaps.items()},
+                 "skipped_tasks": sorted(skipped)},
+        key_metric="n_tasks_with_behaviour", unmeasured=("edges_for_80",),
+        evidence=(f"No task shows the behaviour (clean - corrupt metric {shown}; each below {MIN_GAP}), so no "
+                  "circuit was scored: a circuit of an absent behaviour explains nothing."),
+        method="The clean and the corrupt run of each task under the circuit engine (the full and the empty circuit).")
