@@ -14,13 +14,14 @@ suffice" is only read as learned crispness when the model needs clearly fewer ed
 on a small graph a few edges are a large share, and the twin guards against reading the graph's
 coarseness, or the direct input -> logits path alone, as a circuit.
 
-Cost per task, on half the budget's prompts: 1 corrupt + 5 forward/backward passes (EAP-IG), about 20 circuit evaluations
-stacked several per forward for each of the two curves (the mean-ablation curve ranks edges by the
-same patching scores; reported, not read, so the quick budget drops it on models deeper than
+Cost per task, on half the budget's prompts: 1 corrupt + 5 forward/backward passes (EAP-IG), about 20
+circuit evaluations stacked several per forward for each of the two curves (the mean-ablation curve ranks
+edges by the same patching scores; reported, not read, so the quick budget drops it on models deeper than
 budget.max_layers, and the twin's run drops it always); twice (model and twin). The model's run first
-reads each task's clean - corrupt gap (its clean and corrupt run); when no task reaches MIN_GAP the rule is
-inconclusive whatever the curves, and none is drawn (edges_for_80 is then Measurement.unmeasured). Measured on a random GPT-2-small shape (12 x 12 heads,
-16 IOI prompts, 1 thread): 62 CPU s per task with both curves, most of it the curves' forwards.
+reads each task's clean - corrupt gap (its clean and corrupt run); when no task reaches MIN_GAP the rule
+is inconclusive whatever the curves, and none is drawn (edges_for_80 is then Measurement.unmeasured).
+Measured on a random GPT-2-small shape (12 x 12 heads, 16 IOI prompts, 1 thread): 62 CPU s per task with
+both curves, most of it the curves' forwards.
 """
 
 from __future__ import annotations

@@ -269,8 +269,8 @@ def run_one(model, spec: ClaimSpec, budget: Budget, twins: NullTwin | None = Non
     if measured.null_key is not None:
         result.null_value = measured.metrics.get(measured.null_key)
     result.seconds = time.perf_counter() - start
-    problems = [f"model {p}" for p in unreadable(measured.metrics,
-                                                         [r for r in module.READS if r not in measured.unmeasured])]
+    reads = [r for r in module.READS if r not in measured.unmeasured]
+    problems = [f"model {p}" for p in unreadable(measured.metrics, reads)]
     if null == NULL_TWIN:
         problems += _measure_twin(module, budget, twins or NullTwin(model), result)
     if problems:
