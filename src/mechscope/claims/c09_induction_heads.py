@@ -33,6 +33,7 @@ DROP_MARGIN, SCORE_MARGIN = 0.5, 0.2  # over the twin
 JOINT_SHARE = 0.2                     # share of the drop the candidate heads together must carry
 SHIFT_SHARE = 0.1                     # a shifted circuit is named when its heads carry this much
 CANDIDATES = 6                        # heads mean-ablated, one at a time and together
+ABLATION_READS = ("candidates_joint_share", "copying_head_lag")   # the readings the ablations exist for
 RULE = (f"supported if the loss drops by ≥ {STRONG_DROP} nats on the second copy (and by ≥ {DROP_MARGIN} more than "
         f"on the twin), some head keeps a prefix-matching score ≥ {STRONG_SCORE} at every span length (and "
         f"≥ {SCORE_MARGIN} above the twin's best), mean-ablating the six heads with the strongest lagged-induction "
@@ -56,7 +57,7 @@ def verdict(metrics: dict, null: dict | None) -> str:
 
 
 def measure(model, budget: Budget) -> Measurement:
-    ablate = budget.reads_any("candidates_joint_share", "copying_head_lag")   # not on the twin's run
+    ablate = budget.reads_any(*ABLATION_READS)   # not on the twin's run
     sweep = induction_sweep(model, n_rows=budget.n_sequences, seed=budget.seed,
                             n_candidates=CANDIDATES if ablate else 0)
     best = sweep.spans.index(sweep.best_span)

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from mechscope.attention.name_movers import name_mover_scores
 from mechscope.claims.base import Budget, Measurement
-from mechscope.claims.head_circuit import baseline_metrics, baseline_only, choose_and_score, settled_baseline
+from mechscope.claims.head_circuit import baseline_metrics, choose_and_score, without_circuit
 from mechscope.patching.path import path_patching
 from mechscope.tasks.ioi import ioi_task
 
@@ -35,6 +35,7 @@ CIRCUIT_FRACTION = 0.15
 BASELINE_PROMPTS = 256   # accuracy near a threshold needs many prompts to read the same under every seed
 MIN_ACCURACY, MIN_LOGIT_DIFF, MIN_FAITHFUL, DIFF_MARGIN = 0.9, 1.0, 0.6, 1.0
 NO_BEHAVIOUR = 0.7   # below this accuracy the rule says "not supported" and no circuit is searched
+CIRCUIT_READS = ("faithfulness",)   # the readings the circuit search exists for
 RULE = (f"supported if the model gets IOI right (accuracy >= {MIN_ACCURACY:.0%}, mean logit diff >= {MIN_LOGIT_DIFF} "
         f"and >= {DIFF_MARGIN} above the re-initialised twin's) and the top {CIRCUIT_FRACTION:.0%} of heads by total "
         f"effect on half of the prompts, with all other heads mean-ablated, keep >= {MIN_FAITHFUL:.0%} of the logit "
@@ -57,14 +58,10 @@ def verdict(metrics: dict, null: dict | None) -> str:
 
 def measure(model, budget: Budget) -> Measurement:
     every = ioi_task(model, n_prompts=max(BASELINE_PROMPTS, budget.n_prompts), seed=budget.seed, corrupt="abc")
-    if not budget.reads_any("faithfulness"):   # the twin: its logit diff only
-        return baseline_only(model, every, budget, "abc_logit_diff")
     thresholds = {"accuracy": (NO_BEHAVIOUR, MIN_ACCURACY), "logit_diff": (MIN_LOGIT_DIFF,)}
-    base = settled_baseline(model, every, thresholds, budget)
-    if base.accuracy < NO_BEHAVIOUR:
-        return baseline_only(model, every, budget, "abc_logit_diff", base, ("faithfulness",),
-                             f"accuracy {base.accuracy:.0%} is below {NO_BEHAVIOUR:.0%}, so the rule says not "
-                             "supported whatever a circuit would show.")
+    base, without = without_circuit(model, every, budget, "abc_logit_diff", thresholds, NO_BEHAVIOUR, CIRCUIT_READS)
+    if without is not None:
+        return without
     chosen = choose_and_score(model, every, budget, "noise", CIRCUIT_FRACTION, thresholds, base)
     base, task, select, held_out = chosen.baseline, chosen.task, chosen.select, chosen.held_out
     screen, total, circuit, faith = chosen.screen, chosen.screen.result, chosen.circuit, chosen.faithfulness

@@ -24,7 +24,7 @@ prompts) and ~75 CPU s of exact patching, the screen and the faithfulness run ~1
 from __future__ import annotations
 
 from mechscope.claims.base import Budget, Measurement
-from mechscope.claims.head_circuit import baseline_metrics, baseline_only, choose_and_score, settled_baseline
+from mechscope.claims.head_circuit import baseline_metrics, choose_and_score, without_circuit
 from mechscope.tasks.docstring import docstring_task
 
 ID = "C11"
@@ -36,6 +36,7 @@ CIRCUIT_FRACTION, IMPORTANT = 0.15, 0.10
 BASELINE_PROMPTS = 256   # accuracy near a threshold needs many prompts to read the same under every seed
 MIN_ACCURACY, MIN_FAITHFUL, DIFF_MARGIN = 0.8, 0.6, 1.0
 NO_BEHAVIOUR = 0.6   # below this accuracy the rule says "not supported" and no circuit is searched
+CIRCUIT_READS = ("faithfulness", "n_layers_important")   # the readings the circuit search exists for
 RULE = (f"accuracy: the answer's logit above the next undocumented argument's (a name in the prompt). Supported "
         f"if accuracy >= {MIN_ACCURACY:.0%}, the mean logit diff is >= {DIFF_MARGIN} above the re-initialised twin's, "
         f"the top {CIRCUIT_FRACTION:.0%} of heads (chosen on half of the prompts) keep >= {MIN_FAITHFUL:.0%} of the "
@@ -59,14 +60,11 @@ def verdict(metrics: dict, null: dict | None) -> str:
 
 def measure(model, budget: Budget) -> Measurement:
     every = docstring_task(model, n_prompts=max(BASELINE_PROMPTS, budget.n_prompts), seed=budget.seed, wrong="signature")
-    if not budget.reads_any("faithfulness", "n_layers_important"):   # the twin: its logit diff only
-        return baseline_only(model, every, budget, "corrupt_logit_diff")
     thresholds = {"accuracy": (NO_BEHAVIOUR, MIN_ACCURACY)}
-    base = settled_baseline(model, every, thresholds, budget)
-    if base.accuracy < NO_BEHAVIOUR:
-        return baseline_only(model, every, budget, "corrupt_logit_diff", base, ("faithfulness", "n_layers_important"),
-                             f"accuracy {base.accuracy:.0%} is below {NO_BEHAVIOUR:.0%}, so the rule says not "
-                             "supported whatever a circuit would show.")
+    base, without = without_circuit(model, every, budget, "corrupt_logit_diff", thresholds, NO_BEHAVIOUR,
+                                    CIRCUIT_READS)
+    if without is not None:
+        return without
     chosen = choose_and_score(model, every, budget, "denoise", CIRCUIT_FRACTION, thresholds, base)
     base, select, held_out = chosen.baseline, chosen.select, chosen.held_out
     screen, heads, circuit, faith = chosen.screen, chosen.screen.result, chosen.circuit, chosen.faithfulness

@@ -53,6 +53,7 @@ ID = "C14"
 NULL = "twin"
 READS = ("recall", "n_corrupted", "peak_mlp_recovered", "rome_efficacy", "rome_neighbourhood")
 NULL_READS = ("peak_mlp_recovered",)
+EDIT_READS = ("rome_efficacy", "rome_neighbourhood")   # the readings the ROME edits exist for
 
 MIN_RECALL, MIN_GAP, MIN_CORRUPTED = 0.5, 0.05, 3
 MIN_RECOVERED, MARGIN, EFFICACY, NEIGHBOURHOOD = 0.5, 0.25, 0.9, 0.9
@@ -150,7 +151,7 @@ def measure(model, budget: Budget) -> Measurement:
         "peak_mlp_recovered": recovered[role], "peak_mlp_recovered_by_site": recovered,
         "peak_mlp_effect": effect,
     }
-    if not budget.reads_any("rome_efficacy", "rome_neighbourhood", "recall"):   # the twin: its traces only
+    if not budget.reads_any(*EDIT_READS):   # the twin: its traces only
         return Measurement(
             metrics=traced, key_metric="peak_mlp_recovered", figures=[summary.figure()],
             evidence=(f"Noising the subject lowers P(answer) by ≥ {MIN_GAP} on {len(corrupted)} of {len(facts)} facts; "

@@ -41,6 +41,7 @@ ID = "C16"
 NULL = "twin"
 READS = ("gap", "freeze_cost", "overflow_norm_free", "overflow_frozen_untrained")
 NULL_READS = ("freeze_cost", "overflow_frozen_untrained")
+FINE_TUNE_READS = ("gap", "overflow_norm_free")   # the readings the two fine-tunes exist for
 QUICK_STEPS = 25   # each of the two fine-tunes under the quick budget (batches of 4 sequences)
 QUICK_STEP_PARAMS, MIN_QUICK_STEPS = 5e8, 6   # quick: steps x parameters capped (all 25 steps up to 20M params)
 LR_WIDTH = 128     # Adam's step is scaled by min(1, LR_WIDTH / d_model): wide models take smaller steps
@@ -79,7 +80,7 @@ def measure(model, budget: Budget) -> Measurement:
     train = list(eval_token_batches(model, n_sequences=2 * budget.n_sequences, seed=budget.seed + 1, **common))
     held_out = list(eval_token_batches(model, n_sequences=budget.n_sequences, seed=budget.seed, **common))
     groups = None if budget.max_layers is None else 2 * budget.max_layers + 1
-    if not budget.reads_any("gap", "overflow_norm_free"):   # the twin: what freezing costs, no fine-tune
+    if not budget.reads_any(*FINE_TUNE_READS):   # the twin: what freezing costs, no fine-tune
         return _freeze_cost_only(model, train, held_out, NormRemovalConfig(
             seed=budget.seed, calibration_batches=1 if quick else 2, groups=groups))
     r = remove_norms(model, train, held_out, NormRemovalConfig(steps=steps, seed=budget.seed, lr=lr,

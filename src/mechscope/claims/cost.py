@@ -265,7 +265,7 @@ def _head_circuit(cfg, b, module):
     else:
         exact = heads
     p, n = PROMPT_TOKENS[module.ID], b.n_prompts / 2
-    if not b.reads_any("faithfulness", "n_layers_important"):   # the twin's run: the first prompts' baseline
+    if not b.reads_any(*module.CIRCUIT_READS):   # the twin's run: the first prompts' baseline
         return Cost(block_tokens=2 * FIRST_PROMPTS * p, calls=4)
     baseline = 2 * (2 * FIRST_PROMPTS if b.max_layers is not None else 256) * p
     return Cost(block_tokens=baseline + exact * n * p / 2 + (3 * n * p if screened else 0) + 4 * n * p,
@@ -281,7 +281,7 @@ def _c14(cfg, b, module):
     facts, p, half = min(b.n_prompts, 16), 10, 0.5
     rewrites = size.max_rewrites or max(3, b.n_prompts // 6)
     trace = facts * len(size.kinds) * cfg.n_layers * 4 * size.n_samples * p * half
-    if not b.reads_any("rome_efficacy", "rome_neighbourhood", "recall"):   # the twin's run: the traces
+    if not b.reads_any(*module.EDIT_READS):   # the twin's run: the traces
         return Cost(block_tokens=trace, calls=facts * len(size.kinds))
     edit = rewrites * 20 * (size.n_prefixes + 2) * p * 3 * half
     covariance = size.cov_sequences * b.n_sequences * b.seq_len * half
@@ -291,7 +291,7 @@ def _c14(cfg, b, module):
 def _c09(cfg, b, module):
     """Three span sweeps (~2,200 tokens at 16 rows) and seven ablation passes over the best span's rows;
     the twin's run skips the ablations."""
-    ablate = b.reads_any("candidates_joint_share", "copying_head_lag")
+    ablate = b.reads_any(*module.ABLATION_READS)
     return Cost(tokens=(8096 if ablate else 2200) * b.n_sequences / 16, calls=60 if ablate else 6)
 
 
@@ -314,7 +314,7 @@ def _c18(cfg, b, module):
 
 def _c16(cfg, b, module):
     k = _knobs(cfg, b)
-    if not b.reads_any("gap", "overflow_norm_free"):   # the twin's run: the freeze cost, no fine-tune
+    if not b.reads_any(*module.FINE_TUNE_READS):   # the twin's run: the freeze cost, no fine-tune
         return Cost(tokens=4 * k["T"], calls=10 * k["Lb"])
     steps = b.train_steps
     if b.name == "quick":

@@ -115,6 +115,21 @@ def baseline_metrics(base: TaskBaseline, corrupt_key: str, seed: int) -> dict:
             "n_prompts": base.n_prompts}
 
 
+def without_circuit(model, every: Task, budget, corrupt_key: str, thresholds: dict[str, tuple[float, ...]],
+                    no_behaviour: float, circuit_reads: tuple[str, ...]) -> tuple[TaskBaseline | None, Measurement | None]:
+    """Step 1, and the Measurement of a run that searches no circuit: the twin's (it reads none of
+    `circuit_reads`), or a model whose settled accuracy is below `no_behaviour`, where the rule says "not
+    supported" whatever the circuit shows. (baseline, None) when the circuit is to be searched."""
+    if not budget.reads_any(*circuit_reads):
+        return None, baseline_only(model, every, budget, corrupt_key)
+    base = settled_baseline(model, every, thresholds, budget)
+    if base.accuracy >= no_behaviour:
+        return base, None
+    return base, baseline_only(model, every, budget, corrupt_key, base, circuit_reads,
+                               f"accuracy {base.accuracy:.0%} is below {no_behaviour:.0%}, so the rule says not "
+                               "supported whatever a circuit would show.")
+
+
 def baseline_only(model, every: Task, budget, corrupt_key: str, base: TaskBaseline | None = None,
                   unmeasured: tuple[str, ...] = (), why: str = "") -> Measurement:
     """The behaviour without a circuit, which would cost ~20x the baseline: for a run whose caller reads
