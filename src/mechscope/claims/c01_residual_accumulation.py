@@ -61,8 +61,10 @@ def verdict(metrics: dict, null: dict | None) -> str:
 
 def measure(model, budget: Budget) -> Measurement:
     common = dict(seq_len=budget.seq_len, batch_size=8)
-    train = list(eval_token_batches(model, n_sequences=2 * budget.n_sequences, seed=budget.seed + 1, **common))
-    held_out = list(eval_token_batches(model, n_sequences=budget.n_sequences, seed=budget.seed, **common))
+    train = list(eval_token_batches(model, n_sequences=2 * budget.n_sequences, seed=budget.seed + 1, split="train",
+                                    **common))
+    held_out = list(eval_token_batches(model, n_sequences=budget.n_sequences, seed=budget.seed, split="held_out",
+                                       **common))
     quick = budget.name == "quick"
     points = budget.layers(model.cfg.n_layers + 1)   # residual points: embed, after block 0, ...
     train_cfg = TunedLensTrainConfig(steps=QUICK_STEPS if quick else budget.train_steps,

@@ -60,8 +60,9 @@ def measure(model, budget: Budget) -> Measurement:
     pairs = [(mid - 1, mid)] if budget.name == "quick" else [(layer, layer + 1) for layer in range(n_layers - 1)]
     hooks = sorted({f"blocks.{layer}.hook_resid_post" for pair in pairs for layer in pair})
     seq_len = min(budget.seq_len, model.cfg.n_ctx)
-    train = eval_tokens(model, seq_len=seq_len, n_sequences=8 * budget.n_sequences, seed=budget.seed + 1)
-    held = eval_tokens(model, seq_len=seq_len, n_sequences=4 * budget.n_sequences, seed=budget.seed)
+    train = eval_tokens(model, seq_len=seq_len, n_sequences=8 * budget.n_sequences, seed=budget.seed + 1,
+                        split="train")
+    held = eval_tokens(model, seq_len=seq_len, n_sequences=4 * budget.n_sequences, seed=budget.seed, split="held_out")
 
     def harvest(tokens):
         parts = [capture_activations(model, b, hooks, drop_first_position=True) for b in tokens.split(16)]

@@ -81,8 +81,9 @@ def measure(model, budget: Budget) -> Measurement:
     archs = SAE_ARCHS_QUICK if budget.name == "quick" else SAE_ARCHS_FULL
     hooks = [f"blocks.{layer}.hook_resid_post" for layer in layers]
     seq_len = min(budget.seq_len, model.cfg.n_ctx)
-    train_tokens = eval_tokens(model, seq_len=seq_len, n_sequences=8 * budget.n_sequences, seed=budget.seed + 1)
-    held_out = eval_tokens(model, seq_len=seq_len, n_sequences=budget.n_sequences, seed=budget.seed)
+    train_tokens = eval_tokens(model, seq_len=seq_len, n_sequences=8 * budget.n_sequences, seed=budget.seed + 1,
+                               split="train")
+    held_out = eval_tokens(model, seq_len=seq_len, n_sequences=budget.n_sequences, seed=budget.seed, split="held_out")
     k = max(4, d // 16)
     batch = min(512, train_tokens.numel() // 2)
     cfg = SAEPipelineConfig(hooks=tuple(hooks), architectures=archs, expansion_factor=8, k=k, dead_after_tokens=50_000,

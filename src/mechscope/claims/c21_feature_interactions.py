@@ -84,8 +84,9 @@ def n_graphs_for(budget: Budget) -> int:
 
 def measure(model, budget: Budget) -> Measurement:
     seq_len = min(budget.seq_len, model.cfg.n_ctx)
-    train = eval_tokens(model, seq_len=seq_len, n_sequences=8 * budget.n_sequences, seed=budget.seed + 1)
-    held_out = eval_tokens(model, seq_len=seq_len, n_sequences=budget.n_sequences, seed=budget.seed)
+    train = eval_tokens(model, seq_len=seq_len, n_sequences=8 * budget.n_sequences, seed=budget.seed + 1,
+                        split="train")
+    held_out = eval_tokens(model, seq_len=seq_len, n_sequences=budget.n_sequences, seed=budget.seed, split="held_out")
     steps = layer_steps(model.cfg.n_layers, budget)
     run = TranscoderRun(steps=steps, seed=budget.seed, show_progress=False,
                         d_sae=budget.latents(model.cfg.d_model, EXPANSION))

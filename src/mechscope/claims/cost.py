@@ -316,12 +316,8 @@ def _c16(cfg, b, module):
     k = _knobs(cfg, b)
     if not b.reads_any(*module.FINE_TUNE_READS):   # the twin's run: the freeze cost, no fine-tune
         return Cost(tokens=4 * k["T"], calls=10 * k["Lb"])
-    steps = b.train_steps
-    if b.name == "quick":
-        steps = max(getattr(module, "MIN_QUICK_STEPS", 6),
-                    min(getattr(module, "QUICK_STEPS", 25), int(getattr(module, "QUICK_STEP_PARAMS", 5e8)
-                                                                / max(getattr(cfg, "n_params", 1) or 1, 1))))
-    return Cost(tokens=2 * steps * 4 * b.seq_len * 3 + 8 * k["T"], calls=16 * steps + 20 * k["Lb"])
+    steps = module.fine_tune_steps(max(getattr(cfg, "n_params", 1) or 1, 1), b, module.NOMINAL_TRAIN_TOKENS)
+    return Cost(tokens=2 * steps * module.batch_size(b) * b.seq_len * 3 + 8 * k["T"], calls=16 * steps + 20 * k["Lb"])
 
 
 _Rule = Callable[[object, Budget, object], Cost]

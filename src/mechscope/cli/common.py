@@ -106,18 +106,20 @@ def emit(result, json_path: Path | None, html_path: Path | None, *, title: str, 
     write_html(html_path, title, figures if figures is not None else [result.figure()])
 
 
-def text_tokens(model, seq_len: int, n_sequences: int, seed: int, text: list[Path] | None):
-    """Seeded windows of the given text files (default: the bundled sample): [n_sequences seq_len].
-    A seq_len beyond the model's context is an InputError that names the context."""
+def text_tokens(model, seq_len: int, n_sequences: int, seed: int, text: list[Path] | None, split: str = "all"):
+    """Seeded windows of the given text files (default: the bundled sample), from their `split` ("train":
+    the first 80% of the tokens, "held_out": the last 20%): [n_sequences seq_len]. A seq_len beyond the
+    model's context is an InputError that names the context."""
     from mechscope.data.text import eval_tokens
 
     return eval_tokens(model, seq_len=seq_len, n_sequences=n_sequences, seed=seed,
-                       source=[str(p) for p in text] if text else None)
+                       source=[str(p) for p in text] if text else None, split=split)
 
 
-def text_batches(model, seq_len: int, n_sequences: int, seed: int, text: list[Path] | None) -> list:
+def text_batches(model, seq_len: int, n_sequences: int, seed: int, text: list[Path] | None,
+                 split: str = "all") -> list:
     """`text_tokens` in batches of 8 sequences: a list of [batch seq_len]."""
-    return list(text_tokens(model, seq_len, n_sequences, seed, text).split(8))
+    return list(text_tokens(model, seq_len, n_sequences, seed, text, split).split(8))
 
 
 def per_layer_table(title: str, labels: list[str], columns: dict[str, list[float]]):

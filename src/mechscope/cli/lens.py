@@ -59,7 +59,7 @@ def tuned_train_cmd(model: str = MODEL_ARG,
     from mechscope.lens.tuned_training import TunedLensTrainConfig, train_tuned_lens
 
     m = load_model(model, device, dtype)
-    batches = text_batches(m, seq_len, n_sequences, seed, text)
+    batches = text_batches(m, seq_len, n_sequences, seed, text, "train")
     _, training = train_tuned_lens(m, batches, TunedLensTrainConfig(steps=steps, lr=lr, seed=seed), checkpoint_dir=out)
     last = training.losses[-1] if training.losses else float("nan")
     Console().print(f"tuned lens in {out}: steps {training.resumed_from}→{training.steps}, final mean KL {last:.4f}")
@@ -78,7 +78,7 @@ def tuned_compare_cmd(lens_dir: Path = typer.Argument(..., help="directory writt
 
     m = load_model(model, device, dtype)
     lens = TunedLens.load(lens_dir, m)
-    cmp, _, _ = compare_lenses(m, lens, text_batches(m, seq_len, n_sequences, seed, text))
+    cmp, _, _ = compare_lenses(m, lens, text_batches(m, seq_len, n_sequences, seed, text, "held_out"))
     Console().print(per_layer_table("KL to final (nats)", cmp.layer_labels,
                                     {"logit lens": cmp.logit_kl, "tuned lens": cmp.tuned_kl}))
     Console().print(f"tuned lens at or below logit lens at every layer: {cmp.tuned_wins_everywhere}")
@@ -98,8 +98,8 @@ def remove_norms_cmd(model: str = MODEL_ARG,
     from mechscope.lens.norm_removal import NormRemovalConfig, remove_norms
 
     m = load_model(model, device, dtype)
-    train = text_batches(m, seq_len, n_sequences, seed + 1, text)
-    held_out = text_batches(m, seq_len, 16, seed, text)
+    train = text_batches(m, seq_len, n_sequences, seed + 1, text, "train")
+    held_out = text_batches(m, seq_len, 16, seed, text, "held_out")
     r = remove_norms(m, train, held_out, NormRemovalConfig(steps=steps, lr=lr, seed=seed), out_dir=out)
     table = Table(title=f"held-out CE after {r.steps} steps")
     table.add_column("model")

@@ -31,12 +31,13 @@ sae_app = typer.Typer(help="Sparse autoencoders: harvest activations, train, eva
                       no_args_is_help=True)
 
 
-def _tokens(model, seq_len: int, n_sequences: int, seed: int, text: list[Path] | None):
+def _tokens(model, seq_len: int, n_sequences: int, seed: int, text: list[Path] | None, split: str = "all"):
+    """Text windows for an SAE: harvest and train read the text's training part, evaluate its held-out part."""
     if seq_len > model.cfg.n_ctx:
         Console(stderr=True).print(f"note: --seq-len {seq_len} is longer than the model's context; "
                                    f"using {model.cfg.n_ctx}")
         seq_len = model.cfg.n_ctx
-    return text_tokens(model, seq_len, n_sequences, seed, text)
+    return text_tokens(model, seq_len, n_sequences, seed, text, split)
 
 
 @sae_app.command("harvest")
@@ -55,7 +56,7 @@ def harvest(
     from mechscope.data.activation_store import harvest_activations
 
     m = load_model(model, device, dtype)
-    store = harvest_activations(m, _tokens(m, seq_len, n_sequences, seed, text), hook, out)
+    store = harvest_activations(m, _tokens(m, seq_len, n_sequences, seed, text, "train"), hook, out)
     Console().print(f"{store.n_tokens:,} tokens × {len(hook)} hooks in {len(store.manifest['shards'])} shards at {out}")
     write_json(json_path, store.manifest)
 
@@ -92,7 +93,7 @@ def train(
     ddp.init_from_env()
     try:
         m = load_model(model, device, dtype)
-        tokens = _tokens(m, seq_len, n_sequences, seed, text)
+        tokens = _tokens(m, seq_len, n_sequences, seed, text, "train")
         rank = ddp.rank()
         cfg = SAEPipelineConfig(hooks=tuple(hook), architectures=tuple(arch), expansion_factor=expansion, k=k,
                                 l1_coefficient=l1, l0_coefficient=l0, batch_size=batch,
@@ -129,7 +130,7 @@ def evaluate(
 
     sae = load_saelens(sae_dir)
     m = load_model(model, device, dtype)
-    result = evaluate_sae(sae, m, _tokens(m, seq_len, n_sequences, seed, text), hook_name=hook)
+    result = evaluate_sae(sae, m, _tokens(m, seq_len, n_sequences, seed, text, "held_out"), hook_name=hook)
     table = Table(title=f"{sae_dir} on {result.n_tokens:,} tokens", show_header=False)
     for key, value in result.to_dict().items():
         if isinstance(value, float):
