@@ -216,19 +216,23 @@ def test_c12_refinement_rounds():
 def test_c16_small_gap_counts_only_when_the_norms_mattered():
     from mechscope.claims import c16_layernorm_removable as c16
 
-    fine = {"overflow_norm_free": 0.0, "overflow_frozen_untrained": 0.0}
+    fine = {"overflow_norm_free": 0.0, "overflow_frozen_untrained": 0.0, "steps": c16.MIN_DECISIVE_STEPS}
     twin = {"freeze_cost": 0.0, **fine}
     assert c16.verdict({"gap": 0.1, "freeze_cost": 0.2, **fine}, twin) == "supported"
     assert c16.verdict({"gap": 0.1 + E, "freeze_cost": 1.0, **fine}, twin) == "inconclusive"
     assert c16.verdict({"gap": 0.1, "freeze_cost": 0.2 - E, **fine}, twin) == "inconclusive"   # removing nothing
     assert c16.verdict({"gap": 0.5 + E, "freeze_cost": 1.0, **fine}, twin) == "not supported"
     assert c16.verdict({"gap": 0.5, "freeze_cost": 1.0, **fine}, twin) == "inconclusive"
+    short = {**fine, "steps": c16.MIN_DECISIVE_STEPS - 1}      # too short a fine-tune to show the norms resist
+    assert c16.verdict({"gap": 0.5 + E, "freeze_cost": 1.0, **short}, twin) == "inconclusive"
+    assert c16.verdict({"gap": 0.0, "freeze_cost": 1.0, **short, "overflow_norm_free": 1e-4}, twin) == "inconclusive"
+    assert c16.verdict({"gap": 0.1, "freeze_cost": 1.0, **short}, twin) == "supported"
 
 
 def test_c16_overflow_without_norms_is_not_supported_and_freezing_overflow_means_they_mattered():
     from mechscope.claims import c16_layernorm_removable as c16
 
-    fine = {"overflow_norm_free": 0.0, "overflow_frozen_untrained": 0.0}
+    fine = {"overflow_norm_free": 0.0, "overflow_frozen_untrained": 0.0, "steps": c16.MIN_DECISIVE_STEPS}
     twin = {"freeze_cost": 0.0, **fine}
     assert c16.verdict({"gap": 0.0, "freeze_cost": 1.0, **fine, "overflow_norm_free": 1e-4}, twin) == "not supported"
     frozen_breaks = {"gap": 0.1, "freeze_cost": 0.0, **fine, "overflow_frozen_untrained": 1e-4}
