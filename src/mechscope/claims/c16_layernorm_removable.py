@@ -8,7 +8,7 @@ norm-free model minus the control's. Every step reads fresh windows of the text'
 most MAX_TEXT_PASSES passes over it in all (the full budget's 2000 steps shrink to ~97 on the
 bundled sample), and the CE is read on its held-out part. Steps whose loss or gradient is not finite
 (a huge-norm token under a frozen scale) are skipped, never taken. On organism:tiny-gpt2 the gap
-falls with the fine-tune's length (quick settings: 0.18 nats at 25 steps, 0.09 at 100, 0.08 at 150;
+falls with the fine-tune's length (quick settings: 0.18 nats at 25 steps, 0.08-0.09 at 100 and 150;
 full: 0.08), so the quick budget gives small models 100 steps. Larger models get fewer under quick
 (6 at 135M parameters), too few to show that the norms resist removal (the gap is then mostly the
 freeze cost itself): "not supported" needs a fine-tune of MIN_DECISIVE_STEPS steps or more.
@@ -137,10 +137,10 @@ def measure(model, budget: Budget) -> Measurement:
                      "prediction is charged log(vocab) nats." if r.overflow["norm_free"] or r.overflow["frozen_untrained"] else "")),
         method=(f"Each norm (every ln2, then every ln1, then the final norm) is replaced one at a time by a frozen "
                 f"scale per position, its average divisor at that position over data measured just before, over the "
-                f"first {REMOVAL_FRACTION:.0%} of the steps, with fine-tuning of all weights in between and after; {r.steps} AdamW steps in all (lr {lr:.1e}) on fresh windows of "
-                f"the text's training part ({steps * batch_size(budget) * budget.seq_len / text:.2f} passes over it), "
-                "gradients clipped to norm 1, "
-                "steps with a non-finite loss or gradient skipped. The control is a plain fine-tune with the same "
+                f"first {REMOVAL_FRACTION:.0%} of the steps, with fine-tuning of all weights in between and after; "
+                f"{r.steps} AdamW steps in all (lr {lr:.1e}) on fresh windows of the text's training part "
+                f"({steps * batch_size(budget) * budget.seq_len / text:.2f} passes over it), gradients clipped to norm "
+                "1, steps with a non-finite loss or gradient skipped. The control is a plain fine-tune with the same "
                 "steps, data and learning rate. CE on the text's held-out part."),
         figures=[r.figure()],
     )
