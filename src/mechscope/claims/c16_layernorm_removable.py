@@ -103,10 +103,11 @@ def fine_tune_steps(n_params: int, budget: Budget, train_tokens: int) -> int:
 def measure(model, budget: Budget) -> Measurement:
     quick = budget.name == "quick"
     text = len(split_stream(token_stream(model), "train"))
-    steps = fine_tune_steps(model.cfg.n_params, budget, text)
+    steps, batch = fine_tune_steps(model.cfg.n_params, budget, text), batch_size(budget)
+    passes = steps * batch * budget.seq_len / text   # over the text's training part
     lr = (1e-3 if quick else 3e-4) * min(1.0, LR_WIDTH / model.cfg.d_model)
-    common = dict(seq_len=budget.seq_len, batch_size=batch_size(budget))
-    train = list(eval_token_batches(model, n_sequences=steps * batch_size(budget), seed=budget.seed + 1,
+    common = dict(seq_len=budget.seq_len, batch_size=batch)
+    train = list(eval_token_batches(model, n_sequences=steps * batch, seed=budget.seed + 1,
                                     split="train", **common))   # a fresh window for every sequence of every step
     held_out = list(eval_token_batches(model, n_sequences=budget.n_sequences, seed=budget.seed, split="held_out",
                                        **common))
@@ -124,7 +125,7 @@ def measure(model, budget: Budget) -> Measurement:
                  "ce_norm_free": _finite(r.ce_norm_free), "ce_frozen_untrained": _finite(r.ce_frozen_untrained),
                  "gap": _finite(r.gap), "freeze_cost": _finite(freeze_cost), "steps": r.steps,
                  "skipped_non_finite_steps": skipped, "n_norms": len(r.sites), "lr": lr,
-                 "text_passes": round(steps * batch_size(budget) * budget.seq_len / text, 3),
+                 "text_passes": round(passes, 3),
                  **{f"overflow_{k}": round(v, 4) for k, v in r.overflow.items()}},
         key_metric="gap",
         evidence=(f"Held-out CE: original {r.ce_original:.3f}, all norms frozen without fine-tuning "
@@ -139,7 +140,7 @@ def measure(model, budget: Budget) -> Measurement:
                 f"scale per position, its average divisor at that position over data measured just before, over the "
                 f"first {REMOVAL_FRACTION:.0%} of the steps, with fine-tuning of all weights in between and after; "
                 f"{r.steps} AdamW steps in all (lr {lr:.1e}) on fresh windows of the text's training part "
-                f"({steps * batch_size(budget) * budget.seq_len / text:.2f} passes over it), gradients clipped to norm "
+                f"({passes:.2f} passes over it), gradients clipped to norm "
                 "1, steps with a non-finite loss or gradient skipped. The control is a plain fine-tune with the same "
                 "steps, data and learning rate. CE on the text's held-out part."),
         figures=[r.figure()],
