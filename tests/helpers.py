@@ -215,3 +215,15 @@ class OfflinePage:
     def settle(self, seconds: float = 0.3) -> None:
         """Let pending events (late errors, dialogs) arrive."""
         self.page.wait_for_timeout(seconds * 1000)
+
+
+def micro_llama(vocab_size: int):
+    """A 2-layer LLaMA of 2 heads of 16 (d_model 32) from the micro-test preset, seeded, eager attention
+    (the enforcement terms read attention weights)."""
+    from mechscope.organisms.presets import build_model, get_preset
+
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    model = build_model(get_preset("micro-test", arch="llama", n_layer=2, d_model=32, n_head=2, vocab_size=vocab_size))
+    model.set_attn_implementation("eager")
+    return model

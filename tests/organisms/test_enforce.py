@@ -9,15 +9,12 @@ import torch
 from mechscope.errors import InputError
 from mechscope.organisms.enforce import Enforcement, Taps, enforcement_losses, enforcement_rows, parse_head
 from mechscope.organisms.presets import build_model, get_preset
+from tests import helpers
 
 
 @pytest.fixture(scope="module")
 def micro_llama():
-    torch.set_num_threads(1)
-    torch.manual_seed(0)
-    model = build_model(get_preset("micro-test", arch="llama", n_layer=2, d_model=32, n_head=2, vocab_size=64))
-    model.set_attn_implementation("eager")
-    return model
+    return helpers.micro_llama(vocab_size=64)
 
 
 def test_rows_repeat_their_span_after_one_prefix_per_step():

@@ -150,9 +150,14 @@ class Taps:
         return slice(head * d_head, (head + 1) * d_head)
 
 
+def attention_nll(weights: torch.Tensor) -> torch.Tensor:
+    """Mean -log of attention weights a head should have put on its target keys (any shape)."""
+    return -weights.clamp_min(1e-6).log().mean()
+
+
 def _pattern_loss(pattern: torch.Tensor, queries: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
     """Mean -log attention from each query to its target key; pattern [batch q k] of one head."""
-    return -pattern[:, queries, keys].clamp_min(1e-6).log().mean()
+    return attention_nll(pattern[:, queries, keys])
 
 
 def _next_token_loss(model, rows: Rows, positions: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

@@ -114,6 +114,7 @@ import dataclasses
 from mechscope.errors import InputError
 from mechscope.organisms.corpus import DEFAULT_SHARES
 from mechscope.organisms.enforce import Enforcement
+from mechscope.organisms.enforce_name_mover import NameMoverEnforcement
 
 PACKINGS = ("chunks", "row-per-document", "documents")
 LEGACY_PACKING = {True: "chunks", False: "row-per-document"}
@@ -155,10 +156,14 @@ class Preset:
     tokenizer_sample_docs: int = 4_000
     eval_prompts: int = 100          # prompts per planted task at each evaluation
     enforce: Enforcement | None = None  # train designated heads to implement a known circuit (organisms.enforce)
+    name_mover: NameMoverEnforcement | None = None  # train one head to be a name mover (organisms.enforce_name_mover)
+    init_from: str | None = None     # a preset whose finished run (trained first, into RUN/init) this one continues
 
     def __post_init__(self) -> None:
         if isinstance(self.enforce, dict):  # from a checkpoint or a training card
             self.enforce = Enforcement(**self.enforce)
+        if isinstance(self.name_mover, dict):
+            self.name_mover = NameMoverEnforcement(**self.name_mover)
         if isinstance(self.packing, bool):  # cards and checkpoints written before packing was a name
             self.packing = LEGACY_PACKING[self.packing]
         if self.packing not in PACKINGS:

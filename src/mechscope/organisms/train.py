@@ -47,10 +47,16 @@ from mechscope.organisms.enforce import (
     enforcement_rows,
     total_enforcement_loss,
 )
+from mechscope.organisms.enforce_name_mover import (
+    NameMoverEnforcement,
+    name_mover_losses,
+    name_mover_rows,
+    total_name_mover_loss,
+)
 from mechscope.organisms.enforced_circuit import write_enforced_circuit
 from mechscope.organisms.evaluate import evaluate
 from mechscope.organisms.flops import matmul_peak_flops, training_flops_per_token
-from mechscope.organisms.presets import LEGACY_PACKING, Preset, build_model
+from mechscope.organisms.presets import LEGACY_PACKING, Preset, build_model, get_preset
 from mechscope.organisms.tokenizer import load_tokenizer, save_tokenizer
 from mechscope.organisms.world import GroundTruth, load_ground_truth, make_world
 from mechscope.progress import progress
@@ -89,6 +95,20 @@ def prepare_data(out: Path, preset: Preset, text_paths: list[str]) -> RunData:
     return RunData(corpus.tokenizer, world, corpus.train, corpus.heldout_natural)
 
 
+def data_home(out: Path, preset: Preset) -> Path:
+    """The run directory whose data/ a run in `out` trains on: its own, or for a continuation
+    (`Preset.init_from`) that of the run it continues, in out/init (the same corpus and tokenizer)."""
+    while preset.init_from:
+        out, preset = out / "init", get_preset(preset.init_from)
+    return out
+
+
+def _final_weights(final: Path) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    return load_file(final / "model.safetensors")
+
+
 def lr_at(step: int, p: Preset) -> float:
     """Linear warmup then cosine decay to min_lr_fraction * lr."""
     if step < p.warmup_steps:
@@ -121,10 +141,11 @@ def _training_fields(preset: dict) -> dict:
     defaults = {f.name: f.default for f in dataclasses.fields(Preset) if f.default is not dataclasses.MISSING}
     fields = {k: v for k, v in {**defaults, **preset}.items() if k not in {"name", "description"}}
     fields["packing"] = LEGACY_PACKING.get(fields["packing"], fields["packing"])
-    if isinstance(fields["enforce"], dict):        # the same for the fields of the enforcement config
-        fields["enforce"] = dataclasses.asdict(Enforcement(**fields["enforce"]))
-    elif fields["enforce"] is not None:
-        fields["enforce"] = dataclasses.asdict(fields["enforce"])
+    for key, config in (("enforce", Enforcement), ("name_mover", NameMoverEnforcement)):
+        if isinstance(fields[key], dict):        # the same for the fields of an enforcement config
+            fields[key] = dataclasses.asdict(config(**fields[key]))
+        elif fields[key] is not None:
+            fields[key] = dataclasses.asdict(fields[key])
     return fields
 
 
@@ -149,13 +170,22 @@ def train(preset: Preset, out: str | Path, text_paths: list[str] = (), *, thread
 def _train(preset: Preset, out: Path, text_paths: list[str], stop_after: int | None, show_progress: bool | None,
            on_eval: Callable[[int, dict], None] | None) -> Path | None:
     out.mkdir(parents=True, exist_ok=True)
-    run = prepare_data(out, preset, list(text_paths))
+    init = None
+    if preset.init_from:    # the run this one continues, trained (or resumed, or found finished) first
+        init = _train(get_preset(preset.init_from), out / "init", text_paths, None, show_progress, None)
+    run = prepare_data(data_home(out, preset), preset, list(text_paths))
     eos = run.tokenizer.bos_token_id
     torch.manual_seed(preset.seed)
     model = build_model(preset, eos)
+    if init:
+        missing, unexpected = model.load_state_dict(_final_weights(init), strict=False)
+        if unexpected or set(missing) - {"lm_head.weight"}:      # the tied unembedding is not stored
+            raise CheckpointError(f"{init} does not hold {preset.name}'s architecture (missing {missing}, "
+                                  f"unexpected {unexpected}); its init_from preset must share it")
+        model.tie_weights()
     taps = None
-    if preset.enforce:
-        model.set_attn_implementation("eager")   # the pattern term reads attention weights
+    if preset.enforce or preset.name_mover:
+        model.set_attn_implementation("eager")   # the pattern terms read attention weights
         taps = Taps(model)
     opt = make_optimizer(model, preset)
     step, history = 0, {"loss": [], "evals": [], "train_seconds": 0.0, "peak_flops": []}
@@ -169,6 +199,8 @@ def _train(preset: Preset, out: Path, text_paths: list[str], stop_after: int | N
         opt.load_state_dict(state["optimizer"])
         torch.set_rng_state(state["torch_rng"])
         step, history = int(state["step"]), state["history"]
+        if step >= preset.steps and (out / "final" / "training_card.json").is_file():
+            return out / "final"          # finished and exported before (the run a continuation starts from)
     history["peak_flops"].append(matmul_peak_flops())
     flops_per_token = training_flops_per_token(preset.n_layer, preset.d_model, 4 * preset.d_model,
                                                preset.vocab_size, preset.seq_len)
@@ -230,11 +262,17 @@ def _train(preset: Preset, out: Path, text_paths: list[str], stop_after: int | N
                               torch.ones_like(rows)))
             x, labels, mask = join_rows(parts, eos)
             loss = model(input_ids=x, labels=labels, attention_mask=mask).loss
-        if taps is not None:
+        enforced = {}
+        if preset.enforce:
             rows = enforcement_rows(step, preset.enforce, preset.vocab_size, preset.seed, eos)
             parts = enforcement_losses(model, rows, preset.enforce, taps)
             loss = loss + total_enforcement_loss(parts, preset.enforce)
-            enforced = {k: round(v.item(), 4) for k, v in parts.items()}
+            enforced["enforce"] = {k: round(v.item(), 4) for k, v in parts.items()}
+        if preset.name_mover:
+            rows = name_mover_rows(step, preset.name_mover, run.tokenizer, run.ground_truth, preset.seed, eos)
+            parts = name_mover_losses(model, rows, preset.name_mover, taps)
+            loss = loss + total_name_mover_loss(parts, preset.name_mover)
+            enforced["name_mover"] = {k: round(v.item(), 4) for k, v in parts.items()}
         optimizer_step(model, opt, loss, preset.grad_clip)
         step += 1
         dt = time.perf_counter() - t0
@@ -249,8 +287,7 @@ def _train(preset: Preset, out: Path, text_paths: list[str], stop_after: int | N
         if step % preset.log_every == 0:
             record = {"step": step, "loss": history["loss"][-1], "lr": lr_at(step - 1, preset), "tokens_per_s": tok_s,
                       "flops_per_s": tok_s * flops_per_token}
-            if taps is not None:
-                record["enforce"] = enforced
+            record.update(enforced)
             _log(out, record)
             recent, recent_tokens = [], []
         if step % preset.eval_every == 0 or step == preset.steps:
@@ -269,9 +306,13 @@ def export(out: Path, model, run: RunData, preset: Preset, history: dict, flops_
     model.save_pretrained(final, safe_serialization=True)
     save_tokenizer(run.tokenizer, final)
     run.ground_truth.save(final / "ground_truth.json")
-    corpus = json.loads((out / "data" / "corpus.json").read_text())
+    corpus = json.loads((data_home(out, preset) / "data" / "corpus.json").read_text())
     card = make_card(preset, history, flops_per_token, corpus, torch.get_num_threads(),
                      n_params=sum(p.numel() for p in model.parameters()))
+    if preset.init_from:      # what the continued run was, beside what this one did
+        init_card = json.loads((out / "init" / "final" / "training_card.json").read_text())
+        card["init"] = {k: init_card[k] for k in ("name", "steps", "tokens_seen", "train_seconds", "fraction_of_peak",
+                                                  "threads", "final_metrics")}
     write_card(final, card)
     if preset.enforce:
         write_enforced_circuit(final, preset.name, preset.enforce)
@@ -290,7 +331,7 @@ def export_checkpoint(out: str | Path) -> Path:
     out = Path(out)
     state = load_checkpoint(out / CHECKPOINT_NAME)
     preset = Preset(**json.loads(state["preset"]))
-    run = prepare_data(out, preset, [])
+    run = prepare_data(data_home(out, preset), preset, [])
     model = build_model(preset, run.tokenizer.bos_token_id)
     model.load_state_dict(state["model"])
     flops_per_token = training_flops_per_token(preset.n_layer, preset.d_model, 4 * preset.d_model,

@@ -45,12 +45,12 @@ def ioi_vocabulary(model) -> dict:
         "names": single_token_words(model, pools["names"], need=5, what="names", task="IOI"),
         "places": single_token_words(model, pools["places"], need=1, what="places", task="IOI"),
         "objects": single_token_words(model, pools["objects"], need=1, what="objects", task="IOI"),
-        "templates": [t for t in pools["templates"] if _names_follow_spaces(t)],
+        "templates": [t for t in pools["templates"] if names_follow_spaces(t)],
         "source": pools["source"],
     }
 
 
-def _names_follow_spaces(template: str) -> bool:
+def names_follow_spaces(template: str) -> bool:
     """True if every {A}/{B}/{S} is preceded by a space (so ' Name' is the token we look for)."""
     for key in ("{A}", "{B}", "{S}"):
         i = template.find(key)
