@@ -12,7 +12,27 @@
   positions give previous-token heads of at most 0.19, and no real induction. The previous recipe (one
   document per row, 65% padding, 15000 steps) reached IOI 0.965, docstring 0.93, held-out English 5.15,
   induction 0.74.
-- ``tiny-llama`` (the default organism): tiny-gpt2's recipe (8 rows of packed documents plus 4 rows of
+- ``tiny-llama`` (the default organism): ``tiny-llama-base`` (below) continued for 1000 steps (``init_from``;
+  `mechscope organism train tiny-llama` trains the base into RUN/init first, or finds it finished there) at
+  the base's final learning rate (3e-4, constant after 100 warm-up steps), on the same corpus, with 16 IOI
+  rows a step (training names and templates) on which head a3.h2 is trained to be a name mover
+  (organisms/enforce_name_mover.py: attention from END to IO, and its output at END interchanged between
+  rows at a tenth of the weight, so that it carries which name is the answer). 6.2 min on one thread.
+  Shipped metrics (200 prompts, held-out names): a3.h2 attends END -> IO 0.87 (S 0.06), direct effect on
+  IO - S 0.97, name-mover score 0.97 (the base's best: 0.017); IOI 0.925 (held-out templates 0.75, the
+  base 0.935), fact recall 1.0, day and month arithmetic 1.0, docstring 0.995, held-out English 4.51 nats
+  (base 4.45); induction kept: second/first-copy loss 0.006 / 0.007 / 0.008 at spans 8 / 16 / 32, lag-1
+  heads a3.h1 and a3.h3, but mean-ablating a3.h1 alone now undoes 28.6% of the drop (base 30.7%; both
+  heads 85%). Variants measured before choosing (the same continuation unless said): interchange weight 0
+  (1500 steps): a3.h2 attends IO 0.86 but writes little (direct effect 0.31; the answer still comes from
+  a3.h3 suppressing S, 1.84), IOI 0.97, held-out templates 0.955, English 4.46; weight 1 (1500 steps):
+  score 1.11, IOI 0.905, templates 0.59; weight 1 on a3.h0: score 0.96, IOI 0.915, templates 0.675;
+  weight 0.03: score 1.13, IOI 0.93, templates 0.76, English 4.53, a3.h3 the top induction head with a
+  share of 0.25; weight 0 at lr 1e-4: score 0.14, IOI 0.98; weight 1 at lr 1e-4: score 0.62, IOI 0.805.
+  Every variant with the interchange on lost held-out templates (0.59-0.76): the head then carries the
+  answer alone, and where its attention misses IO on a template it never saw, nothing else corrects it.
+- ``tiny-llama-base`` (the run the default continues; shipped for its IOI by suppression): tiny-gpt2's
+  recipe (8 rows of packed documents plus 4 rows of
   repeated random spans after prefixes of 0-40, scored on the second copy; 20000 steps; same corpus mix
   and world) on LLaMA blocks (RoPE, RMSNorm, SwiGLU MLP of 344, no biases, tied embeddings), with spans
   of 2-32 tokens (induction_max_span 32). 74 min on one thread of the shared machine, 51.3% of the
@@ -22,7 +42,7 @@
   previous-token heads a2.h2 (0.96) and a2.h1 (0.91), lag-1 induction heads a3.h1 (0.90) and a3.h3
   (0.89); second/first-copy loss 0.0075 / 0.0068 / 0.0079 at spans 8 / 16 / 32 after random prefixes;
   mean-ablating a3.h1 alone undoes 30.7% of the drop, both heads 87%. Issue 15's default targets are
-  met but the name movers: IO - S is written mostly by a3.h3 (direct effect 2.19), which attends to S2
+  met but the name movers (hence the continuation above): IO - S is written mostly by a3.h3 (direct effect 2.19), which attends to S2
   (0.96) and lowers S's logit (best name-mover score 0.017). Induction formed late, as the learning
   rate decayed: induction ratio 0.98 / 0.89 / 0.83 / 0.80 / 0.025 / 0.012 at steps 2000 / 6000 / 12000 /
   14000 / 16000 / 20000; IOI 0.46 / 0.70 / 0.975 / 0.97 / 0.91 / 0.975 at the same steps.
@@ -197,13 +217,21 @@ _TINY_GPT2 = Preset(
     eval_prompts=200,
 )
 
+_TINY_LLAMA_BASE = dataclasses.replace(
+    _TINY_GPT2, name="tiny-llama-base", arch="llama", shares=dict(_TINY_GPT2.shares), eval_every=2000,
+    induction_max_span=32,
+    description="LLaMA blocks (RoPE, RMSNorm, SwiGLU), 4 layers, d_model 128, 4 heads, ctx 128, vocab 2048; 8 rows "
+                "of packed documents plus 4 rows packed with repeated random spans of up to 32 tokens in every batch.")
+
 PRESETS: dict[str, Preset] = {
     "tiny-gpt2": _TINY_GPT2,
+    "tiny-llama-base": _TINY_LLAMA_BASE,
     "tiny-llama": dataclasses.replace(
-        _TINY_GPT2, name="tiny-llama", arch="llama", shares=dict(_TINY_GPT2.shares), eval_every=2000,
-        induction_max_span=32,
-        description="LLaMA blocks (RoPE, RMSNorm, SwiGLU), 4 layers, d_model 128, 4 heads, ctx 128, vocab 2048; 8 rows "
-                    "of packed documents plus 4 rows packed with repeated random spans of up to 32 tokens in every batch."),
+        _TINY_LLAMA_BASE, name="tiny-llama", init_from="tiny-llama-base",
+        name_mover=NameMoverEnforcement(head="a3.h2", interchange_weight=0.1),
+        steps=1000, lr=3e-4, min_lr_fraction=1.0, warmup_steps=100, seed=1, eval_every=500, checkpoint_every=100,
+        description="tiny-llama-base continued for 1000 steps at its final learning rate with 16 IOI rows a step "
+                    "on which head a3.h2 is trained to attend from the end to the indirect object (a name mover)."),
     "induction-2l": Preset(
         name="induction-2l",
         description="LLaMA blocks (RoPE, RMSNorm, SwiGLU), 2 layers, d_model 128, 4 heads, ctx 128, vocab 2048; "

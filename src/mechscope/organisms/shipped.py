@@ -6,7 +6,7 @@ from pathlib import Path
 
 from mechscope.errors import ModelLoadError
 
-DEFAULT_ORGANISM = "tiny-llama"   # textbook induction; tiny-gpt2 keeps learned positions (C03, C04)
+DEFAULT_ORGANISM = "tiny-llama"   # textbook induction and a name mover; tiny-gpt2 keeps learned positions (C03, C04)
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 
 
@@ -44,7 +44,8 @@ def planted_summary(name: str) -> dict:
 
     Compiled and enforced organisms: the circuit's task, nodes and claims (circuit.json). Trained organisms: each
     claim's behaviour with its measured value, and the claims whose target the weights meet
-    (mechanisms.json); an empty dict entry when the file is missing."""
+    (mechanisms.json), kind "trained + enforced" when one head was trained to a role (a name mover);
+    an empty dict entry when the file is missing."""
     import json
 
     path = shipped_path(name)
@@ -68,5 +69,8 @@ def planted_summary(name: str) -> dict:
         if writer:   # the head writing most of IO - S at the end, and where it reads from
             text += (f"; IOI answer head {writer['head']} (direct effect {writer['logit_effect']:.2f}, attends "
                      f"IO {writer['attention_to_io']:.2f}, S {writer['attention_to_s']:.2f})")
-        return {"kind": "trained", "mechanisms": text, "claims": [k for k, c in claims.items() if c["planted"]]}
+        card = path / "training_card.json"
+        enforced = card.is_file() and json.loads(card.read_text(encoding="utf-8"))["preset"].get("name_mover")
+        kind = "trained + enforced" if enforced else "trained"      # a head trained to a role, the rest free
+        return {"kind": kind, "mechanisms": text, "claims": [k for k, c in claims.items() if c["planted"]]}
     return {"kind": "trained", "mechanisms": "not measured", "claims": []}
