@@ -89,8 +89,8 @@ def test_losses_read_and_train_the_designated_head(micro_llama, organism_text):
     alone = name_mover_losses(micro_llama, one, cfg, taps)          # one row is its own source: no change
     assert float(alone["interchange"].detach()) == pytest.approx(float(alone["task"].detach()), rel=1e-6)
     weights = NameMoverEnforcement(task_weight=0.5, pattern_weight=2.0, interchange_weight=0.0)
-    total = total_name_mover_loss(losses, weights)
-    assert float(total) == pytest.approx(0.5 * float(losses["task"]) + 2 * float(losses["pattern"]))
+    total = total_name_mover_loss({k: v.detach() for k, v in losses.items()}, weights)
+    assert float(total) == pytest.approx(0.5 * float(losses["task"].detach()) + 2 * float(losses["pattern"].detach()))
 
 
 def test_a_continuation_starts_from_its_init_run_and_trains_the_name_mover(copy_run_data, tmp_path, monkeypatch):

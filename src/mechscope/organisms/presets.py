@@ -32,7 +32,9 @@
   share of 0.25; weight 0 at lr 1e-4: score 0.14, IOI 0.98; weight 1 at lr 1e-4: score 0.62, IOI 0.805.
   Every variant with the interchange on lost held-out templates (0.59-0.76): the head then carries the
   answer alone, and on templates it never saw its attention misses IO (shipped a3.h2, 200 prompts each:
-  END -> IO 0.92 on training templates, 0.49 on held-out ones, where accuracy falls to 0.70).
+  END -> IO 0.92 on training templates, 0.49 on held-out ones, where accuracy falls to 0.70). Training
+  the pattern from every query after S2 rather than END's alone (so the query cannot key on END's own
+  words) did not help: IOI 0.89 / templates 0.675 at weight 0.1, 0.775 / 0.665 at 0.3.
 - ``tiny-llama-base`` (the run the default continues; shipped for its IOI by suppression): tiny-gpt2's
   recipe (8 rows of packed documents plus 4 rows of
   repeated random spans after prefixes of 0-40, scored on the second copy; 20000 steps; same corpus mix
