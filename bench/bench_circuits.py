@@ -23,6 +23,7 @@ defaults (EAP-IG: 5 steps over the inputs, as in Hanna et al. 2024).
     python bench/bench_circuits.py --agreement    -> bench/results/circuits_agreement.json
     python bench/bench_circuits.py --agreement --qkv   -> bench/results/circuits_agreement_qkv.json
     python bench/bench_circuits.py --agreement --model organism:tiny-llama-base  -> circuits_agreement_tiny-llama-base.json
+    python bench/bench_circuits.py --agreement --model organism:tiny-llama       -> circuits_agreement_tiny-llama.json
     python bench/bench_circuits.py --vs-auto-circuit /tmp/acpkgs   -> bench/results/circuits_vs_auto_circuit.json
     python bench/bench_circuits.py --vs-eap-ig /tmp/eapig/src      -> bench/results/circuits_vs_eap_ig.json
 
