@@ -123,3 +123,26 @@ def test_a_continuation_starts_from_its_init_run_and_trains_the_name_mover(copy_
     stamp = (out / "init" / "final" / "training_card.json").stat().st_mtime_ns
     train(continuation, out, show_progress=False)               # finished runs are found, not re-exported
     assert (out / "init" / "final" / "training_card.json").stat().st_mtime_ns == stamp
+
+
+def test_recombined_rows_join_openings_and_endings_of_different_templates(organism_text):
+    """recombine: each row's opening (up to S) and ending come from training templates, not always the same one;
+    IO and S2 stay where the rows say."""
+    import re
+
+    tokenizer, world = organism_text
+    cfg = NameMoverEnforcement(rows=16, recombine=True)
+    rows = name_mover_rows(0, cfg, tokenizer, world, 0, tokenizer.bos_token_id)
+    openings = {t.split("{S}")[0] for t in world.ioi_templates}
+    endings = {t.split("{S}")[1] for t in world.ioi_templates}
+    as_pattern = [re.compile(re.escape(t).replace(r"\{A\}", r"\w+").replace(r"\{B\}", r"\w+").replace(r"\{S\}", r"\w+")
+                             .replace(r"\{PLACE\}", r"\w+").replace(r"\{OBJECT\}", r"\w+") + "$")
+                  for t in world.ioi_templates]
+    new = 0
+    for i in range(16):
+        text = tokenizer.decode(rows.x[i, 1:rows.end[i] + 1])
+        assert tokenizer.decode(rows.x[i, rows.io[i]]).strip() == tokenizer.decode(rows.answer[i]).strip()
+        assert any(text.startswith(o.split("{A}")[0]) for o in openings) and text.endswith(" to")
+        assert any(text.endswith(e.split("{OBJECT}")[-1]) for e in endings)
+        new += not any(p.match(text) for p in as_pattern)
+    assert new > 0                                     # some rows are combinations no template had

@@ -42,6 +42,7 @@ class NameMoverEnforcement:
     pattern_weight: float = 1.0
     interchange_weight: float = 1.0      # 0 turns the interchange term off and skips its forward
     task_weight: float = 1.0
+    recombine: bool = False              # rows join one training template's opening (to S) to another's ending
 
     def layer_head(self) -> tuple[int, int]:
         return parse_head(self.head)
@@ -61,13 +62,17 @@ def name_mover_rows(step: int, cfg: NameMoverEnforcement, tokenizer, world: Grou
                     eos: int) -> IOIRows:
     """`cfg.rows` IOI prompts (<|endoftext|> + prompt), a pure function of (seed, step): training
     templates whose names follow a space and the names that are one token there, ABBA and BABA, each row
-    its own template, place and object."""
+    its own template, place and object; with `recombine`, a row's template joins one training template's
+    opening (up to S) to another's ending, so the head meets 49 sentence frames rather than 7."""
     answer_ids = {name: tokenizer.encode(" " + name, add_special_tokens=False) for name in world.ioi_names}
     names = [name for name, ids in answer_ids.items() if len(ids) == 1]
     if len(names) < 2:
         raise InputError(f"the tokenizer keeps {len(names)} of the world's IOI names as one token; a name mover "
                          "needs at least two (train the tokenizer on a corpus with the IOI family)")
     templates = [t for t in world.ioi_templates if names_follow_spaces(t)]   # so IO is the answer's token
+    if cfg.recombine:      # 7 templates -> 49: the head cannot key on one template's words
+        openings, endings = zip(*(t.split("{S}", 1) for t in templates), strict=True)
+        templates = [o + "{S}" + e for o in openings for e in endings]
     rng = random.Random(f"{seed}-{step}-{STREAM}")
     rows, io_pos, answers = [], [], []
     for _ in range(cfg.rows):
