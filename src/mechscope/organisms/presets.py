@@ -15,30 +15,29 @@
 - ``tiny-llama`` (the default organism): ``tiny-llama-base`` (below) continued for 1000 steps (``init_from``;
   `mechscope organism train tiny-llama` trains the base into RUN/init first, or finds it finished there) at
   the base's final learning rate (3e-4, constant after 100 warm-up steps), on the same corpus, with 16 IOI
-  rows a step (training names; each row joins one training template's opening, up to S, to another's
-  ending: 49 combinations of 7) on which head a3.h2 is trained to be a name mover
-  (organisms/enforce_name_mover.py: attention from END to IO, and its output at END interchanged between
-  rows at a tenth of the weight, so that it carries which name is the answer). 6.5 min on one thread.
-  Shipped metrics (200 prompts, held-out names): a3.h2 attends END -> IO 0.95 (S 0.04), direct effect on
-  IO - S 1.30, name-mover score 1.31 (the base's best: 0.017); mean-ablating it takes IO - S from 8.89 to
-  4.18 (64 prompts); IOI 0.94 (held-out templates 0.795, the base 0.935), fact recall 1.0, day and month
-  arithmetic 1.0, docstring 0.99, held-out English 4.53 nats (base 4.45); induction kept: second/first-copy
-  loss 0.006 / 0.007 / 0.009 at spans 8 / 16 / 32, lag-1 heads a3.h1 and a3.h3, but mean-ablating a3.h1
-  alone now undoes 28.0% of the drop (base 30.7%; both heads 85%). The same with each row on one training
-  template (not recombined): attends IO 0.87, effect 0.97, IOI 0.925, held-out templates 0.75, English
-  4.51, a3.h1's share 28.6%. Variants measured before that (weight 0.03 with this preset's code, the
-  others with an earlier script that drew one template per step; the same continuation unless said): interchange weight 0
-  (1500 steps): a3.h2 attends IO 0.86 but writes little (direct effect 0.31; the answer still comes from
-  a3.h3 suppressing S, 1.84), IOI 0.97, held-out templates 0.955, English 4.46; weight 1 (1500 steps):
-  score 1.11, IOI 0.905, templates 0.59; weight 1 on a3.h0: score 0.96, IOI 0.915, templates 0.675;
-  weight 0.03: score 1.13, IOI 0.93, templates 0.76, English 4.53, a3.h3 the top induction head with a
-  share of 0.25; weight 0 at lr 1e-4: score 0.14, IOI 0.98; weight 1 at lr 1e-4: score 0.62, IOI 0.805.
-  Every variant with the interchange on lost held-out templates (0.59-0.76): the head then carries the
-  answer alone, and on templates it never saw its attention misses IO (a3.h2 not recombined, 200 prompts
-  each: END -> IO 0.92 on training templates, 0.49 on held-out ones, where accuracy falls to 0.70;
-  recombined, as shipped: 0.95 and 0.62, accuracy 0.79). Training
-  the pattern from every query after S2 rather than END's alone (so the query cannot key on END's own
-  words) did not help: IOI 0.89 / templates 0.675 at weight 0.1, 0.775 / 0.665 at 0.3.
+  rows a step (training names; each row joins one training template's opening, up to S, to another's ending:
+  49 combinations of 7) on which head a3.h2 is trained to be a name mover (organisms/enforce_name_mover.py:
+  attention from END to IO, and its output at END interchanged between rows at a tenth of the weight, so that
+  it carries which name is the answer). 6.5 min on one thread. Shipped metrics (200 prompts, held-out names):
+  a3.h2 attends END -> IO 0.95 (S 0.04), direct effect on IO - S 1.30, name-mover score 1.31 (the base's best:
+  0.017); mean-ablating it takes IO - S from 8.89 to 4.18 (64 prompts); IOI 0.94 (held-out templates 0.795,
+  the base 0.935), fact recall 1.0, day and month arithmetic 1.0, docstring 0.99, held-out English 4.53 nats
+  (base 4.45); induction kept: second/first-copy loss 0.006 / 0.007 / 0.009 at spans 8 / 16 / 32, lag-1 heads
+  a3.h1 and a3.h3, but mean-ablating a3.h1 alone now undoes 28.0% of the drop (base 30.7%; both heads 85%).
+  The same with each row on one training template (not recombined): attends IO 0.87, effect 0.97, IOI 0.925,
+  held-out templates 0.75, English 4.51, a3.h1's share 28.6%. Variants measured before that (weight 0.03 with
+  this preset's code, the others with an earlier script that drew one template per step; the same continuation
+  unless said): interchange weight 0 (1500 steps): a3.h2 attends IO 0.86 but writes little (direct effect
+  0.31; the answer still comes from a3.h3 suppressing S, 1.84), IOI 0.97, held-out templates 0.955, English
+  4.46; weight 1 (1500 steps): score 1.11, IOI 0.905, templates 0.59; weight 1 on a3.h0: score 0.96, IOI
+  0.915, templates 0.675; weight 0.03: score 1.13, IOI 0.93, templates 0.76, English 4.53, a3.h3 the top
+  induction head with a share of 0.25; weight 0 at lr 1e-4: score 0.14, IOI 0.98; weight 1 at lr 1e-4: score
+  0.62, IOI 0.805. Every variant with the interchange on lost held-out templates (0.59-0.795): the head then
+  carries the answer alone, and on templates it never saw its attention misses IO (a3.h2 not recombined, 200
+  prompts each: END -> IO 0.92 on training templates, 0.49 on held-out ones, where accuracy falls to 0.70;
+  recombined, as shipped: 0.95 and 0.62, accuracy 0.79). Training the pattern from every query after S2 rather
+  than END's alone (so the query cannot key on END's own words) did not help: IOI 0.89 / templates 0.675 at
+  weight 0.1, 0.775 / 0.665 at 0.3.
 - ``tiny-llama-base`` (the run the default continues; shipped for its IOI by suppression): tiny-gpt2's
   recipe (8 rows of packed documents plus 4 rows of
   repeated random spans after prefixes of 0-40, scored on the second copy; 20000 steps; same corpus mix
