@@ -70,7 +70,7 @@ def name_mover_rows(step: int, cfg: NameMoverEnforcement, tokenizer, world: Grou
         raise InputError(f"the tokenizer keeps {len(names)} of the world's IOI names as one token; a name mover "
                          "needs at least two (train the tokenizer on a corpus with the IOI family)")
     templates = [t for t in world.ioi_templates if names_follow_spaces(t)]   # so IO is the answer's token
-    if cfg.recombine:      # 7 templates -> 49: the head cannot key on one template's words
+    if cfg.recombine:      # n templates -> n * n frames: the head cannot key on one template's words
         openings, endings = zip(*(t.split("{S}", 1) for t in templates), strict=True)
         templates = [o + "{S}" + e for o in openings for e in endings]
     rng = random.Random(f"{seed}-{step}-{STREAM}")
