@@ -24,6 +24,7 @@ import random
 
 import torch
 import torch.nn.functional as F
+from torch.nn.utils.rnn import pad_sequence
 
 from mechscope.errors import InputError
 from mechscope.organisms.enforce import Taps, attention_nll, parse_head
@@ -85,10 +86,7 @@ def name_mover_rows(step: int, cfg: NameMoverEnforcement, tokenizer, world: Grou
         rows.append(ids)
         io_pos.append(ids.index(answer))           # IO appears once, as A or B
         answers.append(answer)
-    width = max(len(r) for r in rows)
-    x = torch.full((len(rows), width), eos, dtype=torch.long)
-    for i, r in enumerate(rows):
-        x[i, :len(r)] = torch.tensor(r)
+    x = pad_sequence([torch.tensor(r) for r in rows], batch_first=True, padding_value=eos)   # right-padded
     return IOIRows(x, torch.tensor(io_pos), torch.tensor([len(r) - 1 for r in rows]), torch.tensor(answers))
 
 
