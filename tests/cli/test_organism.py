@@ -17,7 +17,7 @@ def test_list_and_eval_commands(micro_run, tmp_path):
     assert "C09" in listed["planted"]["induction-2l"]["claims"]
     assert "IOI answer head a3.h3 (direct effect 2.19, attends IO 0.01, S 0.97)" \
         in listed["planted"]["tiny-llama-base"]["mechanisms"]
-    assert "IOI answer head a3.h2 (direct effect 1.30, attends IO 0.95, S 0.04)" \
+    assert "IOI answer head a3.h2 (direct effect 1.50, attends IO 0.95, S 0.03)" \
         in listed["planted"]["tiny-llama"]["mechanisms"]
     assert listed["planted"]["tiny-llama"]["kind"] == "trained + enforced"
     assert listed["planted"]["tiny-llama-base"]["kind"] == "trained"

@@ -134,3 +134,16 @@ def test_training_with_an_enforced_circuit_resumes_identically_and_writes_circui
     assert card["preset"]["enforce"]["induction_head"] == "a1.h1"
     log = [json.loads(line) for line in (tmp_path / "straight" / "log.jsonl").read_text().splitlines()]
     assert {"task", "pattern", "interchange", "strict"} <= set(next(r for r in log if "enforce" in r)["enforce"])
+
+
+def test_without_strictness_the_export_writes_no_circuit_json(copy_run_data):
+    """With strictness off other heads may carry the copy too (tiny-llama: a3.h3 beside the enforced a3.h1),
+    so the enforced heads are not the organism's whole circuit: no circuit.json, the preset is on the card."""
+    from mechscope.organisms.train import train
+
+    preset = get_preset("micro-test", arch="llama", n_layer=2, packing="documents", seq_len=64, steps=2,
+                        enforce=Enforcement(previous_head="a0.h0", induction_head="a1.h1", rows=2, max_prefix=4,
+                                            strict_weight=0))
+    final = train(preset, copy_run_data, show_progress=False)
+    assert not (final / "circuit.json").exists()
+    assert json.loads((final / "training_card.json").read_text())["preset"]["enforce"]["strict_weight"] == 0

@@ -93,7 +93,7 @@ def name_movers(model, task=None, top: int = TOP_HEADS) -> dict[str, list[dict[s
     logit effect alone, with where they attend from END. A head can write the answer without attending to IO:
     tiny-llama-base's IO - S is written mostly by a3.h3, which attends to S2 (0.96) and lowers S's logit, so its
     best name-mover score is 0.017; in tiny-llama, its continuation with a name mover planted, a3.h2 leads both
-    rankings (score 1.31)."""
+    rankings (score 1.49)."""
     from mechscope.attention import name_mover_scores
     from mechscope.attention.detectors import HeadScores
     from mechscope.tasks.ioi import ioi_task

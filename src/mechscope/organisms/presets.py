@@ -14,17 +14,24 @@
   induction 0.74.
 - ``tiny-llama`` (the default organism): ``tiny-llama-base`` (below) continued for 1000 steps (``init_from``;
   `mechscope organism train tiny-llama` trains the base into RUN/init first, or finds it finished there) at
-  the base's final learning rate (3e-4, constant after 100 warm-up steps), on the same corpus, with 16 IOI
-  rows a step (training names; each row joins one training template's opening, up to S, to another's ending:
-  49 combinations of 7) on which head a3.h2 is trained to be a name mover (organisms/enforce_name_mover.py:
-  attention from END to IO, and its output at END interchanged between rows at a tenth of the weight, so that
-  it carries which name is the answer). 6.5 min on one thread. Shipped metrics (200 prompts, held-out names):
-  a3.h2 attends END -> IO 0.95 (S 0.04), direct effect on IO - S 1.30, name-mover score 1.31 (the base's best:
-  0.017); mean-ablating it takes IO - S from 8.89 to 4.18 (64 prompts); IOI 0.94 (held-out templates 0.795,
-  the base 0.935), fact recall 1.0, day and month arithmetic 1.0, docstring 0.99, held-out English 4.53 nats
-  (base 4.45); induction kept: second/first-copy loss 0.006 / 0.007 / 0.009 at spans 8 / 16 / 32, lag-1 heads
-  a3.h1 and a3.h3, but mean-ablating a3.h1 alone now undoes 28.0% of the drop (base 30.7%; both heads 85%).
-  The same with each row on one training template (not recombined): attends IO 0.87, effect 0.97, IOI 0.925,
+  the base's final learning rate (3e-4, constant after 100 warm-up steps), on the same corpus, with two heads
+  trained to a role while the rest stay free. 16 IOI rows a step (training names; each row joins one training
+  template's opening, up to S, to another's ending: 49 combinations of 7) on which head a3.h2 is trained to be
+  a name mover (organisms/enforce_name_mover.py: attention from END to IO, and its output at END interchanged
+  between rows at a tenth of the weight, so that it carries which name is the answer); and 8 rows of a repeated
+  random span after a random prefix (organisms/enforce.py, every weight at a tenth, strictness off) on which
+  a2.h2 -> a3.h1 is trained to be the lag-1 induction circuit the base had grown, so that a3.h1 carries the
+  copy rather than sharing it with a3.h3. 7.3 min on one thread. Shipped metrics (200 prompts, held-out
+  names): a3.h2 attends END -> IO 0.95 (S 0.03), direct effect on IO - S 1.50, name-mover score 1.49 (the
+  base's best: 0.017); mean-ablating it takes IO - S from 9.91 to 5.04 (64 prompts); IOI 0.96 (held-out
+  templates 0.84, the base 0.935), fact recall 1.0, day and month arithmetic 1.0, docstring 0.98, held-out
+  English 4.53 nats (base 4.45); induction: second/first-copy loss 0.004 / 0.004 / 0.006 at spans 8 / 16 / 32,
+  previous-token a2.h2 1.00, lag-1 induction a3.h1 0.96 (a3.h3 0.27); mean-ablating a3.h1 alone undoes 63.9%
+  of the drop, a3.h3 alone 0.5%, the two with a2.h3 76.9% (a3.h3 backs a3.h1 up). The name mover alone,
+  without the induction rows (shipped before 2026-12-04): attends IO 0.95, effect 1.30, IOI 0.94, templates
+  0.795, a3.h1's share 28.0% (base 30.7%; both heads 85%): issue 15's >= 30% missed, which the induction rows
+  fix; at interchange weight 0.3 instead of 0.1 on them: share 68.1%, IOI 0.92, templates 0.765.
+  The name mover alone with each row on one training template (not recombined): attends IO 0.87, effect 0.97, IOI 0.925,
   held-out templates 0.75, English 4.51, a3.h1's share 28.6%. Variants measured before that (weight 0.03 with
   this preset's code, the others with an earlier script that drew one template per step; the same continuation
   unless said): interchange weight 0 (1500 steps): a3.h2 attends IO 0.86 but writes little (direct effect
@@ -35,7 +42,7 @@
   0.62, IOI 0.805. Every variant with the interchange on lost held-out templates (0.59-0.795): the head then
   carries the answer alone, and on templates it never saw its attention misses IO (a3.h2 not recombined, 200
   prompts each: END -> IO 0.92 on training templates, 0.49 on held-out ones, where accuracy falls to 0.70;
-  recombined, as shipped: 0.95 and 0.62, accuracy 0.79). Training the pattern from every query after S2 rather
+  recombined, shipped before: 0.95 and 0.62, accuracy 0.79). Training the pattern from every query after S2 rather
   than END's alone (so the query cannot key on END's own words) did not help: IOI 0.89 / templates 0.675 at
   weight 0.1, 0.775 / 0.665 at 0.3.
 - ``tiny-llama-base`` (the run the default continues; shipped for its IOI by suppression): tiny-gpt2's
@@ -236,9 +243,12 @@ PRESETS: dict[str, Preset] = {
     "tiny-llama": dataclasses.replace(
         _TINY_LLAMA_BASE, name="tiny-llama", init_from="tiny-llama-base",
         name_mover=NameMoverEnforcement(head="a3.h2", interchange_weight=0.1, recombine=True),
+        enforce=Enforcement(previous_head="a2.h2", induction_head="a3.h1", rows=8, max_prefix=40,
+                            pattern_weight=0.1, interchange_weight=0.1, task_weight=0.1, strict_weight=0),
         steps=1000, lr=3e-4, min_lr_fraction=1.0, warmup_steps=100, seed=1, eval_every=500, checkpoint_every=100,
         description="tiny-llama-base continued for 1000 steps at its final learning rate with 16 IOI rows a step "
-                    "on which head a3.h2 is trained to attend from the end to the indirect object (a name mover)."),
+                    "on which head a3.h2 is trained to attend from the end to the indirect object (a name mover), "
+                    "and 8 repeated-span rows on which a3.h1 is trained to carry the copy (a2.h2 -> a3.h1)."),
     "induction-2l": Preset(
         name="induction-2l",
         description="LLaMA blocks (RoPE, RMSNorm, SwiGLU), 2 layers, d_model 128, 4 heads, ctx 128, vocab 2048; "

@@ -44,7 +44,7 @@ def planted_summary(name: str) -> dict:
 
     Compiled and enforced organisms: the circuit's task, nodes and claims (circuit.json). Trained organisms: each
     claim's behaviour with its measured value, and the claims whose target the weights meet
-    (mechanisms.json), kind "trained + enforced" when one head was trained to a role (a name mover);
+    (mechanisms.json), kind "trained + enforced" when heads were trained to a role (a name mover, an induction head) beside free ones;
     an empty dict entry when the file is missing."""
     import json
 
@@ -70,7 +70,8 @@ def planted_summary(name: str) -> dict:
             text += (f"; IOI answer head {writer['head']} (direct effect {writer['logit_effect']:.2f}, attends "
                      f"IO {writer['attention_to_io']:.2f}, S {writer['attention_to_s']:.2f})")
         card = path / "training_card.json"
-        enforced = card.is_file() and json.loads(card.read_text(encoding="utf-8"))["preset"].get("name_mover")
-        kind = "trained + enforced" if enforced else "trained"      # a head trained to a role, the rest free
+        preset = json.loads(card.read_text(encoding="utf-8"))["preset"] if card.is_file() else {}
+        enforced = preset.get("name_mover") or preset.get("enforce")
+        kind = "trained + enforced" if enforced else "trained"      # heads trained to a role, the rest free
         return {"kind": kind, "mechanisms": text, "claims": [k for k, c in claims.items() if c["planted"]]}
     return {"kind": "trained", "mechanisms": "not measured", "claims": []}

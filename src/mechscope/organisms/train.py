@@ -314,7 +314,10 @@ def export(out: Path, model, run: RunData, preset: Preset, history: dict, flops_
         card["init"] = {k: init_card[k] for k in ("name", "steps", "tokens_seen", "train_seconds", "fraction_of_peak",
                                                   "threads", "final_metrics")}
     write_card(final, card)
-    if preset.enforce:
+    if preset.enforce and preset.enforce.strict_weight > 0:
+        # Strictness trained every other head and MLP out of the copy, so the enforced circuit is the
+        # organism's whole induction circuit (circuit.json). Without it the heads are trained to a role
+        # beside others that also copy (tiny-llama: a3.h3), which mechanisms.json measures instead.
         write_enforced_circuit(final, preset.name, preset.enforce)
     for path in final.iterdir():  # temp-file writes are private (0600); these files get shipped
         path.chmod(0o644)
