@@ -317,7 +317,7 @@ def export(out: Path, model, run: RunData, preset: Preset, history: dict, flops_
     if preset.enforce and preset.enforce.strict_weight > 0:
         # Strictness trained every other head and MLP out of the copy, so the enforced circuit is the
         # organism's whole induction circuit (circuit.json). Without it the heads are trained to a role
-        # beside others that also copy (tiny-llama: a3.h3), which mechanisms.json measures instead.
+        # beside others that may copy too (tiny-llama: a3.h3 backs a3.h1 up), which mechanisms.json measures.
         write_enforced_circuit(final, preset.name, preset.enforce)
     for path in final.iterdir():  # temp-file writes are private (0600); these files get shipped
         path.chmod(0o644)
