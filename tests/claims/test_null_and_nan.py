@@ -99,12 +99,16 @@ def test_random_gpt2_small_size_supports_nothing():
 
 
 @pytest.mark.slow
-def test_three_seeds_give_the_same_verdicts_on_the_default_organism():
+@pytest.mark.parametrize("organism", ["tiny-llama", "tiny-gpt2"])
+def test_three_seeds_give_the_same_verdicts_on_the_trained_organisms(organism):
+    """The default and the learned-position organism. C21 read two attribution graphs and flipped on tiny-gpt2
+    (seed 1: 1.34 edges per node, under SPARSE_EDGES; seeds 0 and 2: 1.86, 1.87) until it read more graphs
+    while a threshold sat inside their interval."""
     import dataclasses
 
     import mechscope
 
-    model = mechscope.load("organism:tiny-gpt2", device="cpu")
+    model = mechscope.load(f"organism:{organism}", device="cpu")
     verdicts = []
     for seed in (0, 1, 2):
         results = run_claims(model, budget=dataclasses.replace(Budget.named("quick"), seed=seed))

@@ -17,8 +17,12 @@ the FVUs); n_layers transcoders x layer_steps steps of 256 tokens x d_model x mi
 max_latents), where layer_steps is budget.train_steps, or on models deeper than budget.max_layers
 max_layers x train_steps / n_layers (at least MIN_LAYER_STEPS): the training stops growing with depth
 there (at the 30-layer 135M shape it was 349 of ~430 CPU s at 200 steps per layer); one attribution graph
-per prompt (2 prompts of 16 tokens quick, 8 full), each a forward of 64 copies of the prompt and one
-backward per 64 rows (the logits' and at most max_graph_features features'); on the model and on the twin.
+per prompt (2 prompts of 16 tokens quick, doubled up to 8 while SPARSE_EDGES or DENSE_EDGES lies inside
+the 95% bootstrap interval of the per-graph edges per node; 8 full), each a forward of 64 copies of the
+prompt and one backward per 64 rows (the logits' and at most max_graph_features features'); on the model
+and on the twin (whose run, reading edges per node alone, keeps the first read). The per-prompt spread is
+wide: on tiny-gpt2, 8 prompts gave 1.26-2.79 edges per node around a mean of 1.64, so two graphs could land
+either side of SPARSE_EDGES with the seed.
 Measured on a random GPT-2-small shape (12 x 768, 1 thread): uncapped (6144 latents, 9216 active
 features per graph) the claim did not finish in 34 min; a graph costs ~12 s plus 0.056 s per row.
 At the quick budget (2048 latents, 512 features per graph) the model's side took 308 CPU s: transcoder
@@ -35,6 +39,7 @@ from mechscope.dictionary.transcoder_evaluate import transcoder_fvu
 from mechscope.dictionary.transcoder_training import TranscoderRun, train_mlp_transcoders
 from mechscope.graphs.attribute import attribute
 from mechscope.graphs.sparsity import interaction_sparsity
+from mechscope.stats import bootstrap_ci, rounded_ci
 
 ID = "C21"
 NULL = "twin"
@@ -46,7 +51,7 @@ MIN_OUT_DEGREE, MIN_COMPLETENESS = 2.0, 0.5
 NULL_RATIO_DENSE, NULL_RATIO_SPARSE = 0.5, 0.25
 INPUT_SHARE = 0.01
 EXPANSION = 8
-GRAPHS = {"quick": 2, "full": 8}   # attribution graphs per model, by budget name
+GRAPHS = {"quick": 2, "full": 8}   # attribution graphs per model, by budget name (quick: the first read, see n_graphs)
 MIN_LAYER_STEPS = 50               # transcoder steps per layer, at least, on deep models (layer_steps)
 PROMPT_TOKENS = 16
 RULE = (f"attribution graphs over per-layer transcoders: inconclusive if the graphs' completeness is < "
@@ -79,7 +84,34 @@ def layer_steps(n_layers: int, budget: Budget) -> int:
 
 
 def n_graphs_for(budget: Budget) -> int:
+    """The graphs read first: GRAPHS["full"] under `full`, GRAPHS["quick"] otherwise (doubled while unsettled)."""
     return GRAPHS["quick"] if budget.name == "quick" else GRAPHS["full"]
+
+
+def settled(per_graph: list[float], seed: int = 0) -> bool:
+    """True when neither absolute edge threshold lies inside the 95% bootstrap interval of the mean of the
+    per-graph edges per node (the twin-relative ones are unknown while the model is measured)."""
+    low, high = bootstrap_ci(per_graph, seed=seed)
+    return not any(low <= t <= high for t in (SPARSE_EDGES, DENSE_EDGES))
+
+
+def settled_graphs(model, transcoders, prompts, budget: Budget) -> tuple[list, list]:
+    """Attribution graphs of prompts[0], prompts[1], ... and their sparsity readings: n_graphs_for(budget)
+    of them, doubled (at most GRAPHS["full"]) until `settled`, as head_circuit.settled_baseline does with
+    prompts. The twin's run (budget.reads = NULL_READS) keeps the first read: no absolute threshold is read
+    from it. prompts: [n_prompts, prompt_len] token ids."""
+    most = min(GRAPHS["full"], len(prompts))
+    n_graphs = min(n_graphs_for(budget), most)
+    rule_side = budget.reads_any(*(set(READS) - set(NULL_READS)))
+    graphs, sparsity = [], []
+    while True:
+        for row in prompts[len(graphs):n_graphs]:
+            graphs.append(attribute(model, transcoders, row, max_feature_nodes=budget.max_graph_features,
+                                    show_progress=False))
+            sparsity.append(interaction_sparsity(graphs[-1], INPUT_SHARE))
+        if n_graphs >= most or not rule_side or settled([s.edges_80_per_node for s in sparsity], budget.seed):
+            return graphs, sparsity
+        n_graphs = min(2 * n_graphs, most)
 
 
 def measure(model, budget: Budget) -> Measurement:
@@ -92,11 +124,10 @@ def measure(model, budget: Budget) -> Measurement:
                         d_sae=budget.latents(model.cfg.d_model, EXPANSION))
     tcs = train_mlp_transcoders(model, train, run)
     fvu = transcoder_fvu(tcs.values(), model, held_out[:4])
-    n_graphs = n_graphs_for(budget)
     prompt_len = min(PROMPT_TOKENS, seq_len)
-    graphs = [attribute(model, tcs, held_out[i, :prompt_len], max_feature_nodes=budget.max_graph_features,
-                        show_progress=False) for i in range(n_graphs)]
-    sparsity = [interaction_sparsity(g, INPUT_SHARE) for g in graphs]
+    graphs, sparsity = settled_graphs(model, tcs, held_out[:, :prompt_len], budget)
+    n_graphs = len(graphs)
+    per_graph = [s.edges_80_per_node for s in sparsity]
     degrees = np.concatenate([s.out_degree.numpy() for s in sparsity]) if sparsity else np.zeros(0)
     scores = [g.scores() for g in graphs]
     share80 = float(np.mean([s.edge_share_80 for s in sparsity]))
@@ -105,7 +136,9 @@ def measure(model, budget: Budget) -> Measurement:
     median_degree = float(np.median(degrees)) if len(degrees) else float("nan")
     completeness = float(np.mean([c for _, c in scores]))
     metrics = {
-        "edges_80_per_node": round(per_node, 3), "edge_share_80": round(share80, 4), "edge_share_98": round(share98, 4),
+        "edges_80_per_node": round(per_node, 3), "edges_80_per_node_ci95": rounded_ci(per_graph, seed=budget.seed),
+        "edges_80_per_node_per_graph": [round(v, 3) for v in per_graph],
+        "edge_share_80": round(share80, 4), "edge_share_98": round(share98, 4),
         "median_out_degree": median_degree, "mean_out_degree": round(float(degrees.mean()), 3) if len(degrees) else None,
         "replacement_score": round(float(np.mean([r for r, _ in scores])), 4),
         "completeness_score": round(completeness, 4),
