@@ -26,6 +26,11 @@ prompts, each a forward and a backward down to the edited layer). The sizes:
     full, or quick on <= max_layers blocks resid, mlp, attn  10         max(3, n_prompts // 6)  10  20
     quick on deeper models (DEEP_QUICK)    mlp               5          3         5           4
 
+The rewrites double (up to one per fact) while an edit threshold lies inside the 95% bootstrap interval of
+its reading over the rewrites edited so far, as head_circuit reads more prompts near a threshold; on
+tiny-llama five rewrites gave efficacy 1.0 / 0.8 / 1.0 and neighbourhood 0.92 / 0.8 / 0.92 under seeds
+0 / 1 / 2, so a point reading flipped the verdict with the seed. The deep quick sizes edit their 3 only.
+
 The deep quick sizes keep what the rule reads (the MLP traces, ROME efficacy and neighbourhood) and
 trade precision for time: at the GPT-2-small shape a ROME fit is ~25 CPU s with 10 prefixes, tracing
 16 facts ~50 CPU s with 10 draws, E[kkᵀ] over 20k tokens ~40 CPU s per layer. The organisms' verdicts
@@ -48,12 +53,13 @@ from mechscope.memory.rome import RomeConfig, rome
 from mechscope.memory.targets import ShiftConfig, context_prefixes
 from mechscope.memory.trace_summary import ROLES, trace_facts
 from mechscope.memory.tracing import TraceConfig
+from mechscope.stats import bootstrap_ci, rounded_ci
 
 ID = "C14"
 NULL = "twin"
-READS = ("recall", "n_corrupted", "peak_mlp_recovered", "rome_efficacy", "rome_neighbourhood")
+READS = ("recall", "n_corrupted", "peak_mlp_recovered", "rome_efficacy_ci95", "rome_neighbourhood_ci95")
 NULL_READS = ("peak_mlp_recovered",)
-EDIT_READS = ("rome_efficacy", "rome_neighbourhood")   # the readings the ROME edits exist for
+EDIT_READS = ("rome_efficacy_ci95", "rome_neighbourhood_ci95")   # the readings the ROME edits exist for
 
 MIN_RECALL, MIN_GAP, MIN_CORRUPTED = 0.5, 0.05, 3
 MIN_RECOVERED, MARGIN, EFFICACY, NEIGHBOURHOOD = 0.5, 0.25, 0.9, 0.9
@@ -84,8 +90,9 @@ RULE = (f"inconclusive if the model recalls < {MIN_RECALL:.0%} of the facts (top
         f"site (the subject's last token or the last token; each fact at the layer where its own trace peaks) "
         f"recovers on average ≥ {MIN_RECOVERED:.0%} of what the noise took, ≥ {MARGIN} more than in the "
         f"re-initialised twin, and ROME there (each fact at the layer whose MLP writes most toward its answer at that "
-        f"site) reaches efficacy ≥ {EFFICACY} with neighbourhood ≥ {NEIGHBOURHOOD}; "
-        "not supported otherwise")
+        f"site) reaches efficacy ≥ {EFFICACY} with neighbourhood ≥ {NEIGHBOURHOOD} (the whole 95% bootstrap interval "
+        "over rewrites); not supported if the MLP does not recover that much or an edit reading's whole interval "
+        "falls below its threshold; inconclusive otherwise")
 
 
 def verdict(metrics: dict, null: dict | None) -> str:
@@ -93,8 +100,20 @@ def verdict(metrics: dict, null: dict | None) -> str:
         return "inconclusive"
     located = (metrics["peak_mlp_recovered"] >= MIN_RECOVERED
                and metrics["peak_mlp_recovered"] - null["peak_mlp_recovered"] >= MARGIN)
-    edited = metrics["rome_efficacy"] >= EFFICACY and metrics["rome_neighbourhood"] >= NEIGHBOURHOOD
-    return "supported" if located and edited else "not supported"
+    (eff_low, eff_high), (nb_low, nb_high) = metrics["rome_efficacy_ci95"], metrics["rome_neighbourhood_ci95"]
+    if not located or eff_high < EFFICACY or nb_high < NEIGHBOURHOOD:
+        return "not supported"
+    return "supported" if eff_low >= EFFICACY and nb_low >= NEIGHBOURHOOD else "inconclusive"
+
+
+def settled_edits(per_rewrite: dict[str, list[float]], seed: int = 0) -> bool:
+    """True when neither edit threshold lies inside the 95% bootstrap interval of its reading over the
+    rewrites (as head_circuit.settled does with prompts): more rewrites cannot change the verdict's edit part."""
+    for key, threshold in (("efficacy", EFFICACY), ("neighbourhood", NEIGHBOURHOOD)):
+        low, high = bootstrap_ci(per_rewrite[key], seed=seed)
+        if low < threshold <= high:
+            return False
+    return True
 
 
 def value_decoding(model, facts, role: str, layers: list[int]) -> tuple[float, float]:
@@ -165,21 +184,34 @@ def measure(model, budget: Budget) -> Measurement:
     fact_layers = [writing_layer(model, fact, SITES[role]) for fact in facts]
     trace_layers = [lay for lay, _ in per_fact[role]]
     values, chance = value_decoding(model, facts, role, fact_layers)
-    n_edit = min(len(rewrites), size.max_rewrites or max(3, budget.n_prompts // 6))
-    covs = key_covariance(model, sorted(set(fact_layers[:n_edit])), seed=budget.seed,
-                          n_tokens=size.cov_sequences * budget.n_sequences * budget.seq_len)
+    most = min(len(rewrites), len(fact_layers))
+    n_edit = min(most, size.max_rewrites or max(3, budget.n_prompts // 6))
+    if size.max_rewrites:                  # the deep quick sizes keep their cap
+        most = n_edit
     config = RomeConfig(shift=ShiftConfig(position=SITES[role], n_prefixes=size.n_prefixes, seed=budget.seed),
                         damping=DAMPING, seed=budget.seed)
     prefixes = context_prefixes(model, config.shift)     # the same draw for every rewrite
+    covs: dict = {}
     scores: dict[str, list[float]] = {}
-    for rw, fact_layer in zip(rewrites[:n_edit], fact_layers, strict=False):
-        edit = rome(model, rw, fact_layer, config, covariance=covs[fact_layer], prefixes=prefixes)
-        try:
-            for k, v in edit_scores(model, [rw]).items():
-                scores.setdefault(k, []).append(v)
-        finally:
-            edit.undo()
+    done = 0
+    while True:    # more rewrites (doubling) while an edit threshold is inside its reading's interval
+        missing = sorted(set(fact_layers[done:n_edit]) - set(covs))
+        if missing:
+            covs |= key_covariance(model, missing, seed=budget.seed,
+                                   n_tokens=size.cov_sequences * budget.n_sequences * budget.seq_len)
+        for rw, fact_layer in zip(rewrites[done:n_edit], fact_layers[done:n_edit], strict=True):
+            edit = rome(model, rw, fact_layer, config, covariance=covs[fact_layer], prefixes=prefixes)
+            try:
+                for k, v in edit_scores(model, [rw]).items():
+                    scores.setdefault(k, []).append(v)
+            finally:
+                edit.undo()
+        done = n_edit
+        if n_edit >= most or settled_edits(scores, budget.seed):
+            break
+        n_edit = min(2 * n_edit, most)
     mean = {k: sum(v) / len(v) for k, v in scores.items()}
+    intervals = {f"rome_{k}_ci95": rounded_ci(scores[k], seed=budget.seed) for k in ("efficacy", "neighbourhood")}
     ids, first, end = subject_span(model, facts[0].prompt, facts[0].subject)
     at = end - 1 if role == "last subject" else len(ids) - 1
     name = f"blocks.{fact_layers[0]}.mlp.hook_post"
@@ -192,7 +224,7 @@ def measure(model, budget: Budget) -> Measurement:
         "fact_layers": fact_layers, "n_memory_layers": len(set(fact_layers)), "trace_peak_layers": trace_layers,
         "trace_agrees_with_values": sum(a == b for a, b in zip(trace_layers, fact_layers, strict=True)) / len(facts),
         "mlp_value_names_answer": values, "mlp_value_chance": chance, "n_rewrites": n_edit,
-        **{f"rome_{k}": v for k, v in mean.items()}, "trace_seconds": summary.seconds,
+        **{f"rome_{k}": v for k, v in mean.items()}, **intervals, "trace_seconds": summary.seconds,
         "top_units_first_fact": top_units,
     }
     evidence = (

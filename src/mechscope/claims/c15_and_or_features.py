@@ -11,6 +11,10 @@ is counted as explained but not as a gate.
 Null: the re-initialised twin, read the same way: a random network's residual stream also carries
 features forward and its SAE latents co-activate by chance, so gates must exceed the twin's share.
 
+The absolute thresholds are read against the 95% bootstrap interval of the share over children: with
+~200 children (the organisms, quick) the interval is about ±0.05 wide, and on tiny-llama the point share
+was 0.21 / 0.16 / 0.23 under seeds 0 / 1 / 2, so a point reading against 20% flipped with the seed.
+
 Cost: 2 SAEs (quick; n_layers full) x budget.train_steps steps of 256 tokens, on model and twin.
 """
 
@@ -26,28 +30,29 @@ from mechscope.dictionary.trainer import SAETrainer, TrainerConfig
 from mechscope.dictionary.transcoder import pair_batches
 from mechscope.errors import NotApplicableError
 from mechscope.graphs.gates import KINDS, classify_gates
+from mechscope.stats import rounded_ci
 
 ID = "C15"
 NULL = "twin"
-READS = ("share_gates", "share_explained", "n_children")
+READS = ("share_gates", "share_gates_ci95", "share_explained", "n_children")
 NULL_READS = ("share_gates",)
 
 MIN_SHARE, MARGIN, FLOOR, MIN_CHILDREN = 0.2, 0.1, 0.05, 20
 MIN_FREQ, MAX_FREQ = 0.005, 0.5
 RULE = (f"later residual SAE latents (firing on {MIN_FREQ:.1%}-{MAX_FREQ:.0%} of tokens) against their two best "
         f"co-activating earlier latents: inconclusive with fewer than {MIN_CHILDREN} classifiable children; "
-        f"supported if ≥ {MIN_SHARE:.0%} of them are AND or OR gates and that share exceeds the re-initialised "
-        f"twin's by ≥ {MARGIN:.0%}; not supported if < {FLOOR:.0%} are gates or the share does not exceed the "
-        "twin's; otherwise inconclusive")
+        f"supported if ≥ {MIN_SHARE:.0%} of them are AND or OR gates (the whole 95% bootstrap interval over children) "
+        f"and that share exceeds the re-initialised twin's by ≥ {MARGIN:.0%}; not supported if < {FLOOR:.0%} are "
+        "gates (the whole interval) or the share does not exceed the twin's; otherwise inconclusive")
 
 
 def verdict(metrics: dict, null: dict | None) -> str:
-    share = metrics["share_gates"]
+    share, (low, high) = metrics["share_gates"], metrics["share_gates_ci95"]
     if metrics["n_children"] < MIN_CHILDREN:
         return "inconclusive"
-    if share < FLOOR or (null is not None and share <= null["share_gates"]):
+    if high < FLOOR or (null is not None and share <= null["share_gates"]):
         return "not supported"
-    if null is not None and share >= MIN_SHARE and share - null["share_gates"] >= MARGIN:
+    if null is not None and low >= MIN_SHARE and share - null["share_gates"] >= MARGIN:
         return "supported"
     return "inconclusive"
 
@@ -87,10 +92,12 @@ def measure(model, budget: Budget) -> Measurement:
     kinds = [k for a in analyses for k in a.kinds]
     determined = [k for k in kinds if k != "undetermined"]
     counts = {k: kinds.count(k) for k in KINDS}
-    share_gates = sum(k in ("AND", "OR") for k in determined) / len(determined) if determined else float("nan")
+    is_gate = [float(k in ("AND", "OR")) for k in determined]
+    share_gates = sum(is_gate) / len(determined) if determined else float("nan")
     share_explained = sum(k != "other" for k in determined) / len(determined) if determined else float("nan")
     return Measurement(
-        metrics={"share_gates": round(share_gates, 4), "share_explained": round(share_explained, 4),
+        metrics={"share_gates": round(share_gates, 4), "share_gates_ci95": rounded_ci(is_gate, seed=budget.seed),
+                 "share_explained": round(share_explained, 4),
                  "n_children": len(determined), "counts": counts, "per_layer_pair": per_pair,
                  "held_out_tokens": int(acts[hooks[0]].shape[0]), "train_steps": budget.train_steps},
         key_metric="share_gates",
