@@ -1,15 +1,15 @@
 """C21's rule just inside and just outside each threshold, and its measurement on the default
-organism (slow: trains a transcoder per layer on the model and reads two attribution graphs)."""
-
-import math
+organism (slow: trains a transcoder per layer on the model and reads two or more attribution graphs)."""
 
 import pytest
 
 from mechscope.claims import c21_feature_interactions as c21
+from mechscope.claims.base import non_finite
 
 
-def _m(edges, degree=5.0, completeness=0.9):
-    return {"edges_80_per_node": edges, "median_out_degree": degree, "completeness_score": completeness}
+def _m(edges, degree=5.0, completeness=0.9, ci=None):
+    return {"edges_80_per_node": edges, "edges_80_per_node_ci95": ci or [edges, edges], "median_out_degree": degree,
+            "completeness_score": completeness}
 
 
 def test_c21_rule_thresholds():
@@ -24,6 +24,10 @@ def test_c21_rule_thresholds():
     assert c21.verdict(_m(5.0), _m(5.0 / c21.NULL_RATIO_DENSE + 0.1)) == "inconclusive"
     assert c21.verdict(_m(5.0, completeness=c21.MIN_COMPLETENESS - 1e-3), twin) == "inconclusive"
     assert c21.verdict(_m(5.0), None) == "inconclusive"
+    # the absolute thresholds are read against the interval over graphs (tiny-gpt2, 8 graphs: 1.64 [1.40, 1.93])
+    assert c21.verdict(_m(1.4, ci=[1.2, 1.6]), twin) == "inconclusive"
+    assert c21.verdict(_m(3.2, ci=[2.9, 3.5]), _m(3.0)) == "inconclusive"
+    assert c21.verdict(_m(3.2, ci=[3.0, 3.5]), _m(3.0)) == "supported"
 
 
 def test_c21_reads_more_graphs_while_a_threshold_is_inside_the_interval():
@@ -54,7 +58,7 @@ def test_c21_measures_the_default_organism():
 
     m = c21.measure(mechscope.load("organism:tiny-gpt2"), Budget(train_steps=100))
     for key in c21.READS:
-        assert math.isfinite(m.metrics[key]), key
+        assert not non_finite(m.metrics[key]), key
     assert 0 < m.metrics["completeness_score"] <= 1 and m.metrics["n_graphs"] in (2, 4, 8)
     assert len(m.metrics["edges_80_per_node_per_graph"]) == m.metrics["n_graphs"]
     assert c21.verdict(m.metrics, m.metrics) in ("supported", "not supported", "inconclusive")

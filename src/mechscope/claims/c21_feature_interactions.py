@@ -43,7 +43,7 @@ from mechscope.stats import bootstrap_ci, rounded_ci
 
 ID = "C21"
 NULL = "twin"
-READS = ("edges_80_per_node", "median_out_degree", "completeness_score")
+READS = ("edges_80_per_node", "edges_80_per_node_ci95", "median_out_degree", "completeness_score")
 NULL_READS = ("edges_80_per_node",)
 
 DENSE_EDGES, SPARSE_EDGES = 3.0, 1.5
@@ -56,19 +56,21 @@ MIN_LAYER_STEPS = 50               # transcoder steps per layer, at least, on de
 PROMPT_TOKENS = 16
 RULE = (f"attribution graphs over per-layer transcoders: inconclusive if the graphs' completeness is < "
         f"{MIN_COMPLETENESS} (mostly error nodes); supported (not sparse) if carrying 80% of the edge influence "
-        f"takes ≥ {DENSE_EDGES:g} edges per node, the median feature out-degree (later features taking ≥ "
+        f"takes ≥ {DENSE_EDGES:g} edges per node (the whole 95% bootstrap interval over graphs), the median "
+        f"feature out-degree (later features taking ≥ "
         f"{INPUT_SHARE:.0%} of their input from it) is ≥ {MIN_OUT_DEGREE:g}, and the edges per node are ≥ "
         f"{NULL_RATIO_DENSE}× the re-initialised twin's; not supported (sparse) if 80% takes < {SPARSE_EDGES:g} "
-        f"edges per node or < {NULL_RATIO_SPARSE}× the twin's; otherwise inconclusive")
+        f"edges per node (the whole interval) or < {NULL_RATIO_SPARSE}× the twin's; otherwise inconclusive")
 
 
 def verdict(metrics: dict, null: dict | None) -> str:
     edges, degree = metrics["edges_80_per_node"], metrics["median_out_degree"]
+    low, high = metrics["edges_80_per_node_ci95"]
     if metrics["completeness_score"] < MIN_COMPLETENESS:
         return "inconclusive"
-    if edges < SPARSE_EDGES or (null is not None and edges < NULL_RATIO_SPARSE * null["edges_80_per_node"]):
+    if high < SPARSE_EDGES or (null is not None and edges < NULL_RATIO_SPARSE * null["edges_80_per_node"]):
         return "not supported"
-    if null is not None and edges >= DENSE_EDGES and degree >= MIN_OUT_DEGREE \
+    if null is not None and low >= DENSE_EDGES and degree >= MIN_OUT_DEGREE \
             and edges >= NULL_RATIO_DENSE * null["edges_80_per_node"]:
         return "supported"
     return "inconclusive"
@@ -92,7 +94,7 @@ def settled(per_graph: list[float], seed: int = 0) -> bool:
     """True when neither absolute edge threshold lies inside the 95% bootstrap interval of the mean of the
     per-graph edges per node (the twin-relative ones are unknown while the model is measured)."""
     low, high = bootstrap_ci(per_graph, seed=seed)
-    return not any(low <= t <= high for t in (SPARSE_EDGES, DENSE_EDGES))
+    return not any(low < t <= high for t in (SPARSE_EDGES, DENSE_EDGES))
 
 
 def settled_graphs(model, transcoders, prompts, budget: Budget) -> tuple[list, list]:
