@@ -276,7 +276,8 @@ def _c14(cfg, b, module):
     """claims/c14_mlp_memory.py's sizes: traced cells (kinds x layers x ~4 positions from the subject on) x
     n_samples rows of ~10 tokens per fact, each from its first restored block; ROME's 20 Adam steps on
     n_prefixes + 2 prompts down to the edited layer (~half the depth); E[kkᵀ] over cov_sequences x
-    n_sequences x seq_len tokens, forwards stopped at the edited layer."""
+    n_sequences x seq_len tokens, forwards stopped at the edited layer. The first read of rewrites: a model
+    whose edit readings sit on a threshold edits up to one per fact (tiny-llama: 16, 8.7 s against 5.1)."""
     size = module.sizes(SimpleNamespace(cfg=cfg), b)
     facts, p, half = min(b.n_prompts, 16), 10, 0.5
     rewrites = size.max_rewrites or max(3, b.n_prompts // 6)
