@@ -44,3 +44,10 @@ def rounded_ci(values, *, digits: int = 4, **kwargs) -> list[float]:
     """bootstrap_ci as a JSON-ready [low, high] list rounded to `digits`."""
     low, high = bootstrap_ci(values, **kwargs)
     return [round(low, digits), round(high, digits)]
+
+
+def threshold_inside(values, thresholds: Sequence[float], *, seed: int = 0) -> bool:
+    """True when a rule's `value >= t` could go either way for some t in `thresholds`: low < t <= high on the
+    bootstrap interval of the mean of `values` (a claim reads more samples while this holds)."""
+    low, high = bootstrap_ci(values, seed=seed)
+    return any(low < t <= high for t in thresholds)

@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from mechscope.stats import bootstrap_ci, rounded_ci
+from mechscope.stats import bootstrap_ci, rounded_ci, threshold_inside
 
 
 def test_interval_of_a_mean_matches_the_normal_approximation():
@@ -28,3 +28,10 @@ def test_seeded_constant_and_non_finite():
     low, high = bootstrap_ci(pairs, statistic=lambda a: a[:, 0].sum() / a[:, 1].sum())
     assert low == high == 0.5  # the ratio is 1/2 in every resample
     assert rounded_ci([0.123456, 0.123456]) == [0.1235, 0.1235]
+
+
+def test_threshold_inside_the_interval_of_the_mean():
+    """low < t <= high: a rule reading `mean >= t` could go either way; an interval starting on t cannot."""
+    assert threshold_inside([1.4, 1.6], (1.5,)) and threshold_inside([1.4, 1.6], (3.0, 1.5))
+    assert not threshold_inside([2.0, 2.2], (1.5, 3.0))
+    assert not threshold_inside([1.5, 1.5], (1.5,)) and threshold_inside([1.0, 1.5], (1.5,))

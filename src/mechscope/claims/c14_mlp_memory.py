@@ -54,7 +54,7 @@ from mechscope.memory.rome import RomeConfig, rome
 from mechscope.memory.targets import ShiftConfig, context_prefixes
 from mechscope.memory.trace_summary import ROLES, trace_facts
 from mechscope.memory.tracing import TraceConfig
-from mechscope.stats import bootstrap_ci, rounded_ci
+from mechscope.stats import rounded_ci, threshold_inside
 
 ID = "C14"
 NULL = "twin"
@@ -111,11 +111,8 @@ def verdict(metrics: dict, null: dict | None) -> str:
 def settled_edits(per_rewrite: dict[str, list[float]], seed: int = 0) -> bool:
     """True when neither edit threshold lies inside the 95% bootstrap interval of its reading over the
     rewrites (as head_circuit.settled does with prompts): more rewrites cannot change the verdict's edit part."""
-    for key, threshold in (("efficacy", EFFICACY), ("neighbourhood", NEIGHBOURHOOD)):
-        low, high = bootstrap_ci(per_rewrite[key], seed=seed)
-        if low < threshold <= high:
-            return False
-    return True
+    return not any(threshold_inside(per_rewrite[key], (threshold,), seed=seed)
+                   for key, threshold in (("efficacy", EFFICACY), ("neighbourhood", NEIGHBOURHOOD)))
 
 
 def value_decoding(model, facts, role: str, layers: list[int]) -> tuple[float, float]:

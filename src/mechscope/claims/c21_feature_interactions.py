@@ -39,7 +39,7 @@ from mechscope.dictionary.transcoder_evaluate import transcoder_fvu
 from mechscope.dictionary.transcoder_training import TranscoderRun, train_mlp_transcoders
 from mechscope.graphs.attribute import attribute
 from mechscope.graphs.sparsity import interaction_sparsity
-from mechscope.stats import bootstrap_ci, rounded_ci
+from mechscope.stats import rounded_ci, threshold_inside
 
 ID = "C21"
 NULL = "twin"
@@ -93,8 +93,7 @@ def n_graphs_for(budget: Budget) -> int:
 def settled(per_graph: list[float], seed: int = 0) -> bool:
     """True when neither absolute edge threshold lies inside the 95% bootstrap interval of the mean of the
     per-graph edges per node (the twin-relative ones are unknown while the model is measured)."""
-    low, high = bootstrap_ci(per_graph, seed=seed)
-    return not any(low < t <= high for t in (SPARSE_EDGES, DENSE_EDGES))
+    return not threshold_inside(per_graph, (SPARSE_EDGES, DENSE_EDGES), seed=seed)
 
 
 def settled_graphs(model, transcoders, prompts, budget: Budget) -> tuple[list, list]:
@@ -134,7 +133,7 @@ def measure(model, budget: Budget) -> Measurement:
     scores = [g.scores() for g in graphs]
     share80 = float(np.mean([s.edge_share_80 for s in sparsity]))
     share98 = float(np.mean([s.edge_share_98 for s in sparsity]))
-    per_node = float(np.mean([s.edges_80_per_node for s in sparsity]))
+    per_node = float(np.mean(per_graph))
     median_degree = float(np.median(degrees)) if len(degrees) else float("nan")
     completeness = float(np.mean([c for _, c in scores]))
     metrics = {
